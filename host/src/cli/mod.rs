@@ -1,0 +1,71 @@
+//! The `latchkey` command line: parse arguments, call the library, print. Humans get tables and
+//! colour (on a terminal only); `--json` gives machines a stable shape.
+//!
+//! Exit codes: 0 success; 1 the command failed (the message says why); 2 the command line is
+//! wrong; 3 the input was checked and found invalid (`provider verify`).
+
+mod output;
+mod provider;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "latchkey", version, about = "MCP gateway and OAuth client with WebAssembly provider plugins")]
+struct Cli {
+    /// Show more of what latchkey does (repeat for more); LATCHKEY_LOG=debug does the same.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// OAuth provider components: list, inspect, verify.
+    #[command(subcommand)]
+    Provider(provider::ProviderCommand),
+}
+
+/// How a command ended, beyond success.
+#[derive(Debug)]
+pub enum Failure {
+    /// The command could not do its work.
+    Error(anyhow::Error),
+    /// The input was checked and is invalid; the reason has been printed.
+    Invalid,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(error: E) -> Failure {
+        Failure::Error(error.into())
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let outcome = match cli.command {
+        Command::Provider(command) => provider::run(command),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Invalid) => ExitCode::from(3),
+        Err(Failure::Error(error)) => {
+            output::error(&format!("{error:#}"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LATCHKEY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("latchkey={default}")));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).without_time().with_target(false).init();
+}

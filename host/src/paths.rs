@@ -1,0 +1,81 @@
+//! Where latchkey keeps its files, and how it writes the ones that must stay private.
+//!
+//! By default the platform's conventions apply (`~/.config/latchkey` and `~/.cache/latchkey` on
+//! Linux, `~/Library/Application Support/dev.latchkey.latchkey` on macOS, `%APPDATA%` on
+//! Windows). `LATCHKEY_HOME` puts everything under one folder instead: `$LATCHKEY_HOME/` for
+//! configuration and `$LATCHKEY_HOME/cache/` for caches.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+/// The environment variable that overrides every location.
+pub const HOME_VAR: &str = "LATCHKEY_HOME";
+
+#[derive(Clone, Debug)]
+pub struct Paths {
+    pub config_dir: PathBuf,
+    pub cache_dir: PathBuf,
+}
+
+impl Paths {
+    /// The locations for this user: `LATCHKEY_HOME`, or the platform's conventions.
+    pub fn discover() -> anyhow::Result<Paths> {
+        if let Some(home) = std::env::var_os(HOME_VAR).filter(|value| !value.is_empty()) {
+            return Ok(Paths::under(PathBuf::from(home)));
+        }
+        let dirs = directories::ProjectDirs::from("dev", "latchkey", "latchkey").context(
+            "cannot find a home folder for latchkey's configuration; set LATCHKEY_HOME to a folder latchkey may use",
+        )?;
+        Ok(Paths { config_dir: dirs.config_dir().to_path_buf(), cache_dir: dirs.cache_dir().to_path_buf() })
+    }
+
+    /// Everything under `home`.
+    pub fn under(home: PathBuf) -> Paths {
+        Paths { cache_dir: home.join("cache"), config_dir: home }
+    }
+
+    /// The drop-in folder for provider components.
+    pub fn providers_dir(&self) -> PathBuf {
+        self.config_dir.join("providers")
+    }
+
+    /// Compiled provider code.
+    pub fn compiled_dir(&self) -> PathBuf {
+        self.cache_dir.join("compiled")
+    }
+}
+
+/// Create `dir` and its parents, readable by the current user only (mode 0700 on Unix). An
+/// existing folder is tightened to 0700.
+pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot make {} private (mode 0700)", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Write `bytes` to `path` so that `path` is either the old file or the complete new one, never a
+/// partial write: a private temporary file in the same folder, flushed to disk, then renamed over
+/// `path`, and the folder synced.
+pub fn write_private_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = path.parent().context("a file to write needs a parent folder")?;
+    let mut temp = tempfile::Builder::new()
+        .prefix(".latchkey-")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    // tempfile creates files with mode 0600 on Unix.
+    temp.write_all(bytes).and_then(|_| temp.as_file().sync_all()).with_context(|| format!("cannot write {}", path.display()))?;
+    temp.persist(path).map_err(|e| e.error).with_context(|| format!("cannot replace {}", path.display()))?;
+    #[cfg(unix)]
+    if let Ok(folder) = fs::File::open(dir) {
+        let _ = folder.sync_all();
+    }
+    Ok(())
+}

@@ -1,0 +1,40 @@
+//! The provider runtime: sandboxed WebAssembly components that carry each OAuth provider's quirks.
+//!
+//! - [`runtime`]: the process's one wasmtime engine; checking, compiling (with the [`cache`]) and
+//!   pre-linking components against the contract in `wit/provider.wit`.
+//! - [`sandbox`]: one hook call, in a fresh store with deny-all WASI, fuel, a deadline and a memory cap.
+//! - [`provider`]: a loaded provider and its typed hooks, whose output is checked.
+//! - [`registry`]: the built-in providers plus the drop-ins from the providers folder.
+//!
+//! Calls are synchronous and take microseconds. From async code, run them with
+//! `tokio::task::spawn_blocking`: WASI's synchronous bindings must not block a runtime worker.
+
+pub mod bindings;
+mod builtin;
+mod cache;
+pub mod error;
+pub mod provider;
+pub mod registry;
+pub mod runtime;
+pub mod sandbox;
+
+use std::sync::Arc;
+
+pub use bindings::{
+    ClientAuth, ConfigKey, Endpoints, Failure, FailureKind, Flow, HttpRequest, HttpResponse, LoopbackRedirect, Params, Pkce,
+    ProviderInfo, Redirect, RefreshPolicy, RequestKind, RevocationEndpoint, TokenContext, TokenSet,
+};
+pub use error::{Origin, PluginError, Problem};
+pub use provider::{CallError, Provider};
+pub use registry::{Registry, UnknownProvider};
+pub use runtime::Runtime;
+pub use sandbox::Limits;
+
+use crate::paths::Paths;
+
+/// The runtime with the user's compiled-code cache, and the registry of built-ins and drop-ins.
+pub fn load(paths: &Paths) -> anyhow::Result<(Arc<Runtime>, Registry)> {
+    let runtime = Runtime::new(Some(paths.compiled_dir()), Limits::default())?;
+    let registry = Registry::load(&runtime, Some(&paths.providers_dir()));
+    Ok((runtime, registry))
+}

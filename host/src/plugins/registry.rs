@@ -1,0 +1,148 @@
+//! The providers this latchkey knows: the built-ins embedded in the binary, then the drop-ins in
+//! `<config dir>/providers/*.wasm`. A drop-in with a built-in's id replaces it (and the registry
+//! says so); a drop-in that fails to load is reported with its file and cause, and every other
+//! provider keeps working.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::builtin::BUILT_IN;
+use super::error::{Origin, PluginError, Problem};
+use super::provider::Provider;
+use super::runtime::Runtime;
+
+#[derive(Clone, Default)]
+pub struct Registry {
+    providers: BTreeMap<String, Provider>,
+    /// Things the user should know that are not failures (a drop-in overriding a built-in).
+    notices: Vec<String>,
+    /// Drop-ins that could not be loaded.
+    failures: Vec<Arc<PluginError>>,
+}
+
+/// Asked for a provider id that nothing provides.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown provider `{id}`; known providers: {known}. A custom provider goes in {dropin_dir} (see `latchkey provider verify`)")]
+pub struct UnknownProvider {
+    pub id: String,
+    pub known: String,
+    pub dropin_dir: String,
+}
+
+impl Registry {
+    /// The built-ins, then every `*.wasm` in `dropin_dir` (in name order), when given.
+    pub fn load(runtime: &Arc<Runtime>, dropin_dir: Option<&Path>) -> Registry {
+        let mut registry = Registry::default();
+        for (name, bytes) in BUILT_IN {
+            // A built-in that does not load is a bug in this build, not a user error; report it
+            // like any other failure rather than refusing to start.
+            match Provider::load(runtime, Origin::BuiltIn((*name).to_string()), bytes) {
+                Ok(provider) => registry.insert(provider),
+                Err(error) => registry.failures.push(Arc::new(error)),
+            }
+        }
+        if let Some(dir) = dropin_dir {
+            for path in dropin_files(dir) {
+                registry.load_dropin(runtime, path);
+            }
+        }
+        registry
+    }
+
+    fn load_dropin(&mut self, runtime: &Arc<Runtime>, path: PathBuf) {
+        let origin = Origin::File(path.clone());
+        let loaded = std::fs::read(&path)
+            .map_err(|error| PluginError::new(&origin, Problem::Unreadable(error)))
+            .and_then(|bytes| Provider::load(runtime, origin.clone(), &bytes));
+        let provider = match loaded {
+            Ok(provider) => provider,
+            Err(error) => {
+                tracing::warn!("{error}");
+                self.failures.push(Arc::new(error));
+                return;
+            }
+        };
+        match self.providers.get(provider.id()) {
+            Some(existing) if matches!(existing.origin(), Origin::BuiltIn(_)) => {
+                let notice = format!(
+                    "{} (provider `{}` {}) overrides the built-in `{}` {}",
+                    path.display(),
+                    provider.id(),
+                    provider.info().version,
+                    existing.id(),
+                    existing.info().version
+                );
+                tracing::info!("{notice}");
+                self.notices.push(notice);
+                self.insert(provider);
+            }
+            Some(existing) => {
+                let problem = Problem::InvalidOutput {
+                    hook: "info",
+                    message: format!("its id `{}` is already provided by {}; remove one of the two files", provider.id(), existing.origin()),
+                };
+                self.failures.push(Arc::new(PluginError::new(&Origin::File(path), problem)));
+            }
+            None => self.insert(provider),
+        }
+    }
+
+    fn insert(&mut self, provider: Provider) {
+        self.providers.insert(provider.id().to_string(), provider);
+    }
+
+    /// The provider called `id`.
+    pub fn get(&self, id: &str) -> Result<&Provider, UnknownProvider> {
+        self.providers.get(id).ok_or_else(|| UnknownProvider {
+            id: id.to_string(),
+            known: self.providers.keys().cloned().collect::<Vec<_>>().join(", "),
+            dropin_dir: crate::paths::Paths::discover()
+                .map(|paths| paths.providers_dir().display().to_string())
+                .unwrap_or_else(|_| "the providers folder".into()),
+        })
+    }
+
+    /// The provider that declares `issuer`, exactly or by a prefix ending in `/`.
+    pub fn match_issuer(&self, issuer: &str) -> Option<&Provider> {
+        let issuer = issuer.trim_end_matches('/');
+        self.providers.values().find(|provider| {
+            provider.info().issuers.iter().any(|declared| {
+                if declared.ends_with('/') {
+                    issuer.starts_with(declared.as_str()) || issuer == declared.trim_end_matches('/')
+                } else {
+                    issuer == declared.trim_end_matches('/')
+                }
+            })
+        })
+    }
+
+    /// Every provider, by id.
+    pub fn providers(&self) -> impl Iterator<Item = &Provider> {
+        self.providers.values()
+    }
+
+    pub fn notices(&self) -> &[String] {
+        &self.notices
+    }
+
+    pub fn failures(&self) -> &[Arc<PluginError>] {
+        &self.failures
+    }
+}
+
+/// `*.wasm` files directly in `dir`, sorted; a missing folder has none. Hidden files are skipped,
+/// so that a copy in progress named `.acme.wasm` is never loaded half-written.
+fn dropin_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| {
+            path.extension().is_some_and(|ext| ext == "wasm")
+                && path.file_name().is_some_and(|name| !name.to_string_lossy().starts_with('.'))
+                && path.is_file()
+        })
+        .collect();
+    files.sort();
+    files
+}

@@ -1,0 +1,234 @@
+//! The one wasmtime engine of the process, and how components are turned into ready-to-instantiate
+//! providers.
+//!
+//! Loading a component: check the header (wasm at all? a component, not a core module?), compile
+//! it or take its compiled code from the [`cache`](super::cache), check what it imports and
+//! exports against the contract, and pre-link it into an `InstancePre` that every call
+//! instantiates into a fresh store (see [`sandbox`](super::sandbox)).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::{Component, Linker, types::ComponentItem};
+use wasmtime::{Config, Engine};
+
+use super::bindings::{CONTRACT_PACKAGE, CONTRACT_VERSION, PROVIDER_INTERFACE, ProviderComponent, ProviderComponentPre};
+use super::cache::CompiledCache;
+use super::error::{Origin, PluginError, Problem};
+use super::sandbox::{Limits, Sandbox};
+
+/// How often the epoch ticks; call deadlines are counted in ticks.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Interfaces a provider may import, by prefix. Rust's standard library on wasm32-wasip2 imports
+/// `wasi:io` and `wasi:cli` (stdio, environment, exit) and, for `HashMap`, `wasi:random`; all of
+/// them are linked to a context that grants nothing. Files, sockets, clocks and HTTP are refused.
+pub const ALLOWED_IMPORTS: &[&str] = &["wasi:io/", "wasi:cli/", "wasi:random/", "latchkey:provider/types@"];
+
+/// The shared engine and linker, the call limits and the compiled-code cache.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<Sandbox>,
+    limits: Limits,
+    cache: Option<CompiledCache>,
+}
+
+/// A component that passed every load-time check, ready to be instantiated per call.
+#[derive(Clone)]
+pub struct Prepared {
+    pub(crate) pre: ProviderComponentPre<Sandbox>,
+    /// Lower-case hex SHA-256 of the component's bytes.
+    pub sha256: String,
+    /// Whether the compiled code came from the cache.
+    pub from_cache: bool,
+}
+
+impl Runtime {
+    /// A runtime whose compiled code is cached in `cache_dir` (created private if missing), or not
+    /// cached when `None`.
+    pub fn new(cache_dir: Option<PathBuf>, limits: Limits) -> anyhow::Result<Arc<Runtime>> {
+        let mut config = Config::new();
+        config
+            .consume_fuel(true)
+            .epoch_interruption(true)
+            .max_wasm_stack(limits.stack_bytes)
+            .wasm_component_model(true);
+        let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!("cannot start the WebAssembly engine: {e}"))?;
+        spawn_epoch_ticker(&engine);
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| anyhow::anyhow!("linking WASI: {e}"))?;
+        ProviderComponent::add_to_linker::<Sandbox, wasmtime::component::HasSelf<Sandbox>>(&mut linker, |state| state)
+            .map_err(|e| anyhow::anyhow!("linking the provider contract: {e}"))?;
+
+        let cache = match cache_dir {
+            Some(dir) => Some(CompiledCache::open(dir, &engine)?),
+            None => None,
+        };
+        Ok(Arc::new(Runtime { engine, linker, limits, cache }))
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Check and prepare a component. Every problem names `origin` and says how to fix it.
+    pub fn prepare(&self, origin: &Origin, bytes: &[u8]) -> Result<Prepared, PluginError> {
+        let fail = |problem| PluginError::new(origin, problem);
+        check_header(bytes).map_err(fail)?;
+        let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes));
+        let (component, from_cache) = self.compile(&sha256, bytes).map_err(|e| fail(Problem::Invalid(e)))?;
+        check_exports(&self.engine, &component).map_err(fail)?;
+        check_imports(&self.engine, &component).map_err(fail)?;
+        let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| fail(Problem::Invalid(format!("{e:#}"))))?;
+        let pre = ProviderComponentPre::new(instance_pre).map_err(|e| {
+            fail(Problem::Invalid(format!(
+                "its exports do not match {CONTRACT_PACKAGE}@{CONTRACT_VERSION} ({e:#}); rebuild it with the current SDK"
+            )))
+        })?;
+        Ok(Prepared { pre, sha256, from_cache })
+    }
+
+    fn compile(&self, sha256: &str, bytes: &[u8]) -> Result<(Component, bool), String> {
+        if let Some(cache) = &self.cache {
+            if let Some(component) = cache.load(&self.engine, sha256) {
+                return Ok((component, true));
+            }
+        }
+        let component = Component::new(&self.engine, bytes).map_err(|e| format!("{e:#}"))?;
+        if let Some(cache) = &self.cache {
+            // A cache that cannot be written only costs speed; the component still loads.
+            if let Err(error) = cache.store(sha256, &component) {
+                tracing::debug!("not caching compiled provider code: {error:#}");
+            }
+        }
+        Ok((component, false))
+    }
+}
+
+/// Tick the engine's epoch until the engine is dropped; each store's deadline counts these ticks.
+fn spawn_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("latchkey-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("spawning the epoch ticker thread");
+}
+
+/// `\0asm` followed by the binary format's version and layer: 1/0 for core modules, 0xd/1 for
+/// components.
+fn check_header(bytes: &[u8]) -> Result<(), Problem> {
+    const CORE_MODULE: [u8; 8] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
+    const COMPONENT_LAYER: [u8; 2] = [0x01, 0x00];
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        let start: String = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ");
+        let shown = if start.is_empty() { "nothing: the file is empty".to_string() } else { format!("bytes {start}") };
+        return Err(Problem::NotWasm(shown));
+    }
+    if bytes[..8] == CORE_MODULE {
+        return Err(Problem::CoreModule);
+    }
+    if bytes[6..8] != COMPONENT_LAYER {
+        return Err(Problem::Invalid("an unknown WebAssembly binary layer or version".into()));
+    }
+    Ok(())
+}
+
+/// The component must export `latchkey:provider/provider` at a version this host implements.
+fn check_exports(engine: &Engine, component: &Component) -> Result<(), Problem> {
+    let exports: Vec<String> = component.component_type().exports(engine).map(|(name, _)| name.to_string()).collect();
+    let provider_exports: Vec<&String> = exports
+        .iter()
+        .filter(|name| name.split('@').next() == Some(PROVIDER_INTERFACE))
+        .collect();
+    let supported = format!("{CONTRACT_PACKAGE}@{CONTRACT_VERSION}");
+    match provider_exports.first() {
+        None => Err(Problem::WrongWorld {
+            expected: format!("{PROVIDER_INTERFACE}@{CONTRACT_VERSION}"),
+            found: if exports.is_empty() {
+                "nothing".to_string()
+            } else {
+                exports.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", ")
+            },
+        }),
+        Some(name) => {
+            let version = name.split_once('@').map(|(_, version)| version).unwrap_or("");
+            if is_compatible(version) {
+                Ok(())
+            } else {
+                let found = if version.is_empty() {
+                    format!("{CONTRACT_PACKAGE} (unversioned)")
+                } else {
+                    format!("{CONTRACT_PACKAGE}@{version}")
+                };
+                Err(Problem::UnsupportedContract { found, supported })
+            }
+        }
+    }
+}
+
+/// Semver compatibility as the component model's linker applies it: for 0.x the minor version
+/// must match, from 1.0 on the major version.
+fn is_compatible(version: &str) -> bool {
+    let parts = |v: &str| -> Option<(u64, u64)> {
+        let mut it = v.split(['.', '-', '+']);
+        Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+    };
+    match (parts(version), parts(CONTRACT_VERSION)) {
+        (Some((0, minor)), Some((0, ours))) => minor == ours,
+        (Some((major, _)), Some((ours, _))) => major == ours && major != 0,
+        _ => false,
+    }
+}
+
+fn check_imports(engine: &Engine, component: &Component) -> Result<(), Problem> {
+    let forbidden: Vec<String> = component
+        .component_type()
+        .imports(engine)
+        .filter(|(name, item)| {
+            !matches!(item.ty, ComponentItem::Type(_)) && !ALLOWED_IMPORTS.iter().any(|prefix| name.starts_with(prefix))
+        })
+        .map(|(name, _)| format!("`{name}`"))
+        .collect();
+    if forbidden.is_empty() {
+        Ok(())
+    } else {
+        Err(Problem::ForbiddenImports {
+            forbidden,
+            allowed: ALLOWED_IMPORTS.iter().map(|prefix| format!("{}*", prefix.trim_end_matches('@'))).collect::<Vec<_>>().join(", "),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contract_versions_follow_component_model_semver() {
+        assert!(is_compatible("0.1.0"));
+        assert!(is_compatible("0.1.7"));
+        assert!(!is_compatible("0.2.0"));
+        assert!(!is_compatible("1.0.0"));
+        assert!(!is_compatible(""));
+    }
+
+    #[test]
+    fn headers_are_told_apart() {
+        assert!(matches!(check_header(b"hello world"), Err(Problem::NotWasm(_))));
+        assert!(matches!(check_header(b""), Err(Problem::NotWasm(text)) if text.contains("empty")));
+        assert!(matches!(check_header(b"\0asm\x01\0\0\0rest"), Err(Problem::CoreModule)));
+        assert!(check_header(b"\0asm\x0d\0\x01\0rest").is_ok());
+    }
+}

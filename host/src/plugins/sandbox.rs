@@ -1,0 +1,183 @@
+//! One hook call: a fresh store with a deny-all WASI context, fuel, an epoch deadline and a memory
+//! cap; instantiate from the prepared `InstancePre`; call; drop everything. A trap therefore never
+//! poisons a later call, and guest memory never accumulates.
+
+use std::time::Duration;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, Store, Trap};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::{ProviderComponent, latchkey::provider::types};
+use super::error::Problem;
+use super::runtime::{EPOCH_TICK, Prepared, Runtime};
+
+/// Bounds on every hook call.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Instructions (fuel units) a call may execute. A typical hook uses a few thousand.
+    pub fuel: u64,
+    /// Wall-clock backstop, counted in epoch ticks.
+    pub deadline: Duration,
+    /// Linear memory a call may grow to.
+    pub memory_bytes: usize,
+    /// Output a call may return, measured as its JSON encoding.
+    pub output_bytes: usize,
+    /// Guest stderr kept for error messages (panics).
+    pub stderr_bytes: usize,
+    pub stack_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            fuel: 50_000_000,
+            deadline: Duration::from_millis(500),
+            memory_bytes: 16 << 20,
+            output_bytes: 256 << 10,
+            stderr_bytes: 8 << 10,
+            stack_bytes: 512 << 10,
+        }
+    }
+}
+
+/// The state of one call's store.
+pub struct Sandbox {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    memory: MemoryCap,
+}
+
+impl WasiView for Sandbox {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl types::Host for Sandbox {}
+
+/// Caps linear memory and remembers whether the cap was hit, so the error can say so.
+struct MemoryCap {
+    limit: usize,
+    exceeded: bool,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.limit {
+            self.exceeded = true;
+            wasmtime::bail!("memory limit of {} bytes reached", self.limit);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+/// Run `hook` on a fresh instance of `prepared` under `runtime`'s limits.
+pub(crate) fn call<R>(
+    runtime: &Runtime,
+    prepared: &Prepared,
+    hook: &'static str,
+    body: impl FnOnce(&ProviderComponent, &mut Store<Sandbox>) -> wasmtime::Result<R>,
+) -> Result<R, Problem>
+where
+    R: serde::Serialize,
+{
+    let limits = runtime.limits();
+    let stderr = MemoryOutputPipe::new(limits.stderr_bytes);
+    let wasi = WasiCtx::builder()
+        .stderr(stderr.clone())
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .build();
+    let sandbox = Sandbox {
+        wasi,
+        table: ResourceTable::new(),
+        memory: MemoryCap { limit: limits.memory_bytes, exceeded: false },
+    };
+    let mut store = Store::new(runtime.engine(), sandbox);
+    store.limiter(|state| &mut state.memory);
+    store.set_fuel(limits.fuel).expect("fuel is enabled on the engine");
+    store.set_epoch_deadline(ticks(limits.deadline));
+
+    let outcome = prepared.pre.instantiate(&mut store).and_then(|instance| body(&instance, &mut store));
+    match outcome {
+        Ok(value) => {
+            let size = output_size(&value);
+            if size > limits.output_bytes {
+                return Err(Problem::OversizedOutput { hook, size, limit: limits.output_bytes });
+            }
+            Ok(value)
+        }
+        Err(error) => Err(classify(hook, limits, &error, store.data().memory.exceeded, &stderr)),
+    }
+}
+
+fn ticks(deadline: Duration) -> u64 {
+    (deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
+}
+
+/// The size of `value`'s JSON encoding, counted without building it.
+fn output_size<R: serde::Serialize>(value: &R) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    // Serializing plain records into a counter cannot fail.
+    let _ = serde_json::to_writer(&mut counter, value);
+    counter.0
+}
+
+fn classify(hook: &'static str, limits: &Limits, error: &wasmtime::Error, memory_exceeded: bool, stderr: &MemoryOutputPipe) -> Problem {
+    if memory_exceeded {
+        return Problem::OutOfMemory { hook, limit_mib: limits.memory_bytes >> 20 };
+    }
+    let guest_output = String::from_utf8_lossy(&stderr.contents()).trim().to_string();
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => Problem::OutOfFuel { hook, fuel: limits.fuel },
+        Some(Trap::Interrupt) => Problem::Timeout { hook, millis: limits.deadline.as_millis() as u64 },
+        _ if !guest_output.is_empty() => Problem::Panicked { hook, message: panic_message(&guest_output) },
+        Some(trap) => Problem::Trapped { hook, message: trap.to_string() },
+        None => Problem::Trapped { hook, message: format!("{error:#}") },
+    }
+}
+
+/// Rust's panic handler writes `thread '<unnamed>' panicked at src/lib.rs:7:5:\n<message>`; keep
+/// the location and message on one line.
+fn panic_message(stderr: &str) -> String {
+    let text = stderr.strip_prefix("thread '<unnamed>' ").unwrap_or(stderr);
+    let text = text.strip_prefix("thread 'main' ").unwrap_or(text);
+    let mut lines = text.lines().filter(|line| !line.starts_with("note: run with `RUST_BACKTRACE"));
+    let first = lines.next().unwrap_or_default().trim_end_matches(':');
+    let rest: Vec<&str> = lines.collect();
+    if rest.is_empty() { first.to_string() } else { format!("{}: {first}", rest.join(" ")) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panic_text_reads_as_one_line() {
+        let stderr = "thread '<unnamed>' panicked at src/lib.rs:36:24:\nplugin panicked on purpose\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace";
+        assert_eq!(panic_message(stderr), "plugin panicked on purpose: panicked at src/lib.rs:36:24");
+    }
+
+    #[test]
+    fn deadline_is_at_least_one_tick() {
+        assert_eq!(ticks(Duration::from_millis(1)), 1);
+        assert_eq!(ticks(Duration::from_millis(500)), 50);
+    }
+}

@@ -1,0 +1,225 @@
+//! Standard OAuth 2.0 behaviour: the defaults of every [`crate::Provider`] hook, and the building
+//! blocks that providers use in their overrides.
+
+use crate::body::{header, Fields};
+use crate::{Failure, FailureKind, HttpRequest, HttpResponse, Params, RefreshPolicy, TokenContext, TokenSet};
+
+/// Token-response fields that [`read_token_response`] maps onto [`TokenSet`]; everything else is
+/// kept as extra context.
+pub const TOKEN_FIELDS: &[&str] = &[
+    "access_token",
+    "token_type",
+    "expires_in",
+    "refresh_token",
+    "refresh_token_expires_in",
+    "scope",
+    "id_token",
+];
+
+/// The `scope` parameter, or nothing when no scopes were requested (RFC 6749 §3.3 lets the server
+/// apply its default).
+pub fn scope_param(scopes: &[String], separator: &str) -> Params {
+    if scopes.is_empty() {
+        Vec::new()
+    } else {
+        vec![("scope".to_string(), scopes.join(separator))]
+    }
+}
+
+/// Split a scope string on spaces and commas, dropping empty parts.
+pub fn split_scopes(scope: &str) -> Vec<String> {
+    scope
+        .split([' ', ','])
+        .filter(|part| !part.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// RFC 6749 §5.1 and §5.2: a JSON (or form-encoded) token response, or an error with `error` and
+/// `error_description`. An `error` field means failure whatever the status code, because some
+/// servers report errors with HTTP 200.
+pub fn read_token_response(context: &TokenContext, response: &HttpResponse) -> Result<TokenSet, Failure> {
+    let fields = Fields::parse(response).map_err(|failure| status_failure(response, failure))?;
+    if let Some(failure) = error_in(&fields, response) {
+        return Err(failure);
+    }
+    if !(200..300).contains(&response.status) {
+        return Err(status_failure(response, Failure {
+            kind: FailureKind::Other,
+            code: format!("http_{}", response.status),
+            message: format!("the token endpoint answered HTTP {} without an OAuth error code", response.status),
+            retry_after: None,
+        }));
+    }
+    token_set(&fields, context)
+}
+
+/// Map the standard token fields of `fields` onto a [`TokenSet`]. A missing `scope` means the
+/// requested scopes were granted (RFC 6749 §5.1).
+pub fn token_set(fields: &Fields, context: &TokenContext) -> Result<TokenSet, Failure> {
+    let access_token = fields.string("access_token").filter(|token| !token.is_empty()).ok_or_else(|| Failure {
+        kind: FailureKind::Other,
+        code: "missing_access_token".into(),
+        message: "the token response has no access_token".into(),
+        retry_after: None,
+    })?;
+    let scopes = match fields.string("scope") {
+        Some(scope) => split_scopes(&scope),
+        None => context.requested_scopes.clone(),
+    };
+    Ok(TokenSet {
+        access_token,
+        token_type: normalise_token_type(fields.string("token_type").as_deref()),
+        // `expires_in: 0` means "does not expire" for some servers (Mailchimp).
+        expires_in: fields.integer("expires_in").filter(|seconds| *seconds > 0),
+        expires_at: None,
+        refresh_token: fields.string("refresh_token").filter(|token| !token.is_empty()),
+        refresh_token_expires_in: fields.integer("refresh_token_expires_in").filter(|seconds| *seconds > 0),
+        scopes,
+        id_token: fields.string("id_token"),
+        extra: fields.extra(TOKEN_FIELDS),
+    })
+}
+
+/// `bearer` in any case becomes `Bearer`, a missing type becomes `Bearer`; other values carry
+/// meaning and are kept.
+pub fn normalise_token_type(token_type: Option<&str>) -> String {
+    match token_type {
+        None | Some("") => "Bearer".to_string(),
+        Some(value) if value.eq_ignore_ascii_case("bearer") => "Bearer".to_string(),
+        Some(value) => value.to_string(),
+    }
+}
+
+/// The failure described by an `error` field, if there is one.
+pub fn error_in(fields: &Fields, response: &HttpResponse) -> Option<Failure> {
+    let code = fields.string("error")?;
+    let description = fields.string("error_description");
+    let mut failure = classify(&code, description.as_deref());
+    if failure.kind == FailureKind::Retry {
+        failure.retry_after = retry_after(response);
+    }
+    Some(failure)
+}
+
+/// RFC 6749 §5.2 error codes, sorted into what the user or host should do.
+pub fn classify(code: &str, description: Option<&str>) -> Failure {
+    let (kind, advice) = match code {
+        "invalid_grant" => (
+            FailureKind::Reauthorize,
+            "the grant is no longer valid (expired, revoked or already used): authorize again",
+        ),
+        "invalid_client" | "unauthorized_client" => (
+            FailureKind::Misconfigured,
+            "the authorization server rejected the client: check the client id and secret",
+        ),
+        "invalid_request" | "unsupported_grant_type" | "invalid_scope" | "redirect_uri_mismatch" => (
+            FailureKind::Misconfigured,
+            "the authorization server rejected the request: check the client's configuration",
+        ),
+        "temporarily_unavailable" | "server_error" | "slow_down" => {
+            (FailureKind::Retry, "the authorization server is temporarily unavailable")
+        }
+        "access_denied" => (FailureKind::Reauthorize, "access was denied"),
+        _ => (FailureKind::Other, "the authorization server returned an error"),
+    };
+    let message = match description {
+        Some(description) if !description.is_empty() => format!("{advice} ({code}: {description})"),
+        _ => format!("{advice} ({code})"),
+    };
+    Failure { kind, code: code.to_string(), message, retry_after: None }
+}
+
+/// Seconds from a numeric `Retry-After` header.
+pub fn retry_after(response: &HttpResponse) -> Option<u32> {
+    header(&response.headers, "retry-after")?.trim().parse().ok()
+}
+
+/// 5xx and 429 answers are transient whatever their body says.
+fn status_failure(response: &HttpResponse, failure: Failure) -> Failure {
+    if response.status >= 500 || response.status == 429 {
+        Failure {
+            kind: FailureKind::Retry,
+            code: format!("http_{}", response.status),
+            message: format!("the authorization server answered HTTP {}; try again later", response.status),
+            retry_after: retry_after(response),
+        }
+    } else {
+        failure
+    }
+}
+
+/// RFC 7009 §2.2: any 2xx is success (an unknown token is not an error); 503 means retry.
+pub fn read_revocation_response(response: &HttpResponse) -> Result<(), Failure> {
+    if (200..300).contains(&response.status) {
+        return Ok(());
+    }
+    let failure = Fields::parse(response)
+        .ok()
+        .and_then(|fields| error_in(&fields, response))
+        .unwrap_or_else(|| Failure {
+            kind: FailureKind::Other,
+            code: format!("http_{}", response.status),
+            message: format!("the revocation endpoint answered HTTP {}", response.status),
+            retry_after: None,
+        });
+    Err(status_failure(response, failure))
+}
+
+/// Combine a stored token set with a refresh answer: a refresh token that did not come back is
+/// kept (RFC 6749 §6 makes a new one optional), as are scopes and identity that the answer
+/// leaves out; extra context is merged, the fresh values winning.
+pub fn merge_refreshed(policy: RefreshPolicy, previous: TokenSet, fresh: TokenSet) -> TokenSet {
+    // Every policy keeps the old refresh token when no new one arrives: under rotation that means
+    // the server chose not to rotate this time, and dropping it would lose the grant.
+    let _ = policy;
+    let mut extra = previous.extra;
+    for (key, value) in fresh.extra {
+        match extra.iter_mut().find(|(existing, _)| *existing == key) {
+            Some(entry) => entry.1 = value,
+            None => extra.push((key, value)),
+        }
+    }
+    TokenSet {
+        access_token: fresh.access_token,
+        token_type: fresh.token_type,
+        expires_in: fresh.expires_in,
+        expires_at: fresh.expires_at,
+        refresh_token_expires_in: if fresh.refresh_token.is_some() {
+            fresh.refresh_token_expires_in
+        } else {
+            fresh.refresh_token_expires_in.or(previous.refresh_token_expires_in)
+        },
+        refresh_token: fresh.refresh_token.or(previous.refresh_token),
+        scopes: if fresh.scopes.is_empty() { previous.scopes } else { fresh.scopes },
+        id_token: fresh.id_token.or(previous.id_token),
+        extra,
+    }
+}
+
+/// The name/value pairs of a form-encoded request body.
+pub fn form_fields(request: &HttpRequest) -> Params {
+    form_urlencoded::parse(&request.body).into_owned().collect()
+}
+
+/// Encode `params` as an `application/x-www-form-urlencoded` body.
+pub fn encode_form(params: &Params) -> Vec<u8> {
+    form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish().into_bytes()
+}
+
+/// Replace (or add) a header.
+pub fn set_header(request: &mut HttpRequest, name: &str, value: &str) {
+    request.headers.retain(|(key, _)| !key.eq_ignore_ascii_case(name));
+    request.headers.push((name.to_string(), value.to_string()));
+}
+
+/// Re-encode a form request body as a JSON object (Atlassian and Notion document JSON bodies).
+pub fn form_to_json(mut request: HttpRequest) -> HttpRequest {
+    let object: serde_json::Map<String, serde_json::Value> = form_fields(&request)
+        .into_iter()
+        .map(|(key, value)| (key, serde_json::Value::String(value)))
+        .collect();
+    request.body = serde_json::Value::Object(object).to_string().into_bytes();
+    set_header(&mut request, "content-type", "application/json");
+    request
+}
