@@ -6,5 +6,6 @@
 //! parses arguments and prints.
 
 pub mod cli;
+pub mod oauth;
 pub mod paths;
 pub mod plugins;

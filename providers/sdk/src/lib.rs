@@ -140,6 +140,9 @@ macro_rules! export_provider {
                 }
             }
 
+            // Only components carry the exports: their names (`latchkey:provider/provider@0.1.0#info`)
+            // are not valid symbols for native linkers, and native builds exist only for tests.
+            #[cfg(target_arch = "wasm32")]
             $crate::bindings::__export_provider_component!(Exported with_types_in $crate::bindings);
         };
     };

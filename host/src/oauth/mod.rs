@@ -1,0 +1,19 @@
+//! The OAuth client: discovery, client registration, the authorization-code flow, token exchange,
+//! refresh and revocation, for pre-registered clients first and for MCP servers that support
+//! discovery and registration too.
+//!
+//! Everything provider-specific goes through the provider's hooks ([`crate::plugins`]); this
+//! module is the generic pipeline:
+//! - [`http`]: the HTTP client and the https-except-loopback rule for endpoints;
+//! - [`discovery`]: RFC 9728 → RFC 8414 → OpenID Connect discovery for MCP servers;
+//! - [`registration`]: pre-registered → Client ID Metadata Document → RFC 7591;
+//! - [`callback`]: the loopback redirect listener and pasted redirect URLs;
+//! - [`authorize`]: PKCE, `state`, `resource`, `iss`, and the code exchange;
+//! - [`exchange`]: token, refresh and revocation requests through the provider's hooks.
+
+pub mod authorize;
+pub mod callback;
+pub mod discovery;
+pub mod exchange;
+pub mod http;
+pub mod registration;
