@@ -68,6 +68,12 @@ pub enum Problem {
     )]
     ForbiddenImports { forbidden: Vec<String>, allowed: String },
 
+    #[error(
+        "its id `{id}` is already taken by {first}, which was loaded first (drop-ins load in name \
+         order); remove one of the two files, or give one of the providers another id"
+    )]
+    DuplicateId { id: String, first: Origin },
+
     #[error("not a valid component: {0}")]
     Invalid(String),
 
@@ -77,7 +83,7 @@ pub enum Problem {
     #[error("`{hook}` did not finish within {millis} ms")]
     Timeout { hook: &'static str, millis: u64 },
 
-    #[error("`{hook}` tried to grow its memory beyond the {limit_mib} MiB limit")]
+    #[error("`{hook}` tried to grow its memory beyond the {limit_mib} MiB limit: it probably allocates without bound")]
     OutOfMemory { hook: &'static str, limit_mib: usize },
 
     #[error("`{hook}` panicked: {message}")]
@@ -86,7 +92,7 @@ pub enum Problem {
     #[error("`{hook}` trapped: {message}")]
     Trapped { hook: &'static str, message: String },
 
-    #[error("`{hook}` returned {size} bytes of output, more than the {limit} allowed")]
+    #[error("`{hook}` returned {size} bytes of output, more than the {limit} bytes allowed")]
     OversizedOutput { hook: &'static str, size: usize, limit: usize },
 
     #[error("`{hook}` returned invalid output: {message}")]

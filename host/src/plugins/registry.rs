@@ -39,7 +39,7 @@ impl Registry {
             // like any other failure rather than refusing to start.
             match Provider::load(runtime, Origin::BuiltIn((*name).to_string()), bytes) {
                 Ok(provider) => registry.insert(provider),
-                Err(error) => registry.failures.push(Arc::new(error)),
+                Err(error) => registry.fail(error),
             }
         }
         if let Some(dir) = dropin_dir {
@@ -57,11 +57,7 @@ impl Registry {
             .and_then(|bytes| Provider::load(runtime, origin.clone(), &bytes));
         let provider = match loaded {
             Ok(provider) => provider,
-            Err(error) => {
-                tracing::warn!("{error}");
-                self.failures.push(Arc::new(error));
-                return;
-            }
+            Err(error) => return self.fail(error),
         };
         match self.providers.get(provider.id()) {
             Some(existing) if matches!(existing.origin(), Origin::BuiltIn(_)) => {
@@ -78,14 +74,18 @@ impl Registry {
                 self.insert(provider);
             }
             Some(existing) => {
-                let problem = Problem::InvalidOutput {
-                    hook: "info",
-                    message: format!("its id `{}` is already provided by {}; remove one of the two files", provider.id(), existing.origin()),
-                };
-                self.failures.push(Arc::new(PluginError::new(&Origin::File(path), problem)));
+                let problem = Problem::DuplicateId { id: provider.id().to_string(), first: existing.origin().clone() };
+                self.fail(PluginError::new(&Origin::File(path), problem));
             }
             None => self.insert(provider),
         }
+    }
+
+    /// Keep a failure for the caller to show (`failures()`); logging it here as well would show
+    /// it twice.
+    fn fail(&mut self, error: PluginError) {
+        tracing::debug!("not loaded: {error}");
+        self.failures.push(Arc::new(error));
     }
 
     fn insert(&mut self, provider: Provider) {

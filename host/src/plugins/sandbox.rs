@@ -154,15 +154,25 @@ fn classify(hook: &'static str, limits: &Limits, error: &wasmtime::Error, memory
     }
 }
 
-/// Rust's panic handler writes `thread '<unnamed>' panicked at src/lib.rs:7:5:\n<message>`; keep
-/// the location and message on one line.
+/// Rust's panic handler writes `thread '<unnamed>' (1) panicked at src/lib.rs:7:5:\n<message>`
+/// (older toolchains leave out the thread number); turn it into `<message> (at src/lib.rs:7:5)`.
 fn panic_message(stderr: &str) -> String {
-    let text = stderr.strip_prefix("thread '<unnamed>' ").unwrap_or(stderr);
-    let text = text.strip_prefix("thread 'main' ").unwrap_or(text);
+    let mut text = stderr;
+    if let Some(after_name) = text.strip_prefix("thread '").and_then(|rest| rest.split_once("' ")).map(|(_, rest)| rest) {
+        text = after_name;
+        if let Some((number, rest)) = text.strip_prefix('(').and_then(|rest| rest.split_once(") ")) {
+            if number.chars().all(|c| c.is_ascii_digit()) {
+                text = rest;
+            }
+        }
+    }
     let mut lines = text.lines().filter(|line| !line.starts_with("note: run with `RUST_BACKTRACE"));
     let first = lines.next().unwrap_or_default().trim_end_matches(':');
-    let rest: Vec<&str> = lines.collect();
-    if rest.is_empty() { first.to_string() } else { format!("{}: {first}", rest.join(" ")) }
+    let message: Vec<&str> = lines.collect();
+    match first.strip_prefix("panicked at ") {
+        Some(location) if !message.is_empty() => format!("{} (at {location})", message.join(" ")),
+        _ => std::iter::once(first).chain(message).collect::<Vec<_>>().join(" "),
+    }
 }
 
 #[cfg(test)]
@@ -171,8 +181,11 @@ mod tests {
 
     #[test]
     fn panic_text_reads_as_one_line() {
-        let stderr = "thread '<unnamed>' panicked at src/lib.rs:36:24:\nplugin panicked on purpose\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace";
-        assert_eq!(panic_message(stderr), "plugin panicked on purpose: panicked at src/lib.rs:36:24");
+        let with_thread_number = "thread '<unnamed>' (1) panicked at src/lib.rs:36:24:\nplugin panicked on purpose\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace";
+        assert_eq!(panic_message(with_thread_number), "plugin panicked on purpose (at src/lib.rs:36:24)");
+        let older_toolchain = "thread 'main' panicked at src/lib.rs:36:24:\nline one\nline two";
+        assert_eq!(panic_message(older_toolchain), "line one line two (at src/lib.rs:36:24)");
+        assert_eq!(panic_message("something else went wrong"), "something else went wrong");
     }
 
     #[test]
