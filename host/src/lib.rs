@@ -1,10 +1,12 @@
 //! latchkey: an MCP gateway and OAuth client for pre-registered OAuth clients, whose
 //! provider-specific behaviour lives in sandboxed WebAssembly components.
 //!
-//! The modules follow the pipeline: [`plugins`] loads the provider components (built-in and
-//! dropped in) and calls their hooks in a sandbox; [`paths`] says where files live; [`cli`] only
+//! The modules follow the pipeline: [`catalog`] says which MCP servers exist and how each gets
+//! its OAuth tokens; [`plugins`] loads the provider components (built-in and dropped in) and calls
+//! their hooks in a sandbox; [`paths`] says where files live; [`cli`] only
 //! parses arguments and prints.
 
+pub mod catalog;
 pub mod cli;
 pub mod oauth;
 pub mod paths;

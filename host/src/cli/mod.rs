@@ -2,8 +2,9 @@
 //! colour (on a terminal only); `--json` gives machines a stable shape.
 //!
 //! Exit codes: 0 success; 1 the command failed (the message says why); 2 the command line is
-//! wrong; 3 the input was checked and found invalid (`provider verify`).
+//! wrong; 3 the input was checked and found invalid (`provider verify`, `catalog validate`).
 
+mod catalog;
 mod output;
 mod provider;
 
@@ -23,6 +24,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// MCP servers and their OAuth setup: list, show, validate.
+    #[command(subcommand)]
+    Catalog(catalog::CatalogCommand),
     /// OAuth provider components: list, inspect, verify.
     #[command(subcommand)]
     Provider(provider::ProviderCommand),
@@ -47,6 +51,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let outcome = match cli.command {
+        Command::Catalog(command) => catalog::run(command),
         Command::Provider(command) => provider::run(command),
     };
     match outcome {

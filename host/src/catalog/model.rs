@@ -1,0 +1,303 @@
+//! The checked shape of a catalog entry: what the OAuth engine and the gateway read.
+//!
+//! Field names follow Docker's catalog `Server` and pull request #444 (`oauth.providers[]` with
+//! RFC 8414 `server_metadata` and a `registration` that holds only a `client_id`), so an entry
+//! written for one reads the same in the other. Values whose position matters to a later check are
+//! [`Located`]; they dereference to the plain value.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::path::PathBuf;
+
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
+
+/// A value and where it was written (line and column, from 1), so that checks made after parsing
+/// can still name the line. Dereferences to the value and serializes as the value alone.
+#[derive(Clone, Debug)]
+pub struct Located<T> {
+    value: T,
+    line: u64,
+    column: u64,
+}
+
+impl<T> Located<T> {
+    pub fn into_inner(self) -> T {
+        self.value
+    }
+
+    pub(crate) fn line(&self) -> u64 {
+        self.line
+    }
+
+    pub(crate) fn column(&self) -> u64 {
+        self.column
+    }
+}
+
+impl<T> Deref for Located<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+impl<T> DerefMut for Located<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.value
+    }
+}
+
+impl<T: PartialEq> PartialEq for Located<T> {
+    /// Equal values are equal wherever they were written.
+    fn eq(&self, other: &Self) -> bool {
+        self.value == other.value
+    }
+}
+
+impl<T: fmt::Display> fmt::Display for Located<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.value.fmt(f)
+    }
+}
+
+impl<T: Serialize> Serialize for Located<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.value.serialize(serializer)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Located<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // serde-saphyr recognises its `Spanned` wrapper and hands over the node's position; an
+        // alias reports where it is used, which is the line a reader of the entry looks at.
+        let spanned = serde_saphyr::Spanned::<T>::deserialize(deserializer)?;
+        Ok(Located { value: spanned.value, line: spanned.referenced.line(), column: spanned.referenced.column() })
+    }
+}
+
+/// Where a catalog came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The default catalog embedded in the binary (`host/src/catalog/default.yaml`).
+    BuiltIn,
+    /// A user catalog, or a file given to `latchkey catalog validate`.
+    File(PathBuf),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::BuiltIn => f.write_str("built-in catalog"),
+            Source::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+impl Serialize for Source {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// One MCP server.
+#[derive(Clone, Debug, Serialize)]
+pub struct Server {
+    /// The key of the entry: what commands and secret names (`<name>.client_secret`) use.
+    pub name: String,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    /// How the server runs: a container, a local process or a remote URL.
+    #[serde(flatten)]
+    pub kind: Kind,
+    /// Fixed environment variables for a container or local process.
+    pub env: Vec<EnvVar>,
+    pub secrets: Vec<Secret>,
+    pub oauth: Option<OAuth>,
+    /// Fields of Docker's catalog format that change how Docker runs the server but that latchkey
+    /// does not act on (`volumes`, `user`, `allowHosts`…). Purely descriptive Docker fields (`icon`,
+    /// `readme`, `metadata`, `tools`…) are dropped without a mention.
+    pub ignored: Vec<String>,
+    pub source: Source,
+    /// The line of the entry's key in `source`.
+    pub line: u64,
+}
+
+impl Server {
+    /// The declared secret called `name`.
+    pub fn secret(&self, name: &str) -> Option<&Secret> {
+        self.secrets.iter().find(|secret| secret.name.as_str() == name)
+    }
+}
+
+/// How a server runs. Exactly one of `image`, `command` (without `image`) and `remote` in YAML.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Kind {
+    /// A Docker container; `command`, when not empty, replaces the image's command.
+    Image {
+        image: String,
+        command: Vec<String>,
+        #[serde(flatten)]
+        container: Container,
+    },
+    /// A local process: `command[0]`, with the rest as its arguments.
+    Command { command: Vec<String> },
+    /// An MCP server reached over HTTP.
+    Remote { remote: Remote },
+}
+
+impl Kind {
+    /// `image`, `command` or `remote`, as tables print it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Kind::Image { .. } => "image",
+            Kind::Command { .. } => "command",
+            Kind::Remote { .. } => "remote",
+        }
+    }
+}
+
+/// Limits for a container, which the gateway applies when it starts one.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Container {
+    /// `none` (the default: no network at all), `bridge`, or the name of a Docker network.
+    pub network: String,
+    pub cpus: Option<f64>,
+    /// In bytes.
+    pub memory: Option<u64>,
+}
+
+impl Default for Container {
+    fn default() -> Container {
+        Container { network: "none".into(), cpus: None, memory: None }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Remote {
+    pub url: Located<String>,
+    #[serde(default, rename = "transport_type")]
+    pub transport: Transport,
+    /// Sent with every request. Docker expands `$NAME` in values from the server's secrets.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// The MCP transport of a remote server, under Docker's names.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub enum Transport {
+    /// Streamable HTTP (the default).
+    #[default]
+    #[serde(rename = "http", alias = "streamable", alias = "streaming", alias = "streamable-http")]
+    StreamableHttp,
+    /// The deprecated HTTP+SSE transport.
+    #[serde(rename = "sse")]
+    Sse,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvVar {
+    pub name: Located<String>,
+    pub value: String,
+}
+
+/// A secret the server needs, stored with `latchkey secret set <name>`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Secret {
+    pub name: Located<String>,
+    /// The environment variable that receives the value. Without one, the secret is never passed
+    /// to the server (a client secret, which only latchkey uses).
+    #[serde(default)]
+    pub env: Option<Located<String>>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuth {
+    /// The scopes to request.
+    #[serde(default)]
+    pub scopes: Vec<Located<String>>,
+    #[serde(default)]
+    pub providers: Vec<Located<OAuthProvider>>,
+}
+
+/// One authorization server the server's tokens come from.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthProvider {
+    /// The provider plugin's id (`google`, `slack`, `microsoft`…); when absent, the plugin that
+    /// declares the issuer is used.
+    #[serde(default)]
+    pub provider: Option<Located<String>>,
+    /// The declared secret that receives the access token.
+    #[serde(default)]
+    pub secret: Option<Located<String>>,
+    /// The authorization server's endpoints, so that no discovery is needed.
+    #[serde(default)]
+    pub server_metadata: Option<ServerMetadata>,
+    /// A client registered out of band (the provider has no dynamic registration).
+    #[serde(default)]
+    pub registration: Option<Registration>,
+    /// Settings for the provider plugin, e.g. Microsoft's `tenant`.
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+    /// Docker declares `env` here but never reads it; accepted so Docker entries load, unused.
+    #[serde(default, rename = "env", skip_serializing)]
+    _docker_env: Option<IgnoredAny>,
+}
+
+/// RFC 8414 authorization server metadata, under its field names.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerMetadata {
+    pub issuer: Located<String>,
+    pub authorization_endpoint: Located<String>,
+    pub token_endpoint: Located<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_endpoint: Option<Located<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration_endpoint: Option<Located<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userinfo_endpoint: Option<Located<String>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes_supported: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub response_types_supported: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grant_types_supported: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub code_challenge_methods_supported: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub token_endpoint_auth_methods_supported: Vec<String>,
+    /// RFC 9207: the server sends `iss` with the authorization response.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_response_iss_parameter_supported: Option<bool>,
+}
+
+impl ServerMetadata {
+    /// Every endpoint URL, with its field name (the issuer is not an endpoint).
+    pub(crate) fn endpoints(&self) -> impl Iterator<Item = (&'static str, &Located<String>)> {
+        [
+            ("authorization_endpoint", Some(&self.authorization_endpoint)),
+            ("token_endpoint", Some(&self.token_endpoint)),
+            ("revocation_endpoint", self.revocation_endpoint.as_ref()),
+            ("registration_endpoint", self.registration_endpoint.as_ref()),
+            ("userinfo_endpoint", self.userinfo_endpoint.as_ref()),
+        ]
+        .into_iter()
+        .filter_map(|(field, url)| url.map(|url| (field, url)))
+    }
+}
+
+/// A pre-registered OAuth client. Only the id: a client secret never goes in a catalog.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Registration {
+    pub client_id: Located<String>,
+}

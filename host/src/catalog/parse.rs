@@ -1,0 +1,692 @@
+//! One catalog file: YAML to checked [`Server`]s, with every problem tied to a line.
+//!
+//! serde-saphyr parses the YAML; its errors carry positions, and [`Located`] values keep theirs for
+//! the checks that run after parsing. A file is read twice: first for keys named `client_secret`
+//! anywhere (so that one is refused with the advice to store it, not as an unknown field), then
+//! into the typed entries. A structural error stops the file at the first problem, as serde must;
+//! the checks that follow report every problem they find.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use super::model::{Container, EnvVar, Kind, Located, OAuth, Remote, Secret, Server, Source};
+use super::rules;
+
+/// What a file says and what is wrong with it.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    pub servers: Vec<Server>,
+    pub registrations: Vec<RegistrationEntry>,
+    pub problems: Vec<super::Problem>,
+}
+
+/// A `registrations:` entry: a client id for a server that may be defined in another file.
+#[derive(Debug)]
+pub struct RegistrationEntry {
+    pub server: Located<String>,
+    /// Which provider of the server, when it has more than one.
+    pub provider: Option<Located<String>>,
+    pub client_id: Located<String>,
+}
+
+/// The top level of a catalog file.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    /// Our name for the server map.
+    #[serde(default)]
+    servers: Entries<RawServer>,
+    /// Docker's legacy name for it.
+    #[serde(default)]
+    registry: Entries<RawServer>,
+    #[serde(default)]
+    registrations: Entries<RawRegistration>,
+    // Docker's catalog header: descriptive only.
+    #[serde(default, rename = "name")]
+    _name: Option<IgnoredAny>,
+    #[serde(default, rename = "displayName")]
+    _display_name: Option<IgnoredAny>,
+    #[serde(default, rename = "policy")]
+    _policy: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegistration {
+    client_id: Located<String>,
+    #[serde(default)]
+    provider: Option<Located<String>>,
+}
+
+/// A server entry as written. Docker's fields that latchkey does not use are listed so that a
+/// Docker catalog loads; see [`Server::ignored`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawServer {
+    #[serde(default)]
+    name: Option<Located<String>>,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    image: Option<Located<String>>,
+    #[serde(default)]
+    command: Option<Located<Vec<String>>>,
+    #[serde(default)]
+    remote: Option<Located<Remote>>,
+    #[serde(default)]
+    env: Vec<EnvVar>,
+    #[serde(default)]
+    secrets: Vec<Secret>,
+    #[serde(default)]
+    oauth: Option<Located<OAuth>>,
+    #[serde(default)]
+    network: Option<Located<String>>,
+    #[serde(default)]
+    cpus: Option<Located<f64>>,
+    #[serde(default)]
+    memory: Option<Located<String>>,
+    /// Docker's `server | remote | poci`; checked against the entry's kind.
+    #[serde(default, rename = "type")]
+    docker_type: Option<Located<String>>,
+    // Docker fields that change how Docker runs the server; latchkey does not act on them.
+    #[serde(default)]
+    volumes: Option<IgnoredAny>,
+    #[serde(default)]
+    user: Option<IgnoredAny>,
+    #[serde(default)]
+    allow_hosts: Option<IgnoredAny>,
+    #[serde(default)]
+    extra_hosts: Option<IgnoredAny>,
+    #[serde(default)]
+    disable_network: Option<IgnoredAny>,
+    #[serde(default)]
+    config: Option<IgnoredAny>,
+    #[serde(default)]
+    sse_endpoint: Option<IgnoredAny>,
+    // Docker fields that only describe the server (or tune Docker's own container reuse).
+    #[serde(default, rename = "icon")]
+    _icon: Option<IgnoredAny>,
+    #[serde(default, rename = "readme")]
+    _readme: Option<IgnoredAny>,
+    #[serde(default, rename = "metadata")]
+    _metadata: Option<IgnoredAny>,
+    #[serde(default, rename = "tools")]
+    _tools: Option<IgnoredAny>,
+    #[serde(default, rename = "prefix")]
+    _prefix: Option<IgnoredAny>,
+    #[serde(default, rename = "policy")]
+    _policy: Option<IgnoredAny>,
+    #[serde(default, rename = "longLived")]
+    _long_lived: Option<IgnoredAny>,
+}
+
+impl RawServer {
+    /// The Docker fields present that would change how the server runs under Docker.
+    fn ignored(&self) -> Vec<String> {
+        [
+            ("volumes", self.volumes.is_some()),
+            ("user", self.user.is_some()),
+            ("allowHosts", self.allow_hosts.is_some()),
+            ("extraHosts", self.extra_hosts.is_some()),
+            ("disableNetwork", self.disable_network.is_some()),
+            ("config", self.config.is_some()),
+            ("sseEndpoint", self.sse_endpoint.is_some()),
+        ]
+        .into_iter()
+        .filter(|(_, present)| *present)
+        .map(|(field, _)| field.to_string())
+        .collect()
+    }
+}
+
+/// A YAML mapping kept in file order, each key with its position. (Duplicate keys are already a
+/// parse error.)
+struct Entries<T>(Vec<(Located<String>, T)>);
+
+impl<T> Default for Entries<T> {
+    fn default() -> Self {
+        Entries(Vec::new())
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Entries<T> {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EntriesVisitor<T>(std::marker::PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for EntriesVisitor<T> {
+            type Value = Entries<T>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a mapping of server names to entries")
+            }
+
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Entries::default())
+            }
+
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Entries::default())
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(key) = map.next_key::<Located<String>>()? {
+                    entries.push((key, map.next_value()?));
+                }
+                Ok(Entries(entries))
+            }
+        }
+
+        // `any`, not `map`: an empty `servers:` (a null) is an empty map.
+        deserializer.deserialize_any(EntriesVisitor(std::marker::PhantomData))
+    }
+}
+
+/// Collects problems for one file.
+struct Problems<'a> {
+    source: &'a Source,
+    list: Vec<super::Problem>,
+}
+
+impl Problems<'_> {
+    fn at<T>(&mut self, place: &Located<T>, message: impl Into<String>) {
+        self.at_position(place.line(), place.column(), message);
+    }
+
+    fn at_position(&mut self, line: u64, column: u64, message: impl Into<String>) {
+        self.list.push(super::Problem { source: self.source.clone(), line, column, message: message.into() });
+    }
+
+    fn check<T>(&mut self, place: &Located<T>, result: Result<(), String>) {
+        if let Err(message) = result {
+            self.at(place, message);
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.list.len()
+    }
+}
+
+/// Parse and check one catalog file.
+pub fn parse(source: &Source, text: &str) -> Parsed {
+    let mut problems = Problems { source, list: Vec::new() };
+    match find_client_secrets(text) {
+        Err(error) => {
+            yaml_error(&mut problems, &error);
+            return Parsed { problems: problems.list, ..Parsed::default() };
+        }
+        Ok(found) if !found.is_empty() => {
+            for key in found {
+                let server = key.server().unwrap_or("<server>");
+                problems.at_position(
+                    key.line,
+                    key.column,
+                    format!(
+                        "`{}` does not belong in a catalog: catalogs are shared, and a client secret must stay private. \
+                         Remove this line and store the secret with `latchkey secret set {server}.client_secret` \
+                         (the value is read from stdin)",
+                        key.name
+                    ),
+                );
+            }
+            return Parsed { problems: problems.list, ..Parsed::default() };
+        }
+        Ok(_) => {}
+    }
+    let file = match serde_saphyr::from_str::<Option<RawFile>>(text) {
+        Ok(Some(file)) => file,
+        Ok(None) => return Parsed::default(),
+        Err(error) => {
+            yaml_error(&mut problems, &error);
+            return Parsed { problems: problems.list, ..Parsed::default() };
+        }
+    };
+    let mut servers = Vec::new();
+    let mut seen: HashMap<String, u64> = HashMap::new();
+    for (key, raw) in file.servers.0.into_iter().chain(file.registry.0) {
+        if let Some(first) = seen.insert(key.to_string(), key.line()) {
+            problems
+                .at(&key, format!("server `{key}` is also defined on line {first} (under `servers:` and `registry:`); keep one"));
+            continue;
+        }
+        if let Some(server) = check_server(source, key, raw, &mut problems) {
+            servers.push(server);
+        }
+    }
+    let mut registrations = Vec::new();
+    for (server, raw) in file.registrations.0 {
+        let before = problems.count();
+        problems.check(&server, rules::server_name(&server));
+        if let Some(provider) = &raw.provider {
+            problems.check(provider, rules::provider_id(provider));
+        }
+        problems.check(&raw.client_id, client_id(&raw.client_id));
+        if problems.count() == before {
+            registrations.push(RegistrationEntry { server, provider: raw.provider, client_id: raw.client_id });
+        }
+    }
+    Parsed { servers, registrations, problems: problems.list }
+}
+
+/// A serde-saphyr error as a problem: its own message, our file and line.
+fn yaml_error(problems: &mut Problems, error: &serde_saphyr::Error) {
+    /// Keeps serde-saphyr's wording but leaves the position to us, since we print `file:line:column`.
+    struct NoPosition;
+    impl serde_saphyr::Localizer for NoPosition {
+        fn attach_location<'a>(&self, base: std::borrow::Cow<'a, str>, _: serde_saphyr::Location) -> std::borrow::Cow<'a, str> {
+            base
+        }
+    }
+    let formatter = serde_saphyr::UserMessageFormatter.with_localizer(&NoPosition);
+    let message = error.render_with_options(serde_saphyr::render_options! {
+        formatter: &formatter,
+        snippets: serde_saphyr::SnippetMode::Off,
+    });
+    let (line, column) = error.location().map(|at| (at.line(), at.column())).unwrap_or((0, 0));
+    problems.at_position(line, column, message);
+}
+
+/// Check one entry and build the [`Server`], or record why not.
+fn check_server(source: &Source, key: Located<String>, raw: RawServer, problems: &mut Problems) -> Option<Server> {
+    let before = problems.count();
+    let name = key.to_string();
+    problems.check(&key, rules::server_name(&name));
+    if let Some(written) = &raw.name
+        && written.as_str() != name
+    {
+        problems.at(written, format!("`name: {written}` differs from the entry's key `{name}`; the key is the server's name, so remove `name` or make it `{name}`"));
+    }
+    let ignored = raw.ignored();
+    let kind = check_kind(&key, &raw, problems);
+    check_env(&raw, problems);
+    let secrets = check_secrets(&raw.secrets, problems);
+    if let (Some(oauth), Some(kind)) = (&raw.oauth, &kind) {
+        check_oauth(&name, oauth, kind, &raw.secrets, problems);
+    }
+    if problems.count() > before {
+        return None;
+    }
+    Some(Server {
+        name,
+        title: raw.title,
+        description: raw.description,
+        kind: kind?,
+        env: raw.env,
+        secrets,
+        oauth: raw.oauth.map(Located::into_inner),
+        ignored,
+        source: source.clone(),
+        line: key.line(),
+    })
+}
+
+fn check_kind(key: &Located<String>, raw: &RawServer, problems: &mut Problems) -> Option<Kind> {
+    let before = problems.count();
+    if let (Some(remote), true) = (&raw.remote, raw.image.is_some() || raw.command.is_some()) {
+        let other = if raw.image.is_some() { "image" } else { "command" };
+        problems.at(
+            remote,
+            format!(
+                "`{key}` has both `remote` and `{other}`: a server is a container (`image`), a local process \
+                 (`command`) or a remote URL (`remote`); keep one"
+            ),
+        );
+    }
+    if raw.image.is_none() && raw.command.is_none() && raw.remote.is_none() {
+        let hint = if raw.sse_endpoint.is_some() {
+            " (Docker's deprecated `sseEndpoint: URL` is written `remote: {url: URL, transport_type: sse}`)"
+        } else {
+            ""
+        };
+        problems.at(
+            key,
+            format!(
+                "`{key}` says neither `image` (a container), `command` (a local process) nor `remote` (a URL); \
+                 add one, e.g. `remote: {{url: https://example.com/mcp}}`{hint}"
+            ),
+        );
+    }
+    if let Some(image) = &raw.image
+        && (image.trim().is_empty() || image.contains(char::is_whitespace))
+    {
+        problems.at(image, format!("image `{image}` is not an image reference such as `example/server:1.2`"));
+    }
+    if let Some(command) = &raw.command
+        && command.first().is_none_or(|program| program.trim().is_empty())
+    {
+        problems.at(command, "`command` needs at least the program to run, e.g. `command: [npx, -y, some-mcp-server]`");
+    }
+    if let Some(remote) = &raw.remote {
+        problems.check(&remote.url, rules::endpoint(&remote.url));
+    }
+    if let Some(docker_type) = &raw.docker_type {
+        let expected = if raw.remote.is_some() { "remote" } else { "server" };
+        match docker_type.as_str() {
+            "poci" => problems.at(docker_type, "`type: poci` (Docker's tool containers) is not supported by latchkey"),
+            "server" | "remote" if docker_type.as_str() != expected => problems.at(
+                docker_type,
+                format!("`type: {docker_type}` does not match the entry, which is `{expected}`; fix or remove `type`"),
+            ),
+            "server" | "remote" => {}
+            other => problems.at(
+                docker_type,
+                format!("`type: {other}` is not one of `server` or `remote`; remove it (latchkey infers the kind)"),
+            ),
+        }
+    }
+    let container = check_container(raw, problems);
+    if problems.count() > before {
+        return None;
+    }
+    let command = raw.command.clone().map(Located::into_inner).unwrap_or_default();
+    Some(match (&raw.image, &raw.remote) {
+        (Some(image), _) => Kind::Image { image: image.to_string(), command, container },
+        (None, Some(remote)) => Kind::Remote { remote: (**remote).clone() },
+        (None, None) => Kind::Command { command },
+    })
+}
+
+fn check_container(raw: &RawServer, problems: &mut Problems) -> Container {
+    let mut container = Container::default();
+    if raw.image.is_none() {
+        for (field, place) in [
+            ("network", raw.network.as_ref().map(|v| (v.line(), v.column()))),
+            ("cpus", raw.cpus.as_ref().map(|v| (v.line(), v.column()))),
+            ("memory", raw.memory.as_ref().map(|v| (v.line(), v.column()))),
+        ] {
+            if let Some((line, column)) = place {
+                problems.at_position(line, column, format!("`{field}` applies to containers (`image`) only; remove it"));
+            }
+        }
+        return container;
+    }
+    if let Some(network) = &raw.network {
+        problems.check(network, rules::network(network));
+        container.network = network.to_string();
+    }
+    if let Some(cpus) = &raw.cpus {
+        if !(cpus.is_finite() && **cpus > 0.0) {
+            problems.at(cpus, format!("`cpus: {cpus}` must be a positive number, such as 1 or 0.5"));
+        }
+        container.cpus = Some(**cpus);
+    }
+    if let Some(memory) = &raw.memory {
+        match rules::memory(memory) {
+            Ok(bytes) => container.memory = Some(bytes),
+            Err(message) => problems.at(memory, message),
+        }
+    }
+    container
+}
+
+fn check_env(raw: &RawServer, problems: &mut Problems) {
+    let mut names: HashMap<&str, u64> = HashMap::new();
+    let secret_envs = raw.secrets.iter().filter_map(|secret| secret.env.as_ref()).filter(|env| !env.is_empty());
+    for name in raw.env.iter().map(|var| &var.name).chain(secret_envs) {
+        problems.check(name, rules::env_name(name));
+        if let Some(first) = names.insert(name.as_str(), name.line()) {
+            problems.at(name, format!("environment variable `{name}` is already set on line {first}; each variable is set once"));
+        }
+    }
+    for var in &raw.env {
+        let lower = var.name.to_ascii_lowercase();
+        if lower.contains("client_secret") && !var.value.is_empty() {
+            problems.at(
+                &var.name,
+                format!(
+                    "`{}` holds a client secret, which must not be written in a catalog; remove the value and store it \
+                     with `latchkey secret set <server>.client_secret` (the value is read from stdin)",
+                    var.name
+                ),
+            );
+        }
+    }
+}
+
+/// Check the declared secrets; Docker writes `env: ""` for "no variable", which becomes `None`.
+fn check_secrets(secrets: &[Secret], problems: &mut Problems) -> Vec<Secret> {
+    let mut seen: HashMap<&str, u64> = HashMap::new();
+    for secret in secrets {
+        problems.check(&secret.name, rules::secret_name(&secret.name));
+        if let Some(first) = seen.insert(secret.name.as_str(), secret.name.line()) {
+            problems.at(&secret.name, format!("secret `{}` is already declared on line {first}; declare it once", secret.name));
+        }
+    }
+    secrets
+        .iter()
+        .map(|secret| Secret { name: secret.name.clone(), env: secret.env.clone().filter(|env| !env.is_empty()) })
+        .collect()
+}
+
+fn check_oauth(server: &str, oauth: &Located<OAuth>, kind: &Kind, secrets: &[Secret], problems: &mut Problems) {
+    let local = !matches!(kind, Kind::Remote { .. });
+    for scope in &oauth.scopes {
+        if scope.is_empty() || scope.contains(char::is_whitespace) {
+            problems.at(scope, format!("scope `{scope}` contains spaces; write each scope as its own list item"));
+        }
+    }
+    if local && oauth.providers.is_empty() {
+        problems.at(
+            oauth,
+            format!(
+                "`oauth` of a {} server needs a provider with `provider:` or `server_metadata:`; only a remote server \
+                 can discover its authorization server",
+                kind.name()
+            ),
+        );
+    }
+    for provider in &oauth.providers {
+        if let Some(id) = &provider.provider {
+            problems.check(id, rules::provider_id(id));
+        }
+        if local && provider.provider.is_none() && provider.server_metadata.is_none() {
+            problems.at(
+                provider,
+                "this provider needs `provider: <id>` (see `latchkey provider ls`) or `server_metadata:` with its endpoints",
+            );
+        }
+        match &provider.secret {
+            Some(name) => match secrets.iter().find(|secret| secret.name.as_str() == name.as_str()) {
+                None => problems.at(
+                    name,
+                    format!(
+                        "provider secret `{name}` is not declared under `secrets:`; add `- {{name: {name}{}}}`",
+                        if local { ", env: <VARIABLE>" } else { "" }
+                    ),
+                ),
+                Some(secret) if local && secret.env.as_ref().is_none_or(|env| env.is_empty()) => problems.at(
+                    name,
+                    format!("secret `{name}` receives the access token but has no `env`, so the {} server never sees it; add `env: <VARIABLE>`", kind.name()),
+                ),
+                Some(_) => {}
+            },
+            None if local => problems.at(
+                provider,
+                format!("this provider needs `secret:` naming the declared secret that receives the access token (e.g. `{server}.access_token`)"),
+            ),
+            None => {}
+        }
+        if let Some(metadata) = &provider.server_metadata {
+            problems.check(&metadata.issuer, rules::issuer(&metadata.issuer));
+            for (field, url) in metadata.endpoints() {
+                problems.check(url, rules::endpoint(url).map_err(|message| format!("{field}: {message}")));
+            }
+        }
+        if let Some(registration) = &provider.registration {
+            problems.check(&registration.client_id, client_id(&registration.client_id));
+        }
+    }
+}
+
+fn client_id(id: &str) -> Result<(), String> {
+    if id.trim().is_empty() || id.contains(char::is_whitespace) {
+        return Err(format!("client id `{id}` is empty or has spaces; copy it from the provider's app registration"));
+    }
+    // Google client secrets carry this prefix: one pasted as the id would be published.
+    if id.starts_with("GOCSPX-") {
+        return Err(
+            "this client id looks like a Google client secret (it starts with GOCSPX-); put the client id here and store \
+             the secret with `latchkey secret set <server>.client_secret` (the value is read from stdin)"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// A key that names a client secret, with the path of keys above it.
+struct SecretKey {
+    name: String,
+    line: u64,
+    column: u64,
+    path: Vec<String>,
+}
+
+impl SecretKey {
+    /// The server whose entry holds the key, when it is inside one.
+    fn server(&self) -> Option<&str> {
+        match self.path.as_slice() {
+            [top, server, ..] if matches!(top.as_str(), "servers" | "registry" | "registrations") => Some(server),
+            _ => None,
+        }
+    }
+}
+
+/// Every key spelled `client_secret` (or `clientSecret`, `client-secret`) in the document.
+fn find_client_secrets(text: &str) -> Result<Vec<SecretKey>, serde_saphyr::Error> {
+    Ok(serde_saphyr::from_str::<Option<Scan>>(text)?.map(|scan| scan.0).unwrap_or_default())
+}
+
+fn is_client_secret(key: &str) -> bool {
+    let folded: String = key.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    folded.eq_ignore_ascii_case("clientsecret")
+}
+
+/// Any YAML node, reduced to the client-secret keys found inside it.
+struct Scan(Vec<SecretKey>);
+
+impl<'de> Deserialize<'de> for Scan {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ScanVisitor)
+    }
+}
+
+struct ScanVisitor;
+
+macro_rules! scalars_hold_no_keys {
+    ($($method:ident: $type:ty),*) => {
+        $(fn $method<E: de::Error>(self, _: $type) -> Result<Scan, E> { Ok(Scan(Vec::new())) })*
+    };
+}
+
+impl<'de> Visitor<'de> for ScanVisitor {
+    type Value = Scan;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+
+    scalars_hold_no_keys!(visit_bool: bool, visit_i64: i64, visit_u64: u64, visit_i128: i128, visit_u128: u128,
+        visit_f64: f64, visit_str: &str, visit_bytes: &[u8]);
+
+    fn visit_unit<E: de::Error>(self) -> Result<Scan, E> {
+        Ok(Scan(Vec::new()))
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Scan, E> {
+        Ok(Scan(Vec::new()))
+    }
+
+    fn visit_some<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Scan, D::Error> {
+        Scan::deserialize(deserializer)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scan, A::Error> {
+        let mut found = Vec::new();
+        let mut index = 0usize;
+        while let Some(Scan(inner)) = seq.next_element()? {
+            found.extend(inner.into_iter().map(|mut key| {
+                key.path.insert(0, index.to_string());
+                key
+            }));
+            index += 1;
+        }
+        Ok(Scan(found))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scan, A::Error> {
+        let mut found = Vec::new();
+        while let Some(key) = map.next_key::<Located<KeyText>>()? {
+            let Scan(inner) = map.next_value()?;
+            let text = key.0.clone().unwrap_or_default();
+            if is_client_secret(&text) {
+                found.push(SecretKey { name: text.clone(), line: key.line(), column: key.column(), path: Vec::new() });
+            }
+            found.extend(inner.into_iter().map(|mut secret| {
+                secret.path.insert(0, text.clone());
+                secret
+            }));
+        }
+        Ok(Scan(found))
+    }
+}
+
+/// A mapping key: its text when it is a scalar.
+#[derive(Clone)]
+struct KeyText(Option<String>);
+
+impl<'de> Deserialize<'de> for KeyText {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = KeyText;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a mapping key")
+            }
+
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<KeyText, E> {
+                Ok(KeyText(Some(value.to_string())))
+            }
+
+            fn visit_bool<E: de::Error>(self, value: bool) -> Result<KeyText, E> {
+                Ok(KeyText(Some(value.to_string())))
+            }
+
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<KeyText, E> {
+                Ok(KeyText(Some(value.to_string())))
+            }
+
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<KeyText, E> {
+                Ok(KeyText(Some(value.to_string())))
+            }
+
+            fn visit_f64<E: de::Error>(self, value: f64) -> Result<KeyText, E> {
+                Ok(KeyText(Some(value.to_string())))
+            }
+
+            fn visit_unit<E: de::Error>(self) -> Result<KeyText, E> {
+                Ok(KeyText(None))
+            }
+
+            // A complex key (a mapping or list used as a key) has no name to match.
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<KeyText, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(KeyText(None))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<KeyText, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(KeyText(None))
+            }
+        }
+
+        deserializer.deserialize_any(KeyVisitor)
+    }
+}

@@ -1,0 +1,202 @@
+//! Checks of single values: URLs, names, container limits. Each returns the advice to show when the
+//! value is wrong; the caller adds the file and line.
+
+use std::net::IpAddr;
+
+use url::{Host, Url};
+
+/// An endpoint latchkey will send requests (and tokens) to: https, or http to a loopback address
+/// (a local test server, RFC 8252's native-app case). No credentials in the URL, no fragment.
+pub fn endpoint(url: &str) -> Result<(), String> {
+    let parsed = Url::parse(url).map_err(|error| format!("`{url}` is not a URL ({error}); write an absolute https:// URL"))?;
+    match parsed.scheme() {
+        "https" => {}
+        "http" if is_loopback(&parsed) => {}
+        "http" => {
+            return Err(format!(
+                "`{url}` is not https: tokens would cross the network in clear text; use https:// \
+                 (plain http is accepted only for loopback addresses such as http://127.0.0.1:8080)"
+            ));
+        }
+        scheme => return Err(format!("`{url}` has scheme `{scheme}`; write an https:// URL")),
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(format!(
+            "`{url}` carries a user name or password; remove them from the URL and declare the \
+             credential under `secrets:` instead"
+        ));
+    }
+    if parsed.fragment().is_some() {
+        return Err(format!("`{url}` has a fragment (`#…`), which an endpoint may not have; remove it"));
+    }
+    Ok(())
+}
+
+/// An RFC 8414 issuer: an endpoint without query or fragment, compared as written.
+pub fn issuer(url: &str) -> Result<(), String> {
+    endpoint(url)?;
+    if url.contains('?') {
+        return Err(format!("issuer `{url}` has a query (`?…`), which RFC 8414 forbids; remove it"));
+    }
+    Ok(())
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        Some(Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+/// A server name becomes part of secret names (`gmail.client_secret`) and of command lines, so it
+/// has no dots, spaces or shell characters.
+pub fn server_name(name: &str) -> Result<(), String> {
+    let ok = name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "server name `{name}` must be 1-64 letters, digits, `-` or `_`, starting with a letter or digit \
+             (it becomes part of secret names such as `{name}.client_secret`)"
+        ))
+    }
+}
+
+/// Secret names are keys in the secret store: `gmail.access_token`.
+pub fn secret_name(name: &str) -> Result<(), String> {
+    let ok =
+        !name.is_empty() && name.len() <= 128 && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("secret name `{name}` must be 1-128 letters, digits, `.`, `-` or `_`, such as `gmail.access_token`"))
+    }
+}
+
+/// A POSIX environment variable name.
+pub fn env_name(name: &str) -> Result<(), String> {
+    let ok = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("`{name}` is not an environment variable name: use letters, digits and `_`, not starting with a digit"))
+    }
+}
+
+/// The same rule as the provider registry applies to plugin ids.
+pub fn provider_id(id: &str) -> Result<(), String> {
+    let ok = !id.is_empty()
+        && id.len() <= 40
+        && !id.starts_with('-')
+        && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "provider `{id}` is not a provider id: ids are 1-40 characters of a-z, 0-9 and `-` (see `latchkey provider ls`)"
+        ))
+    }
+}
+
+/// `none`, `bridge` or a Docker network name. `host` (and `container:<id>`) would let the server
+/// reach everything on 127.0.0.1, the gateway's own front door included.
+pub fn network(network: &str) -> Result<(), String> {
+    if network == "host" || network.contains(':') {
+        return Err(format!(
+            "network `{network}` would share another network namespace, reaching every service on 127.0.0.1; \
+             use `bridge` (or a Docker network of your own) for a server that needs the network"
+        ));
+    }
+    let ok = network.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && network.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("network `{network}` is not a Docker network name; use `none` (the default), `bridge` or a network's name"))
+    }
+}
+
+/// Memory as Docker writes it: `512m`, `2Gb`, `1g`, or a number of bytes.
+pub fn memory(text: &str) -> Result<u64, String> {
+    let lower = text.trim().to_ascii_lowercase();
+    let without_b = lower.strip_suffix('b').unwrap_or(&lower);
+    let (digits, unit): (&str, u64) = match without_b.chars().last() {
+        Some('k') => (&without_b[..without_b.len() - 1], 1 << 10),
+        Some('m') => (&without_b[..without_b.len() - 1], 1 << 20),
+        Some('g') => (&without_b[..without_b.len() - 1], 1 << 30),
+        _ => (without_b, 1),
+    };
+    let bytes = digits.parse::<u64>().ok().and_then(|n| n.checked_mul(unit)).filter(|bytes| *bytes > 0);
+    bytes.ok_or_else(|| format!("memory `{text}` is not a size; write a number with an optional unit, such as `512m` or `2g`"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_must_be_https_except_on_loopback() {
+        assert!(endpoint("https://oauth2.googleapis.com/token").is_ok());
+        assert!(endpoint("http://127.0.0.1:8080/token").is_ok());
+        assert!(endpoint("http://127.3.4.5/token").is_ok());
+        assert!(endpoint("http://[::1]:9000/token").is_ok());
+        assert!(endpoint("http://localhost/token").is_ok());
+        let plain = endpoint("http://example.com/token").unwrap_err();
+        assert!(plain.contains("not https"), "{plain}");
+        assert!(endpoint("http://10.0.0.1/token").is_err());
+        assert!(endpoint("http://localhost.example.com/token").is_err());
+        assert!(endpoint("ftp://example.com/token").unwrap_err().contains("scheme `ftp`"));
+        assert!(endpoint("example.com/token").unwrap_err().contains("not a URL"));
+        assert!(endpoint("https://user:pw@example.com/token").unwrap_err().contains("password"));
+        assert!(endpoint("https://example.com/token#x").unwrap_err().contains("fragment"));
+    }
+
+    #[test]
+    fn issuers_have_no_query() {
+        assert!(issuer("https://accounts.google.com").is_ok());
+        assert!(issuer("https://login.microsoftonline.com/common/v2.0").is_ok());
+        assert!(issuer("https://example.com/?tenant=a").unwrap_err().contains("query"));
+    }
+
+    #[test]
+    fn names() {
+        assert!(server_name("google-calendar").is_ok());
+        assert!(server_name("a.b").is_err());
+        assert!(server_name("-x").is_err());
+        assert!(server_name("").is_err());
+        assert!(secret_name("gmail.access_token").is_ok());
+        assert!(secret_name("gmail token").is_err());
+        assert!(env_name("GMAIL_TOKEN").is_ok());
+        assert!(env_name("1TOKEN").is_err());
+        assert!(env_name("A-B").is_err());
+        assert!(provider_id("microsoft").is_ok());
+        assert!(provider_id("Microsoft").is_err());
+    }
+
+    #[test]
+    fn networks() {
+        assert!(network("none").is_ok());
+        assert!(network("bridge").is_ok());
+        assert!(network("my_net-1").is_ok());
+        assert!(network("host").unwrap_err().contains("127.0.0.1"));
+        assert!(network("container:abc").is_err());
+        assert!(network("a b").is_err());
+    }
+
+    #[test]
+    fn memory_sizes() {
+        assert_eq!(memory("512m"), Ok(512 << 20));
+        assert_eq!(memory("2Gb"), Ok(2 << 30));
+        assert_eq!(memory("64K"), Ok(64 << 10));
+        assert_eq!(memory("1048576"), Ok(1_048_576));
+        assert!(memory("lots").is_err());
+        assert!(memory("0m").is_err());
+        assert!(memory("g").is_err());
+        assert!(memory("99999999999999999g").is_err());
+    }
+}

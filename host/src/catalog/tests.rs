@@ -1,0 +1,508 @@
+use std::path::PathBuf;
+
+use super::*;
+
+fn source() -> Source {
+    Source::File(PathBuf::from("test.yaml"))
+}
+
+/// The problems of `yaml` as `(line, column, message)`, each also checked to name the file.
+fn problems(yaml: &str) -> Vec<(u64, u64, String)> {
+    let parsed = parse::parse(&source(), yaml);
+    parsed
+        .problems
+        .into_iter()
+        .map(|problem| {
+            assert_eq!(problem.source, source());
+            assert!(problem.to_string().starts_with(&format!("test.yaml:{}:{}: ", problem.line, problem.column)), "{problem}");
+            (problem.line, problem.column, problem.message)
+        })
+        .collect()
+}
+
+/// The single problem of `yaml`.
+fn problem(yaml: &str) -> (u64, u64, String) {
+    let mut all = problems(yaml);
+    assert_eq!(all.len(), 1, "expected one problem, got {all:#?}");
+    all.remove(0)
+}
+
+fn servers(yaml: &str) -> Vec<Server> {
+    let parsed = parse::parse(&source(), yaml);
+    assert!(parsed.problems.is_empty(), "{:#?}", parsed.problems);
+    parsed.servers
+}
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/catalog/testdata").join(name)).unwrap()
+}
+
+#[test]
+fn the_default_catalog_validates_and_ships_no_client_id() {
+    let catalog = Catalog::from_yaml(Source::BuiltIn, DEFAULT_CATALOG).unwrap_or_else(|error| panic!("{error}"));
+    let expected = [
+        ("gmail", "google"),
+        ("google-calendar", "google"),
+        ("google-drive", "google"),
+        ("slack", "slack"),
+        ("microsoft-365", "microsoft"),
+    ];
+    assert_eq!(catalog.servers().count(), expected.len());
+    for (name, provider_id) in expected {
+        let server = catalog.server(name).unwrap();
+        let oauth = server.oauth.as_ref().unwrap();
+        assert!(!oauth.scopes.is_empty(), "{name} has scopes");
+        assert_eq!(oauth.providers.len(), 1);
+        let provider = &oauth.providers[0];
+        assert_eq!(provider.provider.as_deref().map(String::as_str), Some(provider_id));
+        assert!(provider.registration.is_none(), "{name} ships without a client id");
+        let metadata = provider.server_metadata.as_ref().unwrap();
+        assert!(metadata.issuer.starts_with("https://"));
+        assert!(metadata.endpoints().all(|(_, url)| url.starts_with("https://")));
+        let token = server.secret(provider.secret.as_ref().unwrap()).expect("the token secret is declared");
+        let client_secret = server.secret(&format!("{name}.client_secret")).expect("a client secret is declared");
+        assert!(client_secret.env.is_none(), "a client secret never reaches the server");
+        match &server.kind {
+            Kind::Remote { remote } => assert!(remote.url.starts_with("https://")),
+            Kind::Command { .. } => assert!(token.env.is_some(), "a local server gets its token in a variable"),
+            Kind::Image { .. } => panic!("no container entries in the default catalog"),
+        }
+    }
+    // The anchor shares Google's metadata between the three Google servers.
+    let calendar = catalog.server("google-calendar").unwrap();
+    let metadata = calendar.oauth.as_ref().unwrap().providers[0].server_metadata.as_ref().unwrap();
+    assert_eq!(metadata.token_endpoint.as_str(), "https://oauth2.googleapis.com/token");
+}
+
+#[test]
+fn every_kind_of_entry_reads_into_its_fields() {
+    let servers = servers(&fixture("good.yaml"));
+    let names: Vec<&str> = servers.iter().map(|server| server.name.as_str()).collect();
+    assert_eq!(names, ["files", "local", "notes"]);
+
+    let files = &servers[0];
+    assert_eq!(files.line, 3);
+    assert_eq!(files.title.as_deref(), Some("Files"));
+    match &files.kind {
+        Kind::Image { image, command, container } => {
+            assert_eq!(image, "example/files-mcp:1.0");
+            assert_eq!(command, &["serve", "--stdio"]);
+            assert_eq!(container, &Container { network: "bridge".into(), cpus: Some(0.5), memory: Some(256 << 20) });
+        }
+        other => panic!("not an image: {other:?}"),
+    }
+    assert_eq!(files.env[0].name.as_str(), "LOG_LEVEL");
+    assert_eq!(files.env[0].value, "info");
+    assert_eq!(files.secret("files.token").unwrap().env.as_deref().map(String::as_str), Some("FILES_TOKEN"));
+    let provider = &files.oauth.as_ref().unwrap().providers[0];
+    assert_eq!(provider.registration.as_ref().unwrap().client_id.as_str(), "files-client");
+    assert_eq!(provider.config.get("audience").map(String::as_str), Some("files"));
+    let metadata = provider.server_metadata.as_ref().unwrap();
+    assert_eq!(metadata.authorization_response_iss_parameter_supported, Some(true));
+    assert_eq!((metadata.token_endpoint.line(), metadata.token_endpoint.column()), (23, 29));
+
+    assert!(matches!(&servers[1].kind, Kind::Command { command } if command == &["local-mcp", "--verbose"]));
+    match &servers[2].kind {
+        Kind::Remote { remote } => {
+            assert_eq!(remote.url.as_str(), "http://127.0.0.1:8123/mcp");
+            assert_eq!(remote.transport, Transport::StreamableHttp);
+            assert_eq!(remote.headers.get("X-Team").map(String::as_str), Some("blue"));
+        }
+        other => panic!("not remote: {other:?}"),
+    }
+}
+
+#[test]
+fn containers_default_to_no_network() {
+    let servers = servers("servers:\n  s:\n    image: example/s:1\n");
+    assert!(matches!(&servers[0].kind, Kind::Image { container, .. } if container == &Container::default()));
+    assert_eq!(Container::default().network, "none");
+}
+
+#[test]
+fn docker_legacy_entries_load_and_list_what_latchkey_ignores() {
+    let servers = servers(&fixture("docker-legacy.yaml"));
+    let workspace = &servers[0];
+    assert_eq!(workspace.name, "google-workspace");
+    assert_eq!(workspace.ignored, ["volumes", "allowHosts"]);
+    assert!(matches!(&workspace.kind, Kind::Image { image, .. } if image == "example/google-workspace-mcp@sha256:0123"));
+    // Docker's `env: ""` means no variable.
+    assert!(workspace.secret("google-workspace.client_secret").unwrap().env.is_none());
+    let provider = &workspace.oauth.as_ref().unwrap().providers[0];
+    let metadata = provider.server_metadata.as_ref().unwrap();
+    assert_eq!(metadata.scopes_supported, ["https://www.googleapis.com/auth/gmail.readonly"]);
+    assert_eq!(provider.registration.as_ref().unwrap().client_id.as_str(), "1234567890-abc.apps.googleusercontent.com");
+
+    let remote = &servers[1];
+    assert!(remote.ignored.is_empty());
+    assert!(matches!(&remote.kind, Kind::Remote { remote } if remote.url.as_str() == "https://catalog.example.com/mcp"));
+}
+
+#[test]
+fn a_client_secret_is_refused_with_the_command_that_stores_it() {
+    let (line, column, message) = problem(&fixture("client-secret.yaml"));
+    assert_eq!((line, column), (9, 13));
+    assert!(message.contains("`client_secret` does not belong in a catalog"), "{message}");
+    assert!(message.contains("`latchkey secret set gmail.client_secret` (the value is read from stdin)"), "{message}");
+    // The secret itself is never repeated in the message.
+    assert!(!message.contains("GOCSPX"), "{message}");
+}
+
+#[test]
+fn a_client_secret_is_refused_anywhere_in_any_spelling() {
+    let (line, column, message) = problem("servers:\n  slack:\n    command: [x]\n    clientSecret: abc\n");
+    assert_eq!((line, column), (4, 5));
+    assert!(message.contains("`latchkey secret set slack.client_secret`"), "{message}");
+    let (line, _, message) = problem("client_secret: abc\n");
+    assert_eq!(line, 1);
+    assert!(message.contains("`latchkey secret set <server>.client_secret`"), "{message}");
+}
+
+#[test]
+fn a_client_secret_in_an_env_value_is_refused() {
+    let (line, column, message) =
+        problem("servers:\n  g:\n    command: [g]\n    env:\n      - {name: GOOGLE_CLIENT_SECRET, value: s3cret}\n");
+    assert_eq!((line, column), (5, 16));
+    assert!(message.contains("`latchkey secret set <server>.client_secret`"), "{message}");
+    assert!(!message.contains("s3cret"));
+}
+
+#[test]
+fn a_client_secret_pasted_as_the_client_id_is_refused() {
+    let (line, _, message) = problem(
+        "servers:\n  g:\n    remote: {url: https://g.example.com/mcp}\n    oauth:\n      providers:\n        - registration: {client_id: GOCSPX-abc}\n",
+    );
+    assert_eq!(line, 6);
+    assert!(message.contains("looks like a Google client secret"), "{message}");
+}
+
+#[test]
+fn each_problem_of_a_file_is_reported_with_its_line() {
+    let found = problems(&fixture("many-problems.yaml"));
+    let summary: Vec<(u64, &str)> = found
+        .iter()
+        .map(|(line, _, message)| {
+            let key = [
+                "has both `remote` and `image`",
+                "is not https",
+                "is already declared on line 11",
+                "is already set on line 10",
+                "is not declared under `secrets:`",
+                "says neither `image`",
+            ]
+            .into_iter()
+            .find(|key| message.contains(key))
+            .unwrap_or_else(|| panic!("unexpected problem on line {line}: {message}"));
+            (*line, key)
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (4, "has both `remote` and `image`"),
+            (7, "is not https"),
+            (12, "is already declared on line 11"),
+            (16, "is not declared under `secrets:`"),
+            (17, "says neither `image`"),
+        ],
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn unknown_fields_are_named_with_their_line() {
+    let (line, column, message) = problem("servers:\n  s:\n    image: x\n    imagee: y\n");
+    assert_eq!((line, column), (4, 5));
+    assert!(message.contains("unknown field `imagee`"), "{message}");
+    assert!(message.contains("image"), "the message lists the known fields: {message}");
+
+    let (line, _, message) = problem(
+        "servers:\n  s:\n    remote: {url: https://s.example.com/mcp}\n    oauth:\n      providers:\n        - server_metadata:\n            issuer: https://a.example.com\n            authorization_endpoint: https://a.example.com/a\n            token_endpoint: https://a.example.com/t\n            token_endpont: https://a.example.com/t\n",
+    );
+    assert_eq!(line, 10);
+    assert!(message.contains("unknown field `token_endpont`"), "{message}");
+}
+
+#[test]
+fn missing_fields_are_named() {
+    let (line, _, message) = problem("servers:\n  s:\n    command: [s]\n    secrets:\n      - {env: TOKEN}\n");
+    assert_eq!(line, 5);
+    assert!(message.contains("missing field `name`"), "{message}");
+    let (line, _, message) = problem(
+        "servers:\n  s:\n    remote: {url: https://s.example.com/mcp}\n    oauth:\n      providers:\n        - server_metadata: {issuer: https://a.example.com, token_endpoint: https://a.example.com/t}\n",
+    );
+    assert_eq!(line, 6);
+    assert!(message.contains("missing field `authorization_endpoint`"), "{message}");
+}
+
+#[test]
+fn yaml_syntax_errors_have_a_position() {
+    let (line, column, message) = problem("servers:\n  s:\n    image: \"unterminated\n");
+    assert_eq!((line, column), (3, 12));
+    assert!(message.contains("quote"), "{message}");
+    let (line, _, _) = problem("servers:\n  s:\n    image: x\n   bad: indent\n");
+    assert_eq!(line, 4);
+    let (line, column, message) = problem("servers:\n  s: {image: x}\n  s: {image: y}\n");
+    assert_eq!((line, column), (3, 3));
+    assert!(message.contains("duplicate"), "{message}");
+}
+
+#[test]
+fn endpoints_must_be_https_except_on_loopback() {
+    let yaml = |token: &str| {
+        format!(
+            "servers:\n  s:\n    remote: {{url: https://s.example.com/mcp}}\n    oauth:\n      providers:\n        - server_metadata:\n            issuer: https://a.example.com\n            authorization_endpoint: https://a.example.com/a\n            token_endpoint: {token}\n"
+        )
+    };
+    let (line, column, message) = problem(&yaml("http://a.example.com/token"));
+    assert_eq!((line, column), (9, 29));
+    assert!(message.starts_with("token_endpoint: `http://a.example.com/token` is not https"), "{message}");
+    assert!(problems(&yaml("http://127.0.0.1:9000/token")).is_empty());
+    let (_, _, message) = problem(&yaml("https://user:pw@a.example.com/token"));
+    assert!(message.contains("password") && !message.contains("pw@") || message.contains("user name"), "{message}");
+}
+
+#[test]
+fn the_provider_secret_must_be_declared_and_reach_a_local_server() {
+    let (line, column, message) = problem(
+        "servers:\n  s:\n    remote: {url: https://s.example.com/mcp}\n    oauth:\n      providers:\n        - {provider: standard, secret: s.token}\n",
+    );
+    assert_eq!((line, column), (6, 40));
+    assert!(message.contains("provider secret `s.token` is not declared under `secrets:`; add `- {name: s.token}`"), "{message}");
+
+    let (line, _, message) = problem(
+        "servers:\n  s:\n    command: [s]\n    secrets: [{name: s.token}]\n    oauth:\n      providers:\n        - {provider: standard, secret: s.token}\n",
+    );
+    assert_eq!(line, 7);
+    assert!(message.contains("has no `env`, so the command server never sees it"), "{message}");
+
+    let (line, _, message) =
+        problem("servers:\n  s:\n    command: [s]\n    oauth:\n      providers:\n        - {provider: standard}\n");
+    assert_eq!(line, 6);
+    assert!(message.contains("needs `secret:`"), "{message}");
+
+    let (line, _, message) = problem("servers:\n  s:\n    command: [s]\n    oauth: {scopes: [a]}\n");
+    assert_eq!(line, 4);
+    assert!(message.contains("only a remote server can discover"), "{message}");
+}
+
+#[test]
+fn duplicate_secrets_and_variables_are_refused() {
+    let (line, _, message) =
+        problem("servers:\n  s:\n    command: [s]\n    secrets:\n      - {name: s.a}\n      - {name: s.a}\n");
+    assert_eq!(line, 6);
+    assert_eq!(message, "secret `s.a` is already declared on line 5; declare it once");
+    let (line, _, message) = problem(
+        "servers:\n  s:\n    command: [s]\n    env: [{name: TOKEN, value: x}]\n    secrets:\n      - {name: s.a, env: TOKEN}\n",
+    );
+    assert_eq!(line, 6);
+    assert!(message.contains("`TOKEN` is already set on line 4"), "{message}");
+}
+
+#[test]
+fn container_limits_belong_to_images_and_never_share_the_host_network() {
+    let (line, _, message) = problem("servers:\n  s:\n    command: [s]\n    memory: 1g\n");
+    assert_eq!(line, 4);
+    assert!(message.contains("`memory` applies to containers"), "{message}");
+    let (line, _, message) = problem("servers:\n  s:\n    image: s\n    network: host\n");
+    assert_eq!(line, 4);
+    assert!(message.contains("use `bridge`"), "{message}");
+    let (_, _, message) = problem("servers:\n  s:\n    image: s\n    cpus: -1\n");
+    assert!(message.contains("positive"), "{message}");
+}
+
+#[test]
+fn docker_type_must_match_the_entry() {
+    let (line, _, message) = problem("servers:\n  s:\n    type: remote\n    image: s\n");
+    assert_eq!(line, 3);
+    assert!(message.contains("does not match the entry, which is `server`"), "{message}");
+    let (_, _, message) = problem("servers:\n  s:\n    type: poci\n    image: s\n");
+    assert!(message.contains("not supported"), "{message}");
+}
+
+#[test]
+fn a_server_in_both_maps_or_with_a_bad_name_is_refused() {
+    let (line, _, message) = problem("servers:\n  s: {image: x}\nregistry:\n  s: {image: y}\n");
+    assert_eq!(line, 4);
+    assert!(message.contains("also defined on line 2"), "{message}");
+    let (line, _, message) = problem("servers:\n  my.server: {image: x}\n");
+    assert_eq!(line, 2);
+    assert!(message.contains("server name `my.server`"), "{message}");
+}
+
+#[test]
+fn an_empty_file_is_an_empty_catalog() {
+    assert!(servers("").is_empty());
+    assert!(servers("# nothing yet\n").is_empty());
+    assert!(servers("servers:\n").is_empty());
+}
+
+#[test]
+fn json_shows_values_without_positions() {
+    let servers = servers(&fixture("good.yaml"));
+    let json = serde_json::to_value(&servers[0]).unwrap();
+    assert_eq!(json["kind"], "image");
+    assert_eq!(json["image"], "example/files-mcp:1.0");
+    assert_eq!(json["network"], "bridge");
+    assert_eq!(json["secrets"][0]["name"], "files.token");
+    assert_eq!(json["oauth"]["providers"][0]["server_metadata"]["token_endpoint"], "https://auth.example.com/token");
+    assert_eq!(json["source"], "test.yaml");
+    let remote = serde_json::to_value(&servers[2]).unwrap();
+    assert_eq!(remote["remote"]["transport_type"], "http");
+}
+
+/// A LATCHKEY_HOME-style folder with user catalogs.
+struct Home {
+    dir: tempfile::TempDir,
+}
+
+impl Home {
+    fn new(files: &[(&str, &str)]) -> Home {
+        let dir = tempfile::tempdir().unwrap();
+        let catalogs = dir.path().join("catalogs");
+        std::fs::create_dir(&catalogs).unwrap();
+        for (name, text) in files {
+            std::fs::write(catalogs.join(name), text).unwrap();
+        }
+        Home { dir }
+    }
+
+    fn paths(&self) -> Paths {
+        Paths::under(self.dir.path().to_path_buf())
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join("catalogs").join(name)
+    }
+}
+
+#[test]
+fn user_catalogs_replace_entries_by_name_in_file_order() {
+    let home = Home::new(&[
+        ("b.yaml", "servers:\n  slack:\n    remote: {url: https://slack.example.com/mcp}\n"),
+        ("a.yml", "servers:\n  slack:\n    command: [first]\n  extra:\n    command: [extra]\n"),
+        (".hidden.yaml", "servers: {broken"),
+        ("notes.txt", "not a catalog"),
+    ]);
+    let catalog = Catalog::load(&home.paths()).unwrap_or_else(|error| panic!("{error}"));
+    let slack = catalog.server("slack").unwrap();
+    assert_eq!(slack.source, Source::File(home.file("b.yaml")));
+    assert!(matches!(&slack.kind, Kind::Remote { .. }));
+    assert!(catalog.server("extra").is_ok());
+    assert!(catalog.server("gmail").is_ok(), "the built-in servers stay");
+    let built_in_line = DEFAULT_CATALOG.lines().position(|line| line == "  slack:").unwrap() + 1;
+    assert_eq!(
+        catalog.notices(),
+        [
+            format!("`slack` from {}:2 replaces the entry from built-in catalog:{built_in_line}", home.file("a.yml").display()),
+            format!(
+                "`slack` from {}:2 replaces the entry from {}:2",
+                home.file("b.yaml").display(),
+                home.file("a.yml").display()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn registrations_give_a_defined_server_its_client_id() {
+    let home = Home::new(&[(
+        "clients.yaml",
+        "registrations:\n  gmail: {client_id: 1234.apps.googleusercontent.com}\n  slack:\n    client_id: \"123.456\"\n    provider: slack\n",
+    )]);
+    let catalog = Catalog::load(&home.paths()).unwrap_or_else(|error| panic!("{error}"));
+    for (server, id) in [("gmail", "1234.apps.googleusercontent.com"), ("slack", "123.456")] {
+        let provider = &catalog.server(server).unwrap().oauth.as_ref().unwrap().providers[0];
+        assert_eq!(provider.registration.as_ref().unwrap().client_id.as_str(), id);
+    }
+    assert!(catalog.server("google-drive").unwrap().oauth.as_ref().unwrap().providers[0].registration.is_none());
+    assert!(catalog.notices().is_empty(), "{:?}", catalog.notices());
+}
+
+#[test]
+fn registrations_that_cannot_apply_are_problems() {
+    let home = Home::new(&[
+        (
+            "a.yaml",
+            "servers:\n  two:\n    remote: {url: https://two.example.com/mcp}\n    oauth:\n      providers: [{provider: one}, {provider: two}]\n",
+        ),
+        (
+            "b.yaml",
+            "registrations:\n  gmial: {client_id: x}\n  two: {client_id: y}\n  local: {client_id: z}\nservers:\n  local: {command: [l]}\n",
+        ),
+    ]);
+    let error = Catalog::load(&home.paths()).unwrap_err();
+    let messages: Vec<(u64, String)> = error.problems.iter().map(|problem| (problem.line, problem.message.clone())).collect();
+    assert_eq!(messages.len(), 3, "{messages:#?}");
+    assert_eq!(messages[0].0, 2);
+    assert!(messages[0].1.starts_with("registration for unknown server `gmial`; known servers: "), "{}", messages[0].1);
+    assert!(messages[0].1.contains("gmail"));
+    assert_eq!(messages[1], (3, "server `two` has 2 providers; say which with `provider:` (one of one, two)".to_string()));
+    assert_eq!(messages[2], (4, "server `local` has no `oauth.providers` to register a client id for".to_string()));
+    assert!(error.problems.iter().all(|problem| problem.source == Source::File(home.file("b.yaml"))));
+    let text = error.to_string();
+    assert!(text.starts_with("the catalog has 3 problems:\n  "), "{text}");
+    assert!(text.contains(&format!("{}:2:3: registration for unknown server", home.file("b.yaml").display())), "{text}");
+}
+
+#[test]
+fn a_later_registration_replaces_a_client_id_with_a_notice() {
+    let home = Home::new(&[
+        (
+            "a.yaml",
+            "servers:\n  s:\n    remote: {url: https://s.example.com/mcp}\n    oauth:\n      providers:\n        - registration: {client_id: old}\n",
+        ),
+        ("b.yaml", "registrations:\n  s: {client_id: new}\n"),
+    ]);
+    let catalog = Catalog::load(&home.paths()).unwrap();
+    let provider = &catalog.server("s").unwrap().oauth.as_ref().unwrap().providers[0];
+    assert_eq!(provider.registration.as_ref().unwrap().client_id.as_str(), "new");
+    assert_eq!(
+        catalog.notices(),
+        [format!("{}:2: the client id of `s` replaces the one in its entry", home.file("b.yaml").display())]
+    );
+}
+
+#[test]
+fn check_of_one_file_reports_only_that_file() {
+    let home = Home::new(&[("broken.yaml", "servers:\n  x: {}\n"), ("ok.yaml", "servers:\n  ok: {command: [ok]}\n")]);
+    let outside = home.dir.path().join("candidate.yaml");
+    std::fs::write(&outside, "servers:\n  candidate:\n    remote: {url: http://example.com/mcp}\n").unwrap();
+    let report = check(&home.paths(), Some(&outside));
+    assert_eq!(report.problems.len(), 1, "{:#?}", report.problems);
+    assert_eq!(report.problems[0].source, Source::File(outside.clone()));
+    assert_eq!(report.problems[0].line, 3);
+    assert_eq!(report.sources.last(), Some(&Source::File(outside)));
+
+    // A file that is already a user catalog is read once, under its catalog name.
+    let report = check(&home.paths(), Some(&home.dir.path().join("catalogs/../catalogs/broken.yaml")));
+    assert_eq!(report.sources.len(), 3);
+    assert_eq!(report.problems.len(), 1);
+    assert_eq!(report.problems[0].source, Source::File(home.file("broken.yaml")));
+
+    let everything = check(&home.paths(), None);
+    assert_eq!(everything.problems.len(), 1);
+    assert!(everything.catalog.server("ok").is_ok(), "valid servers load next to a broken one");
+}
+
+#[test]
+fn unknown_servers_list_the_known_ones() {
+    let home = Home::new(&[]);
+    let catalog = Catalog::load(&home.paths()).unwrap();
+    let error = catalog.server("gmial").unwrap_err().to_string();
+    assert!(
+        error.starts_with("unknown server `gmial`; known servers: gmail, google-calendar, google-drive, microsoft-365, slack."),
+        "{error}"
+    );
+    assert!(error.contains(&home.dir.path().join("catalogs").display().to_string()), "{error}");
+}
+
+#[test]
+fn an_unreadable_catalog_is_a_problem_for_that_file() {
+    let home = Home::new(&[]);
+    std::fs::write(home.file("binary.yaml"), [0xff, 0xfe, 0x00]).unwrap();
+    let error = Catalog::load(&home.paths()).unwrap_err();
+    assert_eq!(error.problems.len(), 1);
+    assert_eq!(error.problems[0].line, 0);
+    assert!(error.problems[0].to_string().starts_with(&format!("{}: cannot read the file", home.file("binary.yaml").display())));
+}

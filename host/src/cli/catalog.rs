@@ -1,0 +1,294 @@
+//! `latchkey catalog ls | show | validate`.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::anyhow;
+use clap::Subcommand;
+use serde_json::json;
+
+use super::Failure;
+use super::output::{self, BOLD, GREEN, RED};
+use crate::catalog::{self, Catalog, Kind, OAuthProvider, Server, Transport};
+use crate::paths::Paths;
+
+#[derive(Subcommand)]
+pub enum CatalogCommand {
+    /// List the MCP servers: how each runs, its OAuth provider, whether it has a client id.
+    #[command(alias = "list")]
+    Ls {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a server's entry: how it runs, its secrets and its OAuth setup.
+    Show {
+        /// The server's name, as `catalog ls` shows it.
+        server: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the catalogs, or one file as if it were added to them, and print every problem with
+    /// its file and line. Exits with 3 when there is a problem.
+    Validate {
+        /// A catalog file; without one, the built-in catalog and every user catalog.
+        file: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(command: CatalogCommand) -> Result<(), Failure> {
+    let paths = Paths::discover()?;
+    match command {
+        CatalogCommand::Ls { json } => list(&paths, json),
+        CatalogCommand::Show { server, json } => show(&paths, &server, json),
+        CatalogCommand::Validate { file, json } => validate(&paths, file, json),
+    }
+}
+
+/// The OAUTH column: the provider ids; `auto` for a provider matched by its issuer; `discovery`
+/// for a remote server that finds its authorization server itself.
+fn oauth_text(server: &Server) -> String {
+    match &server.oauth {
+        None => "-".into(),
+        Some(oauth) if oauth.providers.is_empty() => "discovery".into(),
+        Some(oauth) => oauth
+            .providers
+            .iter()
+            .map(|provider| provider.provider.as_ref().map_or_else(|| "auto".to_string(), |id| id.to_string()))
+            .collect::<Vec<_>>()
+            .join(","),
+    }
+}
+
+fn client_id_text(server: &Server) -> &'static str {
+    match &server.oauth {
+        Some(oauth) if !oauth.providers.is_empty() => {
+            if oauth.providers.iter().all(|provider| provider.registration.is_some()) {
+                "set"
+            } else {
+                "missing"
+            }
+        }
+        _ => "-",
+    }
+}
+
+fn list(paths: &Paths, as_json: bool) -> Result<(), Failure> {
+    let catalog = Catalog::load(paths)?;
+    if as_json {
+        let servers: Vec<&Server> = catalog.servers().collect();
+        output::json(&json!({"servers": servers, "notices": catalog.notices()}));
+        return Ok(());
+    }
+    let mut table = output::table(&["SERVER", "KIND", "OAUTH", "CLIENT ID", "SOURCE"]);
+    for server in catalog.servers() {
+        table.add_row(vec![
+            server.name.clone(),
+            server.kind.name().to_string(),
+            oauth_text(server),
+            client_id_text(server).to_string(),
+            server.source.to_string(),
+        ]);
+    }
+    output::print_table(&table);
+    for notice in catalog.notices() {
+        output::note(notice);
+    }
+    Ok(())
+}
+
+fn show(paths: &Paths, name: &str, as_json: bool) -> Result<(), Failure> {
+    let catalog = Catalog::load(paths)?;
+    let server = catalog.server(name)?;
+    if as_json {
+        output::json(server);
+        return Ok(());
+    }
+    let mut out = anstream::stdout();
+    let _ = writeln!(
+        out,
+        "{BOLD}{}{BOLD:#}{}",
+        server.name,
+        server.title.as_ref().map(|title| format!(" {title}")).unwrap_or_default()
+    );
+    if let Some(description) = &server.description {
+        let _ = writeln!(out, "{description}");
+    }
+    let mut table = output::table(&["", ""]);
+    let mut row = |name: &str, value: String| {
+        table.add_row(vec![name.to_string(), value]);
+    };
+    row("source", format!("{}:{}", server.source, server.line));
+    row("kind", server.kind.name().to_string());
+    match &server.kind {
+        Kind::Image { image, command, container } => {
+            row("image", image.clone());
+            if !command.is_empty() {
+                row("command", command.join(" "));
+            }
+            row("network", container.network.clone());
+            row("cpus", container.cpus.map_or_else(|| "-".into(), |cpus| cpus.to_string()));
+            row("memory", container.memory.map_or_else(|| "-".into(), |bytes| format!("{} MiB", bytes.div_ceil(1 << 20))));
+        }
+        Kind::Command { command } => row("command", command.join(" ")),
+        Kind::Remote { remote } => {
+            row("url", remote.url.to_string());
+            row(
+                "transport",
+                match remote.transport {
+                    Transport::StreamableHttp => "Streamable HTTP",
+                    Transport::Sse => "HTTP+SSE (deprecated)",
+                }
+                .into(),
+            );
+            // Header values may carry credentials; their names say enough here.
+            if !remote.headers.is_empty() {
+                row("headers", remote.headers.keys().cloned().collect::<Vec<_>>().join(", "));
+            }
+        }
+    }
+    for var in &server.env {
+        row("env", format!("{}={}", var.name, var.value));
+    }
+    if let Some(oauth) = &server.oauth {
+        row(
+            "scopes",
+            if oauth.scopes.is_empty() {
+                "-".into()
+            } else {
+                oauth.scopes.iter().map(|scope| scope.as_str()).collect::<Vec<_>>().join(" ")
+            },
+        );
+        if oauth.providers.is_empty() {
+            row("oauth", "discovered from the server (RFC 9728), client registered dynamically".into());
+        }
+    }
+    output::print_table(&table);
+    if !server.secrets.is_empty() {
+        let _ = writeln!(out, "\n{BOLD}secrets{BOLD:#} (store values with `latchkey secret set <name>`)");
+        let mut secrets = output::table(&["NAME", "ENV", "USE"]);
+        for secret in &server.secrets {
+            let receives_token = server
+                .oauth
+                .iter()
+                .flat_map(|oauth| &oauth.providers)
+                .any(|provider| provider.secret.as_ref() == Some(&secret.name));
+            let purpose = if receives_token {
+                "receives the access token"
+            } else if secret.env.is_none() {
+                "latchkey only, never passed to the server"
+            } else {
+                "-"
+            };
+            secrets.add_row(vec![
+                secret.name.to_string(),
+                secret.env.as_ref().map_or_else(|| "-".into(), |env| env.to_string()),
+                purpose.into(),
+            ]);
+        }
+        output::print_table(&secrets);
+    }
+    for provider in server.oauth.iter().flat_map(|oauth| &oauth.providers) {
+        let _ = writeln!(
+            out,
+            "\n{BOLD}oauth{BOLD:#} ({})",
+            provider.provider.as_ref().map_or("provider matched by issuer", |id| id.as_str())
+        );
+        output::print_table(&provider_table(&server.name, provider));
+    }
+    if !server.ignored.is_empty() {
+        output::note(&ignored_note(server));
+    }
+    Ok(())
+}
+
+fn provider_table(server: &str, provider: &OAuthProvider) -> comfy_table::Table {
+    let mut table = output::table(&["", ""]);
+    let optional = |value: Option<&str>| value.unwrap_or("-").to_string();
+    let mut rows: Vec<(&str, String)> = vec![("token secret", optional(provider.secret.as_deref().map(String::as_str)))];
+    match &provider.server_metadata {
+        Some(metadata) => {
+            rows.push(("issuer", metadata.issuer.to_string()));
+            rows.extend(metadata.endpoints().map(|(field, url)| (field.trim_end_matches("_endpoint"), url.to_string())));
+        }
+        None => rows.push(("endpoints", "from the provider plugin or discovery".into())),
+    }
+    rows.push((
+        "client id",
+        match &provider.registration {
+            Some(registration) => registration.client_id.to_string(),
+            None => {
+                format!("missing: `latchkey oauth register {server} --client-id <id>`, or `registrations:` in a user catalog")
+            }
+        },
+    ));
+    for (key, value) in &provider.config {
+        rows.push(("config", format!("{key}={value}")));
+    }
+    for (name, value) in rows {
+        table.add_row(vec![name.to_string(), value]);
+    }
+    table
+}
+
+fn ignored_note(server: &Server) -> String {
+    format!(
+        "`{}` ({}:{}): latchkey ignores Docker's {} for this server",
+        server.name,
+        server.source,
+        server.line,
+        server.ignored.iter().map(|field| format!("`{field}`")).collect::<Vec<_>>().join(", ")
+    )
+}
+
+fn validate(paths: &Paths, file: Option<PathBuf>, as_json: bool) -> Result<(), Failure> {
+    if let Some(file) = &file
+        && !file.is_file()
+    {
+        return Err(Failure::Error(anyhow!("{} is not a file; give the path of a catalog YAML file", file.display())));
+    }
+    let report = catalog::check(paths, file.as_deref());
+    let checked: Vec<&Server> =
+        report.catalog.servers().filter(|server| report.focus.as_ref().is_none_or(|focus| &server.source == focus)).collect();
+    let ok = report.problems.is_empty();
+    if as_json {
+        let ignored: Vec<_> = checked
+            .iter()
+            .filter(|server| !server.ignored.is_empty())
+            .map(|server| json!({"server": server.name, "fields": server.ignored}))
+            .collect();
+        output::json(&json!({
+            "ok": ok,
+            "problems": report.problems,
+            "servers": checked.len(),
+            "sources": report.focus.as_ref().map_or_else(|| report.sources.clone(), |focus| vec![focus.clone()]),
+            "ignored": ignored,
+            "notices": report.catalog.notices(),
+        }));
+        return if ok { Ok(()) } else { Err(Failure::Invalid) };
+    }
+    let mut out = anstream::stdout();
+    for problem in &report.problems {
+        let _ = writeln!(out, "{problem}");
+    }
+    for server in checked.iter().filter(|server| !server.ignored.is_empty()) {
+        output::note(&ignored_note(server));
+    }
+    let what = match &report.focus {
+        Some(focus) => focus.to_string(),
+        None => format!("{} catalog{}", report.sources.len(), if report.sources.len() == 1 { "" } else { "s" }),
+    };
+    if ok {
+        for notice in report.catalog.notices() {
+            output::note(notice);
+        }
+        let _ =
+            writeln!(out, "{GREEN}ok{GREEN:#}: {what}: {} server{}", checked.len(), if checked.len() == 1 { "" } else { "s" });
+        Ok(())
+    } else {
+        let count = report.problems.len();
+        let _ = writeln!(out, "{RED}invalid{RED:#}: {what}: {count} problem{}", if count == 1 { "" } else { "s" });
+        Err(Failure::Invalid)
+    }
+}
