@@ -9,11 +9,19 @@
 //! - [`registration`]: pre-registered → Client ID Metadata Document → RFC 7591;
 //! - [`callback`]: the loopback redirect listener and pasted redirect URLs;
 //! - [`authorize`]: PKCE, `state`, `resource`, `iss`, and the code exchange;
-//! - [`exchange`]: token, refresh and revocation requests through the provider's hooks.
+//! - [`exchange`]: token, refresh and revocation requests through the provider's hooks;
+//! - [`engine`]: catalog, plugins, store and manual registrations turned into a [`engine::Target`];
+//! - [`lifecycle`]: listing, refresh that never loses a token, revocation;
+//! - [`manual`]: clients registered with `latchkey oauth register`;
+//! - [`tokens`]: token sets between their wire and stored forms.
 
 pub mod authorize;
 pub mod callback;
 pub mod discovery;
+pub mod engine;
 pub mod exchange;
 pub mod http;
+pub mod lifecycle;
+pub mod manual;
 pub mod registration;
+pub mod tokens;

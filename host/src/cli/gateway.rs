@@ -1,0 +1,107 @@
+//! `latchkey gateway run`.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use clap::{Subcommand, ValueEnum};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::Failure;
+use super::output;
+use crate::gateway::{self, Gateway, Naming, http};
+use crate::oauth::engine::Engine;
+use crate::paths::Paths;
+
+#[derive(Subcommand)]
+pub enum GatewayCommand {
+    /// Serve the catalog's servers as one MCP server, over stdio or Streamable HTTP.
+    Run {
+        #[arg(long, value_enum, default_value_t = Transport::Stdio)]
+        transport: Transport,
+        /// Address to listen on (http); anything but loopback exposes the gateway to the network.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: IpAddr,
+        #[arg(long, default_value_t = 8811)]
+        port: u16,
+        /// Catalog servers to serve, comma-separated (default: every catalog server).
+        #[arg(long, value_delimiter = ',')]
+        servers: Vec<String>,
+        /// Between server and tool names: `<server><separator><tool>`.
+        #[arg(long, default_value = "__")]
+        separator: String,
+        /// Expose tool and prompt names unchanged (one server only).
+        #[arg(long, conflicts_with = "separator")]
+        no_prefix: bool,
+        /// Serve /mcp without a bearer token (http).
+        #[arg(long)]
+        allow_unauthenticated: bool,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Transport {
+    Stdio,
+    Http,
+}
+
+pub fn run(command: GatewayCommand) -> Result<(), Failure> {
+    let GatewayCommand::Run { transport, host, port, servers, separator, no_prefix, allow_unauthenticated } = command;
+    let paths = Paths::discover()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let engine = Arc::new(Engine::open(paths)?);
+        for notice in engine.notices() {
+            output::note(&notice);
+        }
+        if no_prefix && servers.len() != 1 {
+            return Err(anyhow::anyhow!("--no-prefix needs exactly one server in --servers, or tool names could collide").into());
+        }
+        let naming = Naming { separator: (!no_prefix).then_some(separator) };
+        let gateway = Gateway::new(engine, &servers, naming)?;
+        if gateway.upstreams().any(|upstream| matches!(upstream.server.kind, crate::catalog::Kind::Image { .. })) {
+            if let Ok(docker) = gateway::container::connect().await {
+                match gateway::container::remove_leftovers(&docker).await {
+                    Ok(0) | Err(_) => {}
+                    Ok(removed) => output::note(&format!("removed {removed} container(s) left by earlier gateways")),
+                }
+            }
+        }
+        for (server, error) in gateway.start_all().await {
+            output::warning(&format!("{server} is not available: {error}"));
+        }
+        let credentials = gateway::refresh::spawn(&gateway);
+        match transport {
+            Transport::Stdio => {
+                let service = rmcp::ServiceExt::serve(gateway, rmcp::transport::stdio())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("the MCP client did not initialize: {e}"))?;
+                service.waiting().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                Ok(())
+            }
+            Transport::Http => {
+                let token = if allow_unauthenticated {
+                    output::warning("serving /mcp without authentication (--allow-unauthenticated)");
+                    None
+                } else {
+                    Some(match std::env::var(http::TOKEN_VAR) {
+                        Ok(token) if !token.is_empty() => SecretString::from(token),
+                        _ => {
+                            let token = http::generate_token();
+                            // The one place a secret is printed: the user needs it to connect.
+                            eprintln!("latchkey gateway: bearer token {} (set {} to choose one)", token.expose_secret(), http::TOKEN_VAR);
+                            token
+                        }
+                    })
+                };
+                if !host.is_loopback() {
+                    output::warning(&format!("listening on {host}, which other machines can reach"));
+                }
+                let shutdown = async {
+                    let _ = tokio::signal::ctrl_c().await;
+                };
+                http::serve(gateway, credentials, http::Options { host, port, token }, shutdown).await?;
+                Ok(())
+            }
+        }
+    })
+}

@@ -1,0 +1,305 @@
+//! `latchkey oauth register | authorize | ls | refresh | revoke`.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::{Duration, SystemTime};
+
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use super::Failure;
+use super::output::{self, BOLD, GREEN, YELLOW};
+use crate::oauth::authorize::{Mode, Pending};
+use crate::oauth::engine::{self, Engine, Overrides};
+use crate::oauth::lifecycle::CredentialView;
+use crate::oauth::manual::ManualRegistration;
+use crate::paths::Paths;
+
+#[derive(Subcommand)]
+pub enum OAuthCommand {
+    /// Record a client registered by hand with the provider (for servers whose catalog entry has
+    /// no client id, endpoints or the scopes you need). The secret is read from stdin, never argv.
+    Register(RegisterArgs),
+    /// Sign in with the browser and store the tokens.
+    Authorize(AuthorizeArgs),
+    /// List stored credentials: state, expiry, scopes, whether they can be refreshed.
+    #[command(alias = "list")]
+    Ls {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Refresh a server's access token now.
+    Refresh {
+        server: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a server's grant at the provider (where it has an endpoint) and delete the local copy.
+    Revoke {
+        server: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// How to run the browser flow; shared with `tools` for servers that ask for authorization.
+#[derive(Args, Clone, Debug, Default)]
+pub struct InteractionArgs {
+    /// Print the URL instead of opening a browser.
+    #[arg(long)]
+    pub no_browser: bool,
+    /// For machines without a browser: print the URL, then read the URL the browser ended on from
+    /// standard input (no local listener is needed).
+    #[arg(long)]
+    pub paste: bool,
+    /// The redirect URI registered with the provider, for --paste with https-only providers.
+    #[arg(long, requires = "paste")]
+    pub redirect_uri: Option<String>,
+    /// Seconds to wait for the browser.
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
+}
+
+#[derive(Args)]
+pub struct RegisterArgs {
+    server: String,
+    #[arg(long)]
+    client_id: String,
+    /// Read the client secret from standard input (or a hidden prompt) and store it as
+    /// `<server>.client_secret`.
+    #[arg(long)]
+    client_secret_stdin: bool,
+    #[arg(long, requires = "token_endpoint")]
+    authorization_endpoint: Option<String>,
+    #[arg(long, requires = "authorization_endpoint")]
+    token_endpoint: Option<String>,
+    /// The authorization server's issuer identifier (checked against `iss` in redirects).
+    #[arg(long)]
+    issuer: Option<String>,
+    /// Scopes to request, separated by commas or spaces.
+    #[arg(long)]
+    scopes: Option<String>,
+    /// The provider plugin to use (see `latchkey provider ls`).
+    #[arg(long)]
+    provider: Option<String>,
+}
+
+#[derive(Args)]
+pub struct AuthorizeArgs {
+    server: String,
+    /// Which of the server's OAuth providers, when it has several.
+    #[arg(long)]
+    provider: Option<String>,
+    /// Scopes to request instead of the catalog's, separated by commas or spaces.
+    #[arg(long)]
+    scopes: Option<String>,
+    #[command(flatten)]
+    interaction: InteractionArgs,
+}
+
+pub fn run(command: OAuthCommand) -> Result<(), Failure> {
+    let paths = Paths::discover()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let open = |paths: Paths| -> anyhow::Result<Engine> {
+            let engine = Engine::open(paths)?;
+            for notice in engine.notices() {
+                output::note(&notice);
+            }
+            Ok(engine)
+        };
+        match command {
+            OAuthCommand::Register(args) => register(paths, args),
+            OAuthCommand::Authorize(args) => authorize(&open(paths)?, args).await,
+            OAuthCommand::Ls { json } => list(&open(paths)?, json).await,
+            OAuthCommand::Refresh { server, json } => refresh(&open(paths)?, &server, json).await,
+            OAuthCommand::Revoke { server, json } => revoke(&open(paths)?, &server, json).await,
+        }
+    })
+}
+
+pub fn split_scopes(scopes: &str) -> Vec<String> {
+    scopes.split([',', ' ']).filter(|s| !s.is_empty()).map(str::to_string).collect()
+}
+
+fn register(paths: Paths, args: RegisterArgs) -> Result<(), Failure> {
+    let RegisterArgs { server, client_id, client_secret_stdin, authorization_endpoint, token_endpoint, issuer, scopes, provider } = args;
+    let catalog = crate::catalog::Catalog::load(&paths)?;
+    catalog.server(&server)?;
+    if client_id.trim().is_empty() {
+        return Err(anyhow::anyhow!("--client-id is empty; give the client id the provider's console shows").into());
+    }
+    for url in [&authorization_endpoint, &token_endpoint, &issuer].into_iter().flatten() {
+        engine::check_endpoint(url)?;
+    }
+    if let Some(id) = &provider {
+        let (_runtime, registry) = crate::plugins::load(&paths)?;
+        registry.get(id)?;
+    }
+    let store = crate::store::Store::open(&paths)?;
+    if let Some(notice) = store.notice() {
+        output::note(notice);
+    }
+    if client_secret_stdin {
+        let secret = super::secret::read_value(&format!("{server}.client_secret"))?;
+        store.set_secret(&format!("{server}.client_secret"), &secret)?;
+    }
+    let mut registrations = crate::oauth::manual::Registrations::load(&paths)?;
+    registrations.set(
+        &server,
+        ManualRegistration {
+            client_id: client_id.trim().to_string(),
+            provider,
+            issuer,
+            authorization_endpoint,
+            token_endpoint,
+            scopes: scopes.as_deref().map(split_scopes),
+        },
+    )?;
+    let secret_note = if client_secret_stdin { format!(", client secret in {}", store.describe()) } else { String::new() };
+    anstream::println!("Registered client {BOLD}{}{BOLD:#} for {server}{secret_note}.", client_id.trim());
+    anstream::println!("Next: latchkey oauth authorize {server}");
+    Ok(())
+}
+
+async fn authorize(engine: &Engine, args: AuthorizeArgs) -> Result<(), Failure> {
+    let overrides = Overrides { scopes: args.scopes.as_deref().map(split_scopes), ..Overrides::default() };
+    let target = engine.target(&args.server, args.provider.as_deref(), &overrides).await?;
+    let (pending, target) = engine.start(target, mode(&args.interaction)).await?;
+    let exchanged = complete(pending, &args.interaction).await?;
+    match engine.save(target, &exchanged).await {
+        Ok(credential) => {
+            exchanged.confirm("latchkey stored the tokens. You can close this tab.");
+            let view = CredentialView::of(&credential, SystemTime::now());
+            anstream::println!(
+                "{GREEN}Authorized{GREEN:#} {} with {} ({}).",
+                args.server,
+                credential.provider,
+                describe_expiry(&view)
+            );
+            if !view.refreshable {
+                output::warning("no refresh token was issued: authorize again when the access token expires");
+            }
+            Ok(())
+        }
+        Err(error) => {
+            exchanged.fail("latchkey could not store the tokens. Check the terminal.");
+            Err(error.into())
+        }
+    }
+}
+
+pub fn mode(interaction: &InteractionArgs) -> Mode {
+    if interaction.paste { Mode::Paste { redirect_uri: interaction.redirect_uri.clone() } } else { Mode::Listen }
+}
+
+/// Show the URL (and open the browser), then wait for the redirect or read the pasted URL.
+pub async fn complete(pending: Pending, interaction: &InteractionArgs) -> anyhow::Result<crate::oauth::authorize::Exchanged> {
+    let mut err = anstream::stderr();
+    if interaction.paste {
+        let _ = writeln!(err, "Open this URL in a browser, sign in, then paste the address the browser ends on:\n\n  {}\n", pending.url());
+        let _ = write!(err, "URL: ");
+        let _ = err.flush();
+        let line = tokio::task::spawn_blocking(|| {
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line).map(|_| line)
+        })
+        .await??;
+        return Ok(pending.complete_pasted(&line).await?);
+    }
+    let opened = !interaction.no_browser && webbrowser::open(pending.url()).is_ok();
+    if opened {
+        let _ = writeln!(err, "Opened the browser. If nothing appeared, open:\n\n  {}\n", pending.url());
+    } else {
+        let _ = writeln!(err, "Open this URL in a browser to sign in:\n\n  {}\n", pending.url());
+    }
+    let spinner = indicatif::ProgressBar::new_spinner();
+    if std::io::stderr().is_terminal() {
+        spinner.set_message(format!("waiting for the browser to come back to {}", pending.redirect_uri()));
+        spinner.enable_steady_tick(Duration::from_millis(120));
+    } else {
+        spinner.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let result = pending.wait(Duration::from_secs(interaction.timeout)).await;
+    spinner.finish_and_clear();
+    Ok(result?)
+}
+
+fn describe_expiry(view: &CredentialView) -> String {
+    match view.expires_in {
+        None => "no expiry given".into(),
+        Some(seconds) if seconds <= 0 => "expired".into(),
+        Some(seconds) => format!("expires in {}", human_duration(seconds as u64)),
+    }
+}
+
+fn human_duration(seconds: u64) -> String {
+    match seconds {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86400),
+    }
+}
+
+async fn list(engine: &Engine, as_json: bool) -> Result<(), Failure> {
+    let views = engine.list().await?;
+    if as_json {
+        output::json(&json!({ "credentials": views }));
+        return Ok(());
+    }
+    if views.is_empty() {
+        anstream::println!("No credentials yet. Authorize a server with `latchkey oauth authorize <server>`.");
+        return Ok(());
+    }
+    let mut table = output::table(&["SERVER", "PROVIDER", "STATE", "EXPIRES", "REFRESHABLE", "SCOPES"]);
+    for view in &views {
+        let expires = match view.expires_in {
+            None => "-".to_string(),
+            Some(seconds) if seconds <= 0 => "expired".to_string(),
+            Some(seconds) => format!("in {}", human_duration(seconds as u64)),
+        };
+        table.add_row(vec![
+            view.server.clone(),
+            view.provider.clone(),
+            view.state.replace('-', " "),
+            expires,
+            if view.refreshable { "yes" } else { "no" }.to_string(),
+            view.scopes.join(" "),
+        ]);
+    }
+    output::print_table(&table);
+    for view in views.iter().filter(|view| view.state == "needs-reauthorization") {
+        output::warning(&format!(
+            "{} needs re-authorization: {}; run `latchkey oauth authorize {}`",
+            view.server,
+            view.reason.clone().unwrap_or_default(),
+            view.server
+        ));
+    }
+    Ok(())
+}
+
+async fn refresh(engine: &Engine, server: &str, as_json: bool) -> Result<(), Failure> {
+    let credential = engine.refresh(server).await?;
+    let view = CredentialView::of(&credential, SystemTime::now());
+    if as_json {
+        output::json(&view);
+    } else {
+        anstream::println!("{GREEN}Refreshed{GREEN:#} {server} ({}).", describe_expiry(&view));
+    }
+    Ok(())
+}
+
+async fn revoke(engine: &Engine, server: &str, as_json: bool) -> Result<(), Failure> {
+    let report = engine.revoke(server).await?;
+    if as_json {
+        output::json(&report);
+        return Ok(());
+    }
+    match &report.revoked_at {
+        Some(url) => anstream::println!("{GREEN}Revoked{GREEN:#} the grant at {url}."),
+        None => anstream::println!("{YELLOW}Not revoked at the provider{YELLOW:#}: {}.", report.remote_note.clone().unwrap_or_default()),
+    }
+    anstream::println!("Deleted {} local credential{} for {server}.", report.deleted, if report.deleted == 1 { "" } else { "s" });
+    Ok(())
+}

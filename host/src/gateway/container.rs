@@ -1,0 +1,138 @@
+//! Upstreams that run in Docker containers, through the Engine API (bollard).
+//!
+//! A container is created with stdin open and attached, started, and spoken to over its
+//! stdin/stdout; Docker removes it when it exits (its stdin closes when the gateway lets go). It
+//! runs with `no-new-privileges`, on network `none` unless the catalog asks for another, with the
+//! catalog's CPU and memory limits, and with labels that name the gateway process, so that
+//! containers left by a gateway that died can be found (`docker ps --filter label=dev.latchkey.gateway`)
+//! and are removed the next time a gateway starts. The image must already be present: a gateway
+//! never pulls behind the user's back.
+
+use std::collections::HashMap;
+
+use bollard::Docker;
+use bollard::container::LogOutput;
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    AttachContainerOptions, CreateContainerOptions, ListContainersOptions, RemoveContainerOptions,
+};
+use futures::StreamExt;
+use secrecy::{ExposeSecret, SecretString};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::catalog::{Kind, Server};
+
+/// The label every gateway container carries; its value is the gateway's process id.
+pub const LABEL: &str = "dev.latchkey.gateway";
+const SERVER_LABEL: &str = "dev.latchkey.server";
+
+/// Connect to the Docker Engine that `DOCKER_HOST` (or the platform default) names.
+pub async fn connect() -> anyhow::Result<Docker> {
+    let where_ = std::env::var("DOCKER_HOST").map(|host| format!("DOCKER_HOST={host}")).unwrap_or_else(|_| {
+        "the default socket (/var/run/docker.sock; set DOCKER_HOST to use another)".into()
+    });
+    let docker = Docker::connect_with_defaults()
+        .map_err(|e| anyhow::anyhow!("cannot connect to Docker at {where_}: {e}"))?
+        .negotiate_version()
+        .await
+        .map_err(|e| anyhow::anyhow!("Docker is not reachable at {where_}: {e}; is dockerd running?"))?;
+    Ok(docker)
+}
+
+/// Start `server`'s container with `env` and return its stdout and stdin.
+pub async fn start(
+    server: &Server,
+    image: &str,
+    env: &[(String, SecretString)],
+) -> anyhow::Result<(impl AsyncRead + Send + Unpin + 'static, impl AsyncWrite + Send + Unpin + 'static)> {
+    let Kind::Image { command, container, .. } = &server.kind else {
+        anyhow::bail!("server `{}` is not a container", server.name);
+    };
+    let docker = connect().await?;
+    if docker.inspect_image(image).await.is_err() {
+        anyhow::bail!(
+            "the image `{image}` of server `{}` is not on this machine; get it first (`docker pull {image}`, or \
+             `docker import`/`docker build` for a local image)",
+            server.name
+        );
+    }
+    let mut environment: Vec<String> = server.env.iter().map(|variable| format!("{}={}", *variable.name, variable.value)).collect();
+    environment.extend(env.iter().map(|(name, value)| format!("{name}={}", value.expose_secret())));
+    let labels = HashMap::from([
+        (LABEL.to_string(), std::process::id().to_string()),
+        (SERVER_LABEL.to_string(), server.name.clone()),
+    ]);
+    let body = ContainerCreateBody {
+        image: Some(image.to_string()),
+        cmd: (!command.is_empty()).then(|| command.clone()),
+        env: Some(environment),
+        labels: Some(labels),
+        attach_stdin: Some(true),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        open_stdin: Some(true),
+        stdin_once: Some(true),
+        tty: Some(false),
+        host_config: Some(HostConfig {
+            auto_remove: Some(true),
+            security_opt: Some(vec!["no-new-privileges".into()]),
+            network_mode: Some(container.network.clone()),
+            nano_cpus: container.cpus.map(|cpus| (cpus * 1e9) as i64),
+            memory: container.memory.map(|bytes| bytes as i64),
+            init: Some(true),
+            ..HostConfig::default()
+        }),
+        ..ContainerCreateBody::default()
+    };
+    let created = docker
+        .create_container(None::<CreateContainerOptions>, body)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot create the container of server `{}`: {e}", server.name))?;
+    let attached = docker
+        .attach_container(
+            &created.id,
+            Some(AttachContainerOptions { stdin: true, stdout: true, stderr: true, stream: true, logs: false, detach_keys: None }),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot attach to the container of server `{}`: {e}", server.name))?;
+    if let Err(error) = docker.start_container(&created.id, None).await {
+        let _ = docker.remove_container(&created.id, Some(RemoveContainerOptions { force: true, ..Default::default() })).await;
+        anyhow::bail!("cannot start the container of server `{}`: {error}", server.name);
+    }
+    tracing::info!(server = %server.name, container = %created.id, "container started");
+
+    // Stdout carries MCP; stderr goes to the gateway's log.
+    let name = server.name.clone();
+    let stdout = attached.output.filter_map(move |item| {
+        let name = name.clone();
+        async move {
+            match item {
+                Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => Some(Ok(message)),
+                Ok(LogOutput::StdErr { message }) => {
+                    tracing::info!(server = %name, "{}", String::from_utf8_lossy(&message).trim_end());
+                    None
+                }
+                Ok(LogOutput::StdIn { .. }) => None,
+                Err(error) => Some(Err(std::io::Error::other(error))),
+            }
+        }
+    });
+    Ok((tokio_util::io::StreamReader::new(Box::pin(stdout)), attached.input))
+}
+
+/// Remove containers left by gateways that are no longer running.
+pub async fn remove_leftovers(docker: &Docker) -> anyhow::Result<usize> {
+    let filters = HashMap::from([("label".to_string(), vec![LABEL.to_string()])]);
+    let containers = docker.list_containers(Some(ListContainersOptions { all: true, filters: Some(filters), ..Default::default() })).await?;
+    let mut removed = 0;
+    for container in containers {
+        let owner = container.labels.as_ref().and_then(|labels| labels.get(LABEL)).and_then(|pid| pid.parse::<u32>().ok());
+        let alive = owner.is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
+        if let (false, Some(id)) = (alive, container.id) {
+            if docker.remove_container(&id, Some(RemoveContainerOptions { force: true, ..Default::default() })).await.is_ok() {
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
+}

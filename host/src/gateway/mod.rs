@@ -1,0 +1,276 @@
+//! The MCP gateway: one MCP server to the user's AI client, an MCP client to each catalog server.
+//!
+//! - [`upstream`]: each catalog server as an upstream (local process, Docker [`container`], or
+//!   remote Streamable HTTP), started on demand and restarted on crashes and credential changes;
+//! - [`inject`]: the secrets and OAuth tokens each upstream receives;
+//! - [`refresh`]: the scheduler that refreshes tokens before they expire while the gateway runs;
+//! - [`http`]: the Streamable HTTP front door (`/mcp`, `/health`) with its bearer token and
+//!   Origin/Host checks; stdio needs none of that.
+//!
+//! Aggregation: tools and prompts are exposed as `<server><separator><name>` (default `__`), sorted
+//! by that name, so the list is the same on every call; resources keep their URIs and are routed
+//! to the server that listed them. A server that fails to start is reported (log, `/health`) and
+//! left out; the others keep working.
+
+pub mod container;
+pub mod http;
+pub mod inject;
+pub mod refresh;
+pub mod upstream;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex as StdMutex};
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams, GetPromptResponse, Implementation,
+    ListPromptsResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+    ServerCapabilities, ServerConfig,
+};
+use rmcp::service::{NotificationContext, RequestContext};
+use rmcp::{ErrorData as McpError, Peer, RoleServer, ServerHandler};
+use tokio::sync::mpsc;
+
+use crate::oauth::engine::Engine;
+use upstream::{Event, Upstream};
+
+/// How the gateway names what it aggregates.
+#[derive(Clone, Debug)]
+pub struct Naming {
+    /// Put between the server name and the tool or prompt name; `None` exposes names unchanged
+    /// (only sensible with a single server).
+    pub separator: Option<String>,
+}
+
+impl Default for Naming {
+    fn default() -> Naming {
+        Naming { separator: Some("__".into()) }
+    }
+}
+
+/// The gateway. Cheap to clone: every HTTP session gets a clone.
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    upstreams: BTreeMap<String, Arc<Upstream>>,
+    naming: Naming,
+    engine: Arc<Engine>,
+    /// Connected clients, for list-changed notifications.
+    peers: StdMutex<Vec<Peer<RoleServer>>>,
+    /// Which server listed each resource URI.
+    resource_owners: StdMutex<HashMap<String, String>>,
+}
+
+impl Gateway {
+    /// A gateway for `servers` (catalog names; every catalog server when empty).
+    pub fn new(engine: Arc<Engine>, servers: &[String], naming: Naming) -> anyhow::Result<Gateway> {
+        let (events, receiver) = mpsc::unbounded_channel::<(String, Event)>();
+        let mut upstreams = BTreeMap::new();
+        let selected: Vec<&crate::catalog::Server> = if servers.is_empty() {
+            engine.catalog.servers().collect()
+        } else {
+            servers.iter().map(|name| engine.catalog.server(name)).collect::<Result<_, _>>()?
+        };
+        for server in selected {
+            let (sender, mut forward) = mpsc::unbounded_channel();
+            let name = server.name.clone();
+            let events = events.clone();
+            tokio::spawn(async move {
+                while let Some(event) = forward.recv().await {
+                    if events.send((name.clone(), event)).is_err() {
+                        break;
+                    }
+                }
+            });
+            upstreams.insert(server.name.clone(), Upstream::new(server.clone(), engine.clone(), sender));
+        }
+        let gateway = Gateway {
+            inner: Arc::new(Inner {
+                upstreams,
+                naming,
+                engine,
+                peers: StdMutex::new(Vec::new()),
+                resource_owners: StdMutex::new(HashMap::new()),
+            }),
+        };
+        gateway.forward_events(receiver);
+        Ok(gateway)
+    }
+
+    pub fn upstreams(&self) -> impl Iterator<Item = &Arc<Upstream>> {
+        self.inner.upstreams.values()
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.inner.engine
+    }
+
+    /// Start every upstream, reporting the ones that fail; the gateway serves the rest.
+    pub async fn start_all(&self) -> Vec<(String, String)> {
+        let starts = self.inner.upstreams.values().map(|upstream| async move {
+            upstream.start().await.err().map(|error| (upstream.name().to_string(), error.to_string()))
+        });
+        futures::future::join_all(starts).await.into_iter().flatten().collect()
+    }
+
+    fn forward_events(&self, mut receiver: mpsc::UnboundedReceiver<(String, Event)>) {
+        let inner = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            while let Some((server, event)) = receiver.recv().await {
+                let Some(inner) = inner.upgrade() else { break };
+                tracing::info!("{server}: {event:?}; telling connected clients");
+                let peers: Vec<Peer<RoleServer>> = inner.peers.lock().expect("peers lock").clone();
+                let mut alive = Vec::new();
+                for peer in peers {
+                    let sent = match event {
+                        Event::ToolsChanged => peer.notify_tool_list_changed().await,
+                        Event::PromptsChanged => peer.notify_prompt_list_changed().await,
+                        Event::ResourcesChanged => peer.notify_resource_list_changed().await,
+                    };
+                    if sent.is_ok() {
+                        alive.push(peer);
+                    }
+                }
+                *inner.peers.lock().expect("peers lock") = alive;
+            }
+        });
+    }
+
+    fn exposed(&self, server: &str, name: &str) -> String {
+        match &self.inner.naming.separator {
+            Some(separator) => format!("{server}{separator}{name}"),
+            None => name.to_string(),
+        }
+    }
+
+    /// The upstream and the upstream's own name for an exposed name.
+    fn route(&self, exposed: &str) -> Option<(Arc<Upstream>, String)> {
+        match &self.inner.naming.separator {
+            Some(separator) => self.inner.upstreams.iter().find_map(|(server, upstream)| {
+                exposed.strip_prefix(server.as_str())?.strip_prefix(separator.as_str()).map(|name| (upstream.clone(), name.to_string()))
+            }),
+            None => self.inner.upstreams.values().next().map(|upstream| (upstream.clone(), exposed.to_string())),
+        }
+    }
+
+    /// Ask every upstream concurrently; failures are logged and left out.
+    async fn gather<T, F, Fut>(&self, ask: F) -> Vec<(String, T)>
+    where
+        F: Fn(Arc<Upstream>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, upstream::UpstreamError>>,
+    {
+        let asks = self.inner.upstreams.iter().map(|(name, upstream)| {
+            let answer = ask(upstream.clone());
+            async move { (name.clone(), answer.await) }
+        });
+        futures::future::join_all(asks)
+            .await
+            .into_iter()
+            .filter_map(|(name, answer)| match answer {
+                Ok(value) => Some((name, value)),
+                Err(error) => {
+                    tracing::warn!("{error}");
+                    None
+                }
+            })
+            .collect()
+    }
+}
+
+fn unknown(kind: &str, name: &str) -> McpError {
+    McpError::invalid_params(format!("unknown {kind} `{name}`; list them with {kind}s/list"), None)
+}
+
+impl ServerHandler for Gateway {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tool_list_changed()
+                .enable_prompts()
+                .enable_prompts_list_changed()
+                .enable_resources()
+                .enable_resources_list_changed()
+                .build(),
+        )
+        .with_server_info(Implementation::new("latchkey", env!("CARGO_PKG_VERSION")))
+        .with_instructions("latchkey gateway: tools are named <server>__<tool>.")
+    }
+
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        self.inner.peers.lock().expect("peers lock").push(context.peer);
+    }
+
+    async fn list_tools(&self, _request: Option<PaginatedRequestParams>, _context: RequestContext<RoleServer>) -> Result<ListToolsResult, McpError> {
+        let mut tools: Vec<_> = self
+            .gather(|upstream| async move { upstream.list_tools().await })
+            .await
+            .into_iter()
+            .flat_map(|(server, tools)| {
+                tools.into_iter().map(move |mut tool| {
+                    tool.name = self.exposed(&server, &tool.name).into();
+                    tool
+                })
+            })
+            .collect();
+        tools.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    async fn call_tool(&self, mut request: CallToolRequestParams, _context: RequestContext<RoleServer>) -> Result<CallToolResponse, McpError> {
+        let (upstream, name) = self.route(&request.name).ok_or_else(|| unknown("tool", &request.name))?;
+        request.name = name.into();
+        match upstream.call_tool(request).await {
+            Ok(response) => Ok(response),
+            // The tool did not run: tell the user why (a protocol error would hide the message).
+            Err(error) => Ok(CallToolResponse::Complete(CallToolResult::error(vec![ContentBlock::text(error.to_string())]))),
+        }
+    }
+
+    async fn list_prompts(&self, _request: Option<PaginatedRequestParams>, _context: RequestContext<RoleServer>) -> Result<ListPromptsResult, McpError> {
+        let mut prompts: Vec<_> = self
+            .gather(|upstream| async move { upstream.list_prompts().await })
+            .await
+            .into_iter()
+            .flat_map(|(server, prompts)| {
+                prompts.into_iter().map(move |mut prompt| {
+                    prompt.name = self.exposed(&server, &prompt.name);
+                    prompt
+                })
+            })
+            .collect();
+        prompts.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(ListPromptsResult::with_all_items(prompts))
+    }
+
+    async fn get_prompt(&self, mut request: GetPromptRequestParams, _context: RequestContext<RoleServer>) -> Result<GetPromptResponse, McpError> {
+        let (upstream, name) = self.route(&request.name).ok_or_else(|| unknown("prompt", &request.name))?;
+        request.name = name;
+        upstream.get_prompt(request).await.map_err(|error| McpError::internal_error(error.to_string(), None))
+    }
+
+    async fn list_resources(&self, _request: Option<PaginatedRequestParams>, _context: RequestContext<RoleServer>) -> Result<ListResourcesResult, McpError> {
+        let gathered = self.gather(|upstream| async move { upstream.list_resources().await }).await;
+        let mut owners = HashMap::new();
+        let mut resources = Vec::new();
+        for (server, listed) in gathered {
+            for resource in listed {
+                owners.insert(resource.uri.clone(), server.clone());
+                resources.push(resource);
+            }
+        }
+        resources.sort_by(|a, b| a.uri.cmp(&b.uri));
+        *self.inner.resource_owners.lock().expect("owners lock") = owners;
+        Ok(ListResourcesResult::with_all_items(resources))
+    }
+
+    async fn read_resource(&self, request: ReadResourceRequestParams, _context: RequestContext<RoleServer>) -> Result<ReadResourceResponse, McpError> {
+        let owner = self.inner.resource_owners.lock().expect("owners lock").get(&request.uri).cloned();
+        let upstream = owner
+            .and_then(|server| self.inner.upstreams.get(&server).cloned())
+            .ok_or_else(|| McpError::resource_not_found(format!("unknown resource `{}`; list them with resources/list", request.uri), None))?;
+        upstream.read_resource(request).await.map_err(|error| McpError::internal_error(error.to_string(), None))
+    }
+}

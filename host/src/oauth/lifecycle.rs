@@ -1,0 +1,302 @@
+//! What happens to a credential after authorization: listing, refreshing, revoking, and handing
+//! out a current access token.
+//!
+//! Refresh never loses a token: it runs under the credential's cross-process lock, re-reads the
+//! stored credential first (another process may have refreshed it), lets the provider merge the
+//! answer with what was stored (keeping the refresh token when none comes back), and saves the
+//! result — a rotated refresh token included — before anyone uses the new access token. A refresh
+//! token the server refuses (`invalid_grant`) marks the credential as needing re-authorization;
+//! transient failures (HTTP 5xx, 429, network) are retried with backoff.
+
+use std::time::{Duration, SystemTime};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+
+use super::engine::{Engine, Overrides, Target};
+use super::exchange::{self, ExchangeError};
+use super::tokens;
+use crate::plugins::FailureKind;
+use crate::store::{Credential, CredentialId, Status};
+
+/// Refresh this long before expiry.
+pub const REFRESH_SKEW: Duration = Duration::from_secs(60);
+/// Attempts for a refresh that fails transiently, in one call.
+const ATTEMPTS: u32 = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    #[error("server `{server}` is not authorized yet; run `latchkey oauth authorize {server}`")]
+    NotAuthorized { server: String },
+    #[error("server `{server}` needs re-authorization ({reason}); run `latchkey oauth authorize {server}`")]
+    NeedsReauthorization { server: String, reason: String },
+    #[error(
+        "server `{server}` has no refresh token (the provider issued none{hint}); run `latchkey oauth authorize {server}` when the access token expires"
+    )]
+    NoRefreshToken { server: String, hint: String },
+    #[error("refreshing server `{server}` failed: {error}")]
+    Failed { server: String, error: ExchangeError },
+    #[error("the secret store failed while refreshing server `{server}`: {error:#}")]
+    Store { server: String, error: anyhow::Error },
+}
+
+impl RefreshError {
+    /// Whether trying again later may help.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            RefreshError::Failed { error, .. } => transient(error),
+            _ => false,
+        }
+    }
+}
+
+/// One credential as `oauth ls` shows it: no token, only facts about it.
+#[derive(Clone, Debug, Serialize)]
+pub struct CredentialView {
+    pub server: String,
+    pub provider: String,
+    pub issuer: String,
+    pub client_id: String,
+    /// `authorized`, `expired`, `needs-reauthorization`.
+    pub state: &'static str,
+    /// Seconds until the access token expires (negative: expired); `None` when unknown.
+    pub expires_in: Option<i64>,
+    pub scopes: Vec<String>,
+    pub refreshable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl CredentialView {
+    pub fn of(credential: &Credential, now: SystemTime) -> CredentialView {
+        let expires_in = credential.tokens.expires_at.map(|at| match at.duration_since(now) {
+            Ok(left) => left.as_secs() as i64,
+            Err(past) => -(past.duration().as_secs() as i64),
+        });
+        let (state, reason) = match &credential.status {
+            Status::NeedsReauthorization { reason } => ("needs-reauthorization", Some(reason.clone())),
+            Status::Authorized if expires_in.is_some_and(|left| left <= 0) => ("expired", credential.last_refresh_error.clone()),
+            Status::Authorized => ("authorized", credential.last_refresh_error.clone()),
+        };
+        CredentialView {
+            server: credential.id.server.clone(),
+            provider: credential.provider.clone(),
+            issuer: credential.id.issuer.clone(),
+            client_id: credential.id.client_id.clone(),
+            state,
+            expires_in,
+            scopes: credential.tokens.scopes.clone(),
+            refreshable: credential.tokens.refresh_token.is_some() && matches!(credential.status, Status::Authorized),
+            reason,
+        }
+    }
+}
+
+/// What `oauth revoke` did.
+#[derive(Clone, Debug, Serialize)]
+pub struct RevokeReport {
+    pub server: String,
+    /// The endpoint that revoked the grant, when the provider has one and it answered.
+    pub revoked_at: Option<String>,
+    /// Why the provider was not asked, or what it answered.
+    pub remote_note: Option<String>,
+    /// Local credentials deleted.
+    pub deleted: usize,
+}
+
+impl Engine {
+    /// Every stored credential, as `oauth ls` shows them.
+    pub async fn list(&self) -> anyhow::Result<Vec<CredentialView>> {
+        let now = SystemTime::now();
+        let credentials = self
+            .blocking_store(|store| {
+                store
+                    .credential_ids()?
+                    .iter()
+                    .filter_map(|id| store.load_credential(id).transpose())
+                    .collect::<anyhow::Result<Vec<_>>>()
+            })
+            .await?;
+        Ok(credentials.iter().map(|credential| CredentialView::of(credential, now)).collect())
+    }
+
+    /// The stored credential `id`, if any.
+    pub async fn load(&self, id: &CredentialId) -> anyhow::Result<Option<Credential>> {
+        let id = id.clone();
+        self.blocking_store(move |store| store.load_credential(&id)).await
+    }
+
+    /// Refresh `server`'s credential now, whatever its expiry.
+    pub async fn refresh(&self, server: &str) -> anyhow::Result<Credential> {
+        let target = self.target(server, None, &Overrides::default()).await?;
+        Ok(self.refresh_target(&target, None).await?)
+    }
+
+    /// A current access token for `server`, refreshed first when it expires within
+    /// [`REFRESH_SKEW`].
+    pub async fn access_token(&self, server: &str) -> anyhow::Result<SecretString> {
+        let target = self.target(server, None, &Overrides::default()).await?;
+        self.access_token_for(&target).await
+    }
+
+    pub async fn access_token_for(&self, target: &Target) -> anyhow::Result<SecretString> {
+        let server = target.id.server.clone();
+        let credential = self.load(&target.id).await?.ok_or(RefreshError::NotAuthorized { server: server.clone() })?;
+        if let Status::NeedsReauthorization { reason } = &credential.status {
+            return Err(RefreshError::NeedsReauthorization { server, reason: reason.clone() }.into());
+        }
+        if !due(&credential, SystemTime::now()) {
+            return Ok(credential.tokens.access_token.clone());
+        }
+        let fresh = self.refresh_target(target, Some(SystemTime::now())).await?;
+        Ok(fresh.tokens.access_token)
+    }
+
+    /// Refresh under the credential's lock. With `only_if_due_at`, a credential that another
+    /// process refreshed meanwhile (no longer due at that time) is returned as it is.
+    pub async fn refresh_target(&self, target: &Target, only_if_due_at: Option<SystemTime>) -> Result<Credential, RefreshError> {
+        let server = target.id.server.clone();
+        let store = self.store.clone();
+        let id = target.id.clone();
+        let lock = tokio::task::spawn_blocking(move || store.lock_credential(&id))
+            .await
+            .expect("lock task")
+            .map_err(|error| RefreshError::Store { server: server.clone(), error })?;
+        let stored = self.load(&target.id).await.ok().flatten().ok_or(RefreshError::NotAuthorized { server: server.clone() })?;
+        if let Some(at) = only_if_due_at {
+            if !due(&stored, at) {
+                return Ok(stored);
+            }
+        }
+        if let Status::NeedsReauthorization { reason } = &stored.status {
+            return Err(RefreshError::NeedsReauthorization { server, reason: reason.clone() });
+        }
+        let Some(refresh_token) = stored.tokens.refresh_token.clone() else {
+            let hint = match stored.provider.as_str() {
+                "google" => "; Google issues one only with access_type=offline on the first consent".to_string(),
+                "microsoft" => "; Microsoft issues one only with the offline_access scope".to_string(),
+                _ => String::new(),
+            };
+            return Err(RefreshError::NoRefreshToken { server, hint });
+        };
+
+        let mut attempt = 0;
+        let outcome = loop {
+            attempt += 1;
+            match target.endpoint.refresh(refresh_token.expose_secret(), target.resource.as_deref(), &stored.tokens.scopes).await {
+                Err(error) if attempt < ATTEMPTS && transient(&error) => {
+                    let wait = error.failure().and_then(|f| f.retry_after).map(|s| Duration::from_secs(s.min(30).into())).unwrap_or(backoff(attempt));
+                    tracing::info!("refreshing {server} failed ({error}); retrying in {wait:?}");
+                    tokio::time::sleep(wait).await;
+                }
+                other => break other,
+            }
+        };
+
+        let mut updated = stored.clone();
+        let result = match outcome {
+            Ok(fresh) => {
+                let now = SystemTime::now();
+                let provider = target.endpoint.provider.clone();
+                let policy = target.endpoint.flow.refresh;
+                let previous = tokens::to_provider(&stored.tokens, now);
+                let merged = exchange::blocking(move || provider.merge_refreshed(policy, &previous, &fresh)).await;
+                match merged {
+                    Ok(merged) => {
+                        updated.tokens = tokens::to_stored(&merged, now);
+                        updated.status = Status::Authorized;
+                        updated.last_refresh_error = None;
+                        Ok(())
+                    }
+                    Err(error) => Err(ExchangeError::Plugin(error)),
+                }
+            }
+            Err(error) => Err(error),
+        };
+        let result = match result {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                if error.failure().is_some_and(|failure| failure.kind == FailureKind::Reauthorize) {
+                    updated.status = Status::NeedsReauthorization { reason: error.failure().map(|f| f.message.clone()).unwrap_or_default() };
+                }
+                updated.last_refresh_error = Some(error.to_string());
+                Err(error)
+            }
+        };
+        // Saved before the new access token is handed to anyone: a rotated refresh token is the
+        // only one that still works.
+        let saved = updated.clone();
+        let save = self.blocking_store(move |store| store.save_credential(&saved)).await;
+        drop(lock);
+        if let Err(error) = save {
+            return Err(RefreshError::Store { server, error });
+        }
+        match result {
+            Ok(()) => Ok(updated),
+            Err(error) => match &updated.status {
+                Status::NeedsReauthorization { reason } => Err(RefreshError::NeedsReauthorization { server, reason: reason.clone() }),
+                Status::Authorized => Err(RefreshError::Failed { server, error }),
+            },
+        }
+    }
+
+    /// Revoke `server`'s grant at the provider where it has an endpoint, then delete the local
+    /// credentials.
+    pub async fn revoke(&self, server: &str) -> anyhow::Result<RevokeReport> {
+        let ids: Vec<CredentialId> = {
+            let server = server.to_string();
+            self.blocking_store(move |store| Ok(store.credential_ids()?.into_iter().filter(|id| id.server == server).collect())).await?
+        };
+        let mut report = RevokeReport { server: server.to_string(), revoked_at: None, remote_note: None, deleted: 0 };
+        if ids.is_empty() {
+            report.remote_note = Some("nothing stored for this server".into());
+            return Ok(report);
+        }
+        let target = self.target(server, None, &Overrides::default()).await;
+        for id in ids {
+            if let (Ok(target), Some(credential)) = (&target, self.load(&id).await?) {
+                let (token, hint) = match &credential.tokens.refresh_token {
+                    Some(refresh) => (refresh.expose_secret().to_string(), "refresh_token"),
+                    None => (credential.tokens.access_token.expose_secret().to_string(), "access_token"),
+                };
+                match target.endpoint.revoke(&token, hint).await {
+                    Ok(()) => report.revoked_at = target.endpoint.flow.endpoints.revocation.as_ref().map(|r| r.url.clone()),
+                    Err(ExchangeError::NoRevocation) => {
+                        report.remote_note = Some(format!(
+                            "provider `{}` has no revocation endpoint; to end the grant, remove the app's access in the provider's account settings",
+                            credential.provider
+                        ))
+                    }
+                    Err(error) => report.remote_note = Some(format!("the provider did not confirm the revocation: {error}")),
+                }
+            }
+            let id = id.clone();
+            if self.blocking_store(move |store| store.delete_credential(&id)).await? {
+                report.deleted += 1;
+            }
+        }
+        if let Err(error) = target {
+            report.remote_note.get_or_insert(format!("the provider was not asked: {error:#}"));
+        }
+        Ok(report)
+    }
+}
+
+/// Whether `credential`'s access token expires within [`REFRESH_SKEW`] of `now`.
+pub fn due(credential: &Credential, now: SystemTime) -> bool {
+    credential.tokens.expires_at.is_some_and(|at| at <= now + REFRESH_SKEW)
+}
+
+fn transient(error: &ExchangeError) -> bool {
+    match error.failure() {
+        Some(failure) => failure.kind == FailureKind::Retry,
+        None => matches!(error, ExchangeError::Send(_)),
+    }
+}
+
+/// 1 s, 2 s, 4 s… capped at 60 s, with up to 20 % jitter so that processes do not retry in step.
+pub fn backoff(attempt: u32) -> Duration {
+    let base = Duration::from_secs(1u64 << attempt.saturating_sub(1).min(6)).min(Duration::from_secs(60));
+    let jitter = rand::random::<f64>() * 0.2;
+    base.mul_f64(1.0 + jitter)
+}
