@@ -11,3 +11,4 @@ pub mod cli;
 pub mod oauth;
 pub mod paths;
 pub mod plugins;
+pub mod store;

@@ -7,6 +7,7 @@
 mod catalog;
 mod output;
 mod provider;
+mod secret;
 
 use std::process::ExitCode;
 
@@ -30,6 +31,9 @@ enum Command {
     /// OAuth provider components: list, inspect, verify.
     #[command(subcommand)]
     Provider(provider::ProviderCommand),
+    /// Secrets (client secrets, API keys) in the OS keyring or the file store: set, list, remove.
+    #[command(subcommand)]
+    Secret(secret::SecretCommand),
 }
 
 /// How a command ended, beyond success.
@@ -53,6 +57,7 @@ pub fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Catalog(command) => catalog::run(command),
         Command::Provider(command) => provider::run(command),
+        Command::Secret(command) => secret::run(command),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

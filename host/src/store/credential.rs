@@ -1,0 +1,263 @@
+//! The OAuth credential record: the token set, the provider that issued it, and whether it still
+//! works.
+//!
+//! Tokens are [`SecretString`]s, so `{:?}` on a record prints `[REDACTED]` in their place. The
+//! record is stored as a JSON envelope that names its format and carries its own
+//! [`CredentialId`]; loading checks both, so an entry written for something else (another
+//! credential, a plain secret, another program's item) is reported, never used. (Docker's gateway
+//! decoded whichever envelope it found first.)
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use super::names::CredentialId;
+
+/// The envelope's format name; a new layout gets a new name.
+const FORMAT: &str = "latchkey.oauth-credential/1";
+
+/// An OAuth credential as stored.
+///
+/// Serializing it writes the tokens in plain text: only the store does that. To show a credential,
+/// build a view of the fields to show.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Credential {
+    #[serde(flatten)]
+    pub id: CredentialId,
+    /// The provider plugin's id (`google`).
+    pub provider: String,
+    pub tokens: TokenSet,
+    pub status: Status,
+    /// Why the last refresh failed, kept until one succeeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_refresh_error: Option<String>,
+}
+
+/// What the authorization server issued, with absolute times.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TokenSet {
+    #[serde(with = "plain")]
+    pub access_token: SecretString,
+    pub token_type: String,
+    #[serde(default, with = "plain_option", skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<SecretString>,
+    /// When the access token expires; `None` when the server did not say.
+    #[serde(default, with = "unix_seconds", skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<SystemTime>,
+    #[serde(default, with = "unix_seconds", skip_serializing_if = "Option::is_none")]
+    pub refresh_token_expires_at: Option<SystemTime>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default, with = "plain_option", skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<SecretString>,
+    /// Context the provider asked to keep (`instance_url`, Slack's team or user token…). Treated
+    /// as secret, since some of it is.
+    #[serde(default, with = "plain_map", skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, SecretString>,
+}
+
+/// Whether the credential can be used, or needs the user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Status {
+    Authorized,
+    /// The refresh token was refused (revoked, expired, scopes changed…): run `oauth authorize`
+    /// again. `reason` says what the server answered.
+    NeedsReauthorization {
+        reason: String,
+    },
+}
+
+#[derive(Serialize)]
+struct EnvelopeOut<'a> {
+    format: &'static str,
+    credential: &'a Credential,
+}
+
+#[derive(Deserialize)]
+struct EnvelopeIn {
+    format: String,
+    credential: serde_json::Value,
+}
+
+impl Credential {
+    /// The stored form. The result holds the tokens, hence the secret wrapper.
+    pub(crate) fn encode(&self) -> SecretString {
+        let json = serde_json::to_string(&EnvelopeOut { format: FORMAT, credential: self })
+            .expect("a credential always serializes to JSON");
+        SecretString::from(json)
+    }
+
+    /// Read back what [`Credential::encode`] wrote for `id`.
+    pub(crate) fn decode(id: &CredentialId, stored: &SecretString) -> anyhow::Result<Credential> {
+        // serde_json's messages can quote the offending value, which may be a token: not passed on.
+        let problem = || anyhow::anyhow!("the stored OAuth credential for {id} is damaged; run `latchkey oauth authorize` again");
+        let envelope: EnvelopeIn = serde_json::from_str(stored.expose_secret()).map_err(|_| problem())?;
+        if envelope.format != FORMAT {
+            anyhow::bail!(
+                "the stored OAuth credential for {id} has format `{}`, which this latchkey does not read (it reads `{FORMAT}`); \
+                 upgrade latchkey or authorize again",
+                envelope.format
+            );
+        }
+        let credential: Credential = serde_json::from_value(envelope.credential).map_err(|_| problem())?;
+        if credential.id != *id {
+            anyhow::bail!("the entry stored for {id} holds the credential of {}; remove it and authorize again", credential.id);
+        }
+        Ok(credential)
+    }
+}
+
+/// Secrets as plain JSON strings, for the stored forms only (here and in the file store).
+pub(super) mod plain {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(secret: &SecretString, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(secret.expose_secret())
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<SecretString, D::Error> {
+        String::deserialize(deserializer).map(SecretString::from)
+    }
+}
+
+mod plain_option {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(secret: &Option<SecretString>, serializer: S) -> Result<S::Ok, S::Error> {
+        match secret {
+            Some(secret) => serializer.serialize_some(secret.expose_secret()),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<SecretString>, D::Error> {
+        Ok(Option::<String>::deserialize(deserializer)?.map(SecretString::from))
+    }
+}
+
+mod plain_map {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(map: &BTreeMap<String, SecretString>, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(map.iter().map(|(key, value)| (key, value.expose_secret())))
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<String, SecretString>, D::Error> {
+        let map = BTreeMap::<String, String>::deserialize(deserializer)?;
+        Ok(map.into_iter().map(|(key, value)| (key, SecretString::from(value))).collect())
+    }
+}
+
+/// Absolute times as whole Unix seconds: exact enough for expiry, and readable in the file.
+mod unix_seconds {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(time: &Option<SystemTime>, serializer: S) -> Result<S::Ok, S::Error> {
+        match time {
+            Some(time) => {
+                let seconds = time.duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs());
+                serializer.serialize_some(&seconds)
+            }
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<SystemTime>, D::Error> {
+        Ok(Option::<u64>::deserialize(deserializer)?.map(|seconds| UNIX_EPOCH + Duration::from_secs(seconds)))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) const ACCESS: &str = "ya29.access-VALUE-1";
+    pub(crate) const REFRESH: &str = "1//refresh-VALUE-2";
+    pub(crate) const ID_TOKEN: &str = "eyJ.id-VALUE-3";
+    pub(crate) const USER_TOKEN: &str = "xoxp-user-VALUE-4";
+
+    pub(crate) fn sample(id: CredentialId) -> Credential {
+        Credential {
+            id,
+            provider: "google".into(),
+            tokens: TokenSet {
+                access_token: ACCESS.to_string().into(),
+                token_type: "Bearer".into(),
+                refresh_token: Some(REFRESH.to_string().into()),
+                expires_at: Some(UNIX_EPOCH + Duration::from_secs(1_900_000_000)),
+                refresh_token_expires_at: None,
+                scopes: vec!["openid".into(), "https://www.googleapis.com/auth/gmail.readonly".into()],
+                id_token: Some(ID_TOKEN.to_string().into()),
+                extra: BTreeMap::from([("user_token".to_string(), USER_TOKEN.to_string().into())]),
+            },
+            status: Status::NeedsReauthorization { reason: "invalid_grant: Token has been revoked".into() },
+            last_refresh_error: Some("invalid_grant".into()),
+        }
+    }
+
+    pub(crate) fn assert_same(a: &Credential, b: &Credential) {
+        assert_eq!(a.id, b.id);
+        assert_eq!(a.provider, b.provider);
+        assert_eq!(a.status, b.status);
+        assert_eq!(a.last_refresh_error, b.last_refresh_error);
+        let (x, y) = (&a.tokens, &b.tokens);
+        assert_eq!(x.access_token.expose_secret(), y.access_token.expose_secret());
+        assert_eq!(x.token_type, y.token_type);
+        let reveal = |secret: &Option<SecretString>| secret.as_ref().map(|s| s.expose_secret().to_string());
+        assert_eq!(reveal(&x.refresh_token), reveal(&y.refresh_token));
+        assert_eq!(reveal(&x.id_token), reveal(&y.id_token));
+        assert_eq!(x.expires_at, y.expires_at);
+        assert_eq!(x.refresh_token_expires_at, y.refresh_token_expires_at);
+        assert_eq!(x.scopes, y.scopes);
+        let extra = |map: &BTreeMap<String, SecretString>| {
+            map.iter().map(|(k, v)| (k.clone(), v.expose_secret().to_string())).collect::<Vec<_>>()
+        };
+        assert_eq!(extra(&x.extra), extra(&y.extra));
+    }
+
+    #[test]
+    fn debug_output_redacts_every_token() {
+        let credential = sample(CredentialId::new("gmail", "https://accounts.google.com", "1234.apps"));
+        let debug = format!("{credential:?} {credential:#?} {:?}", credential.tokens);
+        for secret in [ACCESS, REFRESH, ID_TOKEN, USER_TOKEN] {
+            assert!(!debug.contains(secret), "{secret} leaked into {debug}");
+        }
+        // The rest stays visible for debugging.
+        assert!(debug.contains("gmail") && debug.contains("REDACTED") && debug.contains("user_token"), "{debug}");
+    }
+
+    #[test]
+    fn encode_then_decode_gives_the_same_record() {
+        let id = CredentialId::new("gmail", "https://accounts.google.com", "1234.apps");
+        let credential = sample(id.clone());
+        let decoded = Credential::decode(&id, &credential.encode()).unwrap();
+        assert_same(&credential, &decoded);
+        let stored: serde_json::Value = serde_json::from_str(credential.encode().expose_secret()).unwrap();
+        assert_eq!(stored["format"], FORMAT);
+        assert_eq!(stored["credential"]["tokens"]["expires_at"], 1_900_000_000);
+        assert_eq!(stored["credential"]["status"]["state"], "needs_reauthorization");
+    }
+
+    #[test]
+    fn decode_refuses_another_credential_or_format() {
+        let id = CredentialId::new("gmail", "https://accounts.google.com", "1234.apps");
+        let other = CredentialId::new("gmail", "https://accounts.google.com", "5678.apps");
+        let error = Credential::decode(&other, &sample(id.clone()).encode()).unwrap_err().to_string();
+        assert!(error.contains("holds the credential of server gmail") && error.contains("1234.apps"), "{error}");
+
+        let foreign = SecretString::from(r#"{"format":"docker.dcr/1","credential":{}}"#.to_string());
+        let error = Credential::decode(&id, &foreign).unwrap_err().to_string();
+        assert!(error.contains("docker.dcr/1"), "{error}");
+
+        // A plain secret value is not a credential, and the error does not repeat it.
+        let error = format!("{:#}", Credential::decode(&id, &SecretString::from("hunter2-VALUE".to_string())).unwrap_err());
+        assert!(error.contains("damaged") && !error.contains("hunter2-VALUE"), "{error}");
+        // Nor does a token in a field of the wrong type.
+        let misplaced = format!(r#"{{"format":"{FORMAT}","credential":{{"server":"gmail","scopes":"hunter2-VALUE"}}}}"#);
+        let error = format!("{:#}", Credential::decode(&id, &SecretString::from(misplaced)).unwrap_err());
+        assert!(error.contains("damaged") && !error.contains("hunter2-VALUE"), "{error}");
+    }
+}

@@ -1,0 +1,61 @@
+//! The file store: every entry in one private JSON file, `<config dir>/secrets.json` (mode 0600 in
+//! a 0700 folder), for machines without a reachable OS keyring. The values are as safe as the
+//! user's account: anyone who can read the file as this user can read the secrets.
+
+use std::path::Path;
+
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use super::credential::plain;
+use super::document::Document;
+use super::names::Name;
+
+pub(crate) const FILE_NAME: &str = "secrets.json";
+
+#[derive(Serialize, Deserialize)]
+struct FileEntry {
+    #[serde(flatten)]
+    name: Name,
+    #[serde(with = "plain")]
+    value: SecretString,
+}
+
+pub(crate) struct FileStore {
+    document: Document<FileEntry>,
+}
+
+impl FileStore {
+    pub(crate) fn new(config_dir: &Path, locks_dir: &Path) -> FileStore {
+        FileStore { document: Document::new(config_dir.join(FILE_NAME), locks_dir) }
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        self.document.path()
+    }
+
+    pub(crate) fn get(&self, name: &Name) -> anyhow::Result<Option<SecretString>> {
+        Ok(self.document.read()?.remove(&name.key()).map(|entry| entry.value))
+    }
+
+    pub(crate) fn set(&self, name: &Name, value: SecretString) -> anyhow::Result<()> {
+        let locked = self.document.lock()?;
+        let mut entries = locked.read()?;
+        entries.insert(name.key(), FileEntry { name: name.clone(), value });
+        locked.write(&entries)
+    }
+
+    pub(crate) fn delete(&self, name: &Name) -> anyhow::Result<bool> {
+        let locked = self.document.lock()?;
+        let mut entries = locked.read()?;
+        if entries.remove(&name.key()).is_none() {
+            return Ok(false);
+        }
+        locked.write(&entries)?;
+        Ok(true)
+    }
+
+    pub(crate) fn names(&self) -> anyhow::Result<Vec<Name>> {
+        Ok(self.document.read()?.into_values().map(|entry| entry.name).collect())
+    }
+}
