@@ -49,7 +49,7 @@
 
 mod model;
 mod parse;
-mod rules;
+pub(crate) mod rules;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -4,49 +4,22 @@
 //! practices). Redirects are not followed for token, registration and revocation requests: a
 //! redirected POST would carry credentials to wherever the server points.
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use url::Url;
 
 use crate::plugins::{HttpRequest, HttpResponse};
 
-/// Why a URL may not be used as an OAuth endpoint.
+/// A URL that may not be an OAuth endpoint; the message says why and what to write instead.
 #[derive(Debug, thiserror::Error)]
-pub enum UrlError {
-    #[error("`{url}` is not a valid URL: {reason}")]
-    Invalid { url: String, reason: String },
-    #[error("`{url}` must use https (plain http is only allowed on loopback: 127.0.0.1, [::1], localhost)")]
-    NotHttps { url: String },
-    #[error("`{url}` carries a fragment (#…), which OAuth endpoints may not have (RFC 6749 §3.1)")]
-    Fragment { url: String },
-}
+#[error("{0}")]
+pub struct UrlError(String);
 
-/// Parse `url` and check that it may be an OAuth endpoint.
+/// Parse `url` and check it with the same rule the catalog applies to endpoints: https, or http
+/// on loopback; no credentials, no fragment.
 pub fn endpoint_url(url: &str) -> Result<Url, UrlError> {
-    let parsed = Url::parse(url).map_err(|e| UrlError::Invalid { url: url.to_string(), reason: e.to_string() })?;
-    match parsed.scheme() {
-        "https" => {}
-        "http" if is_loopback(&parsed) => {}
-        "http" => return Err(UrlError::NotHttps { url: url.to_string() }),
-        other => {
-            return Err(UrlError::Invalid { url: url.to_string(), reason: format!("the scheme `{other}` is not http(s)") });
-        }
-    }
-    if parsed.fragment().is_some() {
-        return Err(UrlError::Fragment { url: url.to_string() });
-    }
-    Ok(parsed)
-}
-
-/// Whether `url` points at this machine: `localhost` or a loopback address.
-pub fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        None => false,
-    }
+    crate::catalog::rules::endpoint(url).map_err(UrlError)?;
+    Url::parse(url).map_err(|e| UrlError(e.to_string()))
 }
 
 /// An HTTP client for OAuth traffic: bounded time, no redirects, a recognisable user agent.
@@ -146,22 +119,4 @@ fn describe(error: &reqwest::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn endpoints_must_be_https_except_on_loopback() {
-        assert!(endpoint_url("https://accounts.google.com/o/oauth2/v2/auth").is_ok());
-        assert!(endpoint_url("http://127.0.0.1:8080/token").is_ok());
-        assert!(endpoint_url("http://localhost/token").is_ok());
-        assert!(endpoint_url("http://[::1]:9/token").is_ok());
-        assert!(matches!(endpoint_url("http://example.com/token"), Err(UrlError::NotHttps { .. })));
-        assert!(matches!(endpoint_url("http://10.0.0.1/token"), Err(UrlError::NotHttps { .. })));
-        assert!(matches!(endpoint_url("javascript:alert(1)"), Err(UrlError::Invalid { .. })));
-        assert!(matches!(endpoint_url("https://a.example/x#frag"), Err(UrlError::Fragment { .. })));
-        assert!(matches!(endpoint_url("not a url"), Err(UrlError::Invalid { .. })));
-    }
 }
