@@ -17,6 +17,7 @@ pub mod provider;
 pub mod registry;
 pub mod runtime;
 pub mod sandbox;
+pub mod vectors;
 
 use std::sync::Arc;
 

@@ -1,8 +1,29 @@
-//! Google (placeholder being completed).
+//! Google (OAuth 2.0 for web-server and installed apps, plus OpenID Connect).
+//!
+//! Google is close to the standard; what differs:
+//! - A refresh token only comes back for `access_type=offline`, and only on first consent unless
+//!   `prompt=consent` forces it again, so both are always sent. `include_granted_scopes=true`
+//!   keeps earlier grants in the new token (incremental authorization).
+//! - Users may untick scopes on the consent screen (granular consent): the granted set is the
+//!   response's `scope`, which the standard reader already prefers over the requested scopes.
+//! - Refresh answers carry no new refresh token: the previous one is kept (`keep-previous`).
+//! - Time-limited grants report `refresh_token_expires_in` (kept by the standard reader).
+//! - Client credentials go in the body: Google long rejected HTTP Basic, and although its
+//!   discovery document now lists both methods, the body is the one that always worked.
+//! - Revocation takes no client authentication and answers 400 `invalid_token` for a token that
+//!   is already expired or revoked, which is the outcome revocation wanted.
+//!
+//! Source: <https://developers.google.com/identity/protocols/oauth2/web-server>.
 
+use latchkey_provider_sdk::body::Fields;
 use latchkey_provider_sdk::*;
 
 pub struct Google;
+
+const ISSUER: &str = "https://accounts.google.com";
+
+/// Revocation errors that mean the token is already unusable.
+const ALREADY_REVOKED: &[&str] = &["invalid_token", "invalid_grant"];
 
 impl Provider for Google {
     fn info() -> ProviderInfo {
@@ -10,30 +31,82 @@ impl Provider for Google {
             id: "google".into(),
             display_name: "Google".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            issuers: Vec::new(),
-            config_keys: Vec::new(),
-            documentation: String::new(),
+            issuers: vec![ISSUER.into()],
+            config_keys: vec![
+                ConfigKey {
+                    name: "prompt".into(),
+                    description: "Google's `prompt` parameter. `consent` makes Google issue a refresh token on \
+                                  every authorization, not only the first; add `select_account` (space-separated) \
+                                  to let the user pick an account."
+                        .into(),
+                    default: Some("consent".into()),
+                },
+                ConfigKey {
+                    name: "login_hint".into(),
+                    description: "Email address or `sub` of the account to preselect on Google's sign-in page.".into(),
+                    default: None,
+                },
+                ConfigKey {
+                    name: "hd".into(),
+                    description: "Google Workspace domain (such as `example.com`) whose accounts the sign-in page \
+                                  offers. A hint only: it does not restrict who can sign in."
+                        .into(),
+                    default: None,
+                },
+            ],
+            documentation: "https://developers.google.com/identity/protocols/oauth2/web-server".into(),
         }
     }
 
     fn configure(_config: &Config) -> Result<Flow, String> {
         Ok(Flow {
             endpoints: Endpoints {
-                issuer: None,
+                issuer: Some(ISSUER.into()),
                 authorization: "https://accounts.google.com/o/oauth2/v2/auth".into(),
                 token: "https://oauth2.googleapis.com/token".into(),
                 refresh: None,
-                revocation: None,
-                userinfo: None,
+                revocation: Some(RevocationEndpoint {
+                    url: "https://oauth2.googleapis.com/revoke".into(),
+                    client_auth: ClientAuth::None,
+                }),
+                userinfo: Some("https://openidconnect.googleapis.com/v1/userinfo".into()),
             },
             scope_separator: " ".into(),
             pkce: Pkce::Supported,
             client_auth: ClientAuth::Post,
             refresh: RefreshPolicy::KeepPrevious,
+            // Desktop clients accept a loopback redirect on any port, without registering it.
             redirect: Redirect::Loopback(LoopbackRedirect { host: "127.0.0.1".into(), port: None, path: "/callback".into() }),
+            // Google does not implement RFC 8707 resource indicators.
             send_resource: false,
         })
     }
+
+    fn authorize_params(scopes: &[String], config: &Config) -> Result<Params, String> {
+        let mut params = standard::scope_param(scopes, " ");
+        params.push(("access_type".into(), "offline".into()));
+        params.push(("include_granted_scopes".into(), "true".into()));
+        for key in ["prompt", "login_hint", "hd"] {
+            if let Some(value) = config.get(key).filter(|value| !value.is_empty()) {
+                params.push((key.into(), value.into()));
+            }
+        }
+        Ok(params)
+    }
+
+    fn read_revocation_response(response: &HttpResponse) -> Result<(), Failure> {
+        if response.status == 400 && already_revoked(response) {
+            return Ok(());
+        }
+        standard::read_revocation_response(response)
+    }
+}
+
+fn already_revoked(response: &HttpResponse) -> bool {
+    Fields::parse(response)
+        .ok()
+        .and_then(|fields| fields.string("error"))
+        .is_some_and(|code| ALREADY_REVOKED.contains(&code.as_str()))
 }
 
 export_provider!(Google);

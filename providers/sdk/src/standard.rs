@@ -39,19 +39,30 @@ pub fn split_scopes(scope: &str) -> Vec<String> {
 /// `error_description`. An `error` field means failure whatever the status code, because some
 /// servers report errors with HTTP 200.
 pub fn read_token_response(context: &TokenContext, response: &HttpResponse) -> Result<TokenSet, Failure> {
+    let fields = success_fields(response, error_in)?;
+    token_set(&fields, context)
+}
+
+/// The fields of a successful answer: a readable body in which `find_error` sees no error, with a
+/// 2xx status. `find_error` is where providers plug in their own error shapes (Slack's
+/// `ok: false`, Microsoft's AADSTS codes); [`error_in`] is the RFC 6749 §5.2 one.
+pub fn success_fields(
+    response: &HttpResponse,
+    find_error: impl Fn(&Fields, &HttpResponse) -> Option<Failure>,
+) -> Result<Fields, Failure> {
     let fields = Fields::parse(response).map_err(|failure| status_failure(response, failure))?;
-    if let Some(failure) = error_in(&fields, response) {
+    if let Some(failure) = find_error(&fields, response) {
         return Err(failure);
     }
     if !(200..300).contains(&response.status) {
         return Err(status_failure(response, Failure {
             kind: FailureKind::Other,
             code: format!("http_{}", response.status),
-            message: format!("the token endpoint answered HTTP {} without an OAuth error code", response.status),
+            message: format!("the authorization server answered HTTP {} without an OAuth error code", response.status),
             retry_after: None,
         }));
     }
-    token_set(&fields, context)
+    Ok(fields)
 }
 
 /// Map the standard token fields of `fields` onto a [`TokenSet`]. A missing `scope` means the
@@ -93,41 +104,81 @@ pub fn normalise_token_type(token_type: Option<&str>) -> String {
 
 /// The failure described by an `error` field, if there is one.
 pub fn error_in(fields: &Fields, response: &HttpResponse) -> Option<Failure> {
+    error_in_with(&[], fields, response)
+}
+
+/// Like [`error_in`], with a provider's own error codes looked up before the standard ones.
+pub fn error_in_with(rules: &[ErrorRule], fields: &Fields, response: &HttpResponse) -> Option<Failure> {
     let code = fields.string("error")?;
     let description = fields.string("error_description");
-    let mut failure = classify(&code, description.as_deref());
+    let mut failure = classify_with(rules, &code, description.as_deref());
     if failure.kind == FailureKind::Retry {
         failure.retry_after = retry_after(response);
     }
     Some(failure)
 }
 
+/// What one error code means: what the host should do, and advice for the user. Providers keep a
+/// table of these for their own codes; [`RFC6749_ERRORS`] is the standard one.
+#[derive(Clone, Copy, Debug)]
+pub struct ErrorRule {
+    pub code: &'static str,
+    pub kind: FailureKind,
+    pub advice: &'static str,
+}
+
+impl ErrorRule {
+    pub const fn new(code: &'static str, kind: FailureKind, advice: &'static str) -> ErrorRule {
+        ErrorRule { code, kind, advice }
+    }
+}
+
+const BAD_CLIENT: &str = "the authorization server rejected the client: check the client id and secret";
+const BAD_REQUEST: &str = "the authorization server rejected the request: check the client's configuration";
+const UNAVAILABLE: &str = "the authorization server is temporarily unavailable";
+
+/// RFC 6749 §5.2 error codes (and the transient ones of §4.1.2.1 and RFC 8628), sorted into what
+/// the user or host should do.
+pub const RFC6749_ERRORS: &[ErrorRule] = &[
+    ErrorRule::new(
+        "invalid_grant",
+        FailureKind::Reauthorize,
+        "the grant is no longer valid (expired, revoked or already used): authorize again",
+    ),
+    ErrorRule::new("invalid_client", FailureKind::Misconfigured, BAD_CLIENT),
+    ErrorRule::new("unauthorized_client", FailureKind::Misconfigured, BAD_CLIENT),
+    ErrorRule::new("invalid_request", FailureKind::Misconfigured, BAD_REQUEST),
+    ErrorRule::new("unsupported_grant_type", FailureKind::Misconfigured, BAD_REQUEST),
+    ErrorRule::new("invalid_scope", FailureKind::Misconfigured, BAD_REQUEST),
+    ErrorRule::new("redirect_uri_mismatch", FailureKind::Misconfigured, BAD_REQUEST),
+    ErrorRule::new("temporarily_unavailable", FailureKind::Retry, UNAVAILABLE),
+    ErrorRule::new("server_error", FailureKind::Retry, UNAVAILABLE),
+    ErrorRule::new("slow_down", FailureKind::Retry, UNAVAILABLE),
+    ErrorRule::new("access_denied", FailureKind::Reauthorize, "access was denied"),
+];
+
 /// RFC 6749 §5.2 error codes, sorted into what the user or host should do.
 pub fn classify(code: &str, description: Option<&str>) -> Failure {
-    let (kind, advice) = match code {
-        "invalid_grant" => (
-            FailureKind::Reauthorize,
-            "the grant is no longer valid (expired, revoked or already used): authorize again",
-        ),
-        "invalid_client" | "unauthorized_client" => (
-            FailureKind::Misconfigured,
-            "the authorization server rejected the client: check the client id and secret",
-        ),
-        "invalid_request" | "unsupported_grant_type" | "invalid_scope" | "redirect_uri_mismatch" => (
-            FailureKind::Misconfigured,
-            "the authorization server rejected the request: check the client's configuration",
-        ),
-        "temporarily_unavailable" | "server_error" | "slow_down" => {
-            (FailureKind::Retry, "the authorization server is temporarily unavailable")
-        }
-        "access_denied" => (FailureKind::Reauthorize, "access was denied"),
-        _ => (FailureKind::Other, "the authorization server returned an error"),
+    classify_with(&[], code, description)
+}
+
+/// Classify `code` by the first rule that names it in `rules`, then in [`RFC6749_ERRORS`]; an
+/// unknown code is [`FailureKind::Other`]. The message is the rule's advice with the code and the
+/// server's description.
+pub fn classify_with(rules: &[ErrorRule], code: &str, description: Option<&str>) -> Failure {
+    let (kind, advice) = match rules.iter().chain(RFC6749_ERRORS).find(|rule| rule.code == code) {
+        Some(rule) => (rule.kind, rule.advice),
+        None => (FailureKind::Other, "the authorization server returned an error"),
     };
-    let message = match description {
+    Failure { kind, code: code.to_string(), message: describe(advice, code, description), retry_after: None }
+}
+
+/// A failure message: advice first, then the server's code and description.
+pub fn describe(advice: &str, code: &str, description: Option<&str>) -> String {
+    match description {
         Some(description) if !description.is_empty() => format!("{advice} ({code}: {description})"),
         _ => format!("{advice} ({code})"),
-    };
-    Failure { kind, code: code.to_string(), message, retry_after: None }
+    }
 }
 
 /// Seconds from a numeric `Retry-After` header.
@@ -136,7 +187,7 @@ pub fn retry_after(response: &HttpResponse) -> Option<u32> {
 }
 
 /// 5xx and 429 answers are transient whatever their body says.
-fn status_failure(response: &HttpResponse, failure: Failure) -> Failure {
+pub fn status_failure(response: &HttpResponse, failure: Failure) -> Failure {
     if response.status >= 500 || response.status == 429 {
         Failure {
             kind: FailureKind::Retry,

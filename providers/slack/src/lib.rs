@@ -1,8 +1,134 @@
-//! Slack (placeholder being completed).
+//! Slack, OAuth v2 (`/oauth/v2/authorize` and `oauth.v2.access`), bot and user tokens.
+//!
+//! What differs from the standard:
+//! - One installation can yield two tokens: a bot token (`xoxb-`, asked for with `scope`) at the
+//!   top level of the answer, and a user token (`xoxp-`, asked for with `user_scope`) nested in
+//!   `authed_user`. The `token` config key says which one the server needs; the catalog's scopes
+//!   go into the matching parameter and that token is the one stored. With only user scopes there
+//!   is no top-level `access_token` at all.
+//! - Scopes are comma-separated, in the request and in the answer.
+//! - Every answer is HTTP 200 with `ok: true` or `ok: false` and an `error` code of Slack's own;
+//!   the codes are mapped onto failure kinds below. Rate limiting adds `Retry-After`.
+//! - `token_type` is `bot` or `user`, and is kept: it says which token it is.
+//! - Workspace context (`team`, `enterprise`, `bot_user_id`, `app_id`, the installing user) is
+//!   kept in `extra`; nested objects are flattened to `team_id`, `team_name`, …
+//! - Refresh tokens exist only with token rotation (`token_rotation`), or with PKCE. Each one
+//!   works once ("revoked after a short grace period"), so the policy is `rotate-single-use`.
+//!   Refresh answers are flat: the refreshed token is at the top level whichever kind it is.
+//! - Slack prefers HTTP Basic client authentication.
+//! - PKCE is opt-in per app (`pkce`), and turns the app into a public client for good: no
+//!   client secret is sent. Without it, sending PKCE parameters fails (`pkce_not_allowed`).
+//! - Redirects: a normal app only accepts https redirect URLs, so there is no loopback listener
+//!   (the user pastes the final URL). A PKCE app may use `http://localhost`, but Slack matches the
+//!   redirect URL registered in the app exactly, port included, so the port is fixed
+//!   (`redirect_port`); and these "desktop" redirects cannot request bot scopes.
+//! - Revocation is the Web API method `auth.revoke`, authenticated with the token itself.
+//!
+//! Sources: <https://docs.slack.dev/authentication/installing-with-oauth>,
+//! <https://docs.slack.dev/reference/methods/oauth.v2.access>,
+//! <https://docs.slack.dev/authentication/using-token-rotation>,
+//! <https://docs.slack.dev/authentication/using-pkce>.
 
+use latchkey_provider_sdk::body::Fields;
+use latchkey_provider_sdk::standard::ErrorRule;
 use latchkey_provider_sdk::*;
+use serde_json::Value;
 
 pub struct Slack;
+
+/// A port that other software rarely listens on (rclone's), for PKCE apps' localhost redirect.
+const DEFAULT_REDIRECT_PORT: &str = "53682";
+
+const AUTHORIZE_AGAIN: &str = "the authorization is no longer valid: authorize again";
+const CHECK_APP: &str = "Slack rejected the app's credentials or settings: check the client id, secret and redirect URL";
+const BAD_CALL: &str = "Slack rejected the request: this is a latchkey or provider bug, please report it";
+const UNAVAILABLE: &str = "Slack is temporarily unavailable";
+
+/// Slack's `error` codes for `oauth.v2.access` (from the method's documentation), by what to do.
+const SLACK_ERRORS: &[ErrorRule] = &[
+    ErrorRule::new("invalid_code", FailureKind::Reauthorize, "the authorization code is invalid or has expired: authorize again"),
+    ErrorRule::new("invalid_refresh_token", FailureKind::Reauthorize, AUTHORIZE_AGAIN),
+    ErrorRule::new("invalid_code_verifier", FailureKind::Reauthorize, AUTHORIZE_AGAIN),
+    ErrorRule::new("token_revoked", FailureKind::Reauthorize, AUTHORIZE_AGAIN),
+    ErrorRule::new("token_expired", FailureKind::Reauthorize, AUTHORIZE_AGAIN),
+    ErrorRule::new(
+        "account_inactive",
+        FailureKind::Reauthorize,
+        "the user or workspace was deactivated: authorize again with an active account",
+    ),
+    ErrorRule::new("bad_client_secret", FailureKind::Misconfigured, CHECK_APP),
+    ErrorRule::new("invalid_client_id", FailureKind::Misconfigured, CHECK_APP),
+    ErrorRule::new(
+        "bad_redirect_uri",
+        FailureKind::Misconfigured,
+        "the redirect URL does not match the one registered in the Slack app: register it under OAuth & Permissions",
+    ),
+    ErrorRule::new(
+        "oauth_authorization_url_mismatch",
+        FailureKind::Misconfigured,
+        "the flow did not start at Slack's v2 authorization URL: set authorization_endpoint to https://slack.com/oauth/v2/authorize",
+    ),
+    ErrorRule::new(
+        "pkce_not_allowed",
+        FailureKind::Misconfigured,
+        "PKCE is not enabled for this Slack app: enable it in the app settings, or set the config key `pkce` to false",
+    ),
+    ErrorRule::new("no_scopes", FailureKind::Misconfigured, "Slack needs at least one scope: list scopes in the catalog"),
+    ErrorRule::new(
+        "cannot_install_an_org_installed_app",
+        FailureKind::Misconfigured,
+        "the app is installed for the whole Enterprise organization and cannot be installed into one workspace",
+    ),
+    ErrorRule::new("invalid_grant_type", FailureKind::Misconfigured, BAD_CALL),
+    ErrorRule::new("invalid_arguments", FailureKind::Misconfigured, BAD_CALL),
+    ErrorRule::new("invalid_form_data", FailureKind::Misconfigured, BAD_CALL),
+    ErrorRule::new("invalid_post_type", FailureKind::Misconfigured, BAD_CALL),
+    ErrorRule::new("missing_post_type", FailureKind::Misconfigured, BAD_CALL),
+    ErrorRule::new("not_authed", FailureKind::Misconfigured, BAD_CALL),
+    ErrorRule::new("ratelimited", FailureKind::Retry, "Slack is rate limiting this app"),
+    ErrorRule::new("internal_error", FailureKind::Retry, UNAVAILABLE),
+    ErrorRule::new("fatal_error", FailureKind::Retry, UNAVAILABLE),
+    ErrorRule::new("service_unavailable", FailureKind::Retry, UNAVAILABLE),
+    ErrorRule::new("request_timeout", FailureKind::Retry, UNAVAILABLE),
+    ErrorRule::new("team_added_to_org", FailureKind::Retry, "the workspace is moving into an Enterprise organization; try again later"),
+    ErrorRule::new("org_login_required", FailureKind::Retry, "the workspace is moving into an Enterprise organization; try again later"),
+];
+
+/// `auth.revoke` errors that mean the token no longer works, which is what revoking wanted.
+const ALREADY_REVOKED: &[&str] = &["invalid_auth", "token_revoked", "token_expired", "account_inactive"];
+
+/// Which of the installation's tokens the server needs.
+#[derive(Clone, Copy, PartialEq)]
+enum TokenKind {
+    Bot,
+    User,
+}
+
+impl TokenKind {
+    fn from_config(config: &Config) -> Result<TokenKind, String> {
+        match config.get_or("token", "bot") {
+            "bot" => Ok(TokenKind::Bot),
+            "user" => Ok(TokenKind::User),
+            other => Err(format!("config key `token` must be `bot` or `user`, not `{other}`")),
+        }
+    }
+
+    /// The authorization parameter that carries this token's scopes.
+    fn scope_param(self) -> &'static str {
+        match self {
+            TokenKind::Bot => "scope",
+            TokenKind::User => "user_scope",
+        }
+    }
+
+    /// Slack's `token_type` for this token.
+    fn token_type(self) -> &'static str {
+        match self {
+            TokenKind::Bot => "bot",
+            TokenKind::User => "user",
+        }
+    }
+}
 
 impl Provider for Slack {
     fn info() -> ProviderInfo {
@@ -10,30 +136,213 @@ impl Provider for Slack {
             id: "slack".into(),
             display_name: "Slack".into(),
             version: env!("CARGO_PKG_VERSION").into(),
+            // Slack's OAuth v2 has no issuer; `https://slack.com` is its separate OpenID Connect
+            // flow ("Sign in with Slack"), which this provider does not implement.
             issuers: Vec::new(),
-            config_keys: Vec::new(),
-            documentation: String::new(),
+            config_keys: vec![
+                config_key(
+                    "token",
+                    "Which token the server needs: `bot` (the catalog's scopes are bot scopes, sent as `scope`; \
+                     the xoxb- bot token is stored) or `user` (they are user scopes, sent as `user_scope`; the \
+                     xoxp- token of the installing user is stored).",
+                    Some("bot"),
+                ),
+                config_key(
+                    "pkce",
+                    "`true` if PKCE is enabled in the Slack app's settings. Such an app is a public client: no \
+                     client secret is sent, the redirect goes to http://localhost:<redirect_port>/callback, and \
+                     only user tokens can be requested (`token = user`).",
+                    Some("false"),
+                ),
+                config_key(
+                    "token_rotation",
+                    "`true` if token rotation is turned on for the Slack app: tokens then expire after 12 hours \
+                     and come with single-use refresh tokens.",
+                    Some("false"),
+                ),
+                config_key(
+                    "redirect_port",
+                    "With `pkce = true`: the port of the http://localhost:<port>/callback redirect URL registered \
+                     in the Slack app (Slack matches it exactly).",
+                    Some(DEFAULT_REDIRECT_PORT),
+                ),
+                config_key("team", "Workspace id (such as T0123ABCD) to install into, skipping Slack's workspace picker.", None),
+            ],
+            documentation: "https://docs.slack.dev/authentication/installing-with-oauth".into(),
         }
     }
 
-    fn configure(_config: &Config) -> Result<Flow, String> {
+    fn configure(config: &Config) -> Result<Flow, String> {
+        let token = TokenKind::from_config(config)?;
+        let pkce = config.flag("pkce")?;
+        let rotation = config.flag("token_rotation")?;
+        if pkce && token == TokenKind::Bot {
+            return Err("Slack does not allow bot scopes on the localhost redirect of a PKCE app: set config key \
+                        `token` to `user`, or use a Slack app without PKCE for a bot token"
+                .into());
+        }
+        let redirect = if pkce {
+            let port = config.get_or("redirect_port", DEFAULT_REDIRECT_PORT);
+            let port = port
+                .parse::<u16>()
+                .ok()
+                .filter(|port| *port != 0)
+                .ok_or_else(|| format!("config key `redirect_port` must be a port number (1-65535), not `{port}`"))?;
+            Redirect::Loopback(LoopbackRedirect { host: "localhost".into(), port: Some(port), path: "/callback".into() })
+        } else {
+            Redirect::HttpsOnly
+        };
         Ok(Flow {
             endpoints: Endpoints {
                 issuer: None,
                 authorization: "https://slack.com/oauth/v2/authorize".into(),
                 token: "https://slack.com/api/oauth.v2.access".into(),
                 refresh: None,
-                revocation: None,
+                revocation: Some(RevocationEndpoint { url: "https://slack.com/api/auth.revoke".into(), client_auth: ClientAuth::None }),
                 userinfo: None,
             },
-            scope_separator: " ".into(),
-            pkce: Pkce::Supported,
-            client_auth: ClientAuth::Post,
-            refresh: RefreshPolicy::KeepPrevious,
-            redirect: Redirect::Loopback(LoopbackRedirect { host: "127.0.0.1".into(), port: None, path: "/callback".into() }),
+            scope_separator: ",".into(),
+            pkce: if pkce { Pkce::Required } else { Pkce::Unsupported },
+            client_auth: if pkce { ClientAuth::None } else { ClientAuth::Basic },
+            refresh: if pkce || rotation { RefreshPolicy::RotateSingleUse } else { RefreshPolicy::KeepPrevious },
+            redirect,
             send_resource: false,
         })
     }
+
+    fn authorize_params(scopes: &[String], config: &Config) -> Result<Params, String> {
+        let token = TokenKind::from_config(config)?;
+        if scopes.is_empty() {
+            return Err(format!(
+                "Slack needs at least one scope: list the {} scopes the server needs in the catalog",
+                token.token_type()
+            ));
+        }
+        let mut params = vec![(token.scope_param().to_string(), scopes.join(","))];
+        if let Some(team) = config.get("team").filter(|team| !team.is_empty()) {
+            params.push(("team".into(), team.into()));
+        }
+        Ok(params)
+    }
+
+    /// `auth.revoke` is a Web API method: it revokes the token it is called with, so the token
+    /// moves from the RFC 7009 form into the `Authorization` header.
+    fn prepare_request(context: &TokenContext, mut request: HttpRequest) -> Result<HttpRequest, String> {
+        if context.kind != RequestKind::Revocation {
+            return Ok(request);
+        }
+        let mut form = standard::form_fields(&request);
+        let token = form
+            .iter()
+            .find(|(name, _)| name == "token")
+            .map(|(_, value)| value.clone())
+            .ok_or("the revocation request has no `token` field")?;
+        form.retain(|(name, _)| name != "token" && name != "token_type_hint");
+        request.body = standard::encode_form(&form);
+        standard::set_header(&mut request, "authorization", &format!("Bearer {token}"));
+        Ok(request)
+    }
+
+    fn read_token_response(context: &TokenContext, response: &HttpResponse) -> Result<TokenSet, Failure> {
+        let wanted = TokenKind::from_config(&Config::new(context.config.clone())).map_err(misconfigured("invalid_config"))?;
+        let fields = standard::success_fields(response, slack_error)?;
+        // A refresh answer is flat, whichever token was refreshed.
+        let source = match (context.kind, wanted) {
+            (RequestKind::RefreshToken, _) | (_, TokenKind::Bot) => fields.clone(),
+            (_, TokenKind::User) => fields.object("authed_user").unwrap_or_default(),
+        };
+        if source.string("access_token").is_none_or(|token| token.is_empty()) {
+            return Err(missing_token(wanted, &fields));
+        }
+        let mut tokens = standard::token_set(&source, context)?;
+        if source.string("token_type").is_none() {
+            tokens.token_type = wanted.token_type().into();
+        }
+        tokens.extra = workspace_context(&fields);
+        Ok(tokens)
+    }
+
+    fn read_revocation_response(response: &HttpResponse) -> Result<(), Failure> {
+        match standard::success_fields(response, slack_error) {
+            Ok(_) => Ok(()),
+            Err(failure) if ALREADY_REVOKED.contains(&failure.code.as_str()) => Ok(()),
+            Err(failure) => Err(failure),
+        }
+    }
+}
+
+fn config_key(name: &str, description: &str, default: Option<&str>) -> ConfigKey {
+    ConfigKey { name: name.into(), description: description.into(), default: default.map(Into::into) }
+}
+
+fn misconfigured(code: &'static str) -> impl Fn(String) -> Failure {
+    move |message| Failure { kind: FailureKind::Misconfigured, code: code.into(), message, retry_after: None }
+}
+
+/// `ok: false` (or, as some report for refreshes, an RFC 6749 `error` body), classified by
+/// Slack's codes.
+fn slack_error(fields: &Fields, response: &HttpResponse) -> Option<Failure> {
+    match fields.get("ok") {
+        Some(Value::Bool(true)) => None,
+        ok => standard::error_in_with(SLACK_ERRORS, fields, response).or_else(|| {
+            (ok == Some(&Value::Bool(false))).then(|| Failure {
+                kind: FailureKind::Other,
+                code: "ok_false".into(),
+                message: "Slack answered `ok: false` without an error code".into(),
+                retry_after: None,
+            })
+        }),
+    }
+}
+
+/// A successful answer without the token the configuration asks for.
+fn missing_token(wanted: TokenKind, fields: &Fields) -> Failure {
+    let has_user_token = fields.object("authed_user").and_then(|user| user.string("access_token")).is_some();
+    let message = match wanted {
+        TokenKind::Bot if has_user_token => {
+            "Slack issued only a user token: set the config key `token` to `user` if the server needs the user's token, \
+             or request bot scopes"
+        }
+        TokenKind::Bot => "Slack's answer has no bot token: request bot scopes, or set the config key `token` to `user`",
+        TokenKind::User => {
+            "Slack's answer has no user token in `authed_user`: check that the catalog's scopes are user scopes, \
+             or set the config key `token` to `bot`"
+        }
+    };
+    misconfigured("missing_access_token")(message.into())
+}
+
+/// Objects whose fields are kept, flattened to `<object>_<field>`. The incoming webhook's `url`
+/// is left out on purpose: it is a credential, and `extra` is not secret storage.
+const NESTED_CONTEXT: &[(&str, &[&str])] = &[
+    ("team", &["id", "name"]),
+    ("enterprise", &["id", "name"]),
+    ("authed_user", &["id"]),
+    ("incoming_webhook", &["channel", "channel_id", "configuration_url"]),
+];
+
+/// Top-level fields kept as they are.
+const PLAIN_CONTEXT: &[&str] = &["bot_user_id", "app_id", "is_enterprise_install"];
+
+/// The installation's context, by allow-list: the answer also holds tokens (the other kind's
+/// token among them), which must not end up in `extra`. `team` is `null` for org-wide installs.
+fn workspace_context(fields: &Fields) -> Params {
+    let mut extra = Params::new();
+    for (object, keys) in NESTED_CONTEXT {
+        if let Some(nested) = fields.object(object) {
+            for key in *keys {
+                if let Some(value) = nested.string(key) {
+                    extra.push((format!("{object}_{key}"), value));
+                }
+            }
+        }
+    }
+    for key in PLAIN_CONTEXT {
+        if let Some(value) = fields.string(key) {
+            extra.push(((*key).to_string(), value));
+        }
+    }
+    extra
 }
 
 export_provider!(Slack);
