@@ -2,6 +2,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Subcommand, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
@@ -35,6 +36,9 @@ pub enum GatewayCommand {
         /// Serve /mcp without a bearer token (http).
         #[arg(long)]
         allow_unauthenticated: bool,
+        /// Seconds an upstream server may take to start, and to answer each request.
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+        timeout: u64,
     },
 }
 
@@ -45,7 +49,7 @@ pub enum Transport {
 }
 
 pub fn run(command: GatewayCommand) -> Result<(), Failure> {
-    let GatewayCommand::Run { transport, host, port, servers, separator, no_prefix, allow_unauthenticated } = command;
+    let GatewayCommand::Run { transport, host, port, servers, separator, no_prefix, allow_unauthenticated, timeout } = command;
     let paths = Paths::discover()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
@@ -57,8 +61,9 @@ pub fn run(command: GatewayCommand) -> Result<(), Failure> {
             return Err(anyhow::anyhow!("--no-prefix needs exactly one server in --servers, or tool names could collide").into());
         }
         let naming = Naming { separator: (!no_prefix).then_some(separator) };
-        let gateway = Gateway::new(engine, &servers, naming)?;
-        if gateway.upstreams().any(|upstream| matches!(upstream.server.kind, crate::catalog::Kind::Image { .. })) {
+        let gateway = Gateway::new(engine, &servers, naming, Duration::from_secs(timeout))?;
+        let containers = gateway.upstreams().any(|upstream| matches!(upstream.server.kind, crate::catalog::Kind::Image { .. }));
+        if containers {
             if let Ok(docker) = gateway::container::connect().await {
                 match gateway::container::remove_leftovers(&docker).await {
                     Ok(0) | Err(_) => {}
@@ -66,17 +71,19 @@ pub fn run(command: GatewayCommand) -> Result<(), Failure> {
                 }
             }
         }
-        for (server, error) in gateway.start_all().await {
-            output::warning(&format!("{server} is not available: {error}"));
-        }
+        // Started while the client connects: a slow or broken server must not hold up the
+        // others (lists leave out what is not up yet; it announces itself when it is).
+        gateway.start_all(|server, error| output::warning(&format!("{server} is not available: {error}")));
         let credentials = gateway::refresh::spawn(&gateway);
-        match transport {
+        let served = match transport {
             Transport::Stdio => {
                 let service = rmcp::ServiceExt::serve(gateway, rmcp::transport::stdio())
                     .await
                     .map_err(|e| anyhow::anyhow!("the MCP client did not initialize: {e}"))?;
-                service.waiting().await.map_err(|e| anyhow::anyhow!("{e}"))?;
-                Ok(())
+                tokio::select! {
+                    ended = service.waiting() => ended.map(drop).map_err(|e| anyhow::anyhow!("{e}")),
+                    () = terminated() => Ok(()),
+                }
             }
             Transport::Http => {
                 let token = if allow_unauthenticated {
@@ -96,12 +103,29 @@ pub fn run(command: GatewayCommand) -> Result<(), Failure> {
                 if !host.is_loopback() {
                     output::warning(&format!("listening on {host}, which other machines can reach"));
                 }
-                let shutdown = async {
-                    let _ = tokio::signal::ctrl_c().await;
-                };
-                http::serve(gateway, credentials, http::Options { host, port, token }, shutdown).await?;
-                Ok(())
+                http::serve(gateway, credentials, http::Options { host, port, token }, terminated()).await
+            }
+        };
+        // Process upstreams die with the gateway (kill on drop); containers are removed here.
+        if containers {
+            if let Ok(docker) = gateway::container::connect().await {
+                let _ = gateway::container::remove_own(&docker).await;
             }
         }
+        Ok(served?)
     })
+}
+
+/// Ctrl-C or SIGTERM.
+async fn terminated() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("a SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
 }

@@ -32,7 +32,7 @@ pub async fn connect() -> anyhow::Result<Docker> {
         "the default socket (/var/run/docker.sock; set DOCKER_HOST to use another)".into()
     });
     let docker = Docker::connect_with_defaults()
-        .map_err(|e| anyhow::anyhow!("cannot connect to Docker at {where_}: {e}"))?
+        .map_err(|e| anyhow::anyhow!("Docker is not reachable at {where_}: {e}; is dockerd running?"))?
         .negotiate_version()
         .await
         .map_err(|e| anyhow::anyhow!("Docker is not reachable at {where_}: {e}; is dockerd running?"))?;
@@ -122,13 +122,23 @@ pub async fn start(
 
 /// Remove containers left by gateways that are no longer running.
 pub async fn remove_leftovers(docker: &Docker) -> anyhow::Result<usize> {
+    remove_where(docker, |owner| !owner.is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())).await
+}
+
+/// Remove this gateway's own containers, as it shuts down: Docker removes a container once its
+/// server exits on the end of its input, which a server busy with a call may not do for a while.
+pub async fn remove_own(docker: &Docker) -> anyhow::Result<usize> {
+    remove_where(docker, |owner| owner == Some(std::process::id())).await
+}
+
+/// Force-remove the gateway containers whose owner (the PID in their label) `matches`.
+async fn remove_where(docker: &Docker, matches: impl Fn(Option<u32>) -> bool) -> anyhow::Result<usize> {
     let filters = HashMap::from([("label".to_string(), vec![LABEL.to_string()])]);
     let containers = docker.list_containers(Some(ListContainersOptions { all: true, filters: Some(filters), ..Default::default() })).await?;
     let mut removed = 0;
     for container in containers {
         let owner = container.labels.as_ref().and_then(|labels| labels.get(LABEL)).and_then(|pid| pid.parse::<u32>().ok());
-        let alive = owner.is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
-        if let (false, Some(id)) = (alive, container.id) {
+        if let (true, Some(id)) = (matches(owner), container.id) {
             if docker.remove_container(&id, Some(RemoveContainerOptions { force: true, ..Default::default() })).await.is_ok() {
                 removed += 1;
             }

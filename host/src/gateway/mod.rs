@@ -10,7 +10,9 @@
 //! Aggregation: tools and prompts are exposed as `<server><separator><name>` (default `__`), sorted
 //! by that name, so the list is the same on every call; resources keep their URIs and are routed
 //! to the server that listed them. A server that fails to start is reported (log, `/health`) and
-//! left out; the others keep working.
+//! left out; the others keep working. A list waits at most [`LIST_WAIT`] for any one server (one
+//! that is still starting, say): the list goes out without it, and it sends list-changed
+//! notifications once it is up. Calls wait for the gateway's timeout (`--timeout`).
 
 pub mod container;
 pub mod http;
@@ -20,6 +22,7 @@ pub mod upstream;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex as StdMutex};
+use std::time::Duration;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams, GetPromptResponse, Implementation,
@@ -32,6 +35,9 @@ use tokio::sync::mpsc;
 
 use crate::oauth::engine::Engine;
 use upstream::{Event, Upstream};
+
+/// How long a list waits for one server before it goes out without it.
+pub const LIST_WAIT: Duration = Duration::from_secs(10);
 
 /// How the gateway names what it aggregates.
 #[derive(Clone, Debug)]
@@ -64,8 +70,9 @@ struct Inner {
 }
 
 impl Gateway {
-    /// A gateway for `servers` (catalog names; every catalog server when empty).
-    pub fn new(engine: Arc<Engine>, servers: &[String], naming: Naming) -> anyhow::Result<Gateway> {
+    /// A gateway for `servers` (catalog names; every catalog server when empty), giving each
+    /// upstream `timeout` to start and to answer each request.
+    pub fn new(engine: Arc<Engine>, servers: &[String], naming: Naming, timeout: Duration) -> anyhow::Result<Gateway> {
         let (events, receiver) = mpsc::unbounded_channel::<(String, Event)>();
         let mut upstreams = BTreeMap::new();
         let selected: Vec<&crate::catalog::Server> = if servers.is_empty() {
@@ -84,7 +91,7 @@ impl Gateway {
                     }
                 }
             });
-            upstreams.insert(server.name.clone(), Upstream::new(server.clone(), engine.clone(), sender));
+            upstreams.insert(server.name.clone(), Upstream::new(server.clone(), engine.clone(), sender, timeout));
         }
         let gateway = Gateway {
             inner: Arc::new(Inner {
@@ -107,12 +114,17 @@ impl Gateway {
         &self.inner.engine
     }
 
-    /// Start every upstream, reporting the ones that fail; the gateway serves the rest.
-    pub async fn start_all(&self) -> Vec<(String, String)> {
-        let starts = self.inner.upstreams.values().map(|upstream| async move {
-            upstream.start().await.err().map(|error| (upstream.name().to_string(), error.to_string()))
-        });
-        futures::future::join_all(starts).await.into_iter().flatten().collect()
+    /// Start every upstream in the background, calling `failed` for each one that does not
+    /// start (as it happens); the gateway serves the rest.
+    pub fn start_all(&self, failed: impl Fn(&str, &upstream::UpstreamError) + Clone + Send + 'static) {
+        for upstream in self.inner.upstreams.values() {
+            let (upstream, failed) = (upstream.clone(), failed.clone());
+            tokio::spawn(async move {
+                if let Err(error) = upstream.start().await {
+                    failed(upstream.name(), &error);
+                }
+            });
+        }
     }
 
     fn forward_events(&self, mut receiver: mpsc::UnboundedReceiver<(String, Event)>) {
@@ -155,25 +167,29 @@ impl Gateway {
         }
     }
 
-    /// Ask every upstream concurrently; failures are logged and left out.
+    /// Ask every upstream concurrently, each for at most [`LIST_WAIT`]; failures and late
+    /// answers are logged and left out.
     async fn gather<T, F, Fut>(&self, ask: F) -> Vec<(String, T)>
     where
         F: Fn(Arc<Upstream>) -> Fut,
         Fut: std::future::Future<Output = Result<T, upstream::UpstreamError>>,
     {
         let asks = self.inner.upstreams.iter().map(|(name, upstream)| {
-            let answer = ask(upstream.clone());
-            async move { (name.clone(), answer.await) }
+            let answer = tokio::time::timeout(LIST_WAIT, ask(upstream.clone()));
+            async move { (name, upstream, answer.await) }
         });
         futures::future::join_all(asks)
             .await
             .into_iter()
-            .filter_map(|(name, answer)| match answer {
-                Ok(value) => Some((name, value)),
-                Err(error) => {
-                    tracing::warn!("{error}");
-                    None
-                }
+            .filter_map(|(name, upstream, answer)| {
+                let error = match answer {
+                    Ok(Ok(value)) => return Some((name.clone(), value)),
+                    Ok(Err(error)) => error.to_string(),
+                    Err(_) => format!("server `{name}` did not answer within {} s; listing without it for now", LIST_WAIT.as_secs()),
+                };
+                tracing::warn!("{error}");
+                upstream.mark_left_out();
+                None
             })
             .collect()
     }

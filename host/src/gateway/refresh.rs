@@ -2,6 +2,11 @@
 //! the access token expires (with jitter, so that servers do not refresh in step), refresh, and
 //! tell the upstream (see [`super::upstream`] for how each kind picks the new token up).
 //!
+//! "Shortly before" is [`REFRESH_SKEW`] plus jitter, but never more than half the token's
+//! remaining lifetime, so that short-lived tokens are refreshed once per lifetime rather than in
+//! a loop. The refresh is skipped when the stored token is already newer than the one the
+//! scheduler planned for (another process refreshed it).
+//!
 //! It never gives up silently: a credential that cannot be refreshed is logged as an error and
 //! shown in `/health` (and, from the store, in `latchkey oauth ls`); transient failures back off
 //! and try again; a credential that is missing or needs re-authorization is checked again
@@ -122,16 +127,22 @@ async fn keep_alive(engine: Arc<Engine>, upstream: Arc<Upstream>, credentials: C
             credentials.set(&server, "authorized", None, Some(expires_at));
         }
         let jitter = Duration::from_secs_f64(rand::random::<f64>() * 10.0);
-        let refresh_at = expires_at.checked_sub(REFRESH_SKEW + jitter).unwrap_or(expires_at);
+        let remaining = expires_at.duration_since(SystemTime::now()).unwrap_or_default();
+        let refresh_at = expires_at.checked_sub((REFRESH_SKEW + jitter).min(remaining / 2)).unwrap_or(expires_at);
         let wait = if failures > 0 { backoff(failures) } else { refresh_at.duration_since(SystemTime::now()).unwrap_or_default() };
         tokio::time::sleep(wait).await;
 
         credentials.set(&server, "refreshing", None, Some(expires_at));
-        match engine.refresh_target(&target, Some(SystemTime::now())).await {
+        // "Due" as of the token planned for: a stored token that expires later is someone else's
+        // refresh, and is kept as it is.
+        let planned_for = expires_at.checked_sub(REFRESH_SKEW).unwrap_or(expires_at);
+        match engine.refresh_target(&target, Some(planned_for)).await {
             Ok(fresh) => {
                 failures = 0;
                 last_seen = fresh.tokens.expires_at;
-                upstream.credentials_changed().await;
+                if fresh.tokens.expires_at != Some(expires_at) {
+                    upstream.credentials_changed().await;
+                }
                 credentials.set(&server, "authorized", None, fresh.tokens.expires_at);
             }
             Err(RefreshError::NeedsReauthorization { reason, .. }) => {

@@ -7,12 +7,20 @@
 //!   calls in flight, and new calls wait for the restart), then initialized again, so the client's
 //!   session with the gateway never notices;
 //! - a **remote** server gets the token as `Authorization: Bearer` on every request; after a refresh
-//!   the next connection uses the new token, and a 401 from the server triggers one refresh and one
-//!   retry.
+//!   the next request goes out on a new connection with the new token, and a 401 from the server
+//!   (at `initialize` or on any later request) triggers one refresh and one retry.
+//!
+//! Nothing waits forever: every request, `initialize` included, has the gateway's timeout; a
+//! server that failed to start is tried again only after a backoff (requests meanwhile fail at
+//! once with the reason), so one broken server never slows the others down; and a start runs in
+//! a task of its own, so a caller that gives up waiting (a list with its own deadline) does not
+//! cut it short. A server that a list had to leave out announces itself with list-changed
+//! notifications once it is up.
 
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, ClientConfig, GetPromptRequestParams, GetPromptResponse, Implementation, Prompt,
@@ -22,14 +30,12 @@ use rmcp::service::{NotificationContext, RunningService, ServiceError};
 use rmcp::{ClientHandler, Peer, RoleClient, ServiceExt};
 use secrecy::ExposeSecret;
 use serde::Serialize;
-use tokio::sync::{RwLock, mpsc};
+use tokio::sync::{RwLock, RwLockReadGuard, mpsc};
 
 use super::inject;
 use crate::catalog::{Kind, Server};
 use crate::oauth::engine::Engine;
-
-/// How long an upstream may take to start and answer `initialize`.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
+use crate::oauth::lifecycle::backoff;
 
 /// Something an upstream told the gateway.
 #[derive(Clone, Debug)]
@@ -67,13 +73,17 @@ impl ClientHandler for Handler {
 
 enum State {
     Stopped,
-    Running { service: RunningService<RoleClient, Handler>, stale: bool },
+    /// `generation` tells this run from later ones, so that a failure seen on an old connection
+    /// never stops a newer one.
+    Running { service: RunningService<RoleClient, Handler>, stale: bool, generation: u64 },
+    /// The last start failed; the next is tried from `retry_at` on.
+    Failed { reason: String, retry_at: Instant, failures: u32 },
 }
 
 /// What `/health` shows about an upstream.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Health {
-    /// `not started`, `running`, `restarting`, `failed`.
+    /// `not started`, `starting`, `running`, `restarting`, `failed`.
     pub state: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -84,7 +94,12 @@ pub struct Upstream {
     pub server: Server,
     engine: Arc<Engine>,
     events: mpsc::UnboundedSender<Event>,
+    /// For `initialize` and for every request.
+    timeout: Duration,
     state: RwLock<State>,
+    generations: AtomicU64,
+    /// A list went out without this server: announce its lists once it is up.
+    left_out: AtomicBool,
     health: StdMutex<Health>,
 }
 
@@ -94,15 +109,22 @@ pub enum UpstreamError {
     Start { server: String, reason: String },
     #[error("server `{server}` failed: {error}")]
     Call { server: String, error: ServiceError },
+    #[error("server `{server}` stopped during the request ({error}); it is being restarted, so try again")]
+    Crashed { server: String, error: ServiceError },
+    #[error("server `{server}` did not answer within {} s (the gateway's --timeout)", .timeout.as_secs())]
+    Timeout { server: String, timeout: Duration },
 }
 
 impl Upstream {
-    pub fn new(server: Server, engine: Arc<Engine>, events: mpsc::UnboundedSender<Event>) -> Arc<Upstream> {
+    pub fn new(server: Server, engine: Arc<Engine>, events: mpsc::UnboundedSender<Event>, timeout: Duration) -> Arc<Upstream> {
         Arc::new(Upstream {
             server,
             engine,
             events,
+            timeout,
             state: RwLock::new(State::Stopped),
+            generations: AtomicU64::new(0),
+            left_out: AtomicBool::new(false),
             health: StdMutex::new(Health { state: "not started".into(), ..Health::default() }),
         })
     }
@@ -121,11 +143,19 @@ impl Upstream {
         health.error = error;
     }
 
-    /// New credentials: restart before the next call (local) or reconnect (remote).
+    /// New credentials: restart before the next call (local) or reconnect (remote); a server that
+    /// could not start (say, for want of a token) is tried again at once.
     pub async fn credentials_changed(&self) {
-        if let State::Running { stale, .. } = &mut *self.state.write().await {
-            *stale = true;
+        match &mut *self.state.write().await {
+            State::Running { stale, .. } => *stale = true,
+            State::Failed { retry_at, .. } => *retry_at = Instant::now(),
+            State::Stopped => {}
         }
+    }
+
+    /// A list went out without this server (it failed or was too slow).
+    pub fn mark_left_out(&self) {
+        self.left_out.store(true, Ordering::Relaxed);
     }
 
     /// Start the upstream now (the gateway does this at start so failures show early).
@@ -169,9 +199,9 @@ impl Upstream {
         .await
     }
 
-    /// Run `request` against a running, current upstream. A remote 401 refreshes the token and
-    /// retries once; a closed transport (the server crashed) fails this request and restarts the
-    /// server in the background.
+    /// Run `request` against a running, current upstream, within the timeout. A remote 401
+    /// refreshes the token and retries once; a closed transport (the server crashed) fails this
+    /// request and restarts the server in the background.
     async fn with_peer<F, Fut, R>(self: &Arc<Self>, request: F) -> Result<R, UpstreamError>
     where
         F: Fn(Peer<RoleClient>) -> Fut,
@@ -179,25 +209,27 @@ impl Upstream {
     {
         let mut refreshed = false;
         loop {
-            let peer = self.current_peer().await?;
-            let guard = self.state.read().await;
-            let result = request(peer).await;
+            // The read guard lives as long as the request, so a restart waits for it to finish.
+            let (guard, peer, generation) = self.ready().await?;
+            let result = tokio::time::timeout(self.timeout, request(peer)).await;
             drop(guard);
-            match result {
-                Ok(value) => return Ok(value),
-                Err(error) if error.auth_challenge().is_some() && !refreshed && matches!(self.server.kind, Kind::Remote { .. }) => {
-                    refreshed = true;
-                    tracing::info!("{}: the server answered 401; refreshing the token and retrying once", self.name());
-                    self.refresh_credentials().await;
-                    self.credentials_changed().await;
-                }
-                Err(error) => {
-                    if matches!(error, ServiceError::TransportClosed | ServiceError::TransportSend(_)) {
-                        self.crashed(&error).await;
-                    }
-                    return Err(UpstreamError::Call { server: self.name().to_string(), error });
-                }
+            let error = match result {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(error)) => error,
+                Err(_) => return Err(UpstreamError::Timeout { server: self.name().to_string(), timeout: self.timeout }),
+            };
+            if error.auth_challenge().is_some() && !refreshed && matches!(self.server.kind, Kind::Remote { .. }) {
+                refreshed = true;
+                tracing::info!("{}: the server answered 401; refreshing the token and retrying once", self.name());
+                self.refresh_credentials().await;
+                self.credentials_changed().await;
+                continue;
             }
+            if matches!(error, ServiceError::TransportClosed | ServiceError::TransportSend(_)) {
+                self.crashed(generation, &error).await;
+                return Err(UpstreamError::Crashed { server: self.name().to_string(), error });
+            }
+            return Err(UpstreamError::Call { server: self.name().to_string(), error });
         }
     }
 
@@ -213,59 +245,85 @@ impl Upstream {
         }
     }
 
-    async fn crashed(self: &Arc<Self>, error: &ServiceError) {
-        tracing::warn!("{}: the connection to the server closed ({error}); restarting it", self.name());
+    /// The connection of run `generation` closed: unless a newer run has replaced it already,
+    /// forget it and start the server again in the background.
+    async fn crashed(self: &Arc<Self>, generation: u64, error: &ServiceError) {
         {
             let mut state = self.state.write().await;
+            if !matches!(&*state, State::Running { generation: current, .. } if *current == generation) {
+                return;
+            }
             *state = State::Stopped;
         }
+        tracing::warn!("{}: the connection to the server closed ({error}); restarting it", self.name());
         self.health.lock().expect("health lock").restarts += 1;
         self.set_health("restarting", Some(error.to_string()));
         let upstream = self.clone();
         tokio::spawn(async move {
-            if let Err(error) = upstream.current_peer().await {
+            if let Err(error) = upstream.ready().await {
                 tracing::warn!("{error}");
             }
         });
     }
 
-    /// The peer of the running upstream, (re)starting it first when needed.
-    async fn current_peer(&self) -> Result<Peer<RoleClient>, UpstreamError> {
-        {
-            let state = self.state.read().await;
-            if let State::Running { service, stale: false } = &*state {
-                if !service.is_closed() {
-                    return Ok(service.peer().clone());
+    /// A read guard on the running, current upstream, with its peer and generation; (re)starts
+    /// it first when needed.
+    async fn ready(self: &Arc<Self>) -> Result<(RwLockReadGuard<'_, State>, Peer<RoleClient>, u64), UpstreamError> {
+        loop {
+            {
+                let state = self.state.read().await;
+                match &*state {
+                    State::Running { service, stale: false, generation } if !service.is_closed() => {
+                        let (peer, generation) = (service.peer().clone(), *generation);
+                        return Ok((state, peer, generation));
+                    }
+                    State::Failed { reason, retry_at, .. } if Instant::now() < *retry_at => {
+                        return Err(UpstreamError::Start { server: self.name().to_string(), reason: reason.clone() });
+                    }
+                    _ => {}
                 }
             }
+            // In a task of its own: a caller that stops waiting must not cancel a start halfway.
+            let upstream = self.clone();
+            tokio::spawn(async move { upstream.restart().await }).await.expect("the start task does not panic")?;
         }
+    }
+
+    /// Start the server unless it is running and current (or failed too recently).
+    async fn restart(&self) -> Result<(), UpstreamError> {
         let mut state = self.state.write().await;
-        if let State::Running { service, stale } = &*state {
-            if !*stale && !service.is_closed() {
-                return Ok(service.peer().clone());
+        let failures = match &*state {
+            State::Running { service, stale: false, .. } if !service.is_closed() => return Ok(()),
+            State::Failed { reason, retry_at, .. } if Instant::now() < *retry_at => {
+                return Err(UpstreamError::Start { server: self.name().to_string(), reason: reason.clone() });
             }
-        }
+            State::Failed { failures, .. } => *failures,
+            _ => 0,
+        };
         if let State::Running { service, .. } = std::mem::replace(&mut *state, State::Stopped) {
             // Calls in flight held the read lock, so none is cut off here.
             let _ = service.cancel().await;
         }
-        match tokio::time::timeout(START_TIMEOUT, self.launch()).await {
+        self.set_health("starting", None);
+        let reason = match tokio::time::timeout(self.timeout, self.launch()).await {
             Ok(Ok(service)) => {
-                let peer = service.peer().clone();
-                *state = State::Running { service, stale: false };
+                let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
+                *state = State::Running { service, stale: false, generation };
                 self.set_health("running", None);
-                Ok(peer)
+                if self.left_out.swap(false, Ordering::Relaxed) {
+                    for event in [Event::ToolsChanged, Event::PromptsChanged, Event::ResourcesChanged] {
+                        let _ = self.events.send(event);
+                    }
+                }
+                return Ok(());
             }
-            Ok(Err(reason)) => {
-                self.set_health("failed", Some(reason.clone()));
-                Err(UpstreamError::Start { server: self.name().to_string(), reason })
-            }
-            Err(_) => {
-                let reason = format!("it did not answer `initialize` within {} s", START_TIMEOUT.as_secs());
-                self.set_health("failed", Some(reason.clone()));
-                Err(UpstreamError::Start { server: self.name().to_string(), reason })
-            }
-        }
+            Ok(Err(reason)) => reason,
+            Err(_) => format!("it did not answer `initialize` within {} s (the gateway's --timeout)", self.timeout.as_secs()),
+        };
+        let failures = failures.saturating_add(1);
+        *state = State::Failed { reason: reason.clone(), retry_at: Instant::now() + backoff(failures), failures };
+        self.set_health("failed", Some(reason.clone()));
+        Err(UpstreamError::Start { server: self.name().to_string(), reason })
     }
 
     async fn launch(&self) -> Result<RunningService<RoleClient, Handler>, String> {
@@ -274,7 +332,11 @@ impl Upstream {
             Kind::Command { command } => {
                 let env = inject::secret_env(&self.engine, &self.server).await.map_err(|e| format!("{e:#}"))?;
                 let mut process = tokio::process::Command::new(&command[0]);
-                process.args(&command[1..]);
+                // The server inherits the gateway's environment, but never the front door's token.
+                process.args(&command[1..]).env_remove(super::http::TOKEN_VAR);
+                // Killed with the gateway, even when it exits with a call in flight: closing stdin
+                // is not enough for a server that is busy.
+                process.kill_on_drop(true);
                 for variable in &self.server.env {
                     process.env(variable.name.as_str(), &variable.value);
                 }
@@ -288,12 +350,24 @@ impl Upstream {
                 handler.serve(transport).await.map_err(|e| format!("it did not initialize: {e}"))
             }
             Kind::Remote { remote } => {
-                let mut config = rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(remote.url.as_str());
-                if let Some(token) = inject::bearer(&self.engine, &self.server).await.map_err(|e| format!("{e:#}"))? {
-                    config = config.auth_header(token.expose_secret());
+                let connect = || async {
+                    let mut config = rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(remote.url.as_str());
+                    if let Some(token) = inject::bearer(&self.engine, &self.server).await.map_err(|e| format!("{e:#}"))? {
+                        config = config.auth_header(token.expose_secret());
+                    }
+                    let transport = rmcp::transport::StreamableHttpClientTransport::from_config(config);
+                    Ok::<_, String>(handler.clone().serve(transport).await)
+                };
+                match connect().await? {
+                    // The token was refused although it had not expired by our clock (revoked, or
+                    // the clocks disagree): one refresh, one more try.
+                    Err(error) if error.auth_challenge().is_some() && self.server.oauth.is_some() => {
+                        tracing::info!("{}: the server answered 401 to `initialize`; refreshing the token and retrying once", self.name());
+                        self.refresh_credentials().await;
+                        connect().await?.map_err(|e| format!("it did not initialize: {e}"))
+                    }
+                    other => other.map_err(|e| format!("it did not initialize: {e}")),
                 }
-                let transport = rmcp::transport::StreamableHttpClientTransport::from_config(config);
-                handler.serve(transport).await.map_err(|e| format!("it did not initialize: {e}"))
             }
             Kind::Image { image, .. } => {
                 let env = inject::secret_env(&self.engine, &self.server).await.map_err(|e| format!("{e:#}"))?;

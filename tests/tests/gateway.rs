@@ -1,0 +1,767 @@
+//! `latchkey gateway run` with real peers: the real binary in a private `LATCHKEY_HOME` (file
+//! store), a catalog written by each test, and third-party programs on both sides of it.
+//!
+//! - Client: the reference TypeScript MCP SDK (`tests/peers/mcp-client.mjs`), over stdio and over
+//!   Streamable HTTP; it runs a list of steps and prints one JSON line per step.
+//! - Upstreams: npm `@modelcontextprotocol/server-everything` as a local process and inside a
+//!   Docker container (image built by `tests/support/everything-image.sh` with `docker import`);
+//!   a remote MCP server that checks tokens from npm `oidc-provider` by introspection
+//!   (`tests/peers/protected-server.mjs` and `oidc-server.mjs`); and a deliberately broken server
+//!   (`tests/peers/bad-server.mjs`) for crashes and malformed output.
+//!
+//! Container tests need a Docker Engine (DOCKER_HOST): `tests/run` starts a private one
+//! (`tests/support/with-dockerd.sh`). Without one they skip with a message, unless
+//! `LATCHKEY_TEST_DOCKER=1` promises one, which turns the skip into a failure.
+//!
+//! Every child process is killed when its test ends, and every wait has a deadline.
+//! Prerequisites: Node 20 or later and `npm ci --prefix tests/peers`.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use latchkey::paths::{self, Paths};
+use latchkey::store::{Credential, CredentialId, SecretString, Status, Store, StoreKind, TokenSet};
+use latchkey_tests::{Home, latchkey_bin};
+use serde_json::{Value, json};
+
+/// Longest any one client run may take before the test fails (nothing here should come close).
+const CLIENT_DEADLINE: Duration = Duration::from_secs(120);
+
+// ---------------------------------------------------------------------------------------------
+// Tests: the process upstream and the SDK client over stdio
+
+#[test]
+fn process_upstream_gets_its_token_and_secrets_but_never_a_secret_without_env() {
+    let gateway = Setup::new(&local_server("everything", &format!("command: {}", everything_command())));
+    gateway.store_local_credential("everything", "access-token-for-everything");
+
+    // Over HTTP, so that the gateway holds a front-door token (in its environment) to keep back.
+    let http = gateway.http(&["--servers", "everything"]);
+    let steps = http.client(&[
+        json!({"list": "tools"}),
+        json!({"call": "everything__get-env"}),
+        json!({"call": "everything__echo", "arguments": {"message": "through the gateway"}}),
+        json!({"list": "prompts"}),
+    ]);
+
+    let tools = names(&steps[0]);
+    assert!(tools.contains(&"everything__echo".to_string()) && tools.contains(&"everything__get-env".to_string()), "{tools:?}");
+    assert!(tools.windows(2).all(|pair| pair[0] < pair[1]), "tools are sorted: {tools:?}");
+    assert_injected(&text(&steps[1]), "access-token-for-everything");
+    assert_eq!(text(&steps[2]), "Echo: through the gateway");
+    assert!(names(&steps[3]).iter().all(|prompt| prompt.starts_with("everything__")), "{:?}", steps[3]);
+}
+
+#[test]
+fn list_changed_notifications_reach_the_client() {
+    let gateway = Setup::new(&format!("servers:\n  everything:\n    command: {}\n", everything_command()));
+    // server-everything registers a session resource for the file, and says so with
+    // notifications/resources/list_changed.
+    let steps = gateway.stdio(&["--servers", "everything"], &[
+        json!({"list": "resources"}),
+        json!({"call": "everything__gzip-file-as-resource",
+               "arguments": {"name": "hello.gz", "data": "data:text/plain;base64,aGVsbG8=", "outputType": "resourceLink"}}),
+        json!({"wait": "resources", "ms": 10000}),
+        json!({"list": "resources"}),
+        json!({"read": "demo://resource/session/hello.gz"}),
+    ]);
+    let uri = "demo://resource/session/hello.gz".to_string();
+    assert!(!names(&steps[0]).contains(&uri), "{:?}", steps[0]);
+    ok(&steps[1]);
+    ok(&steps[2]);
+    assert!(names(&steps[3]).contains(&uri), "the new resource is listed: {:?}", steps[3]);
+    assert_eq!(ok(&steps[4])["contents"][0]["uri"], uri.as_str());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests: the container upstream
+
+#[test]
+fn container_upstream_gets_its_token_runs_confined_and_is_removed() {
+    let Some(image) = docker_image() else { return };
+    let gateway = Setup::new(&local_server("boxed", &format!("image: {image}")));
+    gateway.store_local_credential("boxed", "access-token-for-the-container");
+
+    let http = gateway.http(&["--servers", "boxed"]);
+    let steps = http.client(&[json!({"call": "boxed__get-env"})]);
+    assert_injected(&text(&steps[0]), "access-token-for-the-container");
+
+    let ids = docker(&["ps", "-q", "--filter", "label=dev.latchkey.server=boxed"]);
+    let id = ids.lines().next().unwrap_or_else(|| panic!("no running container is labelled for server boxed"));
+    let inspected: Value = serde_json::from_str(&docker(&["inspect", id])).unwrap();
+    let host = &inspected[0]["HostConfig"];
+    assert_eq!(host["NetworkMode"], "none", "{host:#}");
+    assert!(host["SecurityOpt"].to_string().contains("no-new-privileges"), "{host:#}");
+    assert_eq!(host["AutoRemove"], true, "{host:#}");
+    assert_eq!(inspected[0]["Config"]["Labels"]["dev.latchkey.gateway"], http.child.pid().to_string().as_str());
+
+    drop(http);
+    eventually("the container is removed after the gateway ends", || {
+        docker(&["ps", "-aq", "--filter", "label=dev.latchkey.server=boxed"]).trim().is_empty()
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests: the HTTP front door with the SDK client
+
+#[test]
+fn sdk_client_over_http_needs_the_token_and_sees_every_server() {
+    let gateway = Setup::new(&format!(
+        "servers:\n  everything:\n    command: {}\n  bad:\n    command: [node, {}]\n",
+        everything_command(),
+        peer("bad-server.mjs").display()
+    ));
+    let http = gateway.http(&["--servers", "everything,bad"]);
+
+    let refused = run_client(client_command("http", &http.url, &[], None), &[json!({"list": "tools"})]);
+    assert_ne!(refused.code, Some(0), "a client without the token must not get in: {refused:?}");
+    assert!(refused.stderr.contains("send Authorization: Bearer <token>"), "the 401 says what is missing: {}", refused.stderr);
+
+    let steps = http.client(&[
+        json!({"list": "tools"}),
+        json!({"call": "everything__get-sum", "arguments": {"a": 2, "b": 40}}),
+        json!({"call": "bad__echo", "arguments": {"message": "hi"}}),
+    ]);
+    let tools = names(&steps[0]);
+    assert!(tools.contains(&"bad__echo".to_string()) && tools.contains(&"everything__get-sum".to_string()), "{tools:?}");
+    assert!(text(&steps[1]).contains("42"), "{:?}", steps[1]);
+    assert_eq!(text(&steps[2]), "echo: hi");
+
+    let (status, _) = http_get(&http.url.replace("/mcp", "/health"), &[]);
+    assert_eq!(status, 200);
+    let (status, _) = http_get(&http.url, &[("Origin", "http://evil.example"), ("Authorization", &format!("Bearer {}", http.token))]);
+    assert_eq!(status, 403, "a foreign Origin is refused (DNS rebinding)");
+    let health = http.health();
+    assert_eq!(health["status"], "ok", "{health:#}");
+    assert_eq!(health["upstreams"]["everything"]["state"], "running", "{health:#}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests: a remote upstream with tokens from oidc-provider
+
+#[test]
+fn remote_token_that_expires_is_refreshed_without_the_client_noticing() {
+    // Access tokens live 8 s; the gateway's scheduler refreshes them before they expire.
+    let remote = Remote::start(8);
+    remote.setup.authorize("remote");
+
+    let steps = remote.setup.stdio(&["--servers", "remote"], &[
+        json!({"call": "remote__whoami"}),
+        json!({"sleep": 10_000}),
+        json!({"call": "remote__whoami"}),
+    ]);
+    let (first, second) = (identity(&steps[0]), identity(&steps[2]));
+    assert_eq!(first["sub"], "alice");
+    assert_ne!(first["token"], second["token"], "the first token expired during the session; a new one must have been used");
+}
+
+#[test]
+fn remote_401_refreshes_once_and_retries() {
+    // The server's tokens live 3 s, but the stored credential claims an hour (a token the server
+    // stopped accepting early): only the server's 401 can tell the gateway.
+    let remote = Remote::start(3);
+    remote.setup.authorize("remote");
+    remote.setup.edit_credential("remote", |credential| {
+        credential.tokens.expires_at = Some(SystemTime::now() + Duration::from_secs(3600));
+    });
+
+    let http = remote.setup.http(&["--servers", "remote"]);
+    let steps = http.client(&[
+        json!({"call": "remote__whoami"}),
+        json!({"sleep": 4500}),
+        json!({"call": "remote__whoami"}),
+    ]);
+    let (first, second) = (identity(&steps[0]), identity(&steps[2]));
+    assert_ne!(first["token"], second["token"], "{steps:?}");
+    http.child.wait_for("answered 401; refreshing the token and retrying once", Duration::from_secs(5));
+}
+
+#[test]
+fn a_revoked_grant_is_reported_not_hidden() {
+    let remote = Remote::start(3600);
+    remote.setup.authorize("remote");
+    let http = remote.setup.http(&["--servers", "remote"]);
+    // oidc-provider revokes the whole grant with the access token, so the refresh fails too.
+    let steps = http.client(&[
+        json!({"call": "remote__whoami"}),
+        json!({"post": format!("{}/revoke-last", remote.url.trim_end_matches("/mcp"))}),
+        json!({"call": "remote__whoami"}),
+    ]);
+    identity(&steps[0]);
+    assert_eq!(ok(&steps[1]), 204);
+    let message = tool_error(&steps[2]);
+    assert!(message.contains("needs re-authorization") && message.contains("latchkey oauth authorize remote"), "{message}");
+
+    let health = http.health();
+    assert_eq!(health["status"], "degraded", "{health:#}");
+    assert!(health["upstreams"]["remote"]["error"].as_str().unwrap_or("").contains("latchkey oauth authorize remote"), "{health:#}");
+    let listed = remote.setup.latchkey(&["oauth", "ls", "--json"]);
+    assert!(listed.contains("needs-reauthorization"), "{listed}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests: bad input
+
+#[test]
+fn an_unknown_server_name_lists_the_known_ones() {
+    let gateway = Setup::new(&format!("servers:\n  everything:\n    command: {}\n", everything_command()));
+    let output = gateway.command(latchkey_bin()).args(["gateway", "run", "--servers", "everything,nope"]).stdin(Stdio::null()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("unknown server `nope`") && stderr.contains("known servers:") && stderr.contains("everything"), "{stderr}");
+}
+
+#[test]
+fn a_missing_image_is_reported_and_the_other_servers_work() {
+    let Some(_) = docker_image() else { return };
+    let gateway = Setup::new(&format!(
+        "servers:\n  everything:\n    command: {}\n  absent:\n    image: latchkey-test/absent:1\n",
+        everything_command()
+    ));
+    let run = gateway.stdio_run(&["--servers", "everything,absent"], &[
+        json!({"list": "tools"}),
+        json!({"call": "absent__echo", "arguments": {"message": "x"}}),
+        json!({"call": "everything__echo", "arguments": {"message": "still here"}}),
+    ]);
+    let steps = run.steps();
+    assert!(names(&steps[0]).iter().all(|tool| tool.starts_with("everything__")), "{:?}", steps[0]);
+    let message = tool_error(&steps[1]);
+    assert!(message.contains("`latchkey-test/absent:1`") && message.contains("is not on this machine"), "{message}");
+    assert_eq!(text(&steps[2]), "Echo: still here");
+    assert!(run.stderr.contains("absent is not available"), "{}", run.stderr);
+}
+
+#[test]
+fn unreachable_docker_is_reported_with_docker_host() {
+    let dead = tempfile::tempdir().unwrap();
+    let docker_host = format!("unix://{}/docker.sock", dead.path().display());
+    let gateway = Setup::new("servers:\n  boxed:\n    image: latchkey-test/everything:any\n");
+    let mut command = client_command("stdio", latchkey_bin().to_str().unwrap(), &["gateway", "run", "--servers", "boxed"], None);
+    gateway.prepare(&mut command).env("DOCKER_HOST", &docker_host);
+    let steps = run_client(command, &[json!({"call": "boxed__echo", "arguments": {"message": "x"}})]).steps();
+    let message = tool_error(&steps[0]);
+    assert!(message.contains(&format!("DOCKER_HOST={docker_host}")) && message.contains("is dockerd running?"), "{message}");
+}
+
+#[test]
+fn an_upstream_that_crashes_mid_call_fails_that_call_and_restarts() {
+    let gateway = Setup::new(&bad_server("bad", &[]));
+    let steps = gateway.stdio(&["--servers", "bad"], &[
+        json!({"call": "bad__echo", "arguments": {"message": "before"}}),
+        json!({"call": "bad__crash"}),
+        json!({"call": "bad__echo", "arguments": {"message": "after"}}),
+    ]);
+    assert_eq!(text(&steps[0]), "echo: before");
+    let message = tool_error(&steps[1]);
+    assert!(message.contains("server `bad` stopped during the request"), "{message}");
+    assert_eq!(text(&steps[2]), "echo: after");
+    let starts = gateway.bad_server_starts();
+    assert_eq!(starts.len(), 2, "started once, restarted once: {starts:?}");
+    assert_ne!(starts[0], starts[1]);
+}
+
+#[test]
+fn malformed_upstream_output_never_hangs_the_gateway() {
+    let catalog = format!("{}{}", bad_server("bad", &[]), bad_server("mute", &["garbage-init"]).replacen("servers:\n", "", 1));
+    let gateway = Setup::new(&catalog);
+    let started = Instant::now();
+    let steps = gateway.stdio(&["--servers", "bad,mute", "--timeout", "3"], &[
+        json!({"list": "tools"}),
+        json!({"call": "bad__echo", "arguments": {"message": "past a garbage line"}}),
+        json!({"call": "bad__garbage"}),
+        json!({"call": "bad__echo", "arguments": {"message": "still fine"}}),
+        json!({"call": "mute__echo"}),
+    ]);
+    // `mute` answers `initialize` with garbage: it is left out, and never holds the others up.
+    assert!(names(&steps[0]).iter().all(|tool| tool.starts_with("bad__")), "{:?}", steps[0]);
+    assert_eq!(text(&steps[1]), "echo: past a garbage line");
+    assert!(tool_error(&steps[2]).contains("did not answer within 3 s"), "{:?}", steps[2]);
+    assert_eq!(text(&steps[3]), "echo: still fine");
+    let message = tool_error(&steps[4]);
+    assert!(message.contains("server `mute` could not start") && message.contains("initialize"), "{message}");
+    assert!(started.elapsed() < Duration::from_secs(60), "took {:?}", started.elapsed());
+}
+
+#[test]
+fn a_client_that_disconnects_mid_call_leaves_the_http_gateway_working() {
+    let gateway = Setup::new(&bad_server("bad", &[]));
+    let http = gateway.http(&["--servers", "bad"]);
+    let mut leaving = client_command("http", &http.url, &[], Some(&http.token));
+    leaving.env("MCP_STEPS", json!([{"call": "bad__sleep", "arguments": {"ms": 3000}}]).to_string());
+    let mut leaving = Peer::spawn("leaving client", &mut leaving);
+    thread::sleep(Duration::from_millis(1500));
+    leaving.kill();
+
+    let steps = http.client(&[json!({"call": "bad__echo", "arguments": {"message": "next client"}})]);
+    assert_eq!(text(&steps[0]), "echo: next client");
+    assert_eq!(http.health()["upstreams"]["bad"]["state"], "running");
+}
+
+#[test]
+fn a_stdio_client_that_disconnects_mid_call_ends_the_gateway_and_its_upstream() {
+    let gateway = Setup::new(&bad_server("bad", &[]));
+    let mut command = gateway.command(latchkey_bin());
+    command.args(["gateway", "run", "--servers", "bad"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut send = |message: Value| writeln!(stdin, "{message}").unwrap();
+    send(json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}}));
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert!(line.contains("\"id\":1"), "{line}");
+    send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "bad__sleep", "arguments": {"ms": 30000}}}));
+    eventually("the upstream started", || !gateway.bad_server_starts().is_empty());
+    drop(stdin);
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the gateway kept running after its stdio client left");
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    let upstream = gateway.bad_server_starts()[0];
+    eventually("the upstream process ended with the gateway", || !Path::new(&format!("/proc/{upstream}")).exists());
+}
+
+// ---------------------------------------------------------------------------------------------
+// A private home with a catalog
+
+struct Setup {
+    home: Home,
+}
+
+impl Setup {
+    fn new(catalog: &str) -> Setup {
+        let home = Home::new();
+        let dir = home.path().join("catalogs");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("test.yaml"), catalog).unwrap();
+        Setup { home }
+    }
+
+    /// This home and the file store, no colour, no extra logging.
+    fn prepare<'c>(&self, command: &'c mut Command) -> &'c mut Command {
+        command
+            .env(paths::HOME_VAR, self.home.path())
+            .env(latchkey::store::STORE_VAR, "file")
+            .env("NO_COLOR", "1")
+            .env("BAD_SERVER_LOG", self.home.path().join("bad-server.log"))
+            .env_remove("LATCHKEY_LOG")
+            .env_remove(latchkey::gateway::http::TOKEN_VAR)
+    }
+
+    fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new(program);
+        self.prepare(&mut command);
+        command
+    }
+
+    fn latchkey(&self, args: &[&str]) -> String {
+        let output = self.command(latchkey_bin()).args(args).stdin(Stdio::null()).output().unwrap();
+        assert!(output.status.success(), "latchkey {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    fn store(&self) -> Store {
+        Store::open_kind(&Paths::under(self.home.path().to_path_buf()), Some(StoreKind::File)).unwrap()
+    }
+
+    /// Secrets for [`local_server`] entries, and an hour-long OAuth credential with `token`.
+    fn store_local_credential(&self, server: &str, token: &str) {
+        let store = self.store();
+        store.set_secret(&format!("{server}.api_key"), &SecretString::from("api-key-value")).unwrap();
+        store.set_secret(&format!("{server}.client_secret"), &SecretString::from(CLIENT_SECRET_MARK)).unwrap();
+        let credential = Credential {
+            id: CredentialId::new(server, LOCAL_ISSUER, "local-client"),
+            provider: "standard".into(),
+            tokens: TokenSet {
+                access_token: SecretString::from(token),
+                token_type: "Bearer".into(),
+                refresh_token: None,
+                expires_at: Some(SystemTime::now() + Duration::from_secs(3600)),
+                refresh_token_expires_at: None,
+                scopes: Vec::new(),
+                id_token: None,
+                extra: Default::default(),
+            },
+            status: Status::Authorized,
+            last_refresh_error: None,
+        };
+        store.save_credential(&credential).unwrap();
+    }
+
+    fn edit_credential(&self, server: &str, edit: impl FnOnce(&mut Credential)) {
+        let store = self.store();
+        let id = store.credential_ids().unwrap().into_iter().find(|id| id.server == server).expect("a stored credential");
+        let mut credential = store.load_credential(&id).unwrap().unwrap();
+        edit(&mut credential);
+        store.save_credential(&credential).unwrap();
+    }
+
+    /// `oauth authorize <server>` with the scripted browser (tests/peers/browser.sh).
+    fn authorize(&self, server: &str) {
+        let output = self
+            .command(latchkey_bin())
+            .args(["oauth", "authorize", server, "--timeout", "60"])
+            .env("BROWSER", peer("browser.sh"))
+            .env_remove("CONSENT_MODE")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "authorizing {server}: {}", String::from_utf8_lossy(&output.stderr));
+    }
+
+    /// The SDK client over stdio, with `latchkey gateway run <args>` as its server.
+    fn stdio_run(&self, args: &[&str], steps: &[Value]) -> ClientRun {
+        let mut gateway_args = vec!["gateway", "run"];
+        gateway_args.extend_from_slice(args);
+        let mut command = client_command("stdio", latchkey_bin().to_str().unwrap(), &gateway_args, None);
+        self.prepare(&mut command);
+        run_client(command, steps)
+    }
+
+    fn stdio(&self, args: &[&str], steps: &[Value]) -> Vec<Value> {
+        self.stdio_run(args, steps).steps()
+    }
+
+    /// `latchkey gateway run --transport http` on an ephemeral port, with a bearer token.
+    fn http(&self, args: &[&str]) -> HttpGateway {
+        let token = "test-gateway-token".to_string();
+        let mut command = self.command(latchkey_bin());
+        command.args(["-v", "gateway", "run", "--transport", "http", "--port", "0"]).args(args).env(latchkey::gateway::http::TOKEN_VAR, &token);
+        let child = Peer::spawn("gateway", &mut command);
+        let line = child.wait_for("latchkey gateway: MCP at ", Duration::from_secs(60));
+        let url = line.split("MCP at ").nth(1).and_then(|rest| rest.split(',').next()).unwrap().to_string();
+        HttpGateway { child, url, token }
+    }
+
+    fn bad_server_starts(&self) -> Vec<u32> {
+        let log = fs::read_to_string(self.home.path().join("bad-server.log")).unwrap_or_default();
+        log.lines().filter_map(|line| line.strip_prefix("start ")?.parse().ok()).collect()
+    }
+}
+
+const LOCAL_ISSUER: &str = "http://127.0.0.1:9";
+/// The value of the secret without `env`: it must never reach a server.
+const CLIENT_SECRET_MARK: &str = "client-secret-never-passed";
+
+/// A catalog with one local server (`how`: its `command:` or `image:` line) that declares a token
+/// (OAuth, `<name>.token` → `$OAUTH_TOKEN`), an API key (`$API_KEY`), a client secret without
+/// `env`, and a fixed variable.
+fn local_server(name: &str, how: &str) -> String {
+    format!(
+        "servers:\n  {name}:\n    {how}\n    env:\n      - {{name: FIXED, value: fixed-value}}\n    secrets:\n\
+         \x20     - {{name: {name}.token, env: OAUTH_TOKEN}}\n      - {{name: {name}.api_key, env: API_KEY}}\n\
+         \x20     - {{name: {name}.client_secret}}\n    oauth:\n      providers:\n        - provider: standard\n\
+         \x20         secret: {name}.token\n          server_metadata:\n            issuer: {LOCAL_ISSUER}\n\
+         \x20           authorization_endpoint: {LOCAL_ISSUER}/auth\n            token_endpoint: {LOCAL_ISSUER}/token\n\
+         \x20         registration: {{client_id: local-client}}\n"
+    )
+}
+
+/// What server-everything's `get-env` printed, checked against what [`local_server`] declares.
+fn assert_injected(env_json: &str, token: &str) {
+    let env: Value = serde_json::from_str(env_json).unwrap_or_else(|e| panic!("get-env did not answer JSON ({e}): {env_json}"));
+    assert_eq!(env["OAUTH_TOKEN"], token, "the OAuth access token arrives");
+    assert_eq!(env["API_KEY"], "api-key-value", "a stored secret with env arrives");
+    assert_eq!(env["FIXED"], "fixed-value");
+    assert!(!env_json.contains(CLIENT_SECRET_MARK), "a secret without env must never be passed: {env_json}");
+    assert!(env.get(latchkey::gateway::http::TOKEN_VAR).is_none(), "the front door's own token stays in the gateway: {env_json}");
+}
+
+/// The catalog entry of a `bad-server.mjs` (with `args`).
+fn bad_server(name: &str, args: &[&str]) -> String {
+    let mut command = vec!["node".to_string(), peer("bad-server.mjs").display().to_string()];
+    command.extend(args.iter().map(|arg| arg.to_string()));
+    format!("servers:\n  {name}:\n    command: [{}]\n", command.join(", "))
+}
+
+fn everything_command() -> String {
+    let script = peer("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    assert!(script.is_file(), "server-everything is not installed: run `npm ci --prefix tests/peers`");
+    format!("[node, {}, stdio]", script.display())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The remote upstream: oidc-provider and a server that checks its tokens
+
+struct Remote {
+    setup: Setup,
+    url: String,
+    _protected: Peer,
+    _oidc: Peer,
+}
+
+impl Remote {
+    /// oidc-provider issuing `ttl`-second access tokens, the protected server, and a catalog
+    /// with its `remote` entry (client `basic-client`, whose secret is stored).
+    fn start(ttl: u64) -> Remote {
+        let mut oidc = Command::new("node");
+        oidc.arg(peer("oidc-server.mjs")).arg("0").env("OIDC_ACCESS_TOKEN_TTL", ttl.to_string()).env("OIDC_LOOPBACK_RESOURCES", "1");
+        let oidc = Peer::spawn("oidc-server", &mut oidc);
+        let issuer = oidc.wait_for("ready ", Duration::from_secs(60)).trim_start_matches("ready ").to_string();
+        let mut protected = Command::new("node");
+        protected.arg(peer("protected-server.mjs")).env("ISSUER", &issuer);
+        let protected = Peer::spawn("protected-server", &mut protected);
+        let url = protected.wait_for("ready ", Duration::from_secs(60)).trim_start_matches("ready ").to_string();
+        let setup = Setup::new(&format!(
+            "servers:\n  remote:\n    remote: {{url: \"{url}\"}}\n    secrets:\n      - {{name: remote.token}}\n    oauth:\n\
+             \x20     scopes: [openid, offline_access]\n      providers:\n        - provider: standard\n          secret: remote.token\n\
+             \x20         server_metadata:\n            issuer: {issuer}\n            authorization_endpoint: {issuer}/auth\n\
+             \x20           token_endpoint: {issuer}/token\n            token_endpoint_auth_methods_supported: [client_secret_basic]\n\
+             \x20         registration: {{client_id: basic-client}}\n"
+        ));
+        setup.store().set_secret("remote.client_secret", &SecretString::from("basic-secret")).unwrap();
+        Remote { setup, url, _protected: protected, _oidc: oidc }
+    }
+}
+
+/// What the protected server's `whoami` said.
+fn identity(step: &Value) -> Value {
+    serde_json::from_str(&text(step)).unwrap_or_else(|_| panic!("whoami did not answer: {step}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The HTTP gateway
+
+struct HttpGateway {
+    child: Peer,
+    url: String,
+    token: String,
+}
+
+impl HttpGateway {
+    fn client(&self, steps: &[Value]) -> Vec<Value> {
+        run_client(client_command("http", &self.url, &[], Some(&self.token)), steps).steps()
+    }
+
+    fn health(&self) -> Value {
+        let (status, body) = http_get(&self.url.replace("/mcp", "/health"), &[]);
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+}
+
+/// GET over plain HTTP/1.0 (loopback only): the status and the body.
+fn http_get(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let rest = url.strip_prefix("http://").expect("a loopback http URL");
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut stream = TcpStream::connect(host).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let extra: String = headers.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\nAccept: application/json, text/event-stream\r\n{extra}\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    (head.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0), body.to_string())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The SDK client
+
+/// `node tests/peers/mcp-client.mjs <mode> <target> <args…>`.
+fn client_command(mode: &str, target: &str, args: &[&str], token: Option<&str>) -> Command {
+    let mut command = Command::new("node");
+    command.arg(peer("mcp-client.mjs")).args([mode, target]).args(args).env_remove("MCP_TOKEN");
+    if let Some(token) = token {
+        command.env("MCP_TOKEN", token);
+    }
+    command
+}
+
+#[derive(Debug)]
+struct ClientRun {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl ClientRun {
+    fn steps(&self) -> Vec<Value> {
+        assert_eq!(self.code, Some(0), "the MCP client failed:\n{}\n{}", self.stdout, self.stderr);
+        self.stdout.lines().map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))).collect()
+    }
+}
+
+/// Run the client with `steps`, within [`CLIENT_DEADLINE`].
+fn run_client(mut command: Command, steps: &[Value]) -> ClientRun {
+    command.env("MCP_STEPS", Value::from(steps.to_vec()).to_string());
+    let mut client = Peer::spawn("MCP client", &mut command);
+    let code = client.wait(CLIENT_DEADLINE);
+    ClientRun { code, stdout: client.stdout(), stderr: client.output() }
+}
+
+/// A step's result, which must have succeeded.
+fn ok(step: &Value) -> &Value {
+    assert_eq!(step["ok"], true, "step failed: {step}");
+    &step["result"]
+}
+
+/// The names a `list` step returned.
+fn names(step: &Value) -> Vec<String> {
+    ok(step).as_array().unwrap_or_else(|| panic!("not a list: {step}")).iter().map(|name| name.as_str().unwrap().to_string()).collect()
+}
+
+/// The text of a successful tool call.
+fn text(step: &Value) -> String {
+    let result = ok(step);
+    assert_ne!(result["isError"], true, "the tool failed: {result}");
+    result["content"][0]["text"].as_str().unwrap_or_else(|| panic!("no text: {result}")).to_string()
+}
+
+/// The message of a tool call that failed (as a tool error, which clients show to the user).
+fn tool_error(step: &Value) -> String {
+    let result = ok(step);
+    assert_eq!(result["isError"], true, "the tool call should have failed: {result}");
+    result["content"][0]["text"].as_str().unwrap().to_string()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child processes
+
+fn peer(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("peers").join(name)
+}
+
+/// A child process whose stdout and stderr are collected; killed (by PID) when dropped, and its
+/// output shown when the test failed.
+struct Peer {
+    name: String,
+    child: std::process::Child,
+    stdout: Arc<Mutex<String>>,
+    output: Arc<Mutex<String>>,
+}
+
+impl Peer {
+    fn spawn(name: &str, command: &mut Command) -> Peer {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        let (stdout, output) = (Arc::new(Mutex::new(String::new())), Arc::new(Mutex::new(String::new())));
+        let collect = |stream: Box<dyn Read + Send>, also: Option<Arc<Mutex<String>>>| {
+            let output = output.clone();
+            thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if let Some(also) = &also {
+                        also.lock().unwrap().push_str(&format!("{line}\n"));
+                    }
+                    output.lock().unwrap().push_str(&format!("{line}\n"));
+                }
+            });
+        };
+        collect(Box::new(child.stdout.take().unwrap()), Some(stdout.clone()));
+        collect(Box::new(child.stderr.take().unwrap()), None);
+        Peer { name: name.into(), child, stdout, output }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything it printed (stdout and stderr, interleaved by line).
+    fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// The first line of its output that contains `text`, waiting up to `timeout`.
+    fn wait_for(&self, text: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.output().lines().find(|line| line.contains(text)) {
+                return line.to_string();
+            }
+            assert!(Instant::now() < deadline, "{} did not print {text:?} within {timeout:?}:\n{}", self.name, self.output());
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Its exit code, waiting up to `timeout` (then it is killed and the test fails).
+    fn wait(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // Let the readers take the last lines.
+                thread::sleep(Duration::from_millis(100));
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                self.kill();
+                panic!("{} did not finish within {timeout:?}:\n{}", self.name, self.output());
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.kill();
+        if thread::panicking() {
+            eprintln!("--- {} ---\n{}", self.name, self.output());
+        }
+    }
+}
+
+fn eventually(what: &str, condition: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Docker
+
+/// The server-everything image, built once per test process; `None` (skip) without a Docker
+/// Engine, unless `LATCHKEY_TEST_DOCKER=1` promised one.
+fn docker_image() -> Option<String> {
+    static IMAGE: OnceLock<Option<String>> = OnceLock::new();
+    IMAGE
+        .get_or_init(|| {
+            if let Err(problem) = Command::new("docker").arg("version").output().map_err(|e| e.to_string()).and_then(|output| {
+                if output.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&output.stderr).into_owned()) }
+            }) {
+                assert!(
+                    std::env::var("LATCHKEY_TEST_DOCKER").as_deref() != Ok("1"),
+                    "LATCHKEY_TEST_DOCKER=1, but Docker is not reachable ({problem}); run the tests through tests/run"
+                );
+                eprintln!("skipping: no Docker Engine ({problem}); run under tests/support/with-dockerd.sh");
+                return None;
+            }
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("support/everything-image.sh");
+            let output = Command::new(script).output().expect("running everything-image.sh");
+            assert!(output.status.success(), "building the image failed: {}", String::from_utf8_lossy(&output.stderr));
+            Some(String::from_utf8_lossy(&output.stdout).trim().to_string())
+        })
+        .clone()
+}
+
+fn docker(args: &[&str]) -> String {
+    let output = Command::new("docker").args(args).output().unwrap();
+    assert!(output.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
