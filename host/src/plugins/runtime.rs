@@ -48,13 +48,15 @@ impl Runtime {
     /// A runtime whose compiled code is cached in `cache_dir` (created private if missing), or not
     /// cached when `None`.
     pub fn new(cache_dir: Option<PathBuf>, limits: Limits) -> anyhow::Result<Arc<Runtime>> {
-        let mut config = Config::new();
-        config
-            .consume_fuel(true)
-            .epoch_interruption(true)
-            .max_wasm_stack(limits.stack_bytes)
-            .wasm_component_model(true);
-        let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!("cannot start the WebAssembly engine: {e}"))?;
+        let engine = match Engine::new(&engine_config(&limits, true)) {
+            Ok(engine) => engine,
+            // The pool reserves address space up front, which some systems (39-bit address
+            // spaces, strict overcommit) refuse; instances are then allocated one by one.
+            Err(error) => {
+                tracing::debug!("pooling allocator unavailable ({error}); allocating instances on demand");
+                Engine::new(&engine_config(&limits, false)).map_err(|e| anyhow::anyhow!("cannot start the WebAssembly engine: {e}"))?
+            }
+        };
         spawn_epoch_ticker(&engine);
 
         let mut linker = Linker::new(&engine);
@@ -109,6 +111,35 @@ impl Runtime {
         }
         Ok((component, false))
     }
+}
+
+/// Instances that may exist at once in the pool: concurrent hook calls beyond this wait for the
+/// on-demand path's error, so it is generous.
+const POOLED_INSTANCES: u32 = 128;
+
+/// The engine's settings: fuel and epochs for the call limits, and a pooling allocator whose
+/// linear memories stay mapped between calls, so that a fresh instance costs a reset instead of
+/// fresh page faults (the difference between tens of microseconds and a few).
+fn engine_config(limits: &Limits, pooled: bool) -> Config {
+    let mut config = Config::new();
+    config
+        .consume_fuel(true)
+        .epoch_interruption(true)
+        .max_wasm_stack(limits.stack_bytes)
+        .wasm_component_model(true);
+    if pooled {
+        let mut pool = wasmtime::PoolingAllocationConfig::default();
+        pool.total_component_instances(POOLED_INSTANCES)
+            .total_core_instances(POOLED_INSTANCES * 8)
+            .total_memories(POOLED_INSTANCES)
+            .total_tables(POOLED_INSTANCES * 2)
+            .total_stacks(POOLED_INSTANCES)
+            .max_memory_size(limits.memory_bytes)
+            .linear_memory_keep_resident(2 << 20)
+            .table_keep_resident(64 << 10);
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+    }
+    config
 }
 
 /// Tick the engine's epoch until the engine is dropped; each store's deadline counts these ticks.
