@@ -168,7 +168,7 @@ async fn authorize(engine: &Engine, args: AuthorizeArgs) -> Result<(), Failure> 
     let exchanged = complete(pending, &args.interaction).await?;
     match engine.save(target, &exchanged).await {
         Ok(credential) => {
-            exchanged.confirm("latchkey stored the tokens. You can close this tab.");
+            exchanged.confirm("latchkey stored the tokens. You can close this tab.").await;
             let view = CredentialView::of(&credential, SystemTime::now());
             anstream::println!(
                 "{GREEN}Authorized{GREEN:#} {} with {} ({}).",
@@ -182,7 +182,7 @@ async fn authorize(engine: &Engine, args: AuthorizeArgs) -> Result<(), Failure> 
             Ok(())
         }
         Err(error) => {
-            exchanged.fail("latchkey could not store the tokens. Check the terminal.");
+            exchanged.fail("latchkey could not store the tokens. Check the terminal.").await;
             Err(error.into())
         }
     }

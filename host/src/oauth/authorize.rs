@@ -53,8 +53,9 @@ pub enum AuthorizeError {
     Registration(#[from] RegistrationError),
     #[error(transparent)]
     Plugin(#[from] CallError),
+    // Not a `source`: the message already carries it, and error chains would print it twice.
     #[error("the code exchange failed: {0}")]
-    Exchange(#[from] ExchangeError),
+    Exchange(ExchangeError),
     #[error("the authorization endpoint `{url}` is not usable: {reason}")]
     BadEndpoint { url: String, reason: String },
     #[error(
@@ -70,7 +71,10 @@ pub enum AuthorizeError {
     IssuerMissing,
     #[error("the authorization server refused: {error}{}", .description.as_ref().map(|d| format!(" ({d})")).unwrap_or_default())]
     Denied { error: String, description: Option<String> },
-    #[error("the redirect carries no authorization code; paste the full URL the browser ended on")]
+    #[error(
+        "the redirect carries neither an authorization code nor an error, so the sign-in cannot finish; run the command \
+         again (with --paste, paste the whole address the browser ended on)"
+    )]
     NoCode,
 }
 
@@ -91,21 +95,23 @@ pub struct Exchanged {
     pub client: ClientRegistration,
     /// Scopes that were requested.
     pub scopes: Vec<String>,
-    browser: Option<Callback>,
+    browser: Option<(Listener, Callback)>,
 }
 
 impl Exchanged {
     /// Tell the browser that everything, storage included, succeeded.
-    pub fn confirm(self, message: &str) {
-        if let Some(browser) = self.browser {
-            browser.respond(Outcome::Success(message.to_string()));
-        }
+    pub async fn confirm(self, message: &str) {
+        self.tell(Outcome::Success(message.to_string())).await;
     }
 
     /// Tell the browser that a later step failed.
-    pub fn fail(self, message: &str) {
-        if let Some(browser) = self.browser {
-            browser.respond(Outcome::Failure(message.to_string()));
+    pub async fn fail(self, message: &str) {
+        self.tell(Outcome::Failure(message.to_string())).await;
+    }
+
+    async fn tell(self, outcome: Outcome) {
+        if let Some((listener, callback)) = self.browser {
+            listener.finish(callback, outcome).await;
         }
     }
 }
@@ -179,11 +185,11 @@ impl Pending {
         let params = callback.params.clone();
         match self.finish(params).await {
             Ok(mut exchanged) => {
-                exchanged.browser = Some(callback);
+                exchanged.browser = Some((listener, callback));
                 Ok(exchanged)
             }
             Err(error) => {
-                callback.respond(Outcome::Failure(format!("{error}. Check the terminal for details.")));
+                listener.finish(callback, Outcome::Failure(format!("{error}. Check the terminal for details."))).await;
                 Err(error)
             }
         }
@@ -223,7 +229,8 @@ impl Pending {
                 requested_scopes: &self.request.scopes,
                 callback: params.clone(),
             })
-            .await?;
+            .await
+            .map_err(AuthorizeError::Exchange)?;
         Ok(Exchanged { tokens, client: self.request.endpoint.client.clone(), scopes: self.request.scopes, browser: None })
     }
 }

