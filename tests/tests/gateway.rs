@@ -358,7 +358,7 @@ impl Setup {
             .env("NO_COLOR", "1")
             .env("BAD_SERVER_LOG", self.home.path().join("bad-server.log"))
             .env_remove("LATCHKEY_LOG")
-            .env_remove(latchkey::gateway::http::TOKEN_VAR)
+            .env_remove(GATEWAY_TOKEN_VAR)
     }
 
     fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
@@ -439,7 +439,7 @@ impl Setup {
     fn http(&self, args: &[&str]) -> HttpGateway {
         let token = "test-gateway-token".to_string();
         let mut command = self.command(latchkey_bin());
-        command.args(["-v", "gateway", "run", "--transport", "http", "--port", "0"]).args(args).env(latchkey::gateway::http::TOKEN_VAR, &token);
+        command.args(["-v", "gateway", "run", "--transport", "http", "--port", "0"]).args(args).env(GATEWAY_TOKEN_VAR, &token);
         let child = Peer::spawn("gateway", &mut command);
         let line = child.wait_for("latchkey gateway: MCP at ", Duration::from_secs(60));
         let url = line.split("MCP at ").nth(1).and_then(|rest| rest.split(',').next()).unwrap().to_string();
@@ -452,6 +452,8 @@ impl Setup {
     }
 }
 
+/// Where `gateway run --transport http` takes its front-door token from.
+const GATEWAY_TOKEN_VAR: &str = "LATCHKEY_GATEWAY_TOKEN";
 const LOCAL_ISSUER: &str = "http://127.0.0.1:9";
 /// The value of the secret without `env`: it must never reach a server.
 const CLIENT_SECRET_MARK: &str = "client-secret-never-passed";
@@ -477,7 +479,7 @@ fn assert_injected(env_json: &str, token: &str) {
     assert_eq!(env["API_KEY"], "api-key-value", "a stored secret with env arrives");
     assert_eq!(env["FIXED"], "fixed-value");
     assert!(!env_json.contains(CLIENT_SECRET_MARK), "a secret without env must never be passed: {env_json}");
-    assert!(env.get(latchkey::gateway::http::TOKEN_VAR).is_none(), "the front door's own token stays in the gateway: {env_json}");
+    assert!(env.get(GATEWAY_TOKEN_VAR).is_none(), "the front door's own token stays in the gateway: {env_json}");
 }
 
 /// The catalog entry of a `bad-server.mjs` (with `args`).
