@@ -8,6 +8,7 @@
 
 pub mod catalog;
 pub mod cli;
+pub mod gateway;
 pub mod oauth;
 pub mod paths;
 pub mod plugins;

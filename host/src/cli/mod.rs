@@ -5,6 +5,8 @@
 //! wrong; 3 the input was checked and found invalid (`provider verify`, `catalog validate`).
 
 mod catalog;
+mod gateway;
+mod oauth;
 mod output;
 mod provider;
 mod secret;
@@ -28,6 +30,12 @@ enum Command {
     /// MCP servers and their OAuth setup: list, show, validate.
     #[command(subcommand)]
     Catalog(catalog::CatalogCommand),
+    /// The MCP gateway: serve the catalog's servers to an AI client.
+    #[command(subcommand)]
+    Gateway(gateway::GatewayCommand),
+    /// OAuth credentials: register a client, authorize, list, refresh, revoke.
+    #[command(subcommand)]
+    Oauth(oauth::OAuthCommand),
     /// OAuth provider components: list, inspect, verify.
     #[command(subcommand)]
     Provider(provider::ProviderCommand),
@@ -56,6 +64,8 @@ pub fn main() -> ExitCode {
     init_logging(cli.verbose);
     let outcome = match cli.command {
         Command::Catalog(command) => catalog::run(command),
+        Command::Gateway(command) => gateway::run(command),
+        Command::Oauth(command) => oauth::run(command),
         Command::Provider(command) => provider::run(command),
         Command::Secret(command) => secret::run(command),
     };
