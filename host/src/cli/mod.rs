@@ -10,6 +10,7 @@ mod oauth;
 mod output;
 mod provider;
 mod secret;
+mod tools;
 
 use std::process::ExitCode;
 
@@ -42,6 +43,9 @@ enum Command {
     /// Secrets (client secrets, API keys) in the OS keyring or the file store: set, list, remove.
     #[command(subcommand)]
     Secret(secret::SecretCommand),
+    /// A remote MCP server's tools, used directly: list, call (signing in when it asks).
+    #[command(subcommand)]
+    Tools(tools::ToolsCommand),
 }
 
 /// How a command ended, beyond success.
@@ -68,6 +72,7 @@ pub fn main() -> ExitCode {
         Command::Oauth(command) => oauth::run(command),
         Command::Provider(command) => provider::run(command),
         Command::Secret(command) => secret::run(command),
+        Command::Tools(command) => tools::run(command),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,175 @@
+//! `latchkey tools ls | call --url <mcp-url>`: use a remote MCP server's tools directly, signing
+//! in when the server asks (discovery, client registration, browser, token storage), and reusing
+//! the stored credential next time.
+
+use std::sync::Arc;
+
+use clap::{Args, Subcommand};
+use rmcp::model::{CallToolResult, JsonObject};
+use serde_json::json;
+
+use super::Failure;
+use super::oauth::{InteractionArgs, split_scopes};
+use super::output::{self, BOLD};
+use crate::mcp::credential::{SignIn, UrlCredential};
+use crate::mcp::remote::{self, RemoteUpstream};
+use crate::oauth::authorize::{Exchanged, Mode, Pending};
+use crate::oauth::engine::{Engine, Overrides};
+use crate::paths::Paths;
+
+#[derive(Subcommand)]
+pub enum ToolsCommand {
+    /// List a remote MCP server's tools.
+    #[command(alias = "list")]
+    Ls {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Call one of a remote MCP server's tools.
+    Call {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The tool's name, as `tools ls` shows it.
+        tool: String,
+        /// The arguments, as a JSON object: '{"message": "hello"}'.
+        arguments: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Which server, and as which OAuth client when it asks for authorization.
+#[derive(Args)]
+pub struct ServerArgs {
+    /// The server's MCP endpoint (Streamable HTTP), e.g. https://mcp.example.com/mcp.
+    #[arg(long)]
+    url: String,
+    /// The id of an OAuth client you registered with the server's authorization server; without
+    /// it latchkey uses a client metadata document or registers itself, where the server allows.
+    #[arg(long)]
+    client_id: Option<String>,
+    /// Read that client's secret from standard input (or a hidden prompt), never from argv.
+    #[arg(long, requires = "client_id", conflicts_with = "paste")]
+    client_secret_stdin: bool,
+    /// The URL of a Client ID Metadata Document describing latchkey, used as the client id where
+    /// the authorization server accepts those.
+    #[arg(long)]
+    client_metadata_url: Option<String>,
+    /// Scopes to request instead of those the server names, separated by commas or spaces.
+    #[arg(long)]
+    scopes: Option<String>,
+    /// Speak this MCP protocol version (e.g. 2025-11-25) instead of finding out which era the
+    /// server is from.
+    #[arg(long, value_name = "VERSION")]
+    protocol_version: Option<String>,
+    #[command(flatten)]
+    interaction: InteractionArgs,
+}
+
+pub fn run(command: ToolsCommand) -> Result<(), Failure> {
+    let paths = Paths::discover()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        match command {
+            ToolsCommand::Ls { server, json } => {
+                let mut upstream = connect(paths, server).await?;
+                let tools = upstream.list_tools().await;
+                upstream.close().await;
+                print_tools(&tools?, json);
+                Ok(())
+            }
+            ToolsCommand::Call { server, tool, arguments, json } => {
+                let arguments = arguments.as_deref().map(parse_arguments).transpose()?;
+                let mut upstream = connect(paths, server).await?;
+                let result = upstream.call_tool(&tool, arguments).await;
+                upstream.close().await;
+                print_result(&tool, &result?, json)
+            }
+        }
+    })
+}
+
+type Upstream = RemoteUpstream<UrlCredential<Browser>>;
+
+async fn connect(paths: Paths, args: ServerArgs) -> anyhow::Result<Upstream> {
+    let url = crate::oauth::http::endpoint_url(&args.url)?;
+    let protocol = args.protocol_version.as_deref().map(remote::protocol_version).transpose()?;
+    let client_secret = match args.client_secret_stdin {
+        true => Some(super::secret::read_value("the client secret")?),
+        false => None,
+    };
+    let engine = Engine::open(paths)?;
+    for notice in engine.notices() {
+        output::note(&notice);
+    }
+    let overrides = Overrides {
+        client_id: args.client_id,
+        client_secret,
+        scopes: args.scopes.as_deref().map(split_scopes),
+        client_metadata_url: args.client_metadata_url,
+    };
+    let credential = UrlCredential::new(Arc::new(engine), &url, overrides, Browser(args.interaction));
+    RemoteUpstream::connect(&url, Arc::new(credential), protocol).await
+}
+
+/// Signing in as `oauth authorize` does: the browser, or a pasted URL.
+struct Browser(InteractionArgs);
+
+impl SignIn for Browser {
+    fn mode(&self) -> Mode {
+        super::oauth::mode(&self.0)
+    }
+
+    async fn complete(&self, pending: Pending) -> anyhow::Result<Exchanged> {
+        super::oauth::complete(pending, &self.0).await
+    }
+}
+
+fn parse_arguments(text: &str) -> anyhow::Result<JsonObject> {
+    match serde_json::from_str(text) {
+        Ok(serde_json::Value::Object(arguments)) => Ok(arguments),
+        Ok(_) => anyhow::bail!("the tool arguments must be a JSON object, like '{{\"name\": \"value\"}}'"),
+        Err(error) => anyhow::bail!("the tool arguments are not valid JSON ({error}); quote them for the shell, like '{{\"name\": \"value\"}}'"),
+    }
+}
+
+fn print_tools(tools: &[rmcp::model::Tool], as_json: bool) {
+    if as_json {
+        output::json(&json!({ "tools": tools }));
+        return;
+    }
+    if tools.is_empty() {
+        anstream::println!("The server offers no tools.");
+        return;
+    }
+    let mut table = output::table(&["TOOL", "DESCRIPTION"]);
+    for tool in tools {
+        let description = tool.description.as_deref().and_then(|text| text.lines().next()).unwrap_or("");
+        table.add_row(vec![tool.name.to_string(), description.to_string()]);
+    }
+    output::print_table(&table);
+}
+
+fn print_result(tool: &str, result: &CallToolResult, as_json: bool) -> Result<(), Failure> {
+    if as_json {
+        output::json(result);
+    } else {
+        for content in &result.content {
+            match content.as_text() {
+                Some(text) => anstream::println!("{}", text.text),
+                None => output::json(content),
+            }
+        }
+        if result.content.is_empty() {
+            if let Some(structured) = &result.structured_content {
+                output::json(structured);
+            }
+        }
+    }
+    if result.is_error == Some(true) {
+        return Err(anyhow::anyhow!("the tool {BOLD}{tool}{BOLD:#} reported an error (see its output above)").into());
+    }
+    Ok(())
+}
