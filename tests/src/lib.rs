@@ -134,6 +134,14 @@ pub struct Run {
 }
 
 impl Run {
+    pub fn of(output: std::process::Output) -> Run {
+        Run {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
     /// Stdout as JSON.
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
@@ -191,19 +199,16 @@ impl Home {
         latchkey::plugins::load(&self.paths()).expect("loading the providers")
     }
 
+    /// `latchkey <args>` with this home, without colour or extra logging, for a test that needs
+    /// more environment or standard input; [`Run::of`] reads its output.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(latchkey_bin());
+        command.args(args).env(paths::HOME_VAR, self.path()).env("NO_COLOR", "1").env_remove("LATCHKEY_LOG");
+        command
+    }
+
     /// Run `latchkey <args>` with this home, without colour or extra logging.
     pub fn latchkey(&self, args: &[&str]) -> Run {
-        let output = Command::new(latchkey_bin())
-            .args(args)
-            .env(paths::HOME_VAR, self.path())
-            .env("NO_COLOR", "1")
-            .env_remove("LATCHKEY_LOG")
-            .output()
-            .expect("running latchkey");
-        Run {
-            code: output.status.code(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        Run::of(self.command(args).output().expect("running latchkey"))
     }
 }

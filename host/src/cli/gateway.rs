@@ -57,6 +57,13 @@ pub fn run(command: GatewayCommand) -> Result<(), Failure> {
         for notice in engine.notices() {
             output::note(&notice);
         }
+        // Drop-in providers are reloaded while the gateway runs; without the watcher they still
+        // work, only changes need a restart.
+        let _provider_watcher = engine
+            .registry
+            .watch()
+            .map_err(|error| output::warning(&format!("{error:#}; changes to drop-in providers need a gateway restart")))
+            .ok();
         if no_prefix && servers.len() != 1 {
             return Err(anyhow::anyhow!("--no-prefix needs exactly one server in --servers, or tool names could collide").into());
         }

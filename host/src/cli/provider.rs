@@ -1,14 +1,18 @@
-//! `latchkey provider ls | inspect | verify`.
+//! `latchkey provider ls | inspect | verify | new | test | install | remove`.
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
+use anyhow::Context;
 use clap::Subcommand;
 use serde_json::json;
 
 use super::Failure;
 use super::output::{self, BOLD, GREEN, RED};
 use crate::paths::Paths;
-use crate::plugins::{self, Flow, Origin, Provider, Runtime};
+use crate::plugins::scaffold::{self, SdkSource};
+use crate::plugins::vectors::{self, Outcome};
+use crate::plugins::{self, Flow, Origin, PluginError, Provider, Registry, Runtime};
 
 #[derive(Subcommand)]
 pub enum ProviderCommand {
@@ -22,6 +26,9 @@ pub enum ProviderCommand {
     Inspect {
         /// The provider id, as `provider ls` shows it.
         id: String,
+        /// A configuration entry, as a catalog's `config` would set it (repeatable).
+        #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_config_entry)]
+        config: Vec<(String, String)>,
         #[arg(long)]
         json: bool,
     },
@@ -32,14 +39,51 @@ pub enum ProviderCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Create a provider crate on the SDK: Cargo.toml, src/lib.rs with every hook, example test
+    /// vectors and a README. It builds with `cargo build --target wasm32-wasip2 --release`.
+    New {
+        /// The provider's id (a-z, 0-9 and `-`), as catalogs will name it.
+        name: String,
+        /// The folder to create (default: ./<name>).
+        #[arg(long)]
+        path: Option<PathBuf>,
+        /// The SDK crate to depend on by path (default: the SDK of the checkout latchkey was built
+        /// from, else latchkey's git repository).
+        #[arg(long, env = "LATCHKEY_SDK_PATH")]
+        sdk_path: Option<PathBuf>,
+    },
+    /// Run test vectors (recorded requests and responses) through a component in the production
+    /// sandbox. Exits with 3 when a vector fails or the component is not usable.
+    Test {
+        file: PathBuf,
+        /// The folder of `*.json` vectors (default: ./vectors).
+        #[arg(long, default_value = "vectors")]
+        vectors: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify a component, then copy it into the providers folder as <id>.wasm (atomically). A
+    /// running gateway picks it up without a restart.
+    Install {
+        file: PathBuf,
+    },
+    /// Remove a dropped-in provider. Built-in providers cannot be removed (a drop-in with the same
+    /// id replaces one).
+    Remove {
+        id: String,
+    },
 }
 
 pub fn run(command: ProviderCommand) -> Result<(), Failure> {
     let paths = Paths::discover()?;
     match command {
         ProviderCommand::Ls { json } => list(&paths, json),
-        ProviderCommand::Inspect { id, json } => inspect(&paths, &id, json),
+        ProviderCommand::Inspect { id, config, json } => inspect(&paths, &id, &config, json),
         ProviderCommand::Verify { file, json } => verify(&paths, file, json),
+        ProviderCommand::New { name, path, sdk_path } => scaffold(&name, path, sdk_path.as_deref()),
+        ProviderCommand::Test { file, vectors, json } => test(&paths, &file, &vectors, json),
+        ProviderCommand::Install { file } => install(&paths, &file),
+        ProviderCommand::Remove { id } => remove(&paths, &id),
     }
 }
 
@@ -90,18 +134,25 @@ fn list(paths: &Paths, as_json: bool) -> Result<(), Failure> {
     Ok(())
 }
 
-fn inspect(paths: &Paths, id: &str, as_json: bool) -> Result<(), Failure> {
+fn parse_config_entry(entry: &str) -> Result<(String, String), String> {
+    entry
+        .split_once('=')
+        .map(|(key, value)| (key.to_string(), value.to_string()))
+        .ok_or_else(|| format!("`{entry}` is not KEY=VALUE"))
+}
+
+fn inspect(paths: &Paths, id: &str, entries: &[(String, String)], as_json: bool) -> Result<(), Failure> {
     let (_runtime, registry) = plugins::load(paths)?;
     let provider = registry.get(id)?;
-    let config = provider.resolve_config(&[])?;
+    let config = provider.resolve_config(entries)?;
     let flow = provider.configure(&config)?;
+    let authorize = sample_authorize_params(provider, &config);
     if as_json {
-        output::json(&describe(provider, &flow));
+        output::json(&describe(provider, &flow, &authorize));
         return Ok(());
     }
     let info = provider.info();
     let mut out = anstream::stdout();
-    use std::io::Write;
     let _ = writeln!(out, "{BOLD}{}{BOLD:#} {} ({})", info.display_name, info.version, info.id);
     let mut table = output::table(&["", ""]);
     let optional = |value: &Option<String>| value.clone().unwrap_or_else(|| "-".into());
@@ -120,6 +171,13 @@ fn inspect(paths: &Paths, id: &str, as_json: bool) -> Result<(), Failure> {
         ("scope separator", format!("{:?}", flow.scope_separator)),
         ("refresh tokens", flow.refresh.to_string()),
         ("redirect", flow.redirect.to_string()),
+        (
+            "authorization URL",
+            match &authorize {
+                Ok(params) => params.iter().map(|(name, value)| format!("{name}={value}")).collect::<Vec<_>>().join(" "),
+                Err(refusal) => refusal.clone(),
+            } + &format!(" (for scopes {})", SAMPLE_SCOPES.join(", ")),
+        ),
         ("sends resource", if flow.send_resource { "yes" } else { "no (RFC 8707 resource is omitted)" }.to_string()),
         ("issuers", if info.issuers.is_empty() { "-".into() } else { info.issuers.join(", ") }),
         ("documentation", if info.documentation.is_empty() { "-".into() } else { info.documentation.clone() }),
@@ -143,8 +201,18 @@ fn or_catalog(endpoint: &str) -> String {
     if endpoint.is_empty() { "from the catalog or discovery".into() } else { endpoint.to_string() }
 }
 
-/// The `--json` shape of a provider and its default flow.
-pub fn describe(provider: &Provider, flow: &Flow) -> serde_json::Value {
+/// Scopes to show a provider's authorization parameters with: two, so that the separator shows.
+pub const SAMPLE_SCOPES: [&str; 2] = ["scope-a", "scope-b"];
+
+/// The provider's `authorize-params` for [`SAMPLE_SCOPES`] and `config`, or why it refused.
+fn sample_authorize_params(provider: &Provider, config: &plugins::Params) -> Result<plugins::Params, String> {
+    let scopes: Vec<String> = SAMPLE_SCOPES.iter().map(|scope| scope.to_string()).collect();
+    provider.authorize_params(&scopes, config).map_err(|error| error.to_string())
+}
+
+/// The `--json` shape of a provider, its default flow, and the parameters its `authorize-params`
+/// returns for [`SAMPLE_SCOPES`].
+pub fn describe(provider: &Provider, flow: &Flow, authorize: &Result<plugins::Params, String>) -> serde_json::Value {
     let info = provider.info();
     json!({
         "id": info.id,
@@ -171,45 +239,176 @@ pub fn describe(provider: &Provider, flow: &Flow) -> serde_json::Value {
             "redirect": flow.redirect.to_string(),
             "send_resource": flow.send_resource,
         },
+        "authorize": match authorize {
+            Ok(params) => json!({"scopes": SAMPLE_SCOPES, "params": params.iter().map(|(name, value)| json!([name, value])).collect::<Vec<_>>()}),
+            Err(refusal) => json!({"scopes": SAMPLE_SCOPES, "error": refusal}),
+        },
     })
 }
 
-fn verify(paths: &Paths, file: PathBuf, as_json: bool) -> Result<(), Failure> {
+/// A component file, loaded and checked as the registry would load a drop-in, with its bytes; the
+/// outer error means the command could not run, the inner one that the component is not usable.
+fn load_component(paths: &Paths, file: &Path) -> Result<Result<(Provider, Vec<u8>), PluginError>, Failure> {
     let runtime = Runtime::new(Some(paths.compiled_dir()), plugins::Limits::default())?;
-    let origin = Origin::File(file.clone());
-    let loaded = std::fs::read(&file)
-        .map_err(|error| plugins::PluginError::new(&origin, plugins::Problem::Unreadable(error)))
-        .and_then(|bytes| Provider::load(&runtime, origin, &bytes).map(|provider| (provider, bytes.len())));
-    match loaded {
-        Ok((provider, size)) => {
-            let info = provider.info();
-            if as_json {
-                output::json(&json!({"ok": true, "file": file, "id": info.id, "version": info.version, "bytes": size, "sha256": provider.sha256(), "contract": format!("{}@{}", plugins::bindings::CONTRACT_PACKAGE, plugins::bindings::CONTRACT_VERSION)}));
-            } else {
-                let mut out = anstream::stdout();
-                use std::io::Write;
-                let _ = writeln!(
-                    out,
-                    "{GREEN}ok{GREEN:#}: {} is provider `{}` {} ({} KiB, {}@{})",
-                    file.display(),
-                    info.id,
-                    info.version,
-                    size.div_ceil(1024),
-                    plugins::bindings::CONTRACT_PACKAGE,
-                    plugins::bindings::CONTRACT_VERSION
-                );
-            }
-            Ok(())
-        }
-        Err(error) => {
-            if as_json {
-                output::json(&json!({"ok": false, "file": file, "error": error.problem.to_string()}));
-            } else {
-                let mut err = anstream::stderr();
-                use std::io::Write;
-                let _ = writeln!(err, "{RED}invalid{RED:#}: {error}");
-            }
-            Err(Failure::Invalid)
-        }
+    let origin = Origin::File(file.to_path_buf());
+    Ok(std::fs::read(file)
+        .map_err(|error| PluginError::new(&origin, plugins::Problem::Unreadable(error)))
+        .and_then(|bytes| Provider::load(&runtime, origin, &bytes).map(|provider| (provider, bytes))))
+}
+
+/// Say why a component is not usable, and end with exit code 3.
+fn invalid(file: &Path, error: &PluginError, as_json: bool) -> Failure {
+    if as_json {
+        output::json(&json!({"ok": false, "file": file, "error": error.problem.to_string()}));
+    } else {
+        let _ = writeln!(anstream::stderr(), "{RED}invalid{RED:#}: {error}");
     }
+    Failure::Invalid
+}
+
+fn verify(paths: &Paths, file: PathBuf, as_json: bool) -> Result<(), Failure> {
+    let (provider, bytes) = load_component(paths, &file)?.map_err(|error| invalid(&file, &error, as_json))?;
+    let info = provider.info();
+    let contract = format!("{}@{}", plugins::bindings::CONTRACT_PACKAGE, plugins::bindings::CONTRACT_VERSION);
+    if as_json {
+        output::json(&json!({"ok": true, "file": file, "id": info.id, "version": info.version, "bytes": bytes.len(), "sha256": provider.sha256(), "contract": contract}));
+    } else {
+        let _ = writeln!(
+            anstream::stdout(),
+            "{GREEN}ok{GREEN:#}: {} is provider `{}` {} ({} KiB, {contract})",
+            file.display(),
+            info.id,
+            info.version,
+            bytes.len().div_ceil(1024),
+        );
+    }
+    Ok(())
+}
+
+fn scaffold(name: &str, path: Option<PathBuf>, sdk_path: Option<&Path>) -> Result<(), Failure> {
+    let dir = path.unwrap_or_else(|| PathBuf::from(name));
+    let sdk = SdkSource::locate(sdk_path)?;
+    let created = scaffold::create(name, &dir, &sdk)?;
+    let sdk_text = match &sdk {
+        SdkSource::Path(sdk_dir) => sdk_dir.display().to_string(),
+        SdkSource::Git { url, tag } => format!("{url} at {tag}"),
+    };
+    let mut out = anstream::stdout();
+    let _ = writeln!(out, "{GREEN}Created{GREEN:#} provider `{name}` in {} (SDK: {sdk_text}):", created.dir.display());
+    for file in &created.files {
+        let _ = writeln!(out, "  {}", file.strip_prefix(&created.dir).unwrap_or(file).display());
+    }
+    let artefact = created.artefact.display();
+    let _ = writeln!(
+        out,
+        "\nNext:\n  cd {}\n  cargo build --target wasm32-wasip2 --release\n  latchkey provider test {artefact} --vectors vectors\n  latchkey provider install {artefact}",
+        created.dir.display()
+    );
+    Ok(())
+}
+
+fn test(paths: &Paths, file: &Path, vectors_dir: &Path, as_json: bool) -> Result<(), Failure> {
+    let (provider, _) = load_component(paths, file)?.map_err(|error| invalid(file, &error, as_json))?;
+    let vectors = vectors::load_dir(vectors_dir).map_err(|error| {
+        let hint = if vectors_dir.is_dir() { "" } else { " (give the folder of *.json vectors with --vectors <dir>)" };
+        anyhow::anyhow!("{error}{hint}")
+    })?;
+    let outcomes: Vec<Outcome> = vectors.iter().map(|vector| vector.run(&provider)).collect();
+    let failed = outcomes.iter().filter(|outcome| !outcome.passed()).count();
+    let info = provider.info();
+    if as_json {
+        let results: Vec<_> = outcomes
+            .iter()
+            .map(|outcome| {
+                json!({
+                    "file": outcome.file,
+                    "name": outcome.name,
+                    "source": outcome.source,
+                    "passed": outcome.passed(),
+                    "mismatches": outcome.mismatches.iter().map(|m| json!({"path": m.path, "expected": m.expected, "actual": m.actual})).collect::<Vec<_>>(),
+                    "hook_error": outcome.hook_error,
+                })
+            })
+            .collect();
+        output::json(&json!({"ok": failed == 0, "file": file, "id": info.id, "version": info.version, "passed": outcomes.len() - failed, "failed": failed, "vectors": results}));
+    } else {
+        let mut out = anstream::stdout();
+        for outcome in &outcomes {
+            let _ = write!(out, "{outcome}");
+        }
+        let style = if failed == 0 { GREEN } else { RED };
+        let _ = writeln!(
+            out,
+            "{style}{} of {} vectors passed{style:#} for provider `{}` {} ({})",
+            outcomes.len() - failed,
+            outcomes.len(),
+            info.id,
+            info.version,
+            file.display()
+        );
+    }
+    if failed == 0 { Ok(()) } else { Err(Failure::Invalid) }
+}
+
+fn install(paths: &Paths, file: &Path) -> Result<(), Failure> {
+    let (provider, bytes) = load_component(paths, file)?.map_err(|error| invalid(file, &error, false))?;
+    let (id, version) = (provider.id(), &provider.info().version);
+    let (_runtime, registry) = plugins::load(paths)?;
+    let existing = registry.get(id).ok();
+    // Replace the drop-in that has this id now, whatever its file is called: two files with one
+    // id would make the second fail to load.
+    let target = match existing.map(Provider::origin) {
+        Some(Origin::File(path)) => path.clone(),
+        _ => paths.providers_dir().join(format!("{id}.wasm")),
+    };
+    crate::paths::create_private_dir(&paths.providers_dir())?;
+    // A hidden temporary file renamed into place: the registry and the gateway's watcher skip
+    // hidden files, so they never see a half-written component.
+    crate::paths::write_private_atomically(&target, &bytes)?;
+    let mut out = anstream::stdout();
+    let _ = match existing {
+        Some(previous) if matches!(previous.origin(), Origin::BuiltIn(_)) => writeln!(
+            out,
+            "{GREEN}Installed{GREEN:#} `{id}` {version} as {}; it replaces the built-in `{id}` {} (`latchkey provider remove {id}` brings the built-in back).",
+            target.display(),
+            previous.info().version
+        ),
+        Some(previous) => writeln!(out, "{GREEN}Replaced{GREEN:#} `{id}` {} with {version} in {}.", previous.info().version, target.display()),
+        None => writeln!(out, "{GREEN}Installed{GREEN:#} `{id}` {version} as {}.", target.display()),
+    };
+    let _ = writeln!(out, "A running gateway picks it up without a restart; catalog entries use it with `provider: {id}`.");
+    Ok(())
+}
+
+fn remove(paths: &Paths, id: &str) -> Result<(), Failure> {
+    let (runtime, registry) = plugins::load(paths)?;
+    let mut out = anstream::stdout();
+    let provider = match registry.get(id) {
+        Ok(provider) => provider,
+        Err(unknown) => {
+            // A drop-in that does not load has no id to go by; its file name usually is the id.
+            let file = paths.providers_dir().join(format!("{id}.wasm"));
+            if registry.failures().iter().any(|failure| failure.origin == Origin::File(file.clone())) {
+                std::fs::remove_file(&file).with_context(|| format!("cannot remove {}", file.display()))?;
+                let _ = writeln!(out, "{GREEN}Removed{GREEN:#} {}, which did not load.", file.display());
+                return Ok(());
+            }
+            return Err(unknown.into());
+        }
+    };
+    let Origin::File(file) = provider.origin() else {
+        return Err(anyhow::anyhow!(
+            "`{id}` is built into latchkey and cannot be removed; to change it, install a provider with the id `{id}` \
+             (`latchkey provider install <file.wasm>`), which replaces the built-in"
+        )
+        .into());
+    };
+    std::fs::remove_file(file).with_context(|| format!("cannot remove {}", file.display()))?;
+    let _ = write!(out, "{GREEN}Removed{GREEN:#} `{id}` {} ({}).", provider.info().version, file.display());
+    match Registry::load(&runtime, None).get(id) {
+        Ok(built_in) => writeln!(out, " The built-in `{id}` {} is used again.", built_in.info().version),
+        Err(_) => writeln!(out),
+    }
+    .ok();
+    Ok(())
 }

@@ -29,18 +29,19 @@ use super::manual::Registrations;
 use super::registration::{self, ClientRegistration, RegistrationSource};
 use crate::catalog::{Catalog, Kind, OAuthProvider, Server};
 use crate::paths::Paths;
-use crate::plugins::{self, ClientAuth, Flow, Provider, Registry, Runtime};
+use crate::plugins::{self, ClientAuth, Flow, LiveRegistry, Provider};
 use crate::store::{Credential, CredentialId, Status, Store};
 
 /// Loaded configuration and state, shared by every OAuth command and the gateway.
 pub struct Engine {
     pub paths: Paths,
     pub catalog: Catalog,
-    pub registry: Registry,
+    /// The providers: reloaded while a long-running process watches the drop-in folder
+    /// ([`LiveRegistry::watch`]), so each use takes the current registry.
+    pub registry: Arc<LiveRegistry>,
     pub store: Arc<Store>,
     pub http: Client,
     pub registrations: Registrations,
-    _runtime: Arc<Runtime>,
 }
 
 /// One credential's flow: who to ask, as which client, for what.
@@ -109,15 +110,17 @@ impl Engine {
         let (runtime, registry) = plugins::load(&paths)?;
         let store = Arc::new(Store::open(&paths)?);
         let registrations = Registrations::load(&paths)?;
-        Ok(Engine { paths, catalog, registry, store, http: Client::new(), registrations, _runtime: runtime })
+        let registry = Arc::new(LiveRegistry::new(runtime, registry, paths.providers_dir()));
+        Ok(Engine { paths, catalog, registry, store, http: Client::new(), registrations })
     }
 
     /// Store notices (the file-store fallback) and plugin problems worth a warning.
     pub fn notices(&self) -> Vec<String> {
         let mut notices: Vec<String> = self.store.notice().map(str::to_string).into_iter().collect();
         notices.extend(self.catalog.notices().iter().cloned());
-        notices.extend(self.registry.notices().iter().cloned());
-        notices.extend(self.registry.failures().iter().map(|failure| format!("provider not loaded: {failure}")));
+        let registry = self.registry.current();
+        notices.extend(registry.notices().iter().cloned());
+        notices.extend(registry.failures().iter().map(|failure| format!("provider not loaded: {failure}")));
         notices
     }
 
@@ -306,13 +309,14 @@ impl Engine {
     }
 
     fn pick_provider(&self, id: Option<&str>, issuer: Option<&str>) -> anyhow::Result<Provider> {
+        let registry = self.registry.current();
         if let Some(id) = id {
-            return Ok(self.registry.get(id)?.clone());
+            return Ok(registry.get(id)?.clone());
         }
-        if let Some(provider) = issuer.and_then(|issuer| self.registry.match_issuer(issuer)) {
+        if let Some(provider) = issuer.and_then(|issuer| registry.match_issuer(issuer)) {
             return Ok(provider.clone());
         }
-        Ok(self.registry.get("standard")?.clone())
+        Ok(registry.get("standard")?.clone())
     }
 
     async fn secret(&self, name: &str) -> anyhow::Result<Option<SecretString>> {

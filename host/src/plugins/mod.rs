@@ -5,6 +5,9 @@
 //! - [`sandbox`]: one hook call, in a fresh store with deny-all WASI, fuel, a deadline and a memory cap.
 //! - [`provider`]: a loaded provider and its typed hooks, whose output is checked.
 //! - [`registry`]: the built-in providers plus the drop-ins from the providers folder.
+//! - [`watch`]: hot reload of the drop-ins while a long-running process (the gateway) runs.
+//! - [`vectors`] and [`scaffold`]: the authoring kit, test vectors run in the production sandbox
+//!   and the starting point of a new provider crate (`latchkey provider test | new`).
 //!
 //! Calls are synchronous and take microseconds. From async code, run them with
 //! `tokio::task::spawn_blocking`: WASI's synchronous bindings must not block a runtime worker.
@@ -17,7 +20,9 @@ pub mod provider;
 pub mod registry;
 pub mod runtime;
 pub mod sandbox;
+pub mod scaffold;
 pub mod vectors;
+pub mod watch;
 
 use std::sync::Arc;
 
@@ -30,6 +35,7 @@ pub use provider::{CallError, Provider};
 pub use registry::{Registry, UnknownProvider};
 pub use runtime::Runtime;
 pub use sandbox::Limits;
+pub use watch::LiveRegistry;
 
 use crate::paths::Paths;
 

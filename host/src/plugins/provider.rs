@@ -150,14 +150,16 @@ impl Provider {
 }
 
 /// Ids are what catalogs refer to, so they must be plain: `a-z`, `0-9` and `-`, at most 40.
+pub fn check_id(id: &str) -> Result<(), String> {
+    let id_ok = !id.is_empty()
+        && id.len() <= 40
+        && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !id.starts_with('-');
+    if id_ok { Ok(()) } else { Err(format!("id `{id}` must be 1-40 characters of a-z, 0-9 and `-`, not starting with `-`")) }
+}
+
 fn validate_info(info: &ProviderInfo) -> Result<(), String> {
-    let id_ok = !info.id.is_empty()
-        && info.id.len() <= 40
-        && info.id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !info.id.starts_with('-');
-    if !id_ok {
-        return Err(format!("id `{}` must be 1-40 characters of a-z, 0-9 and `-`", info.id));
-    }
+    check_id(&info.id)?;
     if info.display_name.trim().is_empty() {
         return Err("display-name is empty".into());
     }

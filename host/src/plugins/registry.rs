@@ -1,7 +1,8 @@
 //! The providers this latchkey knows: the built-ins embedded in the binary, then the drop-ins in
 //! `<config dir>/providers/*.wasm`. A drop-in with a built-in's id replaces it (and the registry
 //! says so); a drop-in that fails to load is reported with its file and cause, and every other
-//! provider keeps working.
+//! provider keeps working. A long-running process swaps in a [`Registry::reloaded`] one when the
+//! folder changes (see [`super::watch`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -48,6 +49,28 @@ impl Registry {
             }
         }
         registry
+    }
+
+    /// The registry after the drop-in folder changed: loaded afresh, except that a drop-in whose
+    /// file fails to load now keeps the provider it gave before, so a broken build or a
+    /// half-written copy never takes a working provider away. The failure is still reported.
+    pub fn reloaded(&self, runtime: &Arc<Runtime>, dropin_dir: &Path) -> Registry {
+        let mut fresh = Registry::load(runtime, Some(dropin_dir));
+        let broken: Vec<Origin> = fresh.failures.iter().map(|failure| failure.origin.clone()).collect();
+        for previous in self.providers.values().filter(|provider| broken.contains(provider.origin())) {
+            // Another drop-in that loaded now owns the id: the user's folder decides, not history.
+            let owned_by_dropin = fresh.providers.get(previous.id()).is_some_and(|now| matches!(now.origin(), Origin::File(_)));
+            if !owned_by_dropin {
+                fresh.notices.push(format!(
+                    "{} did not load; keeping provider `{}` {} as it was before the file changed",
+                    previous.origin(),
+                    previous.id(),
+                    previous.info().version
+                ));
+                fresh.insert(previous.clone());
+            }
+        }
+        fresh
     }
 
     fn load_dropin(&mut self, runtime: &Arc<Runtime>, path: PathBuf) {
