@@ -34,9 +34,10 @@
 
 pub mod body;
 mod config;
+pub mod shape;
 pub mod standard;
 
-pub use config::Config;
+pub use config::{config_key, Config};
 
 /// Bindings generated from `wit/provider.wit` (the `latchkey:provider@0.1.0` package).
 pub mod bindings {

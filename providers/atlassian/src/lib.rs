@@ -1,0 +1,100 @@
+//! Atlassian Cloud (Jira, Confluence, …): OAuth 2.0 "3LO" apps.
+//!
+//! What differs from the standard:
+//! - The authorization URL must carry `audience=api.atlassian.com` and `prompt=consent`, and a
+//!   refresh token only comes with the `offline_access` scope, which is always added.
+//! - The token endpoint is documented with JSON bodies (`{"grant_type": …, "client_id": …}`),
+//!   which is what is sent; the host puts the client credentials into the JSON object.
+//! - Refresh tokens rotate and each works once ("the refresh token you used for the request is
+//!   disabled"): `rotate-single-use`. They expire after 90 days unused.
+//! - The authorization server is Auth0's: a rotated-away refresh token is HTTP 403 `invalid_grant`
+//!   "Unknown or invalid refresh token.", and a wrong client secret is 401 `access_denied`
+//!   "Unauthorized", which means a misconfigured client here, not a user who said no.
+//! - The callback URL registered in the developer console must match exactly, so the redirect is
+//!   `http://localhost:<redirect_port>/callback`.
+//!
+//! Not expressible in contract 0.1.0: the mandatory post-token call. Every API call goes through
+//! `https://api.atlassian.com/ex/{jira|confluence}/{cloudId}/…`, and the cloud id comes from
+//! `GET https://api.atlassian.com/oauth/token/accessible-resources` after the exchange (the user
+//! may grant several sites and has to pick one). Until a `post-token` interface exists, the
+//! server (or its configuration) has to look the cloud id up itself.
+//!
+//! Sources: <https://developer.atlassian.com/cloud/jira/platform/oauth-2-3lo-apps/>,
+//! <https://developer.atlassian.com/cloud/oauth/getting-started/refresh-tokens/>.
+
+use latchkey_provider_sdk::standard::ErrorRule;
+use latchkey_provider_sdk::*;
+
+pub struct Atlassian;
+
+const OFFLINE_ACCESS: &str = "offline_access";
+
+impl Provider for Atlassian {
+    fn info() -> ProviderInfo {
+        ProviderInfo {
+            id: "atlassian".into(),
+            display_name: "Atlassian (Jira, Confluence)".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            issuers: vec!["https://auth.atlassian.com".into()],
+            config_keys: vec![
+                shape::redirect_port_key("Port of the http://localhost:<port>/callback URL registered as the app's callback URL \
+                     (Atlassian matches it exactly)."),
+                config_key("prompt", "Atlassian's `prompt` parameter; its documentation requires `consent`.", Some("consent")),
+            ],
+            documentation: "https://developer.atlassian.com/cloud/jira/platform/oauth-2-3lo-apps/".into(),
+        }
+    }
+
+    fn configure(config: &Config) -> Result<Flow, String> {
+        Ok(Flow {
+            endpoints: Endpoints {
+                issuer: Some("https://auth.atlassian.com".into()),
+                authorization: "https://auth.atlassian.com/authorize".into(),
+                token: "https://auth.atlassian.com/oauth/token".into(),
+                refresh: None,
+                revocation: Some(RevocationEndpoint { url: "https://auth.atlassian.com/oauth/revoke".into(), client_auth: ClientAuth::Post }),
+                userinfo: Some("https://api.atlassian.com/me".into()),
+            },
+            scope_separator: " ".into(),
+            pkce: Pkce::Supported,
+            client_auth: ClientAuth::Post,
+            refresh: RefreshPolicy::RotateSingleUse,
+            redirect: shape::fixed_port_loopback(config, "localhost")?,
+            send_resource: false,
+        })
+    }
+
+    fn authorize_params(scopes: &[String], config: &Config) -> Result<Params, String> {
+        let mut params = standard::scope_param(&shape::with_scope(scopes, OFFLINE_ACCESS), " ");
+        params.push(("audience".into(), "api.atlassian.com".into()));
+        if let Some(prompt) = config.get("prompt").filter(|prompt| !prompt.is_empty()) {
+            params.push(("prompt".into(), prompt.into()));
+        }
+        Ok(params)
+    }
+
+    /// Token requests as the documented JSON object; revocation stays a form.
+    fn prepare_request(context: &TokenContext, request: HttpRequest) -> Result<HttpRequest, String> {
+        Ok(match context.kind {
+            RequestKind::Revocation => request,
+            _ => standard::form_to_json(request),
+        })
+    }
+
+    fn read_token_response(context: &TokenContext, response: &HttpResponse) -> Result<TokenSet, Failure> {
+        let fields = standard::success_fields(response, |fields, response| {
+            // Auth0 answers a wrong client secret with 401 `access_denied`.
+            let rules: &[ErrorRule] = if response.status == 401 { BAD_CLIENT } else { &[] };
+            standard::error_in_with(rules, fields, response)
+        })?;
+        standard::token_set(&fields, context)
+    }
+}
+
+const BAD_CLIENT: &[ErrorRule] = &[ErrorRule::new(
+    "access_denied",
+    FailureKind::Misconfigured,
+    "Atlassian rejected the client id or secret: store the app's current secret from the developer console",
+)];
+
+export_provider!(Atlassian);

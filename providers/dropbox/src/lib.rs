@@ -1,0 +1,165 @@
+//! Dropbox (OAuth 2 for the Dropbox API v2).
+//!
+//! What differs from the standard:
+//! - Access tokens are short-lived (4 hours); a refresh token only comes with
+//!   `token_access_type=offline`, which is sent by default. Scopes are optional (the app's
+//!   permissions apply without them); `include_granted_scopes` and `force_reapprove` are passed
+//!   through from the config.
+//! - Refresh answers carry only a new access token: the refresh token is long-lived and kept
+//!   (`keep-previous`).
+//! - Client credentials go either in HTTP Basic or in the body, never both; the body is used.
+//! - `token_type` is lower-case `bearer`; `account_id`, `uid` and, for team apps, `team_id` are
+//!   kept as context.
+//! - Malformed requests are answered with HTTP 400 and a `text/plain` explanation instead of
+//!   JSON; it is shown as the reason.
+//! - Revocation is the RPC `POST https://api.dropboxapi.com/2/auth/token/revoke`, authenticated
+//!   with an access token as a bearer token and without a body; it ends the whole grant. It cannot
+//!   revoke with a refresh token, and contract 0.1.0 hands the provider the refresh token whenever
+//!   there is one, so such a revocation is refused with advice instead of sent. An access token
+//!   that Dropbox no longer accepts counts as revoked.
+//! - Redirect URIs match exactly; `http://localhost` is allowed, with a fixed port.
+//!
+//! Sources: <https://developers.dropbox.com/oauth-guide>,
+//! <https://www.dropbox.com/developers/documentation/http/documentation#oauth2-token>,
+//! <https://www.dropbox.com/developers/documentation/http/documentation#auth-token-revoke>.
+
+use latchkey_provider_sdk::body::{header, Fields};
+use latchkey_provider_sdk::*;
+
+pub struct Dropbox;
+
+/// Errors of the revoke RPC that mean the token is already unusable.
+const ALREADY_REVOKED: &[&str] = &["invalid_access_token", "expired_access_token", "user_suspended"];
+
+impl Provider for Dropbox {
+    fn info() -> ProviderInfo {
+        ProviderInfo {
+            id: "dropbox".into(),
+            display_name: "Dropbox".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            issuers: vec!["https://www.dropbox.com".into()],
+            config_keys: vec![
+                config_key(
+                    "token_access_type",
+                    "`offline` (a refresh token, so access lasts beyond the 4-hour access token) or `online`.",
+                    Some("offline"),
+                ),
+                shape::redirect_port_key("Port of the http://localhost:<port>/callback redirect URI registered in the Dropbox app."),
+                config_key(
+                    "include_granted_scopes",
+                    "`user` or `team`: keep the scopes granted earlier in the new token (incremental authorization).",
+                    None,
+                ),
+                config_key("force_reapprove", "`true` to show the approval page even when the user approved the app before.", None),
+            ],
+            documentation: "https://developers.dropbox.com/oauth-guide".into(),
+        }
+    }
+
+    fn configure(config: &Config) -> Result<Flow, String> {
+        match config.get_or("token_access_type", "offline") {
+            "offline" | "online" => {}
+            other => return Err(format!("config key `token_access_type` must be `offline` or `online`, not `{other}`")),
+        }
+        match config.get("include_granted_scopes") {
+            None | Some("user" | "team") => {}
+            Some(other) => return Err(format!("config key `include_granted_scopes` must be `user` or `team`, not `{other}`")),
+        }
+        config.flag("force_reapprove")?;
+        Ok(Flow {
+            endpoints: Endpoints {
+                issuer: Some("https://www.dropbox.com".into()),
+                authorization: "https://www.dropbox.com/oauth2/authorize".into(),
+                token: "https://api.dropboxapi.com/oauth2/token".into(),
+                refresh: None,
+                revocation: Some(RevocationEndpoint {
+                    url: "https://api.dropboxapi.com/2/auth/token/revoke".into(),
+                    client_auth: ClientAuth::None,
+                }),
+                userinfo: None,
+            },
+            scope_separator: " ".into(),
+            pkce: Pkce::Supported,
+            client_auth: ClientAuth::Post,
+            refresh: RefreshPolicy::KeepPrevious,
+            redirect: shape::fixed_port_loopback(config, "localhost")?,
+            send_resource: false,
+        })
+    }
+
+    fn authorize_params(scopes: &[String], config: &Config) -> Result<Params, String> {
+        Self::configure(config)?;
+        let mut params = standard::scope_param(scopes, " ");
+        params.push(("token_access_type".into(), config.get_or("token_access_type", "offline").into()));
+        if let Some(granted) = config.get("include_granted_scopes") {
+            params.push(("include_granted_scopes".into(), granted.into()));
+        }
+        if config.flag("force_reapprove")? {
+            params.push(("force_reapprove".into(), "true".into()));
+        }
+        Ok(params)
+    }
+
+    /// The revoke RPC takes the access token as its bearer credential and no body.
+    fn prepare_request(context: &TokenContext, mut request: HttpRequest) -> Result<HttpRequest, String> {
+        if context.kind != RequestKind::Revocation {
+            return Ok(request);
+        }
+        let (token, hint) = shape::revocation_token(&request)?;
+        if hint == "refresh_token" {
+            return Err("Dropbox revokes a grant through one of its access tokens, not its refresh token; remove the \
+                        app at https://www.dropbox.com/account/connected_apps to end the grant"
+                .into());
+        }
+        request.body = Vec::new();
+        request.headers.retain(|(name, _)| !name.eq_ignore_ascii_case("content-type"));
+        standard::set_header(&mut request, "authorization", &format!("Bearer {token}"));
+        Ok(request)
+    }
+
+    fn read_token_response(context: &TokenContext, response: &HttpResponse) -> Result<TokenSet, Failure> {
+        if let Some(failure) = plain_text_error(response) {
+            return Err(failure);
+        }
+        standard::read_token_response(context, response)
+    }
+
+    fn read_revocation_response(response: &HttpResponse) -> Result<(), Failure> {
+        if (200..300).contains(&response.status) || (response.status == 401 && already_revoked(response)) {
+            return Ok(());
+        }
+        if let Some(failure) = plain_text_error(response) {
+            return Err(failure);
+        }
+        standard::read_revocation_response(response)
+    }
+}
+
+/// Dropbox explains a malformed call in plain text (HTTP 400).
+fn plain_text_error(response: &HttpResponse) -> Option<Failure> {
+    let content_type = header(&response.headers, "content-type").unwrap_or("");
+    if response.status != 400 || !content_type.starts_with("text/plain") {
+        return None;
+    }
+    Some(Failure {
+        kind: FailureKind::Misconfigured,
+        code: "http_400".into(),
+        message: standard::describe(
+            "Dropbox rejected the request as malformed: check the app key, secret and redirect URI",
+            "HTTP 400",
+            Some(String::from_utf8_lossy(&response.body).trim()),
+        ),
+        retry_after: None,
+    })
+}
+
+/// A 401 whose `error[".tag"]` says the token no longer works.
+fn already_revoked(response: &HttpResponse) -> bool {
+    Fields::parse(response)
+        .ok()
+        .and_then(|fields| fields.object("error"))
+        .and_then(|error| error.string(".tag"))
+        .is_some_and(|tag| ALREADY_REVOKED.contains(&tag.as_str()))
+}
+
+export_provider!(Dropbox);

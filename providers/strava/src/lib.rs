@@ -1,0 +1,141 @@
+//! Strava (API v3).
+//!
+//! What differs from the standard:
+//! - Scopes are comma-separated, and the user may untick some on the consent screen. The
+//!   accepted ones come back only in the callback's query (`scope=read,activity:read_all`), not
+//!   in the token response, so the granted scopes are read from the callback.
+//! - The token response gives an absolute expiry, `expires_at` (Unix seconds), next to
+//!   `expires_in`; both are kept. Access tokens last six hours.
+//! - The refresh token may change on a refresh; the latest must be kept (`rotate`).
+//! - The code exchange embeds the athlete; its id is kept as context (the rest is profile data).
+//! - Client credentials go in the body only. `approval_prompt=force` re-shows the consent screen
+//!   (Strava's name for `prompt=consent`).
+//! - Only the callback domain is registered, so `localhost` on any port and path works.
+//! - Errors are Strava's own: `{"message": "Bad Request", "errors": [{"resource", "field",
+//!   "code"}]}`, told apart by resource and field.
+//! - Deauthorization (`POST /oauth/deauthorize`) takes an access token as `access_token`; it
+//!   cannot take a refresh token, and contract 0.1.0 hands the provider the refresh token
+//!   whenever there is one, so such a revocation is refused with advice instead of sent.
+//!
+//! Source: <https://developers.strava.com/docs/authentication/>.
+
+use latchkey_provider_sdk::body::Fields;
+use latchkey_provider_sdk::*;
+use serde_json::Value;
+
+pub struct Strava;
+
+impl Provider for Strava {
+    fn info() -> ProviderInfo {
+        ProviderInfo {
+            id: "strava".into(),
+            display_name: "Strava".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            issuers: Vec::new(),
+            config_keys: vec![config_key(
+                "approval_prompt",
+                "`auto` (skip the consent screen when already approved) or `force` (always show it).",
+                Some("auto"),
+            )],
+            documentation: "https://developers.strava.com/docs/authentication/".into(),
+        }
+    }
+
+    fn configure(config: &Config) -> Result<Flow, String> {
+        approval_prompt(config)?;
+        Ok(Flow {
+            endpoints: Endpoints {
+                issuer: None,
+                authorization: "https://www.strava.com/oauth/authorize".into(),
+                token: "https://www.strava.com/oauth/token".into(),
+                refresh: None,
+                revocation: Some(RevocationEndpoint { url: "https://www.strava.com/oauth/deauthorize".into(), client_auth: ClientAuth::None }),
+                userinfo: None,
+            },
+            scope_separator: ",".into(),
+            pkce: Pkce::Unsupported,
+            client_auth: ClientAuth::Post,
+            refresh: RefreshPolicy::Rotate,
+            redirect: shape::loopback("localhost", None),
+            send_resource: false,
+        })
+    }
+
+    fn authorize_params(scopes: &[String], config: &Config) -> Result<Params, String> {
+        let mut params = standard::scope_param(scopes, ",");
+        params.push(("approval_prompt".into(), approval_prompt(config)?.into()));
+        Ok(params)
+    }
+
+    /// Deauthorization takes the access token as `access_token`.
+    fn prepare_request(context: &TokenContext, mut request: HttpRequest) -> Result<HttpRequest, String> {
+        if context.kind != RequestKind::Revocation {
+            return Ok(request);
+        }
+        let (token, hint) = shape::revocation_token(&request)?;
+        if hint == "refresh_token" {
+            return Err("Strava deauthorizes with an access token, not a refresh token; revoke access at \
+                        https://www.strava.com/settings/apps to end the grant"
+                .into());
+        }
+        request.body = standard::encode_form(&vec![("access_token".to_string(), token)]);
+        Ok(request)
+    }
+
+    fn read_token_response(context: &TokenContext, response: &HttpResponse) -> Result<TokenSet, Failure> {
+        let fields = standard::success_fields(response, strava_error)?;
+        let mut tokens = standard::token_set(&fields, context)?;
+        tokens.expires_at = fields.integer("expires_at");
+        if let Some((_, accepted)) = context.callback.iter().find(|(name, _)| name == "scope") {
+            tokens.scopes = standard::split_scopes(accepted);
+        }
+        let athlete_id = fields.object("athlete").and_then(|athlete| athlete.string("id"));
+        tokens.extra = athlete_id.map(|id| ("athlete_id".to_string(), id)).into_iter().collect();
+        Ok(tokens)
+    }
+
+    fn read_revocation_response(response: &HttpResponse) -> Result<(), Failure> {
+        if (200..300).contains(&response.status) {
+            return Ok(());
+        }
+        standard::success_fields(response, strava_error).map(|_| ())
+    }
+}
+
+fn approval_prompt(config: &Config) -> Result<&str, String> {
+    match config.get_or("approval_prompt", "auto") {
+        prompt @ ("auto" | "force") => Ok(prompt),
+        other => Err(format!("config key `approval_prompt` must be `auto` or `force`, not `{other}`")),
+    }
+}
+
+/// Strava's `{"message", "errors": [{"resource", "field", "code"}]}`, classified by what was
+/// invalid; an RFC 6749 `error` is read too.
+fn strava_error(fields: &Fields, response: &HttpResponse) -> Option<Failure> {
+    if let Some(failure) = standard::error_in(fields, response) {
+        return Some(failure);
+    }
+    let Some(Value::Array(errors)) = fields.get("errors") else { return None };
+    let first = errors.first().and_then(Value::as_object);
+    let text = |key: &str| first.and_then(|error| error.get(key)).and_then(Value::as_str).unwrap_or("");
+    let (resource, field, code) = (text("resource"), text("field"), text("code"));
+    let (kind, advice) = match (resource, field) {
+        _ if response.status == 429 || response.status >= 500 => (FailureKind::Retry, "Strava is rate limiting or unavailable"),
+        ("AuthorizationCode" | "RefreshToken" | "Athlete", _) | (_, "refresh_token" | "code") => {
+            (FailureKind::Reauthorize, "Strava no longer accepts the grant: authorize again")
+        }
+        ("Application", _) | (_, "client_id" | "client_secret" | "redirect_uri") => {
+            (FailureKind::Misconfigured, "Strava rejected the application's settings: check the client id, secret and callback domain")
+        }
+        _ => (FailureKind::Other, "Strava returned an error"),
+    };
+    let detail = format!("{resource} {field} {code}: {}", fields.string("message").unwrap_or_default());
+    Some(Failure {
+        kind,
+        code: if code.is_empty() { format!("http_{}", response.status) } else { format!("{resource}.{field}.{code}") },
+        message: format!("{advice} ({})", detail.trim()),
+        retry_after: if kind == FailureKind::Retry { standard::retry_after(response) } else { None },
+    })
+}
+
+export_provider!(Strava);
