@@ -92,16 +92,19 @@ impl TokenEndpoint {
 
     /// Revoke `token` (RFC 7009, or the provider's variant).
     ///
-    /// The client authenticates there as at the token endpoint (RFC 7009 §2.1), so the
-    /// registration's method wins as it does there; only an endpoint declared with `none` (Google's,
-    /// Slack's) gets no client credentials.
+    /// At a revocation endpoint the provider itself declares, its declared client authentication
+    /// holds exactly (`none` there means no client credentials at all: Google's and Slack's take
+    /// only the token, Dropbox's a bearer header). At an endpoint from the catalog or discovery, the
+    /// client authenticates as at the token endpoint (RFC 7009 §2.1).
     pub async fn revoke(&self, token: &str, hint: &str) -> Result<(), ExchangeError> {
         let revocation = self.flow.endpoints.revocation.clone().ok_or(ExchangeError::NoRevocation)?;
         let form: Params = vec![("token".into(), token.into()), ("token_type_hint".into(), hint.into())];
         let context = self.context(RequestKind::Revocation, &[], Vec::new());
-        let auth = match revocation.client_auth {
-            ClientAuth::None => ClientAuth::None,
-            ClientAuth::Basic | ClientAuth::Post => self.client_auth(),
+        let (provider, config) = (self.provider.clone(), self.config.clone());
+        let declared = blocking(move || provider.configure(&config)).await?.endpoints.revocation;
+        let auth = match declared {
+            Some(own) if own.url == revocation.url => Some(own.client_auth).filter(|auth| *auth != ClientAuth::None),
+            _ => Some(self.client_auth()),
         };
         let request = self.prepare(&revocation.url, form, &context, auth).await?;
         let response = self.http.send(&request).await.map_err(ExchangeError::Send)?;
@@ -121,7 +124,7 @@ impl TokenEndpoint {
     }
 
     async fn token_request(&self, url: &str, form: Params, context: TokenContext) -> Result<TokenSet, ExchangeError> {
-        let request = self.prepare(url, form, &context, self.client_auth()).await?;
+        let request = self.prepare(url, form, &context, Some(self.client_auth())).await?;
         let endpoint = request.url.clone();
         let response = self.http.send(&request).await.map_err(ExchangeError::Send)?;
         let provider = self.provider.clone();
@@ -130,7 +133,8 @@ impl TokenEndpoint {
     }
 
     /// The standard request, reshaped by the provider, with client credentials added.
-    async fn prepare(&self, url: &str, form: Params, context: &TokenContext, auth: ClientAuth) -> Result<HttpRequest, ExchangeError> {
+    /// With `auth` `None`, no client credentials are added.
+    async fn prepare(&self, url: &str, form: Params, context: &TokenContext, auth: Option<ClientAuth>) -> Result<HttpRequest, ExchangeError> {
         let request = HttpRequest {
             method: "POST".into(),
             url: url.to_string(),
@@ -143,7 +147,10 @@ impl TokenEndpoint {
         let provider = self.provider.clone();
         let context = context.clone();
         let shaped = blocking(move || provider.prepare_request(&context, &request)).await?;
-        apply_client_auth(shaped, &self.client, auth)
+        match auth {
+            Some(auth) => apply_client_auth(shaped, &self.client, auth),
+            None => Ok(shaped),
+        }
     }
 }
 
