@@ -209,6 +209,19 @@ fn a_revoked_grant_is_reported_not_hidden() {
 // Tests: bad input
 
 #[test]
+fn tools_ls_and_call_reach_a_catalog_server_through_the_gateway_pipeline() {
+    let gateway = Setup::new(&local_server("everything", &format!("command: {}", everything_command())));
+    gateway.store_local_credential("everything", "access-token-for-tools");
+
+    let listed: Value = serde_json::from_str(&gateway.latchkey(&["tools", "ls", "--server", "everything", "--json"])).unwrap();
+    let tools: Vec<&str> = listed["tools"].as_array().unwrap().iter().filter_map(|tool| tool["name"].as_str()).collect();
+    assert!(tools.contains(&"echo") && tools.contains(&"get-env"), "names as the server gives them: {tools:?}");
+
+    let called: Value = serde_json::from_str(&gateway.latchkey(&["tools", "call", "--server", "everything", "get-env", "--json"])).unwrap();
+    assert_injected(called["content"][0]["text"].as_str().unwrap(), "access-token-for-tools");
+}
+
+#[test]
 fn an_unknown_server_name_lists_the_known_ones() {
     let gateway = Setup::new(&format!("servers:\n  everything:\n    command: {}\n", everything_command()));
     let output = gateway.command(latchkey_bin()).args(["gateway", "run", "--servers", "everything,nope"]).stdin(Stdio::null()).output().unwrap();

@@ -1,6 +1,8 @@
 //! `latchkey tools ls | call --url <mcp-url>`: use a remote MCP server's tools directly, signing
 //! in when the server asks (discovery, client registration, browser, token storage), and reusing
-//! the stored credential next time.
+//! the stored credential next time. `--server <name>` does the same for a catalog server through
+//! the gateway's own upstream (process, container or remote, with its injected credentials), for
+//! debugging what the gateway would serve.
 
 use std::sync::Arc;
 
@@ -44,8 +46,11 @@ pub enum ToolsCommand {
 #[derive(Args)]
 pub struct ServerArgs {
     /// The server's MCP endpoint (Streamable HTTP), e.g. https://mcp.example.com/mcp.
-    #[arg(long)]
-    url: String,
+    #[arg(long, required_unless_present = "server")]
+    url: Option<String>,
+    /// A catalog server (see `latchkey catalog ls`), run as the gateway runs it.
+    #[arg(long, conflicts_with_all = ["url", "client_id", "client_metadata_url", "scopes", "protocol_version"])]
+    server: Option<String>,
     /// The id of an OAuth client you registered with the server's authorization server; without
     /// it latchkey uses a client metadata document or registers itself, where the server allows.
     #[arg(long)]
@@ -73,6 +78,21 @@ pub fn run(command: ToolsCommand) -> Result<(), Failure> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         match command {
+            ToolsCommand::Ls { server: ServerArgs { server: Some(name), .. }, json } => {
+                let tools = catalog_upstream(paths, &name)?.list_tools().await?;
+                print_tools(&tools, json);
+                Ok(())
+            }
+            ToolsCommand::Call { server: ServerArgs { server: Some(name), .. }, tool, arguments, json } => {
+                let arguments = arguments.as_deref().map(parse_arguments).transpose()?;
+                let mut params = rmcp::model::CallToolRequestParams::new(tool.clone());
+                params.arguments = arguments;
+                match catalog_upstream(paths, &name)?.call_tool(params).await? {
+                    rmcp::model::CallToolResponse::Complete(result) => print_result(&tool, &result, json),
+                    // Input requests and tasks need an interactive MCP client, not a debugging command.
+                    _ => Err(anyhow::anyhow!("`{tool}` asked for client input or started a task, which `tools call` cannot answer; use an MCP client through `latchkey gateway run`").into()),
+                }
+            }
             ToolsCommand::Ls { server, json } => {
                 let mut upstream = connect(paths, server).await?;
                 let tools = upstream.list_tools().await;
@@ -93,8 +113,19 @@ pub fn run(command: ToolsCommand) -> Result<(), Failure> {
 
 type Upstream = RemoteUpstream<UrlCredential<Browser>>;
 
+/// The gateway's upstream for the catalog server `name`.
+fn catalog_upstream(paths: Paths, name: &str) -> anyhow::Result<Arc<crate::gateway::upstream::Upstream>> {
+    let engine = Arc::new(Engine::open(paths)?);
+    for notice in engine.notices() {
+        output::note(&notice);
+    }
+    let naming = crate::gateway::Naming { separator: None };
+    let gateway = crate::gateway::Gateway::new(engine, &[name.to_string()], naming, std::time::Duration::from_secs(60))?;
+    Ok(gateway.upstreams().next().expect("the gateway has the one server asked for").clone())
+}
+
 async fn connect(paths: Paths, args: ServerArgs) -> anyhow::Result<Upstream> {
-    let url = crate::oauth::http::endpoint_url(&args.url)?;
+    let url = crate::oauth::http::endpoint_url(args.url.as_deref().expect("clap requires --url without --server"))?;
     let protocol = args.protocol_version.as_deref().map(remote::protocol_version).transpose()?;
     let client_secret = match args.client_secret_stdin {
         true => Some(super::secret::read_value("the client secret")?),
