@@ -113,9 +113,10 @@ impl Runtime {
     }
 }
 
-/// Instances that may exist at once in the pool: concurrent hook calls beyond this wait for the
-/// on-demand path's error, so it is generous.
-const POOLED_INSTANCES: u32 = 128;
+/// Hook calls that may run at the same moment (one more fails with an error that says so). Calls
+/// take microseconds, so this is far more than a gateway's refresh loops need; each slot costs
+/// address space reserved when the engine starts.
+const POOLED_INSTANCES: u32 = 32;
 
 /// The engine's settings: fuel and epochs for the call limits, and a pooling allocator whose
 /// linear memories stay mapped between calls, so that a fresh instance costs a reset instead of
