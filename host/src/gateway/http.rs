@@ -13,6 +13,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use secrecy::{ExposeSecret, SecretString};
@@ -72,6 +73,13 @@ pub async fn serve(
 
     tracing::info!("gateway listening on http://{bound}/mcp");
     eprintln!("latchkey gateway: MCP at http://{bound}/mcp, health at http://{bound}/health");
+    // An MCP response goes out in several small writes (headers, SSE events, the last chunk); with
+    // Nagle's algorithm each waits for the client's delayed ACK, adding ~40 ms to every call.
+    let listener = listener.tap_io(|connection| {
+        if let Err(error) = connection.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY on a connection: {error}");
+        }
+    });
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
     Ok(())
 }

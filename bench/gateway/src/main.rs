@@ -1,0 +1,167 @@
+//! `gateway-bench`: times MCP `tools/call` round trips against several Streamable HTTP endpoints in
+//! one run and prints one table.
+//!
+//! The endpoints are usually proxies in front of the same stdio server (latchkey's gateway,
+//! supergateway, mcp-proxy) plus the server's own HTTP mode ("direct"); `bench/gateway/run` starts
+//! them. The machine is shared and noisy, so the targets are measured *interleaved*: every round
+//! runs one sequential batch and one concurrent batch against each target in turn (starting with a
+//! different target each round), and the numbers of all rounds are pooled. A noisy minute then
+//! hurts every target alike, and the ratios stay meaningful.
+//!
+//! Per target it reports latency (p50/p99) and throughput, sequential and with `--concurrency`
+//! calls in flight on one session; the CPU time the proxy process spent per call (and its
+//! upstream's, i.e. its descendants'), from `/proc/<pid>/stat` before and after each batch; and the
+//! proxy's peak resident memory (VmHWM) at the end.
+
+mod mcp;
+mod procfs;
+mod report;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use serde_json::{Value, json};
+
+use report::{Batch, Measured};
+
+#[derive(Parser)]
+#[command(about = "MCP tools/call round trips against Streamable HTTP endpoints, side by side")]
+struct Args {
+    /// An endpoint: `name=N,url=U,pid=P,tool=T`, plus `,direct` when P is the MCP server itself
+    /// rather than a proxy in front of it. Repeat; the first one is what ratios are relative to.
+    #[arg(long = "target", required = true)]
+    targets: Vec<String>,
+    /// Rounds; each runs one sequential and one concurrent batch per target.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// Sequential calls per target and round.
+    #[arg(long, default_value_t = 400)]
+    calls: usize,
+    /// Calls in flight in the concurrent batches (on one session).
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Calls per target and round in the concurrent batches.
+    #[arg(long, default_value_t = 800)]
+    concurrent_calls: usize,
+    /// Untimed calls per target first (start-up, JIT, connection pools).
+    #[arg(long, default_value_t = 200)]
+    warmup: usize,
+}
+
+pub struct Target {
+    pub name: String,
+    url: String,
+    pub pid: u32,
+    tool: String,
+    /// The process is the MCP server itself, not a proxy.
+    pub direct: bool,
+}
+
+impl Target {
+    fn parse(spec: &str) -> Result<Target> {
+        let (mut name, mut url, mut pid, mut tool, mut direct) = (None, None, None, None, false);
+        for part in spec.split(',') {
+            match part.split_once('=') {
+                Some(("name", value)) => name = Some(value.to_string()),
+                Some(("url", value)) => url = Some(value.to_string()),
+                Some(("pid", value)) => pid = Some(value.parse().with_context(|| format!("pid `{value}` is not a number"))?),
+                Some(("tool", value)) => tool = Some(value.to_string()),
+                None if part == "direct" => direct = true,
+                _ => bail!("`{part}` in --target {spec}: expected name=, url=, pid=, tool= or direct"),
+            }
+        }
+        let missing = |what: &str| anyhow::anyhow!("--target {spec} has no {what}=");
+        Ok(Target {
+            name: name.ok_or_else(|| missing("name"))?,
+            url: url.ok_or_else(|| missing("url"))?,
+            pid: pid.ok_or_else(|| missing("pid"))?,
+            tool: tool.ok_or_else(|| missing("tool"))?,
+            direct,
+        })
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let targets: Vec<Target> = args.targets.iter().map(|spec| Target::parse(spec)).collect::<Result<_>>()?;
+    let mut sessions = Vec::new();
+    for target in &targets {
+        let session = Arc::new(mcp::Session::open(&target.url).await?);
+        eprintln!("{}: session open, warming up with {} calls", target.name, args.warmup);
+        sequential(&session, target, args.warmup).await?;
+        concurrent(&session, target, args.warmup, args.concurrency).await?;
+        sessions.push(session);
+    }
+
+    let mut measured: Vec<Measured> = targets.iter().map(|_| Measured::default()).collect();
+    for round in 0..args.rounds {
+        eprintln!("round {}/{}", round + 1, args.rounds);
+        for offset in 0..targets.len() {
+            let index = (round + offset) % targets.len();
+            let batch = sequential(&sessions[index], &targets[index], args.calls).await?;
+            measured[index].sequential.add(batch);
+        }
+        for offset in 0..targets.len() {
+            let index = (round + offset) % targets.len();
+            let batch = concurrent(&sessions[index], &targets[index], args.concurrent_calls, args.concurrency).await?;
+            measured[index].concurrent.add(batch);
+        }
+    }
+    for (target, measured) in targets.iter().zip(&mut measured) {
+        measured.peak_kib = procfs::status_kib(target.pid, "VmHWM")?;
+        measured.rss_kib = procfs::status_kib(target.pid, "VmRSS")?;
+    }
+    print!("{}", report::render(&targets, &measured, args.concurrency, procfs::ticks_per_second()));
+    Ok(())
+}
+
+/// CPU ticks of the target process and of its descendants (its upstream server).
+fn cpu(target: &Target) -> Result<(u64, u64)> {
+    let own = procfs::cpu_ticks(target.pid)?;
+    // A descendant that exits between listing and reading simply stops counting.
+    let children = procfs::descendants(target.pid).into_iter().filter_map(|pid| procfs::cpu_ticks(pid).ok()).sum();
+    Ok((own, children))
+}
+
+async fn call(session: &mcp::Session, target: &Target, n: usize) -> Result<Duration> {
+    let message = format!("bench {n}");
+    let started = Instant::now();
+    let (result, arrived) = session.call_tool(&target.tool, json!({"message": message})).await?;
+    let text = result.pointer("/content/0/text").and_then(Value::as_str).unwrap_or_default();
+    if text != format!("Echo: {message}") {
+        bail!("{}: {} answered {result} to `{message}`", target.name, target.tool);
+    }
+    Ok(arrived - started)
+}
+
+async fn sequential(session: &mcp::Session, target: &Target, calls: usize) -> Result<Batch> {
+    let before = cpu(target)?;
+    let started = Instant::now();
+    let mut latencies = Vec::with_capacity(calls);
+    for n in 0..calls {
+        latencies.push(call(session, target, n).await?);
+    }
+    Batch::new(latencies, started.elapsed(), before, cpu(target)?)
+}
+
+async fn concurrent(session: &Arc<mcp::Session>, target: &Target, calls: usize, in_flight: usize) -> Result<Batch> {
+    let before = cpu(target)?;
+    let started = Instant::now();
+    let next = AtomicUsize::new(0);
+    let workers = (0..in_flight).map(|_| async {
+        let mut latencies = Vec::new();
+        loop {
+            let n = next.fetch_add(1, Ordering::Relaxed);
+            if n >= calls {
+                return Ok::<_, anyhow::Error>(latencies);
+            }
+            latencies.push(call(session, target, n).await?);
+        }
+    });
+    let latencies = futures::future::try_join_all(workers).await?.into_iter().flatten().collect();
+    Batch::new(latencies, started.elapsed(), before, cpu(target)?)
+}
