@@ -55,8 +55,9 @@ fn assert_refused(name: &str, bytes: &[u8], cause: &[&str], expected: impl Fn(&P
     let dropped = home.drop_in(name, bytes);
     let dropped_text = dropped.to_str().unwrap();
     let (runtime, registry) = home.load();
-    assert_eq!(registry.failures().len(), 1, "{:?}", registry.failures());
-    let failure = &registry.failures()[0];
+    let failures = registry.failures();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    let failure = &failures[0];
     assert_eq!(failure.origin, Origin::File(dropped.clone()));
     assert!(expected(&failure.problem), "unexpected problem: {:?}", failure.problem);
     let ids = |registry: &Registry| registry.providers().map(|provider| provider.id().to_string()).collect::<Vec<_>>();
@@ -183,6 +184,21 @@ fn info_that_returns_oversized_output() {
 }
 
 #[test]
+fn built_ins_load_when_first_used() {
+    let home = Home::new();
+    let (_runtime, registry) = home.load();
+    assert_eq!(registry.loaded().count(), 0, "a fresh registry loaded built-ins nobody asked for");
+    assert!(registry.contains("google") && !registry.contains("acme"));
+    assert_eq!(registry.get("google").unwrap().id(), "google");
+    let loaded: Vec<&str> = registry.loaded().map(|provider| provider.id()).collect();
+    assert_eq!(loaded, ["google"]);
+    // Matching an issuer asks the providers in turn, so every built-in has been loaded by a miss.
+    assert!(registry.match_issuer("https://id.example.com").is_none());
+    assert_eq!(registry.loaded().count(), registry.providers().count());
+    assert!(registry.failures().is_empty(), "{:?}", registry.failures());
+}
+
+#[test]
 fn a_drop_in_with_a_built_in_id_overrides_it() {
     let home = Home::new();
     let dropped = home.drop_in("my-standard.wasm", &fixture("rogue", "claims-standard"));
@@ -210,7 +226,8 @@ fn a_second_drop_in_with_the_same_id_is_refused() {
     let second = home.drop_in("b-rogue.wasm", &rogue);
     let (_runtime, registry) = home.load();
     assert_eq!(registry.get("rogue").unwrap().origin(), &Origin::File(first.clone()));
-    let [failure] = registry.failures() else { panic!("expected one failure: {:?}", registry.failures()) };
+    let failures = registry.failures();
+    let [failure] = failures.as_slice() else { panic!("expected one failure: {failures:?}") };
     assert_eq!(failure.origin, Origin::File(second.clone()));
     assert!(
         matches!(&failure.problem, Problem::DuplicateId { id, first: taken } if id == "rogue" && *taken == Origin::File(first.clone())),

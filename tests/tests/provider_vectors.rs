@@ -20,6 +20,8 @@ fn registry() -> &'static Registry {
         .get_or_init(|| {
             let runtime = Runtime::new(None, Limits::default()).expect("a provider runtime");
             let registry = Registry::load(&runtime, None);
+            // Built-ins load when first used: load them all now, so that a broken one shows here.
+            assert!(registry.providers().count() > 0);
             let failures: Vec<String> = registry.failures().iter().map(|failure| failure.to_string()).collect();
             assert!(failures.is_empty(), "built-in providers failed to load:\n{}", failures.join("\n"));
             (runtime, registry)

@@ -32,14 +32,15 @@ pub use bindings::{
 };
 pub use error::{Origin, PluginError, Problem};
 pub use provider::{CallError, Provider};
-pub use registry::{Registry, UnknownProvider};
+pub use registry::{LookupError, Registry, UnknownProvider};
 pub use runtime::Runtime;
 pub use sandbox::Limits;
 pub use watch::LiveRegistry;
 
 use crate::paths::Paths;
 
-/// The runtime with the user's compiled-code cache, and the registry of built-ins and drop-ins.
+/// The runtime with the user's compiled-code cache, and the registry of built-ins (loaded when first
+/// used) and drop-ins.
 pub fn load(paths: &Paths) -> anyhow::Result<(Arc<Runtime>, Registry)> {
     let runtime = Runtime::new(Some(paths.compiled_dir()), Limits::default())?;
     let registry = Registry::load(&runtime, Some(&paths.providers_dir()));

@@ -3,23 +3,48 @@
 //! says so); a drop-in that fails to load is reported with its file and cause, and every other
 //! provider keeps working. A long-running process swaps in a [`Registry::reloaded`] one when the
 //! folder changes (see [`super::watch`]).
+//!
+//! Built-ins are loaded the first time they are asked for, not when the registry is: each one
+//! costs a map of its compiled code, an `InstancePre` and an `info()` call, and most processes
+//! need one provider or none (a gateway in front of servers without OAuth needs none, and loading
+//! all 23 took its memory from under 30 MB to over 70 MB). A built-in's id is its name in the
+//! build, so it can be found without loading it. Drop-ins are loaded with the registry: their id
+//! is only known from their `info()`, and a broken file should be reported at once.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use super::builtin::BUILT_IN;
 use super::error::{Origin, PluginError, Problem};
 use super::provider::Provider;
 use super::runtime::Runtime;
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Registry {
-    providers: BTreeMap<String, Provider>,
+    /// Every built-in, loaded or not; shared with the registries that replace this one on a
+    /// reload, so a built-in is loaded once per process.
+    built_ins: Arc<[Arc<BuiltIn>]>,
+    /// What each id resolves to: its built-in, or the drop-in that has the id.
+    entries: BTreeMap<String, Entry>,
     /// Things the user should know that are not failures (a drop-in overriding a built-in).
     notices: Vec<String>,
     /// Drop-ins that could not be loaded.
-    failures: Vec<Arc<PluginError>>,
+    dropin_failures: Vec<Arc<PluginError>>,
+}
+
+#[derive(Clone)]
+enum Entry {
+    BuiltIn(Arc<BuiltIn>),
+    DropIn(Provider),
+}
+
+/// A built-in provider, loaded on first use.
+struct BuiltIn {
+    runtime: Arc<Runtime>,
+    name: &'static str,
+    bytes: &'static [u8],
+    loaded: OnceLock<Result<Provider, Arc<PluginError>>>,
 }
 
 /// Asked for a provider id that nothing provides.
@@ -31,18 +56,75 @@ pub struct UnknownProvider {
     pub dropin_dir: String,
 }
 
-impl Registry {
-    /// The built-ins, then every `*.wasm` in `dropin_dir` (in name order), when given.
-    pub fn load(runtime: &Arc<Runtime>, dropin_dir: Option<&Path>) -> Registry {
-        let mut registry = Registry::default();
-        for (name, bytes) in BUILT_IN {
-            // A built-in that does not load is a bug in this build, not a user error; report it
-            // like any other failure rather than refusing to start.
-            match Provider::load(runtime, Origin::BuiltIn((*name).to_string()), bytes) {
-                Ok(provider) => registry.insert(provider),
-                Err(error) => registry.fail(error),
-            }
+/// Why [`Registry::get`] has no provider to give.
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    #[error(transparent)]
+    Unknown(#[from] UnknownProvider),
+    /// A built-in that does not load: a bug in this build, shown with its cause.
+    #[error(transparent)]
+    NotLoaded(Arc<PluginError>),
+}
+
+impl BuiltIn {
+    fn provider(&self) -> Result<&Provider, &Arc<PluginError>> {
+        self.loaded
+            .get_or_init(|| {
+                let loaded = self.load();
+                if let Err(error) = &loaded {
+                    tracing::debug!("not loaded: {error}");
+                }
+                loaded.map_err(Arc::new)
+            })
+            .as_ref()
+    }
+
+    fn load(&self) -> Result<Provider, PluginError> {
+        let origin = Origin::BuiltIn(self.name.to_string());
+        let provider = Provider::load(&self.runtime, origin.clone(), self.bytes)?;
+        if provider.id() != self.name {
+            let message = format!("it declares the id `{}`, but is built in as `{}`", provider.id(), self.name);
+            return Err(PluginError::new(&origin, Problem::Invalid(message)));
         }
+        Ok(provider)
+    }
+
+    /// The provider, if it has been loaded already.
+    fn loaded(&self) -> Option<&Provider> {
+        self.loaded.get().and_then(|loaded| loaded.as_ref().ok())
+    }
+}
+
+impl Entry {
+    fn provider(&self) -> Result<&Provider, &Arc<PluginError>> {
+        match self {
+            Entry::BuiltIn(built_in) => built_in.provider(),
+            Entry::DropIn(provider) => Ok(provider),
+        }
+    }
+
+    fn loaded(&self) -> Option<&Provider> {
+        match self {
+            Entry::BuiltIn(built_in) => built_in.loaded(),
+            Entry::DropIn(provider) => Some(provider),
+        }
+    }
+}
+
+impl Registry {
+    /// The built-ins (not loaded yet), then every `*.wasm` in `dropin_dir` (in name order), when
+    /// given.
+    pub fn load(runtime: &Arc<Runtime>, dropin_dir: Option<&Path>) -> Registry {
+        let built_ins = BUILT_IN
+            .iter()
+            .map(|(name, bytes)| Arc::new(BuiltIn { runtime: runtime.clone(), name, bytes, loaded: OnceLock::new() }))
+            .collect();
+        Registry::with_dropins(built_ins, runtime, dropin_dir)
+    }
+
+    fn with_dropins(built_ins: Arc<[Arc<BuiltIn>]>, runtime: &Arc<Runtime>, dropin_dir: Option<&Path>) -> Registry {
+        let entries = built_ins.iter().map(|built_in| (built_in.name.to_string(), Entry::BuiltIn(built_in.clone()))).collect();
+        let mut registry = Registry { built_ins, entries, notices: Vec::new(), dropin_failures: Vec::new() };
         if let Some(dir) = dropin_dir {
             for path in dropin_files(dir) {
                 registry.load_dropin(runtime, path);
@@ -55,11 +137,15 @@ impl Registry {
     /// file fails to load now keeps the provider it gave before, so a broken build or a
     /// half-written copy never takes a working provider away. The failure is still reported.
     pub fn reloaded(&self, runtime: &Arc<Runtime>, dropin_dir: &Path) -> Registry {
-        let mut fresh = Registry::load(runtime, Some(dropin_dir));
-        let broken: Vec<Origin> = fresh.failures.iter().map(|failure| failure.origin.clone()).collect();
-        for previous in self.providers.values().filter(|provider| broken.contains(provider.origin())) {
+        let mut fresh = Registry::with_dropins(self.built_ins.clone(), runtime, Some(dropin_dir));
+        let broken: Vec<Origin> = fresh.dropin_failures.iter().map(|failure| failure.origin.clone()).collect();
+        let previous_dropins = self.entries.values().filter_map(|entry| match entry {
+            Entry::DropIn(provider) => Some(provider),
+            Entry::BuiltIn(_) => None,
+        });
+        for previous in previous_dropins.filter(|provider| broken.contains(provider.origin())) {
             // Another drop-in that loaded now owns the id: the user's folder decides, not history.
-            let owned_by_dropin = fresh.providers.get(previous.id()).is_some_and(|now| matches!(now.origin(), Origin::File(_)));
+            let owned_by_dropin = matches!(fresh.entries.get(previous.id()), Some(Entry::DropIn(_)));
             if !owned_by_dropin {
                 fresh.notices.push(format!(
                     "{} did not load; keeping provider `{}` {} as it was before the file changed",
@@ -67,7 +153,7 @@ impl Registry {
                     previous.id(),
                     previous.info().version
                 ));
-                fresh.insert(previous.clone());
+                fresh.entries.insert(previous.id().to_string(), Entry::DropIn(previous.clone()));
             }
         }
         fresh
@@ -80,56 +166,62 @@ impl Registry {
             .and_then(|bytes| Provider::load(runtime, origin.clone(), &bytes));
         let provider = match loaded {
             Ok(provider) => provider,
-            Err(error) => return self.fail(error),
+            Err(error) => {
+                // Kept for the caller to show (`failures()`); logging it here as well would show
+                // it twice.
+                tracing::debug!("not loaded: {error}");
+                return self.dropin_failures.push(Arc::new(error));
+            }
         };
-        match self.providers.get(provider.id()) {
-            Some(existing) if matches!(existing.origin(), Origin::BuiltIn(_)) => {
+        match self.entries.get(provider.id()) {
+            Some(Entry::BuiltIn(built_in)) => {
+                let replaced = match built_in.provider() {
+                    Ok(existing) => format!("`{}` {}", existing.id(), existing.info().version),
+                    Err(_) => format!("`{}`", built_in.name),
+                };
                 let notice = format!(
-                    "{} (provider `{}` {}) overrides the built-in `{}` {}",
+                    "{} (provider `{}` {}) overrides the built-in {replaced}",
                     path.display(),
                     provider.id(),
-                    provider.info().version,
-                    existing.id(),
-                    existing.info().version
+                    provider.info().version
                 );
                 tracing::info!("{notice}");
                 self.notices.push(notice);
-                self.insert(provider);
+                self.entries.insert(provider.id().to_string(), Entry::DropIn(provider));
             }
-            Some(existing) => {
+            Some(Entry::DropIn(existing)) => {
                 let problem = Problem::DuplicateId { id: provider.id().to_string(), first: existing.origin().clone() };
-                self.fail(PluginError::new(&Origin::File(path), problem));
+                self.dropin_failures.push(Arc::new(PluginError::new(&Origin::File(path), problem)));
             }
-            None => self.insert(provider),
+            None => {
+                self.entries.insert(provider.id().to_string(), Entry::DropIn(provider));
+            }
         }
     }
 
-    /// Keep a failure for the caller to show (`failures()`); logging it here as well would show
-    /// it twice.
-    fn fail(&mut self, error: PluginError) {
-        tracing::debug!("not loaded: {error}");
-        self.failures.push(Arc::new(error));
-    }
-
-    fn insert(&mut self, provider: Provider) {
-        self.providers.insert(provider.id().to_string(), provider);
-    }
-
-    /// The provider called `id`.
-    pub fn get(&self, id: &str) -> Result<&Provider, UnknownProvider> {
-        self.providers.get(id).ok_or_else(|| UnknownProvider {
+    /// The provider called `id`, loading it if it is a built-in not used yet.
+    pub fn get(&self, id: &str) -> Result<&Provider, LookupError> {
+        let entry = self.entries.get(id).ok_or_else(|| UnknownProvider {
             id: id.to_string(),
-            known: self.providers.keys().cloned().collect::<Vec<_>>().join(", "),
+            known: self.entries.keys().cloned().collect::<Vec<_>>().join(", "),
             dropin_dir: crate::paths::Paths::discover()
                 .map(|paths| paths.providers_dir().display().to_string())
                 .unwrap_or_else(|_| "the providers folder".into()),
-        })
+        })?;
+        entry.provider().map_err(|error| LookupError::NotLoaded(error.clone()))
     }
 
-    /// The provider that declares `issuer`, exactly or by a prefix ending in `/`.
+    /// Whether some provider has the id `id` (without loading it).
+    pub fn contains(&self, id: &str) -> bool {
+        self.entries.contains_key(id)
+    }
+
+    /// The provider that declares `issuer`, exactly or by a prefix ending in `/`. Issuers are
+    /// declared in `info()`, so this loads the providers not loaded yet until one matches; the
+    /// ones already loaded are asked first.
     pub fn match_issuer(&self, issuer: &str) -> Option<&Provider> {
         let issuer = issuer.trim_end_matches('/');
-        self.providers.values().find(|provider| {
+        let declares = |provider: &&Provider| {
             provider.info().issuers.iter().any(|declared| {
                 if declared.ends_with('/') {
                     issuer.starts_with(declared.as_str()) || issuer == declared.trim_end_matches('/')
@@ -137,20 +229,29 @@ impl Registry {
                     issuer == declared.trim_end_matches('/')
                 }
             })
-        })
+        };
+        self.loaded().find(declares).or_else(|| self.providers().find(declares))
     }
 
-    /// Every provider, by id.
+    /// Every provider, by id, loading the built-ins not used yet. A built-in that fails to load
+    /// is left out and shows in [`Registry::failures`].
     pub fn providers(&self) -> impl Iterator<Item = &Provider> {
-        self.providers.values()
+        self.entries.values().filter_map(|entry| entry.provider().ok())
+    }
+
+    /// The providers loaded so far, by id; loads nothing.
+    pub fn loaded(&self) -> impl Iterator<Item = &Provider> {
+        self.entries.values().filter_map(Entry::loaded)
     }
 
     pub fn notices(&self) -> &[String] {
         &self.notices
     }
 
-    pub fn failures(&self) -> &[Arc<PluginError>] {
-        &self.failures
+    /// The drop-ins that did not load, then the built-ins that failed when they were first used.
+    pub fn failures(&self) -> Vec<Arc<PluginError>> {
+        let built_ins = self.built_ins.iter().filter_map(|built_in| built_in.loaded.get()?.as_ref().err().cloned());
+        self.dropin_failures.iter().cloned().chain(built_ins).collect()
     }
 }
 

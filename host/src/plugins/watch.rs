@@ -19,6 +19,8 @@ use std::time::Duration;
 use anyhow::Context;
 use notify::{EventKind, RecursiveMode, Watcher as _};
 
+use super::error::Origin;
+use super::provider::Provider;
 use super::registry::Registry;
 use super::runtime::Runtime;
 
@@ -120,15 +122,27 @@ fn affects_providers(event: &notify::Result<notify::Event>) -> bool {
         })
 }
 
+/// What the reload changed, among the providers loaded so far (a built-in that nothing has used
+/// yet is not loaded just to say that it is still there).
 fn log_changes(before: &Registry, after: &Registry) {
-    for provider in after.providers() {
-        let previous = before.get(provider.id()).ok();
+    for provider in after.loaded() {
+        let previous = before.loaded().find(|previous| previous.id() == provider.id());
         if previous.is_none_or(|previous| previous.sha256() != provider.sha256()) {
             tracing::info!("provider `{}` {} loaded from {}", provider.id(), provider.info().version, provider.origin());
         }
     }
-    for provider in before.providers().filter(|provider| after.get(provider.id()).is_err()) {
-        tracing::info!("provider `{}` removed ({} is gone)", provider.id(), provider.origin());
+    let gone = |provider: &&Provider| matches!(provider.origin(), Origin::File(_)) && !after.loaded().any(|now| now.origin() == provider.origin());
+    for provider in before.loaded().filter(gone) {
+        // Another loaded provider with the id was logged above; otherwise the id is either gone
+        // or back to its built-in, which loads when next used.
+        if after.loaded().any(|now| now.id() == provider.id()) {
+            continue;
+        }
+        if after.contains(provider.id()) {
+            tracing::info!("provider `{}`: {} is gone; the built-in is used again", provider.id(), provider.origin());
+        } else {
+            tracing::info!("provider `{}` removed ({} is gone)", provider.id(), provider.origin());
+        }
     }
     for failure in after.failures() {
         tracing::warn!("provider not loaded: {failure}");
