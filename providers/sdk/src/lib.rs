@@ -33,6 +33,7 @@
 //! logic can be unit-tested with `cargo test` as well as through the host's sandbox.
 
 pub mod body;
+pub mod common;
 mod config;
 pub mod shape;
 pub mod standard;
