@@ -29,8 +29,9 @@ impl Provider for Asana {
     }
 
     fn configure(config: &Config) -> Result<Flow, String> {
-        Ok(Flow {
-            endpoints: Endpoints {
+        common::registered_app(
+            config,
+            Endpoints {
                 issuer: Some("https://app.asana.com/api/1.0".into()),
                 authorization: "https://app.asana.com/-/oauth_authorize".into(),
                 token: "https://app.asana.com/-/oauth_token".into(),
@@ -38,13 +39,10 @@ impl Provider for Asana {
                 revocation: Some(RevocationEndpoint { url: "https://app.asana.com/-/oauth_revoke".into(), client_auth: ClientAuth::Post }),
                 userinfo: Some("https://app.asana.com/api/1.0/openid_connect/userinfo".into()),
             },
-            scope_separator: " ".into(),
-            pkce: Pkce::Supported,
-            client_auth: ClientAuth::Post,
-            refresh: RefreshPolicy::KeepPrevious,
-            redirect: shape::fixed_port_loopback(config, "localhost")?,
-            send_resource: false,
-        })
+            Pkce::Supported,
+            ClientAuth::Post,
+            RefreshPolicy::KeepPrevious,
+        )
     }
 
     fn read_token_response(context: &TokenContext, response: &HttpResponse) -> Result<TokenSet, Failure> {

@@ -46,8 +46,9 @@ impl Provider for Atlassian {
     }
 
     fn configure(config: &Config) -> Result<Flow, String> {
-        Ok(Flow {
-            endpoints: Endpoints {
+        common::registered_app(
+            config,
+            Endpoints {
                 issuer: Some("https://auth.atlassian.com".into()),
                 authorization: "https://auth.atlassian.com/authorize".into(),
                 token: "https://auth.atlassian.com/oauth/token".into(),
@@ -55,21 +56,16 @@ impl Provider for Atlassian {
                 revocation: Some(RevocationEndpoint { url: "https://auth.atlassian.com/oauth/revoke".into(), client_auth: ClientAuth::Post }),
                 userinfo: Some("https://api.atlassian.com/me".into()),
             },
-            scope_separator: " ".into(),
-            pkce: Pkce::Supported,
-            client_auth: ClientAuth::Post,
-            refresh: RefreshPolicy::RotateSingleUse,
-            redirect: shape::fixed_port_loopback(config, "localhost")?,
-            send_resource: false,
-        })
+            Pkce::Supported,
+            ClientAuth::Post,
+            RefreshPolicy::RotateSingleUse,
+        )
     }
 
     fn authorize_params(scopes: &[String], config: &Config) -> Result<Params, String> {
         let mut params = standard::scope_param(&shape::with_scope(scopes, OFFLINE_ACCESS), " ");
         params.push(("audience".into(), "api.atlassian.com".into()));
-        if let Some(prompt) = config.get("prompt").filter(|prompt| !prompt.is_empty()) {
-            params.push(("prompt".into(), prompt.into()));
-        }
+        common::pass_through(&mut params, config, &["prompt"]);
         Ok(params)
     }
 

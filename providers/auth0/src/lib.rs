@@ -61,8 +61,9 @@ impl Provider for Auth0 {
     fn configure(config: &Config) -> Result<Flow, String> {
         let domain = config.host("domain", "example.us.auth0.com")?;
         let base = format!("https://{domain}");
-        Ok(Flow {
-            endpoints: Endpoints {
+        common::registered_app(
+            config,
+            Endpoints {
                 issuer: Some(format!("{base}/")),
                 authorization: format!("{base}/authorize"),
                 token: format!("{base}/oauth/token"),
@@ -70,22 +71,15 @@ impl Provider for Auth0 {
                 revocation: Some(RevocationEndpoint { url: format!("{base}/oauth/revoke"), client_auth: ClientAuth::Post }),
                 userinfo: Some(format!("{base}/userinfo")),
             },
-            scope_separator: " ".into(),
-            pkce: Pkce::Supported,
-            client_auth: ClientAuth::Post,
-            refresh: RefreshPolicy::RotateSingleUse,
-            redirect: shape::fixed_port_loopback(config, "localhost")?,
-            send_resource: false,
-        })
+            Pkce::Supported,
+            ClientAuth::Post,
+            RefreshPolicy::RotateSingleUse,
+        )
     }
 
     fn authorize_params(scopes: &[String], config: &Config) -> Result<Params, String> {
         let mut params = standard::scope_param(&shape::with_scope(scopes, OFFLINE_ACCESS), " ");
-        for key in ["audience", "connection", "organization"] {
-            if let Some(value) = config.get(key).filter(|value| !value.is_empty()) {
-                params.push((key.into(), value.into()));
-            }
-        }
+        common::pass_through(&mut params, config, &["audience", "connection", "organization"]);
         Ok(params)
     }
 

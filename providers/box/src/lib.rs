@@ -32,8 +32,9 @@ impl Provider for BoxProvider {
     }
 
     fn configure(config: &Config) -> Result<Flow, String> {
-        Ok(Flow {
-            endpoints: Endpoints {
+        common::registered_app(
+            config,
+            Endpoints {
                 issuer: None,
                 authorization: "https://account.box.com/api/oauth2/authorize".into(),
                 token: "https://api.box.com/oauth2/token".into(),
@@ -41,13 +42,10 @@ impl Provider for BoxProvider {
                 revocation: Some(RevocationEndpoint { url: "https://api.box.com/oauth2/revoke".into(), client_auth: ClientAuth::Post }),
                 userinfo: None,
             },
-            scope_separator: " ".into(),
-            pkce: Pkce::Unsupported,
-            client_auth: ClientAuth::Post,
-            refresh: RefreshPolicy::RotateSingleUse,
-            redirect: shape::fixed_port_loopback(config, "localhost")?,
-            send_resource: false,
-        })
+            Pkce::Unsupported,
+            ClientAuth::Post,
+            RefreshPolicy::RotateSingleUse,
+        )
     }
 
     fn read_token_response(context: &TokenContext, response: &HttpResponse) -> Result<TokenSet, Failure> {

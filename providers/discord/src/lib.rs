@@ -41,8 +41,9 @@ impl Provider for Discord {
     }
 
     fn configure(config: &Config) -> Result<Flow, String> {
-        Ok(Flow {
-            endpoints: Endpoints {
+        common::registered_app(
+            config,
+            Endpoints {
                 issuer: None,
                 authorization: "https://discord.com/oauth2/authorize".into(),
                 token: "https://discord.com/api/oauth2/token".into(),
@@ -53,13 +54,10 @@ impl Provider for Discord {
                 }),
                 userinfo: None,
             },
-            scope_separator: " ".into(),
-            pkce: Pkce::Supported,
-            client_auth: ClientAuth::Basic,
-            refresh: RefreshPolicy::RotateSingleUse,
-            redirect: shape::fixed_port_loopback(config, "localhost")?,
-            send_resource: false,
-        })
+            Pkce::Supported,
+            ClientAuth::Basic,
+            RefreshPolicy::RotateSingleUse,
+        )
     }
 
     fn authorize_params(scopes: &[String], config: &Config) -> Result<Params, String> {
@@ -72,9 +70,7 @@ impl Provider for Discord {
                 params.push((key.into(), value.into()));
             }
         }
-        if let Some(prompt) = config.get("prompt").filter(|prompt| !prompt.is_empty()) {
-            params.push(("prompt".into(), prompt.into()));
-        }
+        common::pass_through(&mut params, config, &["prompt"]);
         Ok(params)
     }
 

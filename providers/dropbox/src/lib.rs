@@ -31,6 +31,9 @@ pub struct Dropbox;
 /// Errors of the revoke RPC that mean the token is already unusable.
 const ALREADY_REVOKED: &[&str] = &["invalid_access_token", "expired_access_token", "user_suspended"];
 
+const REFRESH_TOKEN_REFUSED: &str = "Dropbox revokes a grant through one of its access tokens, not its refresh token; \
+                                     remove the app at https://www.dropbox.com/account/connected_apps to end the grant";
+
 impl Provider for Dropbox {
     fn info() -> ProviderInfo {
         ProviderInfo {
@@ -57,17 +60,15 @@ impl Provider for Dropbox {
     }
 
     fn configure(config: &Config) -> Result<Flow, String> {
-        match config.get_or("token_access_type", "offline") {
-            "offline" | "online" => {}
-            other => return Err(format!("config key `token_access_type` must be `offline` or `online`, not `{other}`")),
-        }
-        match config.get("include_granted_scopes") {
-            None | Some("user" | "team") => {}
-            Some(other) => return Err(format!("config key `include_granted_scopes` must be `user` or `team`, not `{other}`")),
+        common::one_of(config, "token_access_type", "offline", &["offline", "online"])?;
+        // Optional, so checked only when set (the default given here is never read).
+        if config.get("include_granted_scopes").is_some() {
+            common::one_of(config, "include_granted_scopes", "user", &["user", "team"])?;
         }
         config.flag("force_reapprove")?;
-        Ok(Flow {
-            endpoints: Endpoints {
+        common::registered_app(
+            config,
+            Endpoints {
                 issuer: Some("https://www.dropbox.com".into()),
                 authorization: "https://www.dropbox.com/oauth2/authorize".into(),
                 token: "https://api.dropboxapi.com/oauth2/token".into(),
@@ -78,13 +79,10 @@ impl Provider for Dropbox {
                 }),
                 userinfo: None,
             },
-            scope_separator: " ".into(),
-            pkce: Pkce::Supported,
-            client_auth: ClientAuth::Post,
-            refresh: RefreshPolicy::KeepPrevious,
-            redirect: shape::fixed_port_loopback(config, "localhost")?,
-            send_resource: false,
-        })
+            Pkce::Supported,
+            ClientAuth::Post,
+            RefreshPolicy::KeepPrevious,
+        )
     }
 
     fn authorize_params(scopes: &[String], config: &Config) -> Result<Params, String> {
@@ -101,20 +99,12 @@ impl Provider for Dropbox {
     }
 
     /// The revoke RPC takes the access token as its bearer credential and no body.
-    fn prepare_request(context: &TokenContext, mut request: HttpRequest) -> Result<HttpRequest, String> {
-        if context.kind != RequestKind::Revocation {
-            return Ok(request);
-        }
-        let (token, hint) = shape::revocation_token(&request)?;
-        if hint == "refresh_token" {
-            return Err("Dropbox revokes a grant through one of its access tokens, not its refresh token; remove the \
-                        app at https://www.dropbox.com/account/connected_apps to end the grant"
-                .into());
-        }
-        request.body = Vec::new();
-        request.headers.retain(|(name, _)| !name.eq_ignore_ascii_case("content-type"));
-        standard::set_header(&mut request, "authorization", &format!("Bearer {token}"));
-        Ok(request)
+    fn prepare_request(context: &TokenContext, request: HttpRequest) -> Result<HttpRequest, String> {
+        common::reshape_revocation(context, request, "refresh_token", REFRESH_TOKEN_REFUSED, |mut request, token| {
+            common::without_body(&mut request);
+            standard::set_header(&mut request, "authorization", &format!("Bearer {token}"));
+            request
+        })
     }
 
     fn read_token_response(context: &TokenContext, response: &HttpResponse) -> Result<TokenSet, Failure> {

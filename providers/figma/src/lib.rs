@@ -34,8 +34,9 @@ impl Provider for Figma {
     }
 
     fn configure(config: &Config) -> Result<Flow, String> {
-        Ok(Flow {
-            endpoints: Endpoints {
+        common::registered_app(
+            config,
+            Endpoints {
                 issuer: None,
                 authorization: "https://www.figma.com/oauth".into(),
                 token: "https://api.figma.com/v1/oauth/token".into(),
@@ -43,13 +44,10 @@ impl Provider for Figma {
                 revocation: None,
                 userinfo: None,
             },
-            scope_separator: " ".into(),
-            pkce: Pkce::Supported,
-            client_auth: ClientAuth::Basic,
-            refresh: RefreshPolicy::KeepPrevious,
-            redirect: shape::fixed_port_loopback(config, "localhost")?,
-            send_resource: false,
-        })
+            Pkce::Supported,
+            ClientAuth::Basic,
+            RefreshPolicy::KeepPrevious,
+        )
     }
 
     fn read_token_response(context: &TokenContext, response: &HttpResponse) -> Result<TokenSet, Failure> {

@@ -74,10 +74,9 @@ enum AppType {
 
 impl AppType {
     fn from_config(config: &Config) -> Result<AppType, String> {
-        match config.get_or("app_type", "oauth-app") {
-            "oauth-app" => Ok(AppType::OAuthApp),
+        match common::one_of(config, "app_type", "oauth-app", &["oauth-app", "github-app"])? {
             "github-app" => Ok(AppType::GitHubApp),
-            other => Err(format!("config key `app_type` must be `oauth-app` or `github-app`, not `{other}`")),
+            _ => Ok(AppType::OAuthApp),
         }
     }
 }
@@ -153,11 +152,7 @@ impl Provider for GitHub {
             }
             _ => standard::scope_param(scopes, " "),
         };
-        for key in ["login", "allow_signup", "prompt"] {
-            if let Some(value) = config.get(key).filter(|value| !value.is_empty()) {
-                params.push((key.into(), value.into()));
-            }
-        }
+        common::pass_through(&mut params, config, &["login", "allow_signup", "prompt"]);
         Ok(params)
     }
 

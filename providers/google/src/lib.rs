@@ -86,11 +86,7 @@ impl Provider for Google {
         let mut params = standard::scope_param(scopes, " ");
         params.push(("access_type".into(), "offline".into()));
         params.push(("include_granted_scopes".into(), "true".into()));
-        for key in ["prompt", "login_hint", "hd"] {
-            if let Some(value) = config.get(key).filter(|value| !value.is_empty()) {
-                params.push((key.into(), value.into()));
-            }
-        }
+        common::pass_through(&mut params, config, &["prompt", "login_hint", "hd"]);
         Ok(params)
     }
 

@@ -22,6 +22,8 @@ use latchkey_provider_sdk::*;
 
 pub struct HubSpot;
 
+const ACCESS_TOKEN_REFUSED: &str = "HubSpot can only revoke refresh tokens; its access tokens expire within 30 minutes";
+
 const BAD_APP: &str = "HubSpot rejected the app's credentials or redirect URL: check the client id, secret and redirect URL";
 
 /// HubSpot's `status` codes, from its OAuth errors.
@@ -55,8 +57,9 @@ impl Provider for HubSpot {
     }
 
     fn configure(config: &Config) -> Result<Flow, String> {
-        Ok(Flow {
-            endpoints: Endpoints {
+        common::registered_app(
+            config,
+            Endpoints {
                 issuer: None,
                 authorization: "https://app.hubspot.com/oauth/authorize".into(),
                 token: "https://api.hubapi.com/oauth/v1/token".into(),
@@ -67,13 +70,10 @@ impl Provider for HubSpot {
                 }),
                 userinfo: None,
             },
-            scope_separator: " ".into(),
-            pkce: Pkce::Supported,
-            client_auth: ClientAuth::Post,
-            refresh: RefreshPolicy::KeepPrevious,
-            redirect: shape::fixed_port_loopback(config, "localhost")?,
-            send_resource: false,
-        })
+            Pkce::Supported,
+            ClientAuth::Post,
+            RefreshPolicy::KeepPrevious,
+        )
     }
 
     fn authorize_params(scopes: &[String], config: &Config) -> Result<Params, String> {
@@ -85,20 +85,13 @@ impl Provider for HubSpot {
     }
 
     /// Revocation deletes the refresh token named in the path.
-    fn prepare_request(context: &TokenContext, mut request: HttpRequest) -> Result<HttpRequest, String> {
-        if context.kind != RequestKind::Revocation {
-            return Ok(request);
-        }
-        let (token, hint) = shape::revocation_token(&request)?;
-        if hint == "access_token" {
-            return Err("HubSpot can only revoke refresh tokens; its access tokens expire within 30 minutes".into());
-        }
-        let segment = path_segment(&token);
-        request.method = "DELETE".into();
-        request.url = format!("{}/{segment}", request.url.trim_end_matches('/'));
-        request.body = Vec::new();
-        request.headers.retain(|(name, _)| !name.eq_ignore_ascii_case("content-type"));
-        Ok(request)
+    fn prepare_request(context: &TokenContext, request: HttpRequest) -> Result<HttpRequest, String> {
+        common::reshape_revocation(context, request, "access_token", ACCESS_TOKEN_REFUSED, |mut request, token| {
+            request.method = "DELETE".into();
+            request.url = format!("{}/{}", request.url.trim_end_matches('/'), path_segment(&token));
+            common::without_body(&mut request);
+            request
+        })
     }
 
     fn read_token_response(context: &TokenContext, response: &HttpResponse) -> Result<TokenSet, Failure> {
@@ -107,10 +100,7 @@ impl Provider for HubSpot {
     }
 
     fn read_revocation_response(response: &HttpResponse) -> Result<(), Failure> {
-        if (200..300).contains(&response.status) {
-            return Ok(());
-        }
-        standard::success_fields(response, hubspot_error).map(|_| ())
+        common::read_revocation_with(response, hubspot_error)
     }
 }
 

@@ -41,20 +41,21 @@ impl Provider for Linear {
     fn configure(config: &Config) -> Result<Flow, String> {
         actor(config)?;
         Ok(Flow {
-            endpoints: Endpoints {
-                issuer: None,
-                authorization: "https://linear.app/oauth/authorize".into(),
-                token: "https://api.linear.app/oauth/token".into(),
-                refresh: None,
-                revocation: Some(RevocationEndpoint { url: "https://api.linear.app/oauth/revoke".into(), client_auth: ClientAuth::Post }),
-                userinfo: None,
-            },
             scope_separator: ",".into(),
-            pkce: Pkce::Supported,
-            client_auth: ClientAuth::Post,
-            refresh: RefreshPolicy::RotateSingleUse,
-            redirect: shape::fixed_port_loopback(config, "localhost")?,
-            send_resource: false,
+            ..common::registered_app(
+                config,
+                Endpoints {
+                    issuer: None,
+                    authorization: "https://linear.app/oauth/authorize".into(),
+                    token: "https://api.linear.app/oauth/token".into(),
+                    refresh: None,
+                    revocation: Some(RevocationEndpoint { url: "https://api.linear.app/oauth/revoke".into(), client_auth: ClientAuth::Post }),
+                    userinfo: None,
+                },
+                Pkce::Supported,
+                ClientAuth::Post,
+                RefreshPolicy::RotateSingleUse,
+            )?
         })
     }
 
@@ -63,9 +64,7 @@ impl Provider for Linear {
         if actor(config)? == "app" {
             params.push(("actor".into(), "app".into()));
         }
-        if let Some(prompt) = config.get("prompt").filter(|prompt| !prompt.is_empty()) {
-            params.push(("prompt".into(), prompt.into()));
-        }
+        common::pass_through(&mut params, config, &["prompt"]);
         Ok(params)
     }
 
@@ -80,10 +79,7 @@ impl Provider for Linear {
 }
 
 fn actor(config: &Config) -> Result<&str, String> {
-    match config.get_or("actor", "user") {
-        actor @ ("user" | "app") => Ok(actor),
-        other => Err(format!("config key `actor` must be `user` or `app`, not `{other}`")),
-    }
+    common::one_of(config, "actor", "user", &["user", "app"])
 }
 
 export_provider!(Linear);

@@ -177,11 +177,7 @@ impl Provider for Microsoft {
 
     fn authorize_params(scopes: &[String], config: &Config) -> Result<Params, String> {
         let mut params = vec![("scope".to_string(), with_offline_access(scopes).join(" "))];
-        for key in ["prompt", "login_hint", "domain_hint"] {
-            if let Some(value) = config.get(key).filter(|value| !value.is_empty()) {
-                params.push((key.into(), value.into()));
-            }
-        }
+        common::pass_through(&mut params, config, &["prompt", "login_hint", "domain_hint"]);
         Ok(params)
     }
 

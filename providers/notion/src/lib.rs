@@ -57,8 +57,9 @@ impl Provider for Notion {
     }
 
     fn configure(config: &Config) -> Result<Flow, String> {
-        Ok(Flow {
-            endpoints: Endpoints {
+        common::registered_app(
+            config,
+            Endpoints {
                 issuer: None,
                 authorization: "https://api.notion.com/v1/oauth/authorize".into(),
                 token: "https://api.notion.com/v1/oauth/token".into(),
@@ -66,14 +67,11 @@ impl Provider for Notion {
                 revocation: Some(RevocationEndpoint { url: "https://api.notion.com/v1/oauth/revoke".into(), client_auth: ClientAuth::Basic }),
                 userinfo: None,
             },
-            scope_separator: " ".into(),
             // Not documented; an unknown PKCE parameter is not worth a failed exchange.
-            pkce: Pkce::Unsupported,
-            client_auth: ClientAuth::Basic,
-            refresh: RefreshPolicy::RotateSingleUse,
-            redirect: shape::fixed_port_loopback(config, "localhost")?,
-            send_resource: false,
-        })
+            Pkce::Unsupported,
+            ClientAuth::Basic,
+            RefreshPolicy::RotateSingleUse,
+        )
     }
 
     fn authorize_params(scopes: &[String], _config: &Config) -> Result<Params, String> {
@@ -107,11 +105,7 @@ impl Provider for Notion {
     }
 
     fn read_revocation_response(response: &HttpResponse) -> Result<(), Failure> {
-        if (200..300).contains(&response.status) {
-            return Ok(());
-        }
-        // Never a success here: the status is not 2xx.
-        standard::success_fields(response, notion_error).map(|_| ())
+        common::read_revocation_with(response, notion_error)
     }
 }
 

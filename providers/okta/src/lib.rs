@@ -55,8 +55,9 @@ impl Provider for Okta {
             "org" => (format!("https://{domain}"), format!("https://{domain}/oauth2/v1")),
             id => (format!("https://{domain}/oauth2/{id}"), format!("https://{domain}/oauth2/{id}/v1")),
         };
-        Ok(Flow {
-            endpoints: Endpoints {
+        common::registered_app(
+            config,
+            Endpoints {
                 issuer: Some(issuer),
                 authorization: format!("{base}/authorize"),
                 token: format!("{base}/token"),
@@ -64,13 +65,10 @@ impl Provider for Okta {
                 revocation: Some(RevocationEndpoint { url: format!("{base}/revoke"), client_auth: ClientAuth::Basic }),
                 userinfo: Some(format!("{base}/userinfo")),
             },
-            scope_separator: " ".into(),
-            pkce: Pkce::Supported,
-            client_auth: ClientAuth::Basic,
-            refresh: RefreshPolicy::Rotate,
-            redirect: shape::fixed_port_loopback(config, "localhost")?,
-            send_resource: false,
-        })
+            Pkce::Supported,
+            ClientAuth::Basic,
+            RefreshPolicy::Rotate,
+        )
     }
 
     fn authorize_params(scopes: &[String], _config: &Config) -> Result<Params, String> {

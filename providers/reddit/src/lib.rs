@@ -50,8 +50,9 @@ impl Provider for Reddit {
 
     fn configure(config: &Config) -> Result<Flow, String> {
         duration(config)?;
-        Ok(Flow {
-            endpoints: Endpoints {
+        common::registered_app(
+            config,
+            Endpoints {
                 issuer: None,
                 authorization: "https://www.reddit.com/api/v1/authorize".into(),
                 token: "https://www.reddit.com/api/v1/access_token".into(),
@@ -62,13 +63,10 @@ impl Provider for Reddit {
                 }),
                 userinfo: Some("https://oauth.reddit.com/api/v1/me".into()),
             },
-            scope_separator: " ".into(),
-            pkce: Pkce::Unsupported,
-            client_auth: ClientAuth::Basic,
-            refresh: RefreshPolicy::KeepPrevious,
-            redirect: shape::fixed_port_loopback(config, "localhost")?,
-            send_resource: false,
-        })
+            Pkce::Unsupported,
+            ClientAuth::Basic,
+            RefreshPolicy::KeepPrevious,
+        )
     }
 
     fn authorize_params(scopes: &[String], config: &Config) -> Result<Params, String> {
@@ -99,10 +97,7 @@ impl Provider for Reddit {
 }
 
 fn duration(config: &Config) -> Result<&str, String> {
-    match config.get_or("duration", "permanent") {
-        duration @ ("permanent" | "temporary") => Ok(duration),
-        other => Err(format!("config key `duration` must be `permanent` or `temporary`, not `{other}`")),
-    }
+    common::one_of(config, "duration", "permanent", &["permanent", "temporary"])
 }
 
 /// A 401 from the token endpoint: the Basic credentials are missing or wrong.

@@ -75,8 +75,9 @@ impl Provider for Salesforce {
             ));
         }
         let base = format!("https://{host}/services/oauth2");
-        Ok(Flow {
-            endpoints: Endpoints {
+        common::registered_app(
+            config,
+            Endpoints {
                 issuer: Some(format!("https://{host}")),
                 authorization: format!("{base}/authorize"),
                 token: format!("{base}/token"),
@@ -84,24 +85,17 @@ impl Provider for Salesforce {
                 revocation: Some(RevocationEndpoint { url: format!("{base}/revoke"), client_auth: ClientAuth::None }),
                 userinfo: Some(format!("{base}/userinfo")),
             },
-            scope_separator: " ".into(),
-            pkce: Pkce::Supported,
-            client_auth: ClientAuth::Post,
-            refresh: RefreshPolicy::KeepPrevious,
-            redirect: shape::fixed_port_loopback(config, "localhost")?,
-            send_resource: false,
-        })
+            Pkce::Supported,
+            ClientAuth::Post,
+            RefreshPolicy::KeepPrevious,
+        )
     }
 
     fn authorize_params(scopes: &[String], config: &Config) -> Result<Params, String> {
         let offline = scopes.iter().any(|scope| scope == "refresh_token" || scope == "offline_access");
         let scopes = if offline || scopes.is_empty() { scopes.to_vec() } else { shape::with_scope(scopes, "refresh_token") };
         let mut params = standard::scope_param(&scopes, " ");
-        for key in ["prompt", "login_hint"] {
-            if let Some(value) = config.get(key).filter(|value| !value.is_empty()) {
-                params.push((key.into(), value.into()));
-            }
-        }
+        common::pass_through(&mut params, config, &["prompt", "login_hint"]);
         Ok(params)
     }
 

@@ -106,10 +106,9 @@ enum TokenKind {
 
 impl TokenKind {
     fn from_config(config: &Config) -> Result<TokenKind, String> {
-        match config.get_or("token", "bot") {
-            "bot" => Ok(TokenKind::Bot),
+        match common::one_of(config, "token", "bot", &["bot", "user"])? {
             "user" => Ok(TokenKind::User),
-            other => Err(format!("config key `token` must be `bot` or `user`, not `{other}`")),
+            _ => Ok(TokenKind::Bot),
         }
     }
 
@@ -219,9 +218,7 @@ impl Provider for Slack {
             ));
         }
         let mut params = vec![(token.scope_param().to_string(), scopes.join(","))];
-        if let Some(team) = config.get("team").filter(|team| !team.is_empty()) {
-            params.push(("team".into(), team.into()));
-        }
+        common::pass_through(&mut params, config, &["team"]);
         Ok(params)
     }
 

@@ -25,6 +25,9 @@ use serde_json::Value;
 
 pub struct Strava;
 
+const REFRESH_TOKEN_REFUSED: &str = "Strava deauthorizes with an access token, not a refresh token; revoke access at \
+                                     https://www.strava.com/settings/apps to end the grant";
+
 impl Provider for Strava {
     fn info() -> ProviderInfo {
         ProviderInfo {
@@ -68,18 +71,11 @@ impl Provider for Strava {
     }
 
     /// Deauthorization takes the access token as `access_token`.
-    fn prepare_request(context: &TokenContext, mut request: HttpRequest) -> Result<HttpRequest, String> {
-        if context.kind != RequestKind::Revocation {
-            return Ok(request);
-        }
-        let (token, hint) = shape::revocation_token(&request)?;
-        if hint == "refresh_token" {
-            return Err("Strava deauthorizes with an access token, not a refresh token; revoke access at \
-                        https://www.strava.com/settings/apps to end the grant"
-                .into());
-        }
-        request.body = standard::encode_form(&vec![("access_token".to_string(), token)]);
-        Ok(request)
+    fn prepare_request(context: &TokenContext, request: HttpRequest) -> Result<HttpRequest, String> {
+        common::reshape_revocation(context, request, "refresh_token", REFRESH_TOKEN_REFUSED, |mut request, token| {
+            request.body = standard::encode_form(&vec![("access_token".to_string(), token)]);
+            request
+        })
     }
 
     fn read_token_response(context: &TokenContext, response: &HttpResponse) -> Result<TokenSet, Failure> {
@@ -95,18 +91,12 @@ impl Provider for Strava {
     }
 
     fn read_revocation_response(response: &HttpResponse) -> Result<(), Failure> {
-        if (200..300).contains(&response.status) {
-            return Ok(());
-        }
-        standard::success_fields(response, strava_error).map(|_| ())
+        common::read_revocation_with(response, strava_error)
     }
 }
 
 fn approval_prompt(config: &Config) -> Result<&str, String> {
-    match config.get_or("approval_prompt", "auto") {
-        prompt @ ("auto" | "force") => Ok(prompt),
-        other => Err(format!("config key `approval_prompt` must be `auto` or `force`, not `{other}`")),
-    }
+    common::one_of(config, "approval_prompt", "auto", &["auto", "force"])
 }
 
 /// Strava's `{"message", "errors": [{"resource", "field", "code"}]}`, classified by what was

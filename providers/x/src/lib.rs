@@ -52,10 +52,9 @@ impl Provider for X {
     }
 
     fn configure(config: &Config) -> Result<Flow, String> {
-        let client_auth = match config.get_or("client_type", "confidential") {
-            "confidential" => ClientAuth::Basic,
+        let client_auth = match common::one_of(config, "client_type", "confidential", &["confidential", "public"])? {
             "public" => ClientAuth::None,
-            other => return Err(format!("config key `client_type` must be `confidential` or `public`, not `{other}`")),
+            _ => ClientAuth::Basic,
         };
         Ok(Flow {
             endpoints: Endpoints {

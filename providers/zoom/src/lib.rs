@@ -57,8 +57,9 @@ impl Provider for Zoom {
     }
 
     fn configure(config: &Config) -> Result<Flow, String> {
-        Ok(Flow {
-            endpoints: Endpoints {
+        common::registered_app(
+            config,
+            Endpoints {
                 issuer: None,
                 authorization: "https://zoom.us/oauth/authorize".into(),
                 token: "https://zoom.us/oauth/token".into(),
@@ -66,13 +67,10 @@ impl Provider for Zoom {
                 revocation: Some(RevocationEndpoint { url: "https://zoom.us/oauth/revoke".into(), client_auth: ClientAuth::Basic }),
                 userinfo: None,
             },
-            scope_separator: " ".into(),
-            pkce: Pkce::Supported,
-            client_auth: ClientAuth::Basic,
-            refresh: RefreshPolicy::RotateSingleUse,
-            redirect: shape::fixed_port_loopback(config, "localhost")?,
-            send_resource: false,
-        })
+            Pkce::Supported,
+            ClientAuth::Basic,
+            RefreshPolicy::RotateSingleUse,
+        )
     }
 
     fn read_token_response(context: &TokenContext, response: &HttpResponse) -> Result<TokenSet, Failure> {
@@ -81,10 +79,7 @@ impl Provider for Zoom {
     }
 
     fn read_revocation_response(response: &HttpResponse) -> Result<(), Failure> {
-        if (200..300).contains(&response.status) {
-            return Ok(());
-        }
-        standard::success_fields(response, |fields, response| zoom_error(fields, response, RequestKind::Revocation)).map(|_| ())
+        common::read_revocation_with(response, |fields, response| zoom_error(fields, response, RequestKind::Revocation))
     }
 }
 
