@@ -20,23 +20,15 @@ impl Provider for Standard {
     }
 
     fn configure(_config: &Config) -> Result<Flow, String> {
-        Ok(Flow {
-            // Empty endpoints: they come from the catalog's server_metadata or from discovery.
-            endpoints: Endpoints {
-                issuer: None,
-                authorization: String::new(),
-                token: String::new(),
-                refresh: None,
-                revocation: None,
-                userinfo: None,
-            },
-            scope_separator: " ".into(),
-            pkce: Pkce::Required,
-            client_auth: ClientAuth::Basic,
-            refresh: RefreshPolicy::Rotate,
-            redirect: Redirect::Loopback(LoopbackRedirect { host: "127.0.0.1".into(), port: None, path: "/callback".into() }),
-            send_resource: true,
-        })
+        // Empty endpoints: they come from the catalog's server_metadata or from discovery.
+        Ok(common::standard_flow(Endpoints {
+            issuer: None,
+            authorization: String::new(),
+            token: String::new(),
+            refresh: None,
+            revocation: None,
+            userinfo: None,
+        }))
     }
 }
 
