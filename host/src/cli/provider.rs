@@ -97,20 +97,7 @@ fn origin_text(origin: &Origin) -> String {
 fn list(paths: &Paths, as_json: bool) -> Result<(), Failure> {
     let (_runtime, registry) = plugins::load(paths)?;
     if as_json {
-        let providers: Vec<_> = registry
-            .providers()
-            .map(|provider| {
-                let info = provider.info();
-                json!({
-                    "id": info.id,
-                    "display_name": info.display_name,
-                    "version": info.version,
-                    "origin": provider.origin(),
-                    "sha256": provider.sha256(),
-                    "issuers": info.issuers,
-                })
-            })
-            .collect();
+        let providers: Vec<_> = registry.providers().map(identity).collect();
         let failures: Vec<_> = registry
             .failures()
             .iter()
@@ -210,9 +197,9 @@ fn sample_authorize_params(provider: &Provider, config: &plugins::Params) -> Res
     provider.authorize_params(&scopes, config).map_err(|error| error.to_string())
 }
 
-/// The `--json` shape of a provider, its default flow, and the parameters its `authorize-params`
-/// returns for [`SAMPLE_SCOPES`].
-pub fn describe(provider: &Provider, flow: &Flow, authorize: &Result<plugins::Params, String>) -> serde_json::Value {
+/// What names a provider and its component in `--json` output: all of `provider ls`, the start of
+/// `provider inspect`.
+fn identity(provider: &Provider) -> serde_json::Value {
     let info = provider.info();
     json!({
         "id": info.id,
@@ -221,29 +208,38 @@ pub fn describe(provider: &Provider, flow: &Flow, authorize: &Result<plugins::Pa
         "origin": provider.origin(),
         "sha256": provider.sha256(),
         "issuers": info.issuers,
-        "documentation": info.documentation,
-        "config_keys": info.config_keys.iter().map(|key| json!({"name": key.name, "description": key.description, "default": key.default})).collect::<Vec<_>>(),
-        "flow": {
-            "endpoints": {
-                "issuer": flow.endpoints.issuer,
-                "authorization": flow.endpoints.authorization,
-                "token": flow.endpoints.token,
-                "refresh": flow.endpoints.refresh,
-                "revocation": flow.endpoints.revocation.as_ref().map(|r| json!({"url": r.url, "client_auth": r.client_auth.to_string()})),
-                "userinfo": flow.endpoints.userinfo,
-            },
-            "scope_separator": flow.scope_separator,
-            "pkce": flow.pkce.to_string(),
-            "client_auth": flow.client_auth.to_string(),
-            "refresh": flow.refresh.to_string(),
-            "redirect": flow.redirect.to_string(),
-            "send_resource": flow.send_resource,
-        },
-        "authorize": match authorize {
-            Ok(params) => json!({"scopes": SAMPLE_SCOPES, "params": params.iter().map(|(name, value)| json!([name, value])).collect::<Vec<_>>()}),
-            Err(refusal) => json!({"scopes": SAMPLE_SCOPES, "error": refusal}),
-        },
     })
+}
+
+/// The `--json` shape of a provider, its default flow, and the parameters its `authorize-params`
+/// returns for [`SAMPLE_SCOPES`].
+pub fn describe(provider: &Provider, flow: &Flow, authorize: &Result<plugins::Params, String>) -> serde_json::Value {
+    let info = provider.info();
+    let mut described = identity(provider);
+    described["documentation"] = json!(info.documentation);
+    described["config_keys"] =
+        info.config_keys.iter().map(|key| json!({"name": key.name, "description": key.description, "default": key.default})).collect();
+    described["flow"] = json!({
+        "endpoints": {
+            "issuer": flow.endpoints.issuer,
+            "authorization": flow.endpoints.authorization,
+            "token": flow.endpoints.token,
+            "refresh": flow.endpoints.refresh,
+            "revocation": flow.endpoints.revocation.as_ref().map(|r| json!({"url": r.url, "client_auth": r.client_auth.to_string()})),
+            "userinfo": flow.endpoints.userinfo,
+        },
+        "scope_separator": flow.scope_separator,
+        "pkce": flow.pkce.to_string(),
+        "client_auth": flow.client_auth.to_string(),
+        "refresh": flow.refresh.to_string(),
+        "redirect": flow.redirect.to_string(),
+        "send_resource": flow.send_resource,
+    });
+    described["authorize"] = match authorize {
+        Ok(params) => json!({"scopes": SAMPLE_SCOPES, "params": params.iter().map(|(name, value)| json!([name, value])).collect::<Vec<_>>()}),
+        Err(refusal) => json!({"scopes": SAMPLE_SCOPES, "error": refusal}),
+    };
+    described
 }
 
 /// A component file, loaded and checked as the registry would load a drop-in, with its bytes; the
