@@ -26,8 +26,8 @@ use std::time::Duration;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams, GetPromptResponse, Implementation,
-    ListPromptsResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
-    ServerCapabilities, ServerConfig,
+    ListPromptsResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams, Prompt, ReadResourceRequestParams,
+    ReadResourceResponse, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData as McpError, Peer, RoleServer, ServerHandler};
@@ -193,6 +193,54 @@ impl Gateway {
             })
             .collect()
     }
+
+    /// [`Self::gather`] for tools or prompts: every server's items under their exposed names,
+    /// sorted by them.
+    async fn gather_exposed<T, F, Fut>(&self, ask: F) -> Vec<T>
+    where
+        T: Exposed,
+        F: Fn(Arc<Upstream>) -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<T>, upstream::UpstreamError>>,
+    {
+        let mut items: Vec<T> = self
+            .gather(ask)
+            .await
+            .into_iter()
+            .flat_map(|(server, items)| {
+                items.into_iter().map(move |mut item| {
+                    let exposed = self.exposed(&server, item.name());
+                    item.rename(exposed);
+                    item
+                })
+            })
+            .collect();
+        items.sort_by(|a, b| a.name().cmp(b.name()));
+        items
+    }
+}
+
+/// What the gateway lists under `<server><separator><name>`.
+trait Exposed {
+    fn name(&self) -> &str;
+    fn rename(&mut self, exposed: String);
+}
+
+impl Exposed for Tool {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn rename(&mut self, exposed: String) {
+        self.name = exposed.into();
+    }
+}
+
+impl Exposed for Prompt {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn rename(&mut self, exposed: String) {
+        self.name = exposed;
+    }
 }
 
 fn unknown(kind: &str, name: &str) -> McpError {
@@ -220,18 +268,7 @@ impl ServerHandler for Gateway {
     }
 
     async fn list_tools(&self, _request: Option<PaginatedRequestParams>, _context: RequestContext<RoleServer>) -> Result<ListToolsResult, McpError> {
-        let mut tools: Vec<_> = self
-            .gather(|upstream| async move { upstream.list_tools().await })
-            .await
-            .into_iter()
-            .flat_map(|(server, tools)| {
-                tools.into_iter().map(move |mut tool| {
-                    tool.name = self.exposed(&server, &tool.name).into();
-                    tool
-                })
-            })
-            .collect();
-        tools.sort_by(|a, b| a.name.cmp(&b.name));
+        let tools = self.gather_exposed(|upstream| async move { upstream.list_tools().await }).await;
         Ok(ListToolsResult::with_all_items(tools))
     }
 
@@ -246,18 +283,7 @@ impl ServerHandler for Gateway {
     }
 
     async fn list_prompts(&self, _request: Option<PaginatedRequestParams>, _context: RequestContext<RoleServer>) -> Result<ListPromptsResult, McpError> {
-        let mut prompts: Vec<_> = self
-            .gather(|upstream| async move { upstream.list_prompts().await })
-            .await
-            .into_iter()
-            .flat_map(|(server, prompts)| {
-                prompts.into_iter().map(move |mut prompt| {
-                    prompt.name = self.exposed(&server, &prompt.name);
-                    prompt
-                })
-            })
-            .collect();
-        prompts.sort_by(|a, b| a.name.cmp(&b.name));
+        let prompts = self.gather_exposed(|upstream| async move { upstream.list_prompts().await }).await;
         Ok(ListPromptsResult::with_all_items(prompts))
     }
 
