@@ -231,6 +231,7 @@ struct Entry {
     auth_method: String,
     provider: String,
     token_endpoint: String,
+    revocation_endpoint: String,
     config: Vec<(String, String)>,
     scopes: Vec<String>,
 }
@@ -244,13 +245,14 @@ impl Entry {
             auth_method: auth_method.into(),
             provider: "standard".into(),
             token_endpoint: oidc.url("/token"),
+            revocation_endpoint: oidc.url("/token/revocation"),
             config: Vec::new(),
             scopes: ["openid", "offline_access", "profile"].map(String::from).to_vec(),
         }
     }
 
     fn yaml(&self) -> String {
-        let Entry { name, issuer, client_id, auth_method, provider, token_endpoint, .. } = self;
+        let Entry { name, issuer, client_id, auth_method, provider, token_endpoint, revocation_endpoint, .. } = self;
         let config = if self.config.is_empty() {
             String::new()
         } else {
@@ -261,7 +263,7 @@ impl Entry {
             "servers:\n  {name}:\n    command: [{name}-server]\n    secrets:\n      - {{name: {name}.token, env: TOKEN}}\n\
              \x20   oauth:\n      scopes: [{scopes}]\n      providers:\n        - provider: {provider}\n          secret: {name}.token\n\
              \x20         server_metadata:\n            issuer: {issuer}\n            authorization_endpoint: {issuer}/auth\n\
-             \x20           token_endpoint: {token_endpoint}\n            revocation_endpoint: {issuer}/token/revocation\n\
+             \x20           token_endpoint: {token_endpoint}\n            revocation_endpoint: {revocation_endpoint}\n\
              \x20           token_endpoint_auth_methods_supported: [{auth_method}]\n\
              \x20           authorization_response_iss_parameter_supported: true\n\
              \x20         registration: {{client_id: {client_id}}}\n{config}",
@@ -626,15 +628,14 @@ fn a_remote_server_is_discovered_and_registered_dynamically() {
     assert!(!oidc.active(&refresh_token(&refreshed)));
 }
 
+/// A catalog entry that knows nothing about the authorization server.
+const BARE_ENTRY: &str = "servers:\n  bare:\n    command: [bare-server]\n    secrets:\n      - {name: bare.token, env: TOKEN}\n    oauth:\n      providers:\n        - {provider: standard, secret: bare.token}\n";
+
 #[test]
 fn a_client_registered_by_hand() {
     let oidc = Oidc::start();
     let lk = Lk::new(StoreKind::File);
-    // A catalog entry that knows nothing about the authorization server.
-    lk.catalog(
-        "bare.yaml",
-        "servers:\n  bare:\n    command: [bare-server]\n    secrets:\n      - {name: bare.token, env: TOKEN}\n    oauth:\n      providers:\n        - {provider: standard, secret: bare.token}\n",
-    );
+    lk.catalog("bare.yaml", BARE_ENTRY);
     let unknown = lk.fails(&["oauth", "authorize", "bare"]);
     assert!(unknown.contains("server `bare` has no authorization endpoint") && unknown.contains("latchkey oauth register bare"), "{unknown}");
 
@@ -679,6 +680,57 @@ fn a_client_registered_by_hand() {
     assert_eq!(credential.tokens.scopes, ["openid", "profile"]);
     lk.ok(&["oauth", "refresh", "bare"]);
     assert_ne!(access_token(&lk.credential("bare")), access_token(&credential));
+}
+
+#[test]
+fn a_public_client_registered_by_hand() {
+    let oidc = Oidc::start();
+    let lk = Lk::new(StoreKind::File);
+    lk.catalog("bare.yaml", BARE_ENTRY);
+    let (auth, token) = (oidc.url("/auth"), oidc.url("/token"));
+    let register = |extra: &[&str], stdin: &[u8]| {
+        let base = ["oauth", "register", "bare", "--client-id", "public-client", "--authorization-endpoint", &auth, "--token-endpoint", &token];
+        lk.run(&[&base[..], &["--issuer", &oidc.issuer, "--scopes", "openid,offline_access"], extra].concat(), &[], stdin)
+    };
+
+    let contradiction = register(&["--auth-method", "none", "--client-secret-stdin"], b"a-secret\n");
+    assert_eq!(contradiction.code, Some(1), "{contradiction:#?}");
+    assert!(contradiction.stderr.contains("public client, which has no secret"), "{contradiction:#?}");
+    assert!(!lk.home.path().join("registrations.json").exists(), "nothing was registered");
+
+    // Without the method, the provider's default (a confidential client) asks for a secret.
+    assert_eq!(register(&[], b"").code, Some(0));
+    let missing = lk.fails(&["oauth", "authorize", "bare"]);
+    assert!(missing.contains("latchkey secret set bare.client_secret"), "{missing}");
+
+    let registered = register(&["--auth-method", "none"], b"");
+    assert_eq!(registered.code, Some(0), "{registered:#?}");
+    lk.authorized("bare");
+    let credential = lk.credential("bare");
+    assert_eq!(credential.id.client_id, "public-client");
+    lk.ok(&["oauth", "refresh", "bare"]);
+    assert_ne!(access_token(&lk.credential("bare")), access_token(&credential));
+}
+
+#[test]
+fn a_revocation_the_provider_does_not_confirm_keeps_the_credential() {
+    let oidc = Oidc::start();
+    let (lk, entry, before) = with_a_credential(&oidc);
+    let refusing = FakeEndpoint::start(500, "text/html", "<html><body>Internal Server Error</body></html>");
+    lk.add(&Entry { revocation_endpoint: refusing.url.clone(), ..entry });
+
+    let run = lk.run(&["oauth", "revoke", "notes"], &[], b"");
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert!(run.stdout.contains("Not revoked at the provider") && run.stdout.contains("answered HTTP 500"), "{run:#?}");
+    assert!(run.stdout.contains("Deleted 0 local credentials"), "{run:#?}");
+    assert!(run.stderr.contains("kept 1 local credential for notes") && run.stderr.contains("latchkey oauth revoke notes --forget"), "{run:#?}");
+    assert_eq!(refusing.hits(), 1, "one revocation request");
+    assert_kept(&lk, &oidc, &before);
+
+    let forgotten = lk.ok(&["oauth", "revoke", "notes", "--forget"]);
+    assert!(forgotten.stdout.contains("Deleted 1 local credential for notes"), "{forgotten:#?}");
+    assert!(lk.credentials("notes").is_empty(), "the local copy is gone");
+    assert!(oidc.active(&refresh_token(&before)), "and the grant was never revoked");
 }
 
 #[test]

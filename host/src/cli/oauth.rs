@@ -33,9 +33,13 @@ pub enum OAuthCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Revoke a server's grant at the provider (where it has an endpoint) and delete the local copy.
+    /// Revoke a server's grant at the provider (where it has an endpoint) and delete the local
+    /// copy. When the provider does not confirm the revocation, the local copy is kept.
     Revoke {
         server: String,
+        /// Delete the local copy even when the provider did not confirm the revocation.
+        #[arg(long)]
+        forget: bool,
         #[arg(long)]
         json: bool,
     },
@@ -81,6 +85,10 @@ pub struct RegisterArgs {
     /// The provider plugin to use (see `latchkey provider ls`).
     #[arg(long)]
     provider: Option<String>,
+    /// How the client authenticates at the token endpoint; `none` for a public client (no
+    /// secret). Without it, the server's metadata and the provider decide.
+    #[arg(long, value_parser = ["client_secret_basic", "client_secret_post", "none"])]
+    auth_method: Option<String>,
 }
 
 #[derive(Args)]
@@ -112,7 +120,7 @@ pub fn run(command: OAuthCommand) -> Result<(), Failure> {
             OAuthCommand::Authorize(args) => authorize(&open(paths)?, args).await,
             OAuthCommand::Ls { json } => list(&open(paths)?, json).await,
             OAuthCommand::Refresh { server, json } => refresh(&open(paths)?, &server, json).await,
-            OAuthCommand::Revoke { server, json } => revoke(&open(paths)?, &server, json).await,
+            OAuthCommand::Revoke { server, forget, json } => revoke(&open(paths)?, &server, forget, json).await,
         }
     })
 }
@@ -122,11 +130,19 @@ pub fn split_scopes(scopes: &str) -> Vec<String> {
 }
 
 fn register(paths: Paths, args: RegisterArgs) -> Result<(), Failure> {
-    let RegisterArgs { server, client_id, client_secret_stdin, authorization_endpoint, token_endpoint, issuer, scopes, provider } = args;
+    let RegisterArgs { server, client_id, client_secret_stdin, authorization_endpoint, token_endpoint, issuer, scopes, provider, auth_method } =
+        args;
     let catalog = crate::catalog::Catalog::load(&paths)?;
     catalog.server(&server)?;
     if client_id.trim().is_empty() {
         return Err(anyhow::anyhow!("--client-id is empty; give the client id the provider's console shows").into());
+    }
+    if client_secret_stdin && auth_method.as_deref() == Some("none") {
+        return Err(anyhow::anyhow!(
+            "--auth-method none registers a public client, which has no secret; drop --client-secret-stdin, or pick \
+             client_secret_basic or client_secret_post"
+        )
+        .into());
     }
     for url in [&authorization_endpoint, &token_endpoint, &issuer].into_iter().flatten() {
         engine::check_endpoint(url)?;
@@ -153,6 +169,7 @@ fn register(paths: Paths, args: RegisterArgs) -> Result<(), Failure> {
             authorization_endpoint,
             token_endpoint,
             scopes: scopes.as_deref().map(split_scopes),
+            token_endpoint_auth_method: auth_method,
         },
     )?;
     let secret_note = if client_secret_stdin { format!(", client secret in {}", store.describe()) } else { String::new() };
@@ -290,16 +307,26 @@ async fn refresh(engine: &Engine, server: &str, as_json: bool) -> Result<(), Fai
     Ok(())
 }
 
-async fn revoke(engine: &Engine, server: &str, as_json: bool) -> Result<(), Failure> {
-    let report = engine.revoke(server).await?;
+async fn revoke(engine: &Engine, server: &str, forget: bool, as_json: bool) -> Result<(), Failure> {
+    let report = engine.revoke(server, forget).await?;
+    let plural = |count: usize| if count == 1 { "" } else { "s" };
     if as_json {
         output::json(&report);
-        return Ok(());
+    } else {
+        match &report.revoked_at {
+            Some(url) => anstream::println!("{GREEN}Revoked{GREEN:#} the grant at {url}."),
+            None => anstream::println!("{YELLOW}Not revoked at the provider{YELLOW:#}: {}.", report.remote_note.clone().unwrap_or_default()),
+        }
+        anstream::println!("Deleted {} local credential{} for {server}.", report.deleted, plural(report.deleted));
     }
-    match &report.revoked_at {
-        Some(url) => anstream::println!("{GREEN}Revoked{GREEN:#} the grant at {url}."),
-        None => anstream::println!("{YELLOW}Not revoked at the provider{YELLOW:#}: {}.", report.remote_note.clone().unwrap_or_default()),
+    if report.kept > 0 {
+        return Err(anyhow::anyhow!(
+            "kept {} local credential{} for {server}, whose revocation the provider did not confirm; fix the cause and run \
+             `latchkey oauth revoke {server}` again, or delete the local copy without revoking: `latchkey oauth revoke {server} --forget`",
+            report.kept,
+            plural(report.kept)
+        )
+        .into());
     }
-    anstream::println!("Deleted {} local credential{} for {server}.", report.deleted, if report.deleted == 1 { "" } else { "s" });
     Ok(())
 }

@@ -207,7 +207,12 @@ impl Engine {
                     Some(secret) => Some(secret.clone()),
                     None => self.secret(&format!("{server_name}.client_secret")).await?,
                 };
-                (ClientRegistration { client_id, client_secret: secret, auth_method: None, source }, None)
+                // A hand registration may settle the method (a public client has no secret).
+                let auth_method = match source {
+                    RegistrationSource::Manual => manual.as_ref().and_then(|m| m.token_endpoint_auth_method.as_deref()).and_then(registration::parse_auth_method),
+                    _ => None,
+                };
+                (ClientRegistration { client_id, client_secret: secret, auth_method, source }, None)
             }
             None => match (&remote, self.unregistered_client(server_name, &as_metadata, overrides).await?) {
                 (_, Some(ready)) => (ready, None),

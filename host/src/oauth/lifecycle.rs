@@ -102,6 +102,8 @@ pub struct RevokeReport {
     pub remote_note: Option<String>,
     /// Local credentials deleted.
     pub deleted: usize,
+    /// Local credentials kept because the provider did not confirm their revocation.
+    pub kept: usize,
 }
 
 impl Engine {
@@ -241,42 +243,60 @@ impl Engine {
     }
 
     /// Revoke `server`'s grant at the provider where it has an endpoint, then delete the local
-    /// credentials.
-    pub async fn revoke(&self, server: &str) -> anyhow::Result<RevokeReport> {
+    /// credentials. A credential whose revocation the provider did not confirm (it refused, did
+    /// not answer, or could not be asked) is kept, so that nothing still valid at the provider is
+    /// forgotten here; `forget` deletes it anyway.
+    pub async fn revoke(&self, server: &str, forget: bool) -> anyhow::Result<RevokeReport> {
         let ids: Vec<CredentialId> = {
             let server = server.to_string();
             self.blocking_store(move |store| Ok(store.credential_ids()?.into_iter().filter(|id| id.server == server).collect())).await?
         };
-        let mut report = RevokeReport { server: server.to_string(), revoked_at: None, remote_note: None, deleted: 0 };
+        let mut report = RevokeReport { server: server.to_string(), revoked_at: None, remote_note: None, deleted: 0, kept: 0 };
         if ids.is_empty() {
             report.remote_note = Some("nothing stored for this server".into());
             return Ok(report);
         }
         let target = self.target(server, None, &Overrides::default()).await;
+        if let Err(error) = &target {
+            report.remote_note = Some(format!("the provider was not asked: {error:#}"));
+        }
         for id in ids {
-            if let (Ok(target), Some(credential)) = (&target, self.load(&id).await?) {
-                let (token, hint) = match &credential.tokens.refresh_token {
-                    Some(refresh) => (refresh.expose_secret().to_string(), "refresh_token"),
-                    None => (credential.tokens.access_token.expose_secret().to_string(), "access_token"),
-                };
-                match target.endpoint.revoke(&token, hint).await {
-                    Ok(()) => report.revoked_at = target.endpoint.flow.endpoints.revocation.as_ref().map(|r| r.url.clone()),
-                    Err(ExchangeError::NoRevocation) => {
-                        report.remote_note = Some(format!(
-                            "provider `{}` has no revocation endpoint; to end the grant, remove the app's access in the provider's account settings",
-                            credential.provider
-                        ))
+            let settled = match (&target, self.load(&id).await?) {
+                (Ok(target), Some(credential)) => {
+                    let (token, hint) = match &credential.tokens.refresh_token {
+                        Some(refresh) => (refresh.expose_secret().to_string(), "refresh_token"),
+                        None => (credential.tokens.access_token.expose_secret().to_string(), "access_token"),
+                    };
+                    match target.endpoint.revoke(&token, hint).await {
+                        Ok(()) => {
+                            report.revoked_at = target.endpoint.flow.endpoints.revocation.as_ref().map(|r| r.url.clone());
+                            true
+                        }
+                        // Nothing more can be done here: the user ends the grant at the provider.
+                        Err(ExchangeError::NoRevocation) => {
+                            report.remote_note = Some(format!(
+                                "provider `{}` has no revocation endpoint; to end the grant, remove the app's access in the provider's account settings",
+                                credential.provider
+                            ));
+                            true
+                        }
+                        Err(error) => {
+                            report.remote_note = Some(format!("the provider did not confirm the revocation: {error}"));
+                            false
+                        }
                     }
-                    Err(error) => report.remote_note = Some(format!("the provider did not confirm the revocation: {error}")),
                 }
+                (Err(_), Some(_)) => false,
+                (_, None) => true,
+            };
+            if !settled && !forget {
+                report.kept += 1;
+                continue;
             }
             let id = id.clone();
             if self.blocking_store(move |store| store.delete_credential(&id)).await? {
                 report.deleted += 1;
             }
-        }
-        if let Err(error) = target {
-            report.remote_note.get_or_insert(format!("the provider was not asked: {error:#}"));
         }
         Ok(report)
     }

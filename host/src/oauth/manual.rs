@@ -26,6 +26,10 @@ pub struct ManualRegistration {
     pub token_endpoint: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<String>>,
+    /// How the client authenticates at the token endpoint (RFC 7591's names), when the
+    /// registration settles it: `none` for a public client, which has no secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_method: Option<String>,
 }
 
 /// The registrations file.
