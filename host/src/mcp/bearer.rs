@@ -81,7 +81,10 @@ fn source_failed<E: std::error::Error + Send + Sync + 'static>(error: anyhow::Er
 }
 
 // The header rmcp passes in (`auth_header`, from its transport configuration) is ignored: the
-// token source is the only place tokens come from.
+// token source is the only place tokens come from. The plain variants go through the ones with
+// limits, as reqwest's own client does, so that each kind of request has one place that adds the
+// token. `post_message_with_max_sse_event_size` keeps rmcp's default: the transport sends every
+// POST through `post_message_with_response_limits`, whose limits include the SSE one.
 impl<S: TokenSource, C: StreamableHttpClient + Sync> StreamableHttpClient for BearerClient<S, C> {
     type Error = C::Error;
 
@@ -90,35 +93,11 @@ impl<S: TokenSource, C: StreamableHttpClient + Sync> StreamableHttpClient for Be
         uri: Arc<str>,
         message: ClientJsonRpcMessage,
         session_id: Option<Arc<str>>,
-        _auth_header: Option<String>,
+        auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> Result<StreamableHttpPostResponse, StreamableHttpError<Self::Error>> {
-        self.with_token(|token| {
-            self.http.post_message(uri.clone(), message.clone(), session_id.clone(), token, custom_headers.clone())
-        })
-        .await
-    }
-
-    async fn post_message_with_max_sse_event_size(
-        &self,
-        uri: Arc<str>,
-        message: ClientJsonRpcMessage,
-        session_id: Option<Arc<str>>,
-        _auth_header: Option<String>,
-        custom_headers: HashMap<HeaderName, HeaderValue>,
-        max_sse_event_size: usize,
-    ) -> Result<StreamableHttpPostResponse, StreamableHttpError<Self::Error>> {
-        self.with_token(|token| {
-            self.http.post_message_with_max_sse_event_size(
-                uri.clone(),
-                message.clone(),
-                session_id.clone(),
-                token,
-                custom_headers.clone(),
-                max_sse_event_size,
-            )
-        })
-        .await
+        self.post_message_with_response_limits(uri, message, session_id, auth_header, custom_headers, StreamableHttpResponseLimits::default())
+            .await
     }
 
     async fn post_message_with_response_limits(
@@ -158,13 +137,11 @@ impl<S: TokenSource, C: StreamableHttpClient + Sync> StreamableHttpClient for Be
         uri: Arc<str>,
         session_id: Option<Arc<str>>,
         last_event_id: Option<String>,
-        _auth_header: Option<String>,
+        auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> Result<BoxStream<'static, Result<Sse, SseError>>, StreamableHttpError<Self::Error>> {
-        self.with_token(|token| {
-            self.http.get_stream(uri.clone(), session_id.clone(), last_event_id.clone(), token, custom_headers.clone())
-        })
-        .await
+        let max_sse_event_size = StreamableHttpResponseLimits::default().max_sse_event_size;
+        self.get_stream_with_max_sse_event_size(uri, session_id, last_event_id, auth_header, custom_headers, max_sse_event_size).await
     }
 
     async fn get_stream_with_max_sse_event_size(
