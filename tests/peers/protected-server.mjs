@@ -10,6 +10,8 @@
 // challenge, as a real resource server answers an expired or revoked token.
 // Tools: `whoami` → `{"sub", "client_id", "token": <first 12 hex digits of the token's SHA-256>}`,
 // so a test can tell tokens apart without seeing them.
+// `admin` answers only a token with the `admin` scope, which the test's tokens never have: any
+// other gets a 403 `insufficient_scope` challenge naming it, as a server that wants a step-up.
 // `POST /revoke-last` revokes (RFC 7009) the last token it accepted, as the client it was issued
 // to (the server's pre-registered confidential clients): the test's way of making a token stop
 // working before it expires.
@@ -45,8 +47,17 @@ function mcpServer(identity) {
   server.registerTool('whoami', { description: 'who the bearer token belongs to', inputSchema: {} }, async () => ({
     content: [{ type: 'text', text: JSON.stringify(identity) }],
   }));
+  server.registerTool('admin', { description: 'needs the admin scope', inputSchema: {} }, async () => ({
+    content: [{ type: 'text', text: 'admin' }],
+  }));
   return server;
 }
+
+const readBody = async (request) => {
+  let text = '';
+  for await (const chunk of request) text += chunk;
+  return text ? JSON.parse(text) : undefined;
+};
 
 const listener = http.createServer(async (request, response) => {
   try {
@@ -69,12 +80,19 @@ const listener = http.createServer(async (request, response) => {
       response.end(JSON.stringify({ error: 'invalid_token' }));
       return;
     }
+    const body = request.method === 'POST' ? await readBody(request) : undefined;
+    const scopes = (introspection.scope ?? '').split(' ');
+    if (body?.method === 'tools/call' && body.params?.name === 'admin' && !scopes.includes('admin')) {
+      response.writeHead(403, { 'WWW-Authenticate': 'Bearer error="insufficient_scope", scope="admin", error_description="admin needs the admin scope"' });
+      response.end(JSON.stringify({ error: 'insufficient_scope' }));
+      return;
+    }
     lastAccepted = { token, client_id: introspection.client_id };
     const identity = { sub: introspection.sub, client_id: introspection.client_id, token: fingerprint(token) };
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
     response.on('close', () => transport.close());
     await mcpServer(identity).connect(transport);
-    await transport.handleRequest(request, response);
+    await transport.handleRequest(request, response, body);
   } catch (error) {
     console.error(error);
     if (!response.headersSent) response.writeHead(500).end(String(error));

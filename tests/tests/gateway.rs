@@ -205,6 +205,22 @@ fn a_revoked_grant_is_reported_not_hidden() {
     assert!(listed.contains("needs-reauthorization"), "{listed}");
 }
 
+#[test]
+fn a_request_for_more_scope_is_reported_and_the_server_keeps_working() {
+    // The gateway cannot ask anyone to sign in: the call that needs more scope fails with the
+    // command that gets it, and the other tools keep working.
+    let remote = Remote::start(3600);
+    remote.setup.authorize("remote");
+    let http = remote.setup.http(&["--servers", "remote"]);
+    let steps = http.client(&[json!({"call": "remote__admin"}), json!({"call": "remote__whoami"})]);
+    let message = tool_error(&steps[0]);
+    assert!(message.contains("`admin`") && message.contains("latchkey oauth authorize remote --scopes"), "{message}");
+    assert_eq!(identity(&steps[1])["sub"], "alice");
+    let health = http.health();
+    assert_eq!(health["upstreams"]["remote"]["state"], "running", "{health:#}");
+    assert_eq!(health["upstreams"]["remote"]["restarts"], 0, "{health:#}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Tests: bad input
 

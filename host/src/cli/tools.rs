@@ -4,17 +4,20 @@
 //! the gateway's own upstream (process, container or remote, with its injected credentials), for
 //! debugging what the gateway would serve.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
-use rmcp::model::{CallToolResult, JsonObject};
+use rmcp::model::{CallToolRequestParams, CallToolResult, JsonObject};
+use rmcp::service::RunningService;
+use rmcp::{Peer, RoleClient, ServiceError};
 use serde_json::json;
 
 use super::Failure;
 use super::oauth::{InteractionArgs, split_scopes};
 use super::output::{self, BOLD};
 use crate::mcp::credential::{SignIn, UrlCredential};
-use crate::mcp::remote::{self, RemoteUpstream};
+use crate::mcp::remote::{self, Latchkey, Remote};
 use crate::oauth::authorize::{Exchanged, Mode, Pending};
 use crate::oauth::engine::{Engine, Overrides};
 use crate::paths::Paths;
@@ -85,7 +88,7 @@ pub fn run(command: ToolsCommand) -> Result<(), Failure> {
             }
             ToolsCommand::Call { server: ServerArgs { server: Some(name), .. }, tool, arguments, json } => {
                 let arguments = arguments.as_deref().map(parse_arguments).transpose()?;
-                let mut params = rmcp::model::CallToolRequestParams::new(tool.clone());
+                let mut params = CallToolRequestParams::new(tool.clone());
                 params.arguments = arguments;
                 match catalog_upstream(paths, &name)?.call_tool(params).await? {
                     rmcp::model::CallToolResponse::Complete(result) => print_result(&tool, &result, json),
@@ -94,24 +97,28 @@ pub fn run(command: ToolsCommand) -> Result<(), Failure> {
                 }
             }
             ToolsCommand::Ls { server, json } => {
-                let mut upstream = connect(paths, server).await?;
-                let tools = upstream.list_tools().await;
-                upstream.close().await;
+                let session = Session::open(paths, server).await?;
+                let tools = session.run("tools/list", |peer| async move { peer.list_all_tools().await }).await;
+                session.close().await;
                 print_tools(&tools?, json);
                 Ok(())
             }
             ToolsCommand::Call { server, tool, arguments, json } => {
-                let arguments = arguments.as_deref().map(parse_arguments).transpose()?;
-                let mut upstream = connect(paths, server).await?;
-                let result = upstream.call_tool(&tool, arguments).await;
-                upstream.close().await;
+                let mut params = CallToolRequestParams::new(tool.clone());
+                params.arguments = arguments.as_deref().map(parse_arguments).transpose()?;
+                let session = Session::open(paths, server).await?;
+                let result = session
+                    .run("tools/call", |peer| {
+                        let params = params.clone();
+                        async move { peer.call_tool(params).await }
+                    })
+                    .await;
+                session.close().await;
                 print_result(&tool, &result?, json)
             }
         }
     })
 }
-
-type Upstream = RemoteUpstream<UrlCredential<Browser>>;
 
 /// The gateway's upstream for the catalog server `name`.
 fn catalog_upstream(paths: Paths, name: &str) -> anyhow::Result<Arc<crate::gateway::upstream::Upstream>> {
@@ -124,25 +131,50 @@ fn catalog_upstream(paths: Paths, name: &str) -> anyhow::Result<Arc<crate::gatew
     Ok(gateway.upstreams().next().expect("the gateway has the one server asked for").clone())
 }
 
-async fn connect(paths: Paths, args: ServerArgs) -> anyhow::Result<Upstream> {
-    let url = crate::oauth::http::endpoint_url(args.url.as_deref().expect("clap requires --url without --server"))?;
-    let protocol = args.protocol_version.as_deref().map(remote::protocol_version).transpose()?;
-    let client_secret = match args.client_secret_stdin {
-        true => Some(super::secret::read_value("the client secret")?),
-        false => None,
-    };
-    let engine = Engine::open(paths)?;
-    for notice in engine.notices() {
-        output::note(&notice);
+/// A session with a server known by its URL, signing in through the browser when it asks.
+struct Session {
+    remote: Remote<Latchkey, UrlCredential<Browser>>,
+    service: RunningService<RoleClient, Latchkey>,
+}
+
+impl Session {
+    async fn open(paths: Paths, args: ServerArgs) -> anyhow::Result<Session> {
+        let url = crate::oauth::http::endpoint_url(args.url.as_deref().expect("clap requires --url without --server"))?;
+        let protocol = args.protocol_version.as_deref().map(remote::protocol_version).transpose()?;
+        let client_secret = match args.client_secret_stdin {
+            true => Some(super::secret::read_value("the client secret")?),
+            false => None,
+        };
+        let engine = Engine::open(paths)?;
+        for notice in engine.notices() {
+            output::note(&notice);
+        }
+        let overrides = Overrides {
+            client_id: args.client_id,
+            client_secret,
+            scopes: args.scopes.as_deref().map(split_scopes),
+            client_metadata_url: args.client_metadata_url,
+        };
+        let credential = UrlCredential::new(Arc::new(engine), &url, overrides, Browser(args.interaction));
+        let lifecycle = remote::lifecycle(protocol.as_ref());
+        let remote = Remote::new(&url, Latchkey(protocol), lifecycle, Arc::new(credential))?;
+        let service = remote.open().await?;
+        Ok(Session { remote, service })
     }
-    let overrides = Overrides {
-        client_id: args.client_id,
-        client_secret,
-        scopes: args.scopes.as_deref().map(split_scopes),
-        client_metadata_url: args.client_metadata_url,
-    };
-    let credential = UrlCredential::new(Arc::new(engine), &url, overrides, Browser(args.interaction));
-    RemoteUpstream::connect(&url, Arc::new(credential), protocol).await
+
+    /// Run `request` (`what`, for errors), signing in again when the server asks.
+    async fn run<T, F, Fut>(&self, what: &str, request: F) -> anyhow::Result<T>
+    where
+        F: Fn(Peer<RoleClient>) -> Fut,
+        Fut: Future<Output = Result<T, ServiceError>>,
+    {
+        self.remote.authorized(|| request(self.service.peer().clone())).await.map_err(|failure| failure.explain(what, self.remote.url()))
+    }
+
+    /// End the session (a legacy server is told with DELETE).
+    async fn close(self) {
+        let _ = self.service.cancel().await;
+    }
 }
 
 /// Signing in as `oauth authorize` does: the browser, or a pasted URL.

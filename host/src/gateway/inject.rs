@@ -1,5 +1,5 @@
-//! What a server receives from latchkey: environment variables for local servers (processes and
-//! containers), a bearer token for remote ones.
+//! What a local server (process or container) receives from latchkey: environment variables.
+//! (Remote servers get a bearer token from [`crate::mcp::catalog_credential`].)
 //!
 //! For every declared secret with an `env`: the current OAuth access token when the secret is an
 //! OAuth provider's `secret`, else the stored secret of that name. A secret without an `env` (a
@@ -42,12 +42,4 @@ pub async fn secret_env(engine: &Arc<Engine>, server: &Server) -> anyhow::Result
         env.push((variable.to_string(), value));
     }
     Ok(env)
-}
-
-/// The bearer token for a remote server, when it uses OAuth.
-pub async fn bearer(engine: &Arc<Engine>, server: &Server) -> anyhow::Result<Option<SecretString>> {
-    if server.oauth.as_ref().is_none_or(|oauth| oauth.providers.is_empty()) {
-        return Ok(None);
-    }
-    Ok(Some(engine.access_token(&server.name).await?))
 }

@@ -6,9 +6,14 @@
 //!   a refresh the upstream is marked stale and restarted *between* calls (a restart waits for
 //!   calls in flight, and new calls wait for the restart), then initialized again, so the client's
 //!   session with the gateway never notices;
-//! - a **remote** server gets the token as `Authorization: Bearer` on every request; after a refresh
-//!   the next request goes out on a new connection with the new token, and a 401 from the server
-//!   (at `initialize` or on any later request) triggers one refresh and one retry.
+//! - a **remote** server is reached through latchkey's one remote MCP client
+//!   ([`crate::mcp::remote`]), configured for the gateway: the `initialize` handshake, and a
+//!   credential that never asks anyone to sign in ([`crate::mcp::catalog_credential`]). The token
+//!   goes out as `Authorization: Bearer` on every request; after a refresh the next request goes
+//!   out on a new connection with the new token; a 401 from the server (at `initialize` or on any
+//!   later request) triggers one refresh and one retry; a refusal that the refresh does not answer
+//!   fails the upstream as a failed start does, with the `latchkey oauth authorize` command that
+//!   fixes it (a 403 for more scope fails only that request).
 //!
 //! Nothing waits forever: every request, `initialize` included, has the gateway's timeout; a
 //! server that failed to start is tried again only after a backoff (requests meanwhile fail at
@@ -27,13 +32,16 @@ use rmcp::model::{
     ReadResourceRequestParams, ReadResourceResponse, Resource, Tool,
 };
 use rmcp::service::{NotificationContext, RunningService, ServiceError};
-use rmcp::{ClientHandler, Peer, RoleClient, ServiceExt};
+use rmcp::{ClientHandler, ClientLifecycleMode, Peer, RoleClient, ServiceExt};
 use secrecy::ExposeSecret;
 use serde::Serialize;
 use tokio::sync::{RwLock, RwLockReadGuard, mpsc};
+use url::Url;
 
 use super::inject;
 use crate::catalog::{Kind, Server};
+use crate::mcp::catalog_credential::CatalogCredential;
+use crate::mcp::remote::{Failure, Refusal, Remote};
 use crate::oauth::engine::Engine;
 use crate::oauth::lifecycle::backoff;
 
@@ -71,14 +79,22 @@ impl ClientHandler for Handler {
     }
 }
 
+/// The remote client of a remote upstream's current connection: it carries that connection's
+/// credential.
+type RemoteClient = Remote<Handler, CatalogCredential>;
+
 enum State {
     Stopped,
     /// `generation` tells this run from later ones, so that a failure seen on an old connection
-    /// never stops a newer one.
-    Running { service: RunningService<RoleClient, Handler>, stale: bool, generation: u64 },
+    /// never stops a newer one; `remote` is set for a remote server.
+    Running { service: RunningService<RoleClient, Handler>, remote: Option<Arc<RemoteClient>>, stale: bool, generation: u64 },
     /// The last start failed; the next is tried from `retry_at` on.
     Failed { reason: String, retry_at: Instant, failures: u32 },
 }
+
+/// What a request runs with: the read guard that keeps a restart waiting, the peer, the remote
+/// client (remote servers) and the run's generation.
+type Ready<'a> = (RwLockReadGuard<'a, State>, Peer<RoleClient>, Option<Arc<RemoteClient>>, u64);
 
 /// What `/health` shows about an upstream.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -113,6 +129,8 @@ pub enum UpstreamError {
     Crashed { server: String, error: ServiceError },
     #[error("server `{server}` did not answer within {} s (the gateway's --timeout)", .timeout.as_secs())]
     Timeout { server: String, timeout: Duration },
+    #[error("server `{server}` refused the request: {reason}")]
+    Refused { server: String, reason: String },
 }
 
 impl Upstream {
@@ -199,9 +217,9 @@ impl Upstream {
         .await
     }
 
-    /// Run `request` against a running, current upstream, within the timeout. A remote 401
-    /// refreshes the token and retries once; a closed transport (the server crashed) fails this
-    /// request and restarts the server in the background.
+    /// Run `request` against a running, current upstream, within the timeout. A remote server's
+    /// refusals go through its client's authorization; a closed transport (the server crashed)
+    /// fails this request and restarts the server in the background.
     async fn with_peer<F, Fut, R>(self: &Arc<Self>, request: F) -> Result<R, UpstreamError>
     where
         F: Fn(Peer<RoleClient>) -> Fut,
@@ -212,44 +230,50 @@ impl Upstream {
         // times; kept inline it made each tools/call copy ~100 KB (over a third of the gateway's
         // instructions per call, measured with callgrind: see bench/gateway).
         Box::pin(async move {
-            let mut refreshed = false;
-            loop {
-                // The read guard lives as long as the request, so a restart waits for it to finish.
-                let (guard, peer, generation) = self.ready().await?;
-                let result = tokio::time::timeout(self.timeout, request(peer)).await;
-                drop(guard);
-                let error = match result {
-                    Ok(Ok(value)) => return Ok(value),
-                    Ok(Err(error)) => error,
-                    Err(_) => return Err(UpstreamError::Timeout { server: self.name().to_string(), timeout: self.timeout }),
-                };
-                if error.auth_challenge().is_some() && !refreshed && matches!(self.server.kind, Kind::Remote { .. }) {
-                    refreshed = true;
-                    tracing::info!("{}: the server answered 401; refreshing the token and retrying once", self.name());
-                    self.refresh_credentials().await;
-                    self.credentials_changed().await;
-                    continue;
+            // The read guard lives as long as the request, so a restart waits for it to finish.
+            let (guard, peer, remote, generation) = self.ready().await?;
+            let call = async {
+                match &remote {
+                    Some(remote) => remote.authorized(|| request(peer.clone())).await,
+                    None => request(peer.clone()).await.map_err(Failure::Other),
                 }
-                if matches!(error, ServiceError::TransportClosed | ServiceError::TransportSend(_)) {
-                    self.crashed(generation, &error).await;
-                    return Err(UpstreamError::Crashed { server: self.name().to_string(), error });
+            };
+            let result = tokio::time::timeout(self.timeout, call).await;
+            drop(guard);
+            let error = match result {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(Failure::Other(error))) => error,
+                Ok(Err(Failure::Refused { refusal, error })) => {
+                    let reason = format!("{error:#}");
+                    if refusal == Refusal::Unauthorized {
+                        self.refused(generation, &reason).await;
+                    }
+                    return Err(UpstreamError::Refused { server: self.name().to_string(), reason });
                 }
-                return Err(UpstreamError::Call { server: self.name().to_string(), error });
+                Err(_) => return Err(UpstreamError::Timeout { server: self.name().to_string(), timeout: self.timeout }),
+            };
+            if matches!(error, ServiceError::TransportClosed | ServiceError::TransportSend(_)) {
+                self.crashed(generation, &error).await;
+                return Err(UpstreamError::Crashed { server: self.name().to_string(), error });
             }
+            Err(UpstreamError::Call { server: self.name().to_string(), error })
         })
         .await
     }
 
-    async fn refresh_credentials(&self) {
-        let target = self.engine.target(self.name(), None, &crate::oauth::engine::Overrides::default()).await;
-        match target {
-            Ok(target) => {
-                if let Err(error) = self.engine.refresh_target(&target, None).await {
-                    tracing::warn!("{}: {error}", self.name());
-                }
-            }
-            Err(error) => tracing::warn!("{}: {error:#}", self.name()),
+    /// The server refused run `generation`'s credential, and only the user can fix it: until the
+    /// credential changes, the upstream is failed like a server that could not start, so that
+    /// `/health` says what to run and calls fail at once.
+    async fn refused(&self, generation: u64, reason: &str) {
+        let mut state = self.state.write().await;
+        if !matches!(&*state, State::Running { generation: current, .. } if *current == generation) {
+            return;
         }
+        if let State::Running { service, .. } = std::mem::replace(&mut *state, State::Stopped) {
+            let _ = service.cancel().await;
+        }
+        *state = State::Failed { reason: reason.to_string(), retry_at: Instant::now() + backoff(1), failures: 1 };
+        self.set_health("failed", Some(reason.to_string()));
     }
 
     /// The connection of run `generation` closed: unless a newer run has replaced it already,
@@ -273,16 +297,16 @@ impl Upstream {
         });
     }
 
-    /// A read guard on the running, current upstream, with its peer and generation; (re)starts
-    /// it first when needed.
-    async fn ready(self: &Arc<Self>) -> Result<(RwLockReadGuard<'_, State>, Peer<RoleClient>, u64), UpstreamError> {
+    /// A read guard on the running, current upstream, with its peer, remote client and
+    /// generation; (re)starts it first when needed.
+    async fn ready(self: &Arc<Self>) -> Result<Ready<'_>, UpstreamError> {
         loop {
             {
                 let state = self.state.read().await;
                 match &*state {
-                    State::Running { service, stale: false, generation } if !service.is_closed() => {
-                        let (peer, generation) = (service.peer().clone(), *generation);
-                        return Ok((state, peer, generation));
+                    State::Running { service, remote, stale: false, generation } if !service.is_closed() => {
+                        let (peer, remote, generation) = (service.peer().clone(), remote.clone(), *generation);
+                        return Ok((state, peer, remote, generation));
                     }
                     State::Failed { reason, retry_at, .. } if Instant::now() < *retry_at => {
                         return Err(UpstreamError::Start { server: self.name().to_string(), reason: reason.clone() });
@@ -313,9 +337,9 @@ impl Upstream {
         }
         self.set_health("starting", None);
         let reason = match tokio::time::timeout(self.timeout, self.launch()).await {
-            Ok(Ok(service)) => {
+            Ok(Ok((service, remote))) => {
                 let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
-                *state = State::Running { service, stale: false, generation };
+                *state = State::Running { service, remote, stale: false, generation };
                 self.set_health("running", None);
                 if self.left_out.swap(false, Ordering::Relaxed) {
                     for event in [Event::ToolsChanged, Event::PromptsChanged, Event::ResourcesChanged] {
@@ -333,7 +357,7 @@ impl Upstream {
         Err(UpstreamError::Start { server: self.name().to_string(), reason })
     }
 
-    async fn launch(&self) -> Result<RunningService<RoleClient, Handler>, String> {
+    async fn launch(&self) -> Result<(RunningService<RoleClient, Handler>, Option<Arc<RemoteClient>>), String> {
         let handler = Handler { events: self.events.clone() };
         match &self.server.kind {
             Kind::Command { command } => {
@@ -354,32 +378,19 @@ impl Upstream {
                     .stderr(Stdio::inherit())
                     .spawn()
                     .map_err(|e| format!("cannot run `{}`: {e}", command[0]))?;
-                handler.serve(transport).await.map_err(|e| format!("it did not initialize: {e}"))
+                Ok((handler.serve(transport).await.map_err(|e| format!("it did not initialize: {e}"))?, None))
             }
             Kind::Remote { remote } => {
-                let connect = || async {
-                    let mut config = rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(remote.url.as_str());
-                    if let Some(token) = inject::bearer(&self.engine, &self.server).await.map_err(|e| format!("{e:#}"))? {
-                        config = config.auth_header(token.expose_secret());
-                    }
-                    let transport = rmcp::transport::StreamableHttpClientTransport::from_config(config);
-                    Ok::<_, String>(handler.clone().serve(transport).await)
-                };
-                match connect().await? {
-                    // The token was refused although it had not expired by our clock (revoked, or
-                    // the clocks disagree): one refresh, one more try.
-                    Err(error) if error.auth_challenge().is_some() && self.server.oauth.is_some() => {
-                        tracing::info!("{}: the server answered 401 to `initialize`; refreshing the token and retrying once", self.name());
-                        self.refresh_credentials().await;
-                        connect().await?.map_err(|e| format!("it did not initialize: {e}"))
-                    }
-                    other => other.map_err(|e| format!("it did not initialize: {e}")),
-                }
+                let url = Url::parse(remote.url.as_str()).map_err(|e| format!("its URL `{}` is not valid: {e}", remote.url.as_str()))?;
+                let credential = CatalogCredential::load(&self.engine, &self.server).await.map_err(|e| format!("{e:#}"))?;
+                let client = Remote::new(&url, handler, ClientLifecycleMode::Initialize, Arc::new(credential)).map_err(|e| format!("{e:#}"))?;
+                let service = client.open().await.map_err(|e| format!("{e:#}"))?;
+                Ok((service, Some(Arc::new(client))))
             }
             Kind::Image { image, .. } => {
                 let env = inject::secret_env(&self.engine, &self.server).await.map_err(|e| format!("{e:#}"))?;
                 let transport = super::container::start(&self.server, image, &env).await.map_err(|e| format!("{e:#}"))?;
-                handler.serve(transport).await.map_err(|e| format!("it did not initialize: {e}"))
+                Ok((handler.serve(transport).await.map_err(|e| format!("it did not initialize: {e}"))?, None))
             }
         }
     }

@@ -1,5 +1,5 @@
 //! The OAuth credential of a remote MCP server known only by its URL (`latchkey tools --url`),
-//! as a [`TokenSource`] and [`Authorizer`] for [`super::remote::RemoteUpstream`].
+//! as a [`TokenSource`] and [`Authorizer`] for [`super::remote::Remote`].
 //!
 //! Nothing is discovered up front: a credential stored for the URL (by an earlier run) is sent as
 //! it is, and only the server's refusal makes latchkey discover the authorization server (from
@@ -25,7 +25,8 @@ use crate::oauth::engine::{Engine, Overrides, Target};
 use crate::oauth::lifecycle::{self, RefreshError};
 use crate::store::{Credential, Status};
 
-/// How the user signs in: the CLI opens the browser; the gateway cannot ask anyone.
+/// How the user signs in: the browser, or a pasted redirect URL. (The gateway, which cannot ask
+/// anyone, uses [`super::catalog_credential`] instead.)
 pub trait SignIn: Send + Sync + 'static {
     fn mode(&self) -> Mode;
 
@@ -101,7 +102,7 @@ impl<S: SignIn> UrlCredential<S> {
 
 /// A token, or `None` when only the user can help (not authorized, refresh refused or
 /// impossible); failures of the store or the network stay errors.
-fn usable(result: anyhow::Result<SecretString>) -> anyhow::Result<Option<SecretString>> {
+pub(super) fn usable(result: anyhow::Result<SecretString>) -> anyhow::Result<Option<SecretString>> {
     match result {
         Ok(token) => Ok(Some(token)),
         Err(error) => match error.downcast_ref::<RefreshError>() {

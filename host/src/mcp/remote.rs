@@ -1,32 +1,42 @@
-//! A connection to one remote MCP server over Streamable HTTP: the gateway's remote upstream, and
-//! what `latchkey tools` uses.
+//! latchkey's MCP client of one remote server (Streamable HTTP, through rmcp): the gateway's
+//! remote upstream and `latchkey tools --url` both connect through [`Remote`].
+//!
+//! The two differ only in what they give [`Remote::new`]:
+//! - the [`Authorizer`], which decides what a refusal that a refresh could not answer leads to:
+//!   `tools --url` signs in, in the browser ([`super::credential`]); the gateway has no one to
+//!   ask, so its authorizer fails with the command that fixes the credential
+//!   ([`super::catalog_credential`]) and the gateway shows that in `/health`;
+//! - the [`ClientHandler`]: the gateway passes list-changed notifications on to its clients;
+//! - the lifecycle: the gateway keeps the `initialize` handshake; `tools --url` lets rmcp find the
+//!   server's era (`server/discover` first, 2026-07-28, stateless; `initialize` for older
+//!   servers), or pins a protocol version ([`lifecycle`]).
+//!
+//! A [`Remote`] does not own the connection: [`Remote::open`] hands out the rmcp service and
+//! [`Remote::authorized`] runs requests on whatever peer the caller has, so the gateway keeps its
+//! own restarts, timeouts and concurrent calls around it.
 //!
 //! Authorization is reactive, as the MCP specification describes it: requests go out with
-//! whatever token the [`Authorizer`] has (none at first), and the server's refusals drive the rest:
+//! whatever token the authorizer has (none at first), and the server's refusals drive the rest:
 //! - 401: the bearer client has already tried one refresh ([`super::bearer`]); the authorizer
-//!   gets the challenge and obtains a new grant (the CLI opens the browser, the gateway reports
-//!   that the server needs `latchkey oauth authorize`), then the request is sent again;
+//!   gets the challenge and obtains a new grant, then the request is sent again;
 //! - 403 `insufficient_scope`: the authorizer re-authorizes for the union of the scopes it asked
 //!   for before and the challenged ones (MCP 2026-07-28, SEP-2350), then the request is retried.
 //!
 //! Each operation authorizes at most once for a 401 and [`MAX_STEP_UPS`] times for a 403, so a
 //! server that never accepts does not loop the user through the browser.
-//!
-//! The protocol era is found by rmcp: `server/discover` first (2026-07-28, stateless), falling back
-//! to the `initialize` handshake for older servers; or the caller pins a protocol version.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use rmcp::model::{CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation, JsonObject, ProtocolVersion, Tool};
+use rmcp::model::{ClientCapabilities, ClientConfig, Implementation, ProtocolVersion};
 use rmcp::service::{ClientInitializeError, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::{
     AuthRequiredError, InsufficientScopeError, StreamableHttpClientTransportConfig, StreamableHttpError,
 };
-use rmcp::{ClientHandler, ClientLifecycleMode, ClientServiceExt, Peer, RoleClient, ServiceError};
+use rmcp::{ClientHandler, ClientLifecycleMode, ClientServiceExt, RoleClient, ServiceError};
 use url::Url;
 
 use super::bearer::{BearerClient, TokenSource};
@@ -46,14 +56,15 @@ pub enum Refusal {
 
 /// A [`TokenSource`] that can also obtain a new grant when the server refuses.
 pub trait Authorizer: TokenSource {
-    /// Get a grant that answers `challenge` (the parsed `WWW-Authenticate` of the refusal).
+    /// Get a grant that answers `challenge` (the parsed `WWW-Authenticate` of the refusal), or
+    /// fail with what the user has to do when there is no one to ask.
     fn authorize(&self, refusal: Refusal, challenge: &Challenge) -> impl Future<Output = anyhow::Result<()>> + Send;
 }
 
-/// latchkey as an MCP client: no sampling, roots or elicitation to offer. The protocol version is
-/// the one a legacy `initialize` asks for.
+/// `tools --url` as an MCP client: no sampling, roots or elicitation to offer. The protocol
+/// version is the one a legacy `initialize` asks for.
 #[derive(Clone)]
-struct Latchkey(Option<ProtocolVersion>);
+pub struct Latchkey(pub Option<ProtocolVersion>);
 
 impl ClientHandler for Latchkey {
     fn get_info(&self) -> ClientConfig {
@@ -73,102 +84,106 @@ pub fn protocol_version(name: &str) -> anyhow::Result<ProtocolVersion> {
     })
 }
 
-/// A live connection to a remote MCP server.
-pub struct RemoteUpstream<A: Authorizer> {
-    url: Url,
-    authorizer: Arc<A>,
-    http: reqwest::Client,
-    protocol: Option<ProtocolVersion>,
-    service: RunningService<RoleClient, Latchkey>,
+/// How to start a session: speak `protocol`, or find the server's era when none is pinned.
+pub fn lifecycle(protocol: Option<&ProtocolVersion>) -> ClientLifecycleMode {
+    match protocol {
+        None => ClientLifecycleMode::Auto { preferred_versions: vec![ProtocolVersion::LATEST], legacy_version: None },
+        Some(version) if version.has_initialize() => ClientLifecycleMode::Initialize,
+        Some(version) => ClientLifecycleMode::Discover { preferred_versions: vec![version.clone()] },
+    }
 }
 
-impl<A: Authorizer> RemoteUpstream<A> {
-    /// Connect to the server at `url`, authorizing through `authorizer` when it asks; with
-    /// `protocol`, speak that version instead of finding the server's era.
-    pub async fn connect(url: &Url, authorizer: Arc<A>, protocol: Option<ProtocolVersion>) -> anyhow::Result<RemoteUpstream<A>> {
+/// Why an operation through a [`Remote`] failed.
+#[derive(Debug)]
+pub enum Failure<E = ServiceError> {
+    /// The server refused, and authorizing did not help or was not possible; `error` says what
+    /// the user can do.
+    Refused { refusal: Refusal, error: anyhow::Error },
+    /// Anything else, as rmcp reported it: the caller decides what it means (the gateway tells a
+    /// crashed server from an error answer).
+    Other(E),
+}
+
+impl Failure {
+    /// The failure as the command line reports it: what failed, where, and why.
+    pub fn explain(self, what: &str, url: &Url) -> anyhow::Error {
+        match self {
+            Failure::Refused { error, .. } => error,
+            Failure::Other(error) => anyhow::anyhow!("{what} at {url} failed: {}", describe_service(&error)),
+        }
+    }
+}
+
+/// One remote MCP server, and how latchkey talks to it.
+pub struct Remote<H, A> {
+    url: Url,
+    handler: H,
+    lifecycle: ClientLifecycleMode,
+    authorizer: Arc<A>,
+    http: reqwest::Client,
+}
+
+impl<H: ClientHandler + Clone, A: Authorizer> Remote<H, A> {
+    pub fn new(url: &Url, handler: H, lifecycle: ClientLifecycleMode, authorizer: Arc<A>) -> anyhow::Result<Remote<H, A>> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("latchkey/", env!("CARGO_PKG_VERSION")))
             .build()
             .context("building the HTTP client")?;
-        let service = open(url, &authorizer, &http, protocol.as_ref()).await?;
-        Ok(RemoteUpstream { url: url.clone(), authorizer, http, protocol, service })
+        Ok(Remote { url: url.clone(), handler, lifecycle, authorizer, http })
     }
 
-    /// Every tool the server offers (all pages).
-    pub async fn list_tools(&mut self) -> anyhow::Result<Vec<Tool>> {
-        self.with_authorization("tools/list", |peer| async move { peer.list_all_tools().await }).await
+    pub fn url(&self) -> &Url {
+        &self.url
     }
 
-    /// Call `name` with `arguments`.
-    pub async fn call_tool(&mut self, name: &str, arguments: Option<JsonObject>) -> anyhow::Result<CallToolResult> {
-        let mut params = CallToolRequestParams::new(name.to_string());
-        params.arguments = arguments;
-        self.with_authorization("tools/call", move |peer| {
-            let params = params.clone();
-            async move { peer.call_tool(params).await }
+    /// Start a session, authorizing when the connection itself is refused.
+    pub async fn open(&self) -> anyhow::Result<RunningService<RoleClient, H>> {
+        let connect = || {
+            let client = BearerClient::new(self.http.clone(), self.authorizer.clone());
+            let transport = StreamableHttpClientTransport::with_client(client, StreamableHttpClientTransportConfig::with_uri(self.url.as_str()));
+            self.handler.clone().serve_with_lifecycle(transport, self.lifecycle.clone())
+        };
+        self.with_authorization(connect, init_refusal).await.map_err(|failure| match failure {
+            Failure::Refused { error, .. } => error,
+            Failure::Other(error) => anyhow::anyhow!("cannot connect to the MCP server at {}: {}", self.url, describe_init(&error)),
+        })
+    }
+
+    /// Run `request` (on a peer of a session from [`Remote::open`]); when the server refuses,
+    /// authorize and run it again.
+    pub async fn authorized<T, F, Fut>(&self, request: F) -> Result<T, Failure>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, ServiceError>>,
+    {
+        self.with_authorization(request, |error| match error {
+            ServiceError::TransportSend(transport) => refusal_in(transport.error.as_ref()),
+            _ => None,
         })
         .await
     }
 
-    /// End the session (a legacy server is told with DELETE).
-    pub async fn close(self) {
-        let _ = self.service.cancel().await;
-    }
-
-    /// Run `request`; when the server refuses, authorize and run it again.
-    async fn with_authorization<T, F, Fut>(&mut self, what: &str, request: F) -> anyhow::Result<T>
+    /// Run `attempt` until it succeeds, answering each refusal that `refused` finds in its error
+    /// with the authorizer, within one [`Budget`].
+    async fn with_authorization<T, E, F, Fut>(&self, attempt: F, refused: impl Fn(&E) -> Option<(Refusal, Challenge)>) -> Result<T, Failure<E>>
     where
-        F: Fn(Peer<RoleClient>) -> Fut,
-        Fut: Future<Output = Result<T, ServiceError>>,
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
     {
         let mut budget = Budget::default();
         loop {
-            let error = match request(self.service.peer().clone()).await {
+            let error = match attempt().await {
                 Ok(value) => return Ok(value),
                 Err(error) => error,
             };
-            let refused = match &error {
-                ServiceError::TransportSend(transport) => refusal_in(transport.error.as_ref()),
-                _ => None,
+            let Some((refusal, challenge)) = refused(&error) else { return Err(Failure::Other(error)) };
+            let authorized = match budget.spend(refusal, &challenge, &self.url) {
+                Ok(()) => self.authorizer.authorize(refusal, &challenge).await,
+                Err(spent) => Err(spent),
             };
-            let Some((refusal, challenge)) = refused else {
-                anyhow::bail!("{what} at {} failed: {}", self.url, describe_service(&error));
-            };
-            budget.spend(refusal, &challenge, &self.url)?;
-            self.authorizer.authorize(refusal, &challenge).await?;
-            if self.service.is_closed() {
-                self.service = open(&self.url, &self.authorizer, &self.http, self.protocol.as_ref()).await?;
-            }
+            authorized.map_err(|error| Failure::Refused { refusal, error })?;
         }
-    }
-}
-
-/// Connect, authorizing when the connection itself is refused.
-async fn open<A: Authorizer>(
-    url: &Url,
-    authorizer: &Arc<A>,
-    http: &reqwest::Client,
-    protocol: Option<&ProtocolVersion>,
-) -> anyhow::Result<RunningService<RoleClient, Latchkey>> {
-    let mut budget = Budget::default();
-    loop {
-        let client = BearerClient::new(http.clone(), authorizer.clone());
-        let transport = StreamableHttpClientTransport::with_client(client, StreamableHttpClientTransportConfig::with_uri(url.as_str()));
-        let lifecycle = match protocol {
-            None => ClientLifecycleMode::Auto { preferred_versions: vec![ProtocolVersion::LATEST], legacy_version: None },
-            Some(version) if version.has_initialize() => ClientLifecycleMode::Initialize,
-            Some(version) => ClientLifecycleMode::Discover { preferred_versions: vec![version.clone()] },
-        };
-        let error = match Latchkey(protocol.cloned()).serve_with_lifecycle(transport, lifecycle).await {
-            Ok(service) => return Ok(service),
-            Err(error) => error,
-        };
-        let Some((refusal, challenge)) = init_refusal(&error) else {
-            anyhow::bail!("cannot connect to the MCP server at {url}: {}", describe_init(&error));
-        };
-        budget.spend(refusal, &challenge, url)?;
-        authorizer.authorize(refusal, &challenge).await?;
     }
 }
 
