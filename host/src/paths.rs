@@ -79,3 +79,20 @@ pub fn write_private_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()>
     }
     Ok(())
 }
+
+/// The files directly in `dir` whose extension is one of `extensions`, sorted by name; a missing
+/// folder has none. Hidden files are skipped: a copy in progress (`.acme.wasm`, written then
+/// renamed into place) or an editor's companion file is never read half-written.
+pub fn visible_files(dir: &Path, extensions: &[&str]) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(dir) else { return Vec::new() };
+    let mut files: Vec<PathBuf> =
+        entries.filter_map(|entry| entry.ok().map(|entry| entry.path())).filter(|path| is_visible_file_named(path, extensions) && path.is_file()).collect();
+    files.sort();
+    files
+}
+
+/// Whether `path` names a file [`visible_files`] would list (its kind on disk aside).
+pub fn is_visible_file_named(path: &Path, extensions: &[&str]) -> bool {
+    path.extension().is_some_and(|ext| extensions.iter().any(|wanted| ext == *wanted))
+        && path.file_name().is_some_and(|name| !name.to_string_lossy().starts_with('.'))
+}

@@ -176,6 +176,10 @@ impl Catalog {
     }
 }
 
+/// User catalogs: `*.yaml` and `*.yml` in [`catalogs_dir`], read in name order (hidden files, such
+/// as an editor's companions, are skipped).
+const CATALOG_EXTENSIONS: &[&str] = &["yaml", "yml"];
+
 /// Where user catalogs live.
 pub fn catalogs_dir(paths: &Paths) -> PathBuf {
     paths.config_dir.join("catalogs")
@@ -185,7 +189,7 @@ pub fn catalogs_dir(paths: &Paths) -> PathBuf {
 /// were the last user catalog, and only its problems are reported.
 pub fn check(paths: &Paths, extra: Option<&Path>) -> Report {
     let dir = catalogs_dir(paths);
-    let mut files = catalog_files(&dir);
+    let mut files = crate::paths::visible_files(&dir, CATALOG_EXTENSIONS);
     let focus = extra.map(|extra| {
         // The file may already be one of the user catalogs, under another spelling of its path.
         let canonical = extra.canonicalize().ok();
@@ -215,22 +219,6 @@ pub fn check(paths: &Paths, extra: Option<&Path>) -> Report {
         report.focus = Some(focus);
     }
     report
-}
-
-/// `*.yaml` and `*.yml` directly in `dir`, sorted; a missing folder has none. Hidden files are
-/// skipped, so that an editor's `.gmail.yaml.swp`-style companions are never read.
-fn catalog_files(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-        .filter(|path| {
-            path.extension().is_some_and(|ext| ext == "yaml" || ext == "yml")
-                && path.file_name().is_some_and(|name| !name.to_string_lossy().starts_with('.'))
-                && path.is_file()
-        })
-        .collect();
-    files.sort();
-    files
 }
 
 /// Parse each source in order, let later servers replace earlier ones, then apply registrations.

@@ -20,6 +20,9 @@ use super::error::{Origin, PluginError, Problem};
 use super::provider::Provider;
 use super::runtime::Runtime;
 
+/// Drop-ins are the `*.wasm` files directly in the providers folder.
+pub(crate) const DROPIN_EXTENSION: &str = "wasm";
+
 #[derive(Clone)]
 pub struct Registry {
     /// Every built-in, loaded or not; shared with the registries that replace this one on a
@@ -126,7 +129,7 @@ impl Registry {
         let entries = built_ins.iter().map(|built_in| (built_in.name.to_string(), Entry::BuiltIn(built_in.clone()))).collect();
         let mut registry = Registry { built_ins, entries, notices: Vec::new(), dropin_failures: Vec::new() };
         if let Some(dir) = dropin_dir {
-            for path in dropin_files(dir) {
+            for path in crate::paths::visible_files(dir, &[DROPIN_EXTENSION]) {
                 registry.load_dropin(runtime, path);
             }
         }
@@ -253,20 +256,4 @@ impl Registry {
         let built_ins = self.built_ins.iter().filter_map(|built_in| built_in.loaded.get()?.as_ref().err().cloned());
         self.dropin_failures.iter().cloned().chain(built_ins).collect()
     }
-}
-
-/// `*.wasm` files directly in `dir`, sorted; a missing folder has none. Hidden files are skipped,
-/// so that a copy in progress named `.acme.wasm` is never loaded half-written.
-fn dropin_files(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-        .filter(|path| {
-            path.extension().is_some_and(|ext| ext == "wasm")
-                && path.file_name().is_some_and(|name| !name.to_string_lossy().starts_with('.'))
-                && path.is_file()
-        })
-        .collect();
-    files.sort();
-    files
 }

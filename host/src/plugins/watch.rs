@@ -21,7 +21,7 @@ use notify::{EventKind, RecursiveMode, Watcher as _};
 
 use super::error::Origin;
 use super::provider::Provider;
-use super::registry::Registry;
+use super::registry::{DROPIN_EXTENSION, Registry};
 use super::runtime::Runtime;
 
 /// How long the folder must be quiet before a reload.
@@ -115,11 +115,7 @@ fn affects_providers(event: &notify::Result<notify::Event>) -> bool {
         EventKind::Access(_) => false,
         _ => true,
     };
-    writes
-        && event.paths.iter().any(|path| {
-            path.extension().is_some_and(|ext| ext == "wasm")
-                && path.file_name().is_some_and(|name| !name.to_string_lossy().starts_with('.'))
-        })
+    writes && event.paths.iter().any(|path| crate::paths::is_visible_file_named(path, &[DROPIN_EXTENSION]))
 }
 
 /// What the reload changed, among the providers loaded so far (a built-in that nothing has used
