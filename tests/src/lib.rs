@@ -4,15 +4,20 @@
 //!   and returns the component. Fixtures build into `<target>/latchkey-fixtures`, a target folder
 //!   of their own: the `cargo test` that runs these tests holds the lock of the main one.
 //! - [`Home`] is a private `LATCHKEY_HOME` for one test, and runs the `latchkey` binary in it.
+//! - [`keyring`] decides whether a test that needs the OS keyring runs, skips or fails, and reads
+//!   the keyring with `secret-tool`.
 //!
 //! Compiling a component takes seconds in a debug build, so every [`Home`] starts with a copy of
 //! a compiled-code cache that already holds the built-ins and the fixtures (filled once, then kept
 //! in the fixtures folder between runs). Only the cache's own tests start cold.
 
+pub mod keyring;
+
 use std::collections::BTreeMap;
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use latchkey::paths::{self, Paths};
@@ -143,9 +148,23 @@ impl Run {
         }
     }
 
+    /// Run `command` with `stdin` piped in and its output captured.
+    pub fn piped(mut command: Command, stdin: &[u8]) -> Run {
+        command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command.spawn().expect("running latchkey");
+        // A command that exits without reading its input closes the pipe: not an error here.
+        let _ = child.stdin.take().expect("a piped stdin").write_all(stdin);
+        Run::of(child.wait_with_output().expect("waiting for latchkey"))
+    }
+
     /// Stdout as JSON.
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+
+    /// Everything the user saw.
+    pub fn output(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
     }
 }
 
@@ -158,7 +177,7 @@ impl Default for Home {
 impl Home {
     /// An empty home whose compiled-code cache holds copies of the shared cache's files.
     pub fn new() -> Home {
-        let home = Home { dir: tempfile::tempdir().expect("a temporary LATCHKEY_HOME") };
+        let home = Home::empty();
         let compiled = home.paths().compiled_dir();
         paths::create_private_dir(&compiled).unwrap();
         for entry in fs::read_dir(shared_cache()).unwrap() {
@@ -169,6 +188,12 @@ impl Home {
             }
         }
         home
+    }
+
+    /// A home with nothing in it, not even the compiled-code cache: for tests of commands that
+    /// load no provider (secrets, catalogs), which need not pay for copying the cache.
+    pub fn empty() -> Home {
+        Home { dir: tempfile::tempdir().expect("a temporary LATCHKEY_HOME") }
     }
 
     pub fn path(&self) -> &Path {
@@ -200,16 +225,48 @@ impl Home {
         latchkey::plugins::load(&self.paths()).expect("loading the providers")
     }
 
-    /// `latchkey <args>` with this home, without colour or extra logging, for a test that needs
-    /// more environment or standard input; [`Run::of`] reads its output.
+    /// Give `command` the environment of every latchkey run in this home: this home, no colour,
+    /// and neither extra logging nor a store choice taken over from the shell that runs the tests.
+    /// For a command that runs latchkey itself, such as a shell script.
+    pub fn environment<'c>(&self, command: &'c mut Command) -> &'c mut Command {
+        command
+            .env(paths::HOME_VAR, self.path())
+            .env("NO_COLOR", "1")
+            .env_remove("LATCHKEY_LOG")
+            .env_remove(latchkey::store::STORE_VAR)
+    }
+
+    /// `latchkey <args>` in this home's [environment](Home::environment), for a test that needs
+    /// more of it; [`Run::of`] or [`Run::piped`] reads its output.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(latchkey_bin());
-        command.args(args).env(paths::HOME_VAR, self.path()).env("NO_COLOR", "1").env_remove("LATCHKEY_LOG");
+        self.environment(command.args(args));
         command
     }
 
-    /// Run `latchkey <args>` with this home, without colour or extra logging.
+    /// Run `latchkey <args>` in this home, with nothing on standard input.
     pub fn latchkey(&self, args: &[&str]) -> Run {
-        Run::of(self.command(args).output().expect("running latchkey"))
+        self.run(args, &[], b"")
     }
+
+    /// Run `latchkey <args>` in this home with `env` on top and `stdin` piped in.
+    pub fn run(&self, args: &[&str], env: &[(&str, &str)], stdin: &[u8]) -> Run {
+        let mut command = self.command(args);
+        command.envs(env.iter().copied());
+        Run::piped(command, stdin)
+    }
+}
+
+/// Every file under `dir` whose bytes contain `needle`: where a secret must not have landed.
+pub fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(files_containing(&path, needle));
+        } else if fs::read(&path).unwrap().windows(needle.len()).any(|window| window == needle.as_bytes()) {
+            found.push(path);
+        }
+    }
+    found
 }

@@ -1,5 +1,5 @@
 //! The file store and the credential lock, on real files. The keyring store is tested against a
-//! real gnome-keyring in `host/tests/keyring_store.rs`.
+//! real gnome-keyring in `tests/tests/keyring_store.rs`.
 
 use std::collections::BTreeSet;
 use std::fs;

@@ -1,20 +1,17 @@
 //! `latchkey secret set | ls | rm` end to end, through the binary: values on standard input and
 //! never in any output, the store choice and its fallback, concurrent processes, and writes that
-//! fail or die half-way. The keyring cases run against a real gnome-keyring (see `support`).
-
-mod support;
+//! fail or die half-way. The keyring cases run against a real gnome-keyring (see
+//! `latchkey_tests::keyring`).
 
 use std::fs;
-use std::path::Path;
 
-use latchkey::paths::Paths;
 use latchkey::store::{ExposeSecret, Store, StoreKind};
-use support::{Run, latchkey};
+use latchkey_tests::{Home, Run, files_containing, keyring, latchkey_bin};
 
 const FILE: &[(&str, &str)] = &[("LATCHKEY_STORE", "file")];
 
-fn stored(home: &Path, name: &str) -> Option<String> {
-    let store = Store::open_kind(&Paths::under(home.to_path_buf()), Some(StoreKind::File)).unwrap();
+fn stored(home: &Home, name: &str) -> Option<String> {
+    let store = Store::open_kind(&home.paths(), Some(StoreKind::File)).unwrap();
     store.get_secret(name).unwrap().map(|value| value.expose_secret().to_string())
 }
 
@@ -24,41 +21,40 @@ fn assert_ok(run: &Run) {
 
 #[test]
 fn set_ls_rm_through_stdin_never_show_the_value() {
-    let home = tempfile::tempdir().unwrap();
-    let home = home.path();
+    let home = Home::empty();
     let value = "s3cret-VALUE-41";
 
-    let set = latchkey(home, FILE, format!("{value}\n").as_bytes(), &["secret", "set", "gmail.client_secret"]);
+    let set = home.run(&["secret", "set", "gmail.client_secret"], FILE, format!("{value}\n").as_bytes());
     assert_ok(&set);
-    let file = home.join("secrets.json");
+    let file = home.path().join("secrets.json");
     assert_eq!(set.stdout.trim(), format!("Stored secret gmail.client_secret in the file {}.", file.display()));
     assert!(set.stderr.is_empty(), "{set:#?}");
     // The newline that `echo` adds is not part of the value.
-    assert_eq!(stored(home, "gmail.client_secret").as_deref(), Some(value));
+    assert_eq!(stored(&home, "gmail.client_secret").as_deref(), Some(value));
 
-    let set = latchkey(home, FILE, b"other-VALUE-42", &["secret", "set", "slack.client_secret"]);
+    let set = home.run(&["secret", "set", "slack.client_secret"], FILE, b"other-VALUE-42");
     assert_ok(&set);
 
-    let ls = latchkey(home, FILE, b"", &["secret", "ls"]);
+    let ls = home.run(&["secret", "ls"], FILE, b"");
     assert_ok(&ls);
     let lines: Vec<&str> = ls.stdout.lines().map(str::trim).collect();
     assert_eq!(lines[..3], ["NAME", "gmail.client_secret", "slack.client_secret"], "{ls:#?}");
     assert_eq!(lines[3], format!("2 secrets in the file {}", file.display()));
 
-    let json = latchkey(home, FILE, b"", &["secret", "ls", "--json"]);
+    let json = home.run(&["secret", "ls", "--json"], FILE, b"");
     assert_ok(&json);
     let json = json.json();
     assert_eq!(json["store"]["kind"], "file");
     assert_eq!(json["secrets"], serde_json::json!(["gmail.client_secret", "slack.client_secret"]));
 
-    let rm = latchkey(home, FILE, b"", &["secret", "rm", "gmail.client_secret"]);
+    let rm = home.run(&["secret", "rm", "gmail.client_secret"], FILE, b"");
     assert_ok(&rm);
     assert!(rm.stdout.starts_with("Removed secret gmail.client_secret from the file"), "{rm:#?}");
-    let again = latchkey(home, FILE, b"", &["secret", "rm", "gmail.client_secret"]);
+    let again = home.run(&["secret", "rm", "gmail.client_secret"], FILE, b"");
     assert_ok(&again);
     assert!(again.stdout.starts_with("There is no secret gmail.client_secret in the file"), "{again:#?}");
-    assert_eq!(stored(home, "gmail.client_secret"), None);
-    assert_eq!(stored(home, "slack.client_secret").as_deref(), Some("other-VALUE-42"));
+    assert_eq!(stored(&home, "gmail.client_secret"), None);
+    assert_eq!(stored(&home, "slack.client_secret").as_deref(), Some("other-VALUE-42"));
 
     for run in [set, ls, rm, again] {
         assert!(!run.output().contains("VALUE"), "a value was printed: {run:#?}");
@@ -67,47 +63,45 @@ fn set_ls_rm_through_stdin_never_show_the_value() {
 
 #[test]
 fn values_never_come_from_the_command_line_and_bad_input_is_refused() {
-    let home = tempfile::tempdir().unwrap();
-    let home = home.path();
+    let home = Home::empty();
 
     // There is no value argument.
-    let run = latchkey(home, FILE, b"", &["secret", "set", "gmail.client_secret", "argv-VALUE"]);
+    let run = home.run(&["secret", "set", "gmail.client_secret", "argv-VALUE"], FILE, b"");
     assert_eq!(run.code, Some(2), "{run:#?}");
 
-    let run = latchkey(home, FILE, b"v", &["secret", "set", "gmail/client secret"]);
+    let run = home.run(&["secret", "set", "gmail/client secret"], FILE, b"v");
     assert_eq!(run.code, Some(2), "{run:#?}");
     assert!(run.stderr.contains("not a valid secret name"), "{run:#?}");
 
     for empty in [&b""[..], b"\n", b"\r\n"] {
-        let run = latchkey(home, FILE, empty, &["secret", "set", "gmail.client_secret"]);
+        let run = home.run(&["secret", "set", "gmail.client_secret"], FILE, empty);
         assert_eq!(run.code, Some(1), "{run:#?}");
         assert!(run.stderr.contains("the value is empty"), "{run:#?}");
     }
-    let run = latchkey(home, FILE, &[0xff, 0xfe], &["secret", "set", "binary"]);
+    let run = home.run(&["secret", "set", "binary"], FILE, &[0xff, 0xfe]);
     assert_eq!(run.code, Some(1), "{run:#?}");
     assert!(run.stderr.contains("not UTF-8"), "{run:#?}");
-    assert!(!home.join("secrets.json").exists(), "something was stored");
+    assert!(!home.path().join("secrets.json").exists(), "something was stored");
 
-    let run = latchkey(home, &[("LATCHKEY_STORE", "vault")], b"v", &["secret", "set", "x"]);
+    let run = home.run(&["secret", "set", "x"], &[("LATCHKEY_STORE", "vault")], b"v");
     assert_eq!(run.code, Some(1), "{run:#?}");
     assert!(run.stderr.contains("LATCHKEY_STORE=vault is not a store"), "{run:#?}");
 }
 
 /// No D-Bus session: the keyring is unreachable.
 #[cfg(all(unix, not(target_os = "macos")))]
-fn no_bus(home: &Path) -> String {
-    format!("unix:path={}", home.join("no-bus").display())
+fn no_bus(home: &Home) -> String {
+    format!("unix:path={}", home.path().join("no-bus").display())
 }
 
 #[cfg(all(unix, not(target_os = "macos")))]
 #[test]
 fn without_a_keyring_the_file_store_is_used_with_a_notice() {
-    let home = tempfile::tempdir().unwrap();
-    let home = home.path();
-    let bus = no_bus(home);
-    let file = home.join("secrets.json");
+    let home = Home::empty();
+    let bus = no_bus(&home);
+    let file = home.path().join("secrets.json");
 
-    let run = latchkey(home, &[("DBUS_SESSION_BUS_ADDRESS", &bus)], b"fallback-VALUE", &["secret", "set", "a"]);
+    let run = home.run(&["secret", "set", "a"], &[("DBUS_SESSION_BUS_ADDRESS", &bus)], b"fallback-VALUE");
     assert_ok(&run);
     assert_eq!(run.stderr.lines().count(), 1, "the notice is one line: {run:#?}");
     let notice = &run.stderr;
@@ -115,40 +109,39 @@ fn without_a_keyring_the_file_store_is_used_with_a_notice() {
     assert!(notice.contains(&file.display().to_string()), "the notice names the file: {notice}");
     assert!(notice.contains("LATCHKEY_STORE=file") && notice.contains("LATCHKEY_STORE=keyring"), "{notice}");
     assert!(run.stdout.contains("in the file"), "{run:#?}");
-    assert_eq!(stored(home, "a").as_deref(), Some("fallback-VALUE"));
+    assert_eq!(stored(&home, "a").as_deref(), Some("fallback-VALUE"));
 
     // Chosen explicitly: no notice.
-    let run = latchkey(home, &[("DBUS_SESSION_BUS_ADDRESS", &bus), ("LATCHKEY_STORE", "file")], b"", &["secret", "ls"]);
+    let run = home.run(&["secret", "ls"], &[("DBUS_SESSION_BUS_ADDRESS", &bus), ("LATCHKEY_STORE", "file")], b"");
     assert_ok(&run);
     assert!(run.stderr.is_empty(), "{run:#?}");
 
     // The keyring asked for and not there: an error, no fallback.
-    let run = latchkey(home, &[("DBUS_SESSION_BUS_ADDRESS", &bus), ("LATCHKEY_STORE", "keyring")], b"v", &["secret", "set", "b"]);
+    let run = home.run(&["secret", "set", "b"], &[("DBUS_SESSION_BUS_ADDRESS", &bus), ("LATCHKEY_STORE", "keyring")], b"v");
     assert_eq!(run.code, Some(1), "{run:#?}");
     assert!(run.stderr.contains("not reachable") && run.stderr.contains("LATCHKEY_STORE=file"), "{run:#?}");
-    assert_eq!(stored(home, "b"), None);
+    assert_eq!(stored(&home, "b"), None);
 }
 
 #[test]
 fn concurrent_processes_lose_nothing() {
     const PROCESSES: usize = 8;
-    let home = tempfile::tempdir().unwrap();
-    let home = home.path();
+    let home = Home::empty();
     let children: Vec<_> = (0..PROCESSES)
         .map(|n| {
-            let mut command = support::command(home, FILE);
-            command.args(["secret", "set", &format!("p{n}")]);
-            std::thread::spawn(move || support::run(command, format!("value-{n}").as_bytes()))
+            let mut command = home.command(&["secret", "set", &format!("p{n}")]);
+            command.envs(FILE.iter().copied());
+            std::thread::spawn(move || Run::piped(command, format!("value-{n}").as_bytes()))
         })
         .collect();
     for child in children {
         assert_ok(&child.join().unwrap());
     }
-    let ls = latchkey(home, FILE, b"", &["secret", "ls", "--json"]);
+    let ls = home.run(&["secret", "ls", "--json"], FILE, b"");
     let names: Vec<String> = serde_json::from_value(ls.json()["secrets"].clone()).unwrap();
     assert_eq!(names, (0..PROCESSES).map(|n| format!("p{n}")).collect::<Vec<_>>());
     for n in 0..PROCESSES {
-        assert_eq!(stored(home, &format!("p{n}")), Some(format!("value-{n}")));
+        assert_eq!(stored(&home, &format!("p{n}")), Some(format!("value-{n}")));
     }
 }
 
@@ -159,10 +152,9 @@ fn concurrent_processes_lose_nothing() {
 fn a_write_that_fails_or_dies_half_way_leaves_the_old_file() {
     use std::os::unix::process::ExitStatusExt;
 
-    let home = tempfile::tempdir().unwrap();
-    let home = home.path();
-    assert_ok(&latchkey(home, FILE, b"old-VALUE", &["secret", "set", "kept"]));
-    let file = home.join("secrets.json");
+    let home = Home::empty();
+    assert_ok(&home.run(&["secret", "set", "kept"], FILE, b"old-VALUE"));
+    let file = home.path().join("secrets.json");
     let before = fs::read(&file).unwrap();
     assert!(before.len() < 1024, "the first file must fit under the limit");
     let big = "x".repeat(64 * 1024);
@@ -171,11 +163,8 @@ fn a_write_that_fails_or_dies_half_way_leaves_the_old_file() {
         let trap = if ignore_signal { "trap '' XFSZ; " } else { "" };
         let mut command = std::process::Command::new("sh");
         // dash counts `ulimit -f` in 512-byte blocks, bash in 1024: either way 2 blocks < 64 KiB.
-        command
-            .args(["-c", &format!("{trap}ulimit -f 2; exec \"$0\" secret set big"), env!("CARGO_BIN_EXE_latchkey")])
-            .env("LATCHKEY_HOME", home)
-            .env("LATCHKEY_STORE", "file")
-            .env("NO_COLOR", "1");
+        let script = format!("{trap}ulimit -f 2; exec \"$0\" secret set big");
+        home.environment(command.arg("-c").arg(script).arg(latchkey_bin())).envs(FILE.iter().copied());
         command.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
         let mut child = command.spawn().unwrap();
         std::io::Write::write_all(&mut child.stdin.take().unwrap(), big.as_bytes()).unwrap();
@@ -184,7 +173,7 @@ fn a_write_that_fails_or_dies_half_way_leaves_the_old_file() {
         if ignore_signal {
             assert_eq!(output.status.code(), Some(1), "{label}: {stderr}");
             assert!(stderr.contains("cannot write"), "{label}: {stderr}");
-            let temporary: Vec<_> = fs::read_dir(home)
+            let temporary: Vec<_> = fs::read_dir(home.path())
                 .unwrap()
                 .filter_map(|entry| {
                     let name = entry.unwrap().file_name().to_string_lossy().into_owned();
@@ -196,41 +185,40 @@ fn a_write_that_fails_or_dies_half_way_leaves_the_old_file() {
             assert_eq!(output.status.signal(), Some(25), "{label}: expected death by SIGXFSZ, got {:?}: {stderr}", output.status);
         }
         assert_eq!(fs::read(&file).unwrap(), before, "{label}: the store file changed");
-        assert_eq!(stored(home, "kept").as_deref(), Some("old-VALUE"), "{label}");
-        assert_eq!(stored(home, "big"), None, "{label}");
+        assert_eq!(stored(&home, "kept").as_deref(), Some("old-VALUE"), "{label}");
+        assert_eq!(stored(&home, "big"), None, "{label}");
     }
     // The store still takes writes.
-    assert_ok(&latchkey(home, FILE, b"new-VALUE", &["secret", "set", "after"]));
-    assert_eq!(stored(home, "kept").as_deref(), Some("old-VALUE"));
-    assert_eq!(stored(home, "after").as_deref(), Some("new-VALUE"));
+    assert_ok(&home.run(&["secret", "set", "after"], FILE, b"new-VALUE"));
+    assert_eq!(stored(&home, "kept").as_deref(), Some("old-VALUE"));
+    assert_eq!(stored(&home, "after").as_deref(), Some("new-VALUE"));
 }
 
 #[test]
 fn set_uses_the_keyring_when_it_is_reachable() {
-    let home = tempfile::tempdir().unwrap();
-    let home = home.path();
-    if support::keyring_store(home).is_none() {
+    let home = Home::empty();
+    if keyring::store(home.path()).is_none() {
         return;
     }
     let value = "keyring-cli-VALUE-43";
-    let set = latchkey(home, &[], format!("{value}\n").as_bytes(), &["secret", "set", "gmail.client_secret"]);
+    let set = home.run(&["secret", "set", "gmail.client_secret"], &[], format!("{value}\n").as_bytes());
     assert_ok(&set);
     assert!(set.stderr.is_empty(), "no notice when the keyring is used: {set:#?}");
     assert!(set.stdout.contains("in the OS keyring (Secret Service)"), "{set:#?}");
     // Really in gnome-keyring, and in no file of latchkey's.
-    assert_eq!(support::secret_tool_lookup(home, "secret/gmail.client_secret").as_deref(), Some(value));
-    assert_eq!(support::files_containing(home, value), Vec::<std::path::PathBuf>::new());
-    assert!(!home.join("secrets.json").exists());
+    assert_eq!(keyring::lookup(home.path(), "secret/gmail.client_secret").as_deref(), Some(value));
+    assert_eq!(files_containing(home.path(), value), Vec::<std::path::PathBuf>::new());
+    assert!(!home.path().join("secrets.json").exists());
 
-    let ls = latchkey(home, &[], b"", &["secret", "ls", "--json"]);
+    let ls = home.run(&["secret", "ls", "--json"], &[], b"");
     assert_ok(&ls);
     assert_eq!(ls.json()["store"]["kind"], "keyring");
     assert_eq!(ls.json()["secrets"], serde_json::json!(["gmail.client_secret"]));
 
-    let rm = latchkey(home, &[], b"", &["secret", "rm", "gmail.client_secret"]);
+    let rm = home.run(&["secret", "rm", "gmail.client_secret"], &[], b"");
     assert_ok(&rm);
     assert!(rm.stdout.starts_with("Removed secret gmail.client_secret from the OS keyring"), "{rm:#?}");
-    assert_eq!(support::secret_tool_lookup(home, "secret/gmail.client_secret"), None);
+    assert_eq!(keyring::lookup(home.path(), "secret/gmail.client_secret"), None);
     for run in [set, ls, rm] {
         assert!(!run.output().contains("VALUE"), "a value was printed: {run:#?}");
     }
@@ -240,11 +228,10 @@ fn set_uses_the_keyring_when_it_is_reachable() {
 /// stays true to what the keyring holds. Runs in a keyring session of its own, since it locks it.
 #[test]
 fn a_locked_keyring_is_a_clear_error_and_keeps_the_index_true() {
-    let Some(script) = support::with_keyring_script() else {
+    let Some(script) = keyring::script() else {
         return;
     };
-    let home = tempfile::tempdir().unwrap();
-    let home = home.path();
+    let home = Home::empty();
     let steps = r#"
         lk="$LATCHKEY_BIN"
         printf kept-VALUE | "$lk" secret set kept >/dev/null || exit 90
@@ -261,29 +248,23 @@ fn a_locked_keyring_is_a_clear_error_and_keeps_the_index_true() {
         done
         echo unlocked
     "#;
-    let output = std::process::Command::new(script)
-        .args(["sh", "-c", steps])
-        .env("LATCHKEY_BIN", env!("CARGO_BIN_EXE_latchkey"))
-        .env("LATCHKEY_HOME", home)
-        .env("NO_COLOR", "1")
-        .env_remove("LATCHKEY_STORE")
-        .output()
-        .unwrap();
+    let mut command = std::process::Command::new(script);
+    let output = home.environment(command.args(["sh", "-c", steps])).env("LATCHKEY_BIN", latchkey_bin()).output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("added=1") && stdout.contains("changed=1") && stdout.contains("ls=0"), "{stdout}");
     assert!(stdout.contains("unlocked"), "{stdout}");
 
-    let error = fs::read_to_string(home.join("added.err")).unwrap();
+    let error = fs::read_to_string(home.path().join("added.err")).unwrap();
     assert!(error.contains("locked"), "{error}");
     assert!(error.contains("gnome-keyring-daemon --replace --unlock"), "the error says how to unlock: {error}");
     assert!(error.contains("LATCHKEY_STORE=file"), "{error}");
     assert!(!error.contains("VALUE"), "{error}");
     // No silent fallback: nothing went to a file.
-    assert!(!home.join("secrets.json").exists());
+    assert!(!home.path().join("secrets.json").exists());
     // The failed new name was taken out of the index again; the old one is still listed.
-    let ls: serde_json::Value = serde_json::from_slice(&fs::read(home.join("ls.json")).unwrap()).unwrap();
+    let ls: serde_json::Value = serde_json::from_slice(&fs::read(home.path().join("ls.json")).unwrap()).unwrap();
     assert_eq!(ls["secrets"], serde_json::json!(["kept"]));
     // The refused update changed nothing.
-    assert_eq!(fs::read_to_string(home.join("kept.value")).unwrap(), "kept-VALUE");
+    assert_eq!(fs::read_to_string(home.path().join("kept.value")).unwrap(), "kept-VALUE");
 }

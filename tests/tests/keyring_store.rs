@@ -1,12 +1,12 @@
-//! The keyring store against a real Secret Service (gnome-keyring over D-Bus; see `support` for
-//! when these tests run, skip or fail): secrets and credentials round-trip through the keyring,
-//! the index lists names without holding values, and keys of different credentials never collide.
-
-mod support;
+//! The keyring store against a real Secret Service (gnome-keyring over D-Bus; see
+//! `latchkey_tests::keyring` for when these tests run, skip or fail): secrets and credentials
+//! round-trip through the keyring, the index lists names without holding values, and keys of
+//! different credentials never collide.
 
 use std::time::{Duration, UNIX_EPOCH};
 
 use latchkey::store::{Credential, CredentialId, ExposeSecret, SecretString, Status, StoreKind, TokenSet};
+use latchkey_tests::{files_containing, keyring};
 
 fn credential(id: &CredentialId, access: &str) -> Credential {
     Credential {
@@ -30,7 +30,7 @@ fn credential(id: &CredentialId, access: &str) -> Credential {
 #[test]
 fn secrets_live_in_the_keyring_and_only_names_in_the_index() {
     let home = tempfile::tempdir().unwrap();
-    let Some(store) = support::keyring_store(home.path()) else {
+    let Some(store) = keyring::store(home.path()) else {
         return;
     };
     assert_eq!(store.kind(), StoreKind::Keyring);
@@ -43,17 +43,17 @@ fn secrets_live_in_the_keyring_and_only_names_in_the_index() {
     store.set_secret("slack.client_secret", &SecretString::from("other-VALUE".to_string())).unwrap();
 
     assert_eq!(store.get_secret("gmail.client_secret").unwrap().unwrap().expose_secret(), value);
-    assert_eq!(support::secret_tool_lookup(home.path(), "secret/gmail.client_secret").as_deref(), Some(value));
+    assert_eq!(keyring::lookup(home.path(), "secret/gmail.client_secret").as_deref(), Some(value));
     assert_eq!(store.secret_names().unwrap(), ["gmail.client_secret", "slack.client_secret"]);
-    assert!(support::files_containing(home.path(), "VALUE").is_empty(), "a value reached a file");
+    assert!(files_containing(home.path(), "VALUE").is_empty(), "a value reached a file");
     assert!(
-        support::files_containing(home.path(), "gmail.client_secret").iter().any(|path| path.ends_with("keyring-index.json"))
+        files_containing(home.path(), "gmail.client_secret").iter().any(|path| path.ends_with("keyring-index.json"))
     );
 
     assert!(store.delete_secret("gmail.client_secret").unwrap());
     assert!(!store.delete_secret("gmail.client_secret").unwrap());
     assert!(store.get_secret("gmail.client_secret").unwrap().is_none());
-    assert_eq!(support::secret_tool_lookup(home.path(), "secret/gmail.client_secret"), None);
+    assert_eq!(keyring::lookup(home.path(), "secret/gmail.client_secret"), None);
     assert_eq!(store.secret_names().unwrap(), ["slack.client_secret"]);
     assert!(store.delete_secret("slack.client_secret").unwrap());
     assert!(store.secret_names().unwrap().is_empty());
@@ -62,7 +62,7 @@ fn secrets_live_in_the_keyring_and_only_names_in_the_index() {
 #[test]
 fn credentials_round_trip_and_never_collide() {
     let home = tempfile::tempdir().unwrap();
-    let Some(store) = support::keyring_store(home.path()) else {
+    let Some(store) = keyring::store(home.path()) else {
         return;
     };
     let ids = [
@@ -87,7 +87,7 @@ fn credentials_round_trip_and_never_collide() {
     sorted.sort();
     assert_eq!(store.credential_ids().unwrap(), sorted);
     assert!(store.secret_names().unwrap().is_empty());
-    assert!(support::files_containing(home.path(), "VALUE").is_empty(), "a token reached a file");
+    assert!(files_containing(home.path(), "VALUE").is_empty(), "a token reached a file");
 
     // Updating one credential (a refresh, under its lock) leaves the others alone.
     {
@@ -112,7 +112,7 @@ fn credentials_round_trip_and_never_collide() {
 #[test]
 fn two_homes_do_not_share_keyring_entries() {
     let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (Some(one), Some(two)) = (support::keyring_store(first.path()), support::keyring_store(second.path())) else {
+    let (Some(one), Some(two)) = (keyring::store(first.path()), keyring::store(second.path())) else {
         return;
     };
     one.set_secret("shared.name", &SecretString::from("one-VALUE".to_string())).unwrap();

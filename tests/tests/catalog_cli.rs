@@ -1,27 +1,9 @@
 //! `latchkey catalog …` as a user runs it: the built binary, a private LATCHKEY_HOME, real files.
 
-use std::path::Path;
-use std::process::{Command, Output};
+use latchkey_tests::Home;
 
-fn latchkey(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_latchkey"))
-        .args(args)
-        .env("LATCHKEY_HOME", home)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("the latchkey binary runs")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn home_with(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let home = tempfile::tempdir().unwrap();
+fn home_with(files: &[(&str, &str)]) -> Home {
+    let home = Home::empty();
     std::fs::create_dir(home.path().join("catalogs")).unwrap();
     for (name, text) in files {
         std::fs::write(home.path().join("catalogs").join(name), text).unwrap();
@@ -32,9 +14,9 @@ fn home_with(files: &[(&str, &str)]) -> tempfile::TempDir {
 #[test]
 fn ls_shows_the_built_in_servers_and_user_client_ids() {
     let home = home_with(&[("clients.yaml", "registrations:\n  slack: {client_id: \"123.456\"}\n")]);
-    let output = latchkey(home.path(), &["catalog", "ls"]);
-    assert!(output.status.success(), "{}", stderr(&output));
-    let text = stdout(&output);
+    let run = home.latchkey(&["catalog", "ls"]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    let text = &run.stdout;
     let row = |name: &str| {
         text.lines()
             .find(|line| line.split_whitespace().next() == Some(name))
@@ -47,7 +29,7 @@ fn ls_shows_the_built_in_servers_and_user_client_ids() {
     assert_eq!(row("gmail"), ["gmail", "remote", "google", "missing", "built-in", "catalog"]);
     assert_eq!(row("microsoft-365"), ["microsoft-365", "command", "microsoft", "missing", "built-in", "catalog"]);
 
-    let json: serde_json::Value = serde_json::from_slice(&latchkey(home.path(), &["catalog", "ls", "--json"]).stdout).unwrap();
+    let json = home.latchkey(&["catalog", "ls", "--json"]).json();
     let slack = json["servers"].as_array().unwrap().iter().find(|server| server["name"] == "slack").unwrap();
     assert_eq!(slack["oauth"]["providers"][0]["registration"]["client_id"], "123.456");
     assert_eq!(slack["remote"]["url"], "https://mcp.slack.com/mcp");
@@ -56,28 +38,27 @@ fn ls_shows_the_built_in_servers_and_user_client_ids() {
 #[test]
 fn show_prints_one_server_and_unknown_names_list_the_known_ones() {
     let home = home_with(&[]);
-    let output = latchkey(home.path(), &["catalog", "show", "google-drive"]);
-    assert!(output.status.success(), "{}", stderr(&output));
-    let text = stdout(&output);
+    let run = home.latchkey(&["catalog", "show", "google-drive"]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    let text = &run.stdout;
     assert!(text.contains("https://drivemcp.googleapis.com/mcp/v1"), "{text}");
     assert!(text.contains("latchkey oauth register google-drive --client-id <id>"), "{text}");
 
-    let json: serde_json::Value =
-        serde_json::from_slice(&latchkey(home.path(), &["catalog", "show", "gmail", "--json"]).stdout).unwrap();
+    let json = home.latchkey(&["catalog", "show", "gmail", "--json"]).json();
     assert_eq!(json["name"], "gmail");
     assert_eq!(json["kind"], "remote");
 
-    let output = latchkey(home.path(), &["catalog", "show", "gmial"]);
-    assert_eq!(output.status.code(), Some(1));
-    assert!(stderr(&output).contains("unknown server `gmial`; known servers: gmail, google-calendar"), "{}", stderr(&output));
+    let run = home.latchkey(&["catalog", "show", "gmial"]);
+    assert_eq!(run.code, Some(1));
+    assert!(run.stderr.contains("unknown server `gmial`; known servers: gmail, google-calendar"), "{}", run.stderr);
 }
 
 #[test]
 fn validate_exits_3_with_every_problem_and_its_line() {
     let home = home_with(&[]);
-    let output = latchkey(home.path(), &["catalog", "validate"]);
-    assert!(output.status.success(), "{}{}", stdout(&output), stderr(&output));
-    assert!(stdout(&output).starts_with("ok: 1 catalog: 5 servers"), "{}", stdout(&output));
+    let run = home.latchkey(&["catalog", "validate"]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert!(run.stdout.starts_with("ok: 1 catalog: 5 servers"), "{}", run.stdout);
 
     let file = home.path().join("candidate.yaml");
     std::fs::write(
@@ -85,25 +66,25 @@ fn validate_exits_3_with_every_problem_and_its_line() {
         "servers:\n  gmail:\n    remote: {url: https://gmailmcp.googleapis.com/mcp/v1}\n    oauth:\n      providers:\n        - registration: {client_id: abc, client_secret: shh}\n  web:\n    remote: {url: http://example.com/mcp}\n",
     )
     .unwrap();
-    let output = latchkey(home.path(), &["catalog", "validate", file.to_str().unwrap()]);
-    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
-    let text = stdout(&output);
+    let run = home.latchkey(&["catalog", "validate", file.to_str().unwrap()]);
+    assert_eq!(run.code, Some(3), "{}", run.stderr);
+    let text = &run.stdout;
     assert!(text.contains(&format!("{}:6:42: `client_secret` does not belong in a catalog", file.display())), "{text}");
     assert!(text.contains("`latchkey secret set gmail.client_secret`"), "{text}");
     assert!(!text.contains("shh"), "the secret is never echoed: {text}");
 
     // Without the client secret, the next problem in the file shows.
     std::fs::write(&file, "servers:\n  web:\n    remote: {url: http://example.com/mcp}\n").unwrap();
-    let output = latchkey(home.path(), &["catalog", "validate", "--json", file.to_str().unwrap()]);
-    assert_eq!(output.status.code(), Some(3));
-    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let run = home.latchkey(&["catalog", "validate", "--json", file.to_str().unwrap()]);
+    assert_eq!(run.code, Some(3));
+    let json = run.json();
     assert_eq!(json["ok"], false);
     assert_eq!(json["problems"][0]["line"], 3);
     assert!(json["problems"][0]["message"].as_str().unwrap().contains("is not https"));
 
     // An installed broken catalog makes `ls` fail with the same advice.
     std::fs::copy(&file, home.path().join("catalogs/web.yaml")).unwrap();
-    let output = latchkey(home.path(), &["catalog", "ls"]);
-    assert_eq!(output.status.code(), Some(1));
-    assert!(stderr(&output).contains("web.yaml:3:19: `http://example.com/mcp` is not https"), "{}", stderr(&output));
+    let run = home.latchkey(&["catalog", "ls"]);
+    assert_eq!(run.code, Some(1));
+    assert!(run.stderr.contains("web.yaml:3:19: `http://example.com/mcp` is not https"), "{}", run.stderr);
 }
