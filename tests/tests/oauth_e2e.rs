@@ -10,7 +10,7 @@
 //! what landed in the store is read through latchkey's store, and for the keyring also with
 //! `secret-tool`. Keyring tests need a Secret Service: they run under
 //! `tests/support/with-keyring.sh` (`tests/run` does that), skip without one, and fail without
-//! one when `LATCHKEY_TEST_KEYRING=1` promises it.
+//! one when `LATCHKEY_TEST_KEYRING=1` promises it (`latchkey_tests::keyring`).
 //!
 //! Prerequisites: Node (20 or later) and `npm ci --prefix tests/peers`.
 
@@ -24,9 +24,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use latchkey::paths::{self, Paths};
 use latchkey::store::{Credential, ExposeSecret, Store, StoreKind};
-use latchkey_tests::{Home, Run, fixture, latchkey_bin};
+use latchkey_tests::{Home, Run, files_containing, fixture, keyring, latchkey_bin};
 use serde_json::Value;
 
 // ---------------------------------------------------------------------------------------------
@@ -311,20 +310,18 @@ impl Lk {
         self.catalog(&format!("{}.yaml", entry.name), &entry.yaml());
     }
 
-    /// Set up `command` the way every latchkey run in this home is: this home and store, no colour
-    /// or extra logging, the scripted browser; `env` on top.
+    /// Set up `command` the way every latchkey run in this home is: the home's environment, this
+    /// store, the scripted browser; `env` on top.
     fn prepare<'c>(&self, command: &'c mut Command, env: &[(&str, &str)]) -> &'c mut Command {
         let store = match self.store {
             StoreKind::File => "file",
             StoreKind::Keyring => "keyring",
         };
-        command
-            .env(paths::HOME_VAR, self.home.path())
+        self.home
+            .environment(command)
             .env(latchkey::store::STORE_VAR, store)
-            .env("NO_COLOR", "1")
             .env("BROWSER", peers_dir().join("browser.sh"))
             .env("NODE", node())
-            .env_remove("LATCHKEY_LOG")
             .env_remove("CONSENT_MODE")
             .env_remove("CONSENT_LOG")
             .envs(env.iter().copied())
@@ -332,21 +329,8 @@ impl Lk {
 
     fn run(&self, args: &[&str], env: &[(&str, &str)], stdin: &[u8]) -> Run {
         let mut command = Command::new(latchkey_bin());
-        let mut child = self
-            .prepare(command.args(args), env)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("running latchkey");
-        // A command that exits without reading its input closes the pipe: not an error here.
-        let _ = child.stdin.take().unwrap().write_all(stdin);
-        let output = child.wait_with_output().unwrap();
-        Run {
-            code: output.status.code(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        self.prepare(command.args(args), env);
+        Run::piped(command, stdin)
     }
 
     fn ok(&self, args: &[&str]) -> Run {
@@ -392,7 +376,7 @@ impl Lk {
 
     /// The stored credentials of `server`, read through latchkey's store.
     fn credentials(&self, server: &str) -> Vec<Credential> {
-        let store = Store::open_kind(&Paths::under(self.home.path().to_path_buf()), Some(self.store)).unwrap();
+        let store = Store::open_kind(&self.home.paths(), Some(self.store)).unwrap();
         store
             .credential_ids()
             .unwrap()
@@ -444,22 +428,6 @@ fn access_token(credential: &Credential) -> String {
 
 fn refresh_token(credential: &Credential) -> String {
     credential.tokens.refresh_token.as_ref().expect("a refresh token").expose_secret().to_string()
-}
-
-/// Whether tests may use the keyring: a Secret Service is reachable. Without one, skip, unless
-/// `LATCHKEY_TEST_KEYRING=1` promised one.
-fn keyring_available() -> bool {
-    let probe = tempfile::tempdir().unwrap();
-    match Store::open_kind(&Paths::under(probe.path().to_path_buf()), Some(StoreKind::Keyring)) {
-        Ok(_) => true,
-        Err(error) if std::env::var("LATCHKEY_TEST_KEYRING").is_ok_and(|value| value == "1") => {
-            panic!("LATCHKEY_TEST_KEYRING=1, but no Secret Service is reachable ({error:#}); run under tests/support/with-keyring.sh")
-        }
-        Err(error) => {
-            let _ = writeln!(std::io::stderr(), "skipping: no Secret Service is reachable ({error:#}); run under tests/support/with-keyring.sh");
-            false
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -547,20 +515,18 @@ fn a_public_client_needs_no_secret_and_gets_rotated_refresh_tokens() {
 
 #[test]
 fn tokens_land_in_the_real_keyring() {
-    if !keyring_available() {
+    let lk = Lk::new(StoreKind::Keyring);
+    if keyring::store(lk.home.path()).is_none() {
         return;
     }
     let oidc = Oidc::start();
-    let lk = Lk::new(StoreKind::Keyring);
     lk.add(&Entry::new("notes", &oidc, "basic-client", "client_secret_basic"));
     lk.set_secret("notes.client_secret", "basic-secret");
     lk.authorized("notes");
     let credential = lk.credential("notes");
 
     // Only the keyring has the tokens: secret-tool finds them, no file holds them.
-    let service = format!("latchkey:{}", lk.home.path().display());
-    let search = Command::new("secret-tool").args(["search", "--all", "service", &service]).output().expect("running secret-tool");
-    let found = String::from_utf8_lossy(&search.stdout);
+    let found = keyring::search(lk.home.path());
     assert!(found.contains(&refresh_token(&credential)), "the refresh token is in the keyring: {found}");
     assert!(found.contains("basic-secret"), "the client secret is in the keyring");
     assert!(!lk.home.path().join("secrets.json").exists());
@@ -571,33 +537,13 @@ fn tokens_land_in_the_real_keyring() {
     lk.ok(&["oauth", "refresh", "notes"]);
     let refreshed = lk.credential("notes");
     assert_ne!(access_token(&refreshed), access_token(&credential));
-    let found = String::from_utf8_lossy(
-        &Command::new("secret-tool").args(["search", "--all", "service", &service]).output().unwrap().stdout,
-    )
-    .into_owned();
+    let found = keyring::search(lk.home.path());
     assert!(found.contains(&access_token(&refreshed)), "the refreshed token is in the keyring");
 
     lk.ok(&["oauth", "revoke", "notes"]);
     assert!(!oidc.active(&refresh_token(&refreshed)));
-    let found = String::from_utf8_lossy(
-        &Command::new("secret-tool").args(["search", "--all", "service", &service]).output().unwrap().stdout,
-    )
-    .into_owned();
+    let found = keyring::search(lk.home.path());
     assert!(!found.contains(&refresh_token(&refreshed)), "the keyring item is gone");
-}
-
-/// Every file under `dir` whose bytes contain `needle`.
-fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    for entry in fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            found.extend(files_containing(&path, needle));
-        } else if fs::read(&path).unwrap().windows(needle.len()).any(|window| window == needle.as_bytes()) {
-            found.push(path);
-        }
-    }
-    found
 }
 
 #[test]
@@ -957,9 +903,9 @@ fn an_absent_keyring_is_a_clear_error() {
 /// Runs in a keyring session of its own (tests/support/with-keyring.sh), since it locks it.
 #[test]
 fn a_locked_keyring_is_a_clear_error_and_loses_nothing() {
-    if !keyring_available() {
+    let Some(script) = keyring::script() else {
         return;
-    }
+    };
     let oidc = Oidc::start();
     let lk = Lk::new(StoreKind::Keyring);
     lk.add(&Entry::new("notes", &oidc, "basic-client", "client_secret_basic"));
@@ -980,7 +926,6 @@ fn a_locked_keyring_is_a_clear_error_and_loses_nothing() {
         "$lk" oauth refresh notes --json >"$h/refresh-after.json" || exit 95
         echo done
     "#;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("support/with-keyring.sh");
     let log = lk.home.path().join("browser.log");
     let mut command = Command::new(script);
     let output = lk
