@@ -8,7 +8,7 @@
 //! Needs the test peers (`cd tests/peers && npm ci`) and the latchkey binary.
 
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -173,9 +173,7 @@ fn the_provider_guide_works_from_scaffold_to_sign_in() {
         command.env("LATCHKEY_STORE", "file");
         command
     };
-    let mut secret = with_store(&["secret", "set", "acme-notes.client_secret"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    secret.stdin.take().unwrap().write_all(b"basic-secret\n").unwrap();
-    assert_ok(&Run::of(secret.wait_with_output().unwrap()), "secret set");
+    assert_ok(&Run::piped(with_store(&["secret", "set", "acme-notes.client_secret"]), b"basic-secret\n"), "secret set");
 
     let consent_log = work.path().join("consent.log");
     let run = Run::of(
