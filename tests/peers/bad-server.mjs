@@ -5,9 +5,11 @@
 //
 // Tools: `echo` (answers `echo: <message>`, after a garbage line on stdout that a client must
 // skip), `crash` (exits mid-call without answering), `garbage` (answers with a line that is not
-// JSON, and never with a real response), `sleep` (answers after `ms` milliseconds).
+// JSON, and never with a real response), `sleep` (answers after `ms` milliseconds), `log` (answers
+// what BAD_SERVER_LOG holds).
 // With `garbage-init` it answers `initialize` with garbage too, so it never starts.
-// BAD_SERVER_LOG, a file: each start appends `start <pid>`, so tests can see restarts.
+// BAD_SERVER_LOG, a file: each start appends `start <pid>`, so tests can see restarts, and each
+// `notifications/cancelled` appends `cancelled <request id>`.
 import fs from 'node:fs';
 import readline from 'node:readline';
 
@@ -17,7 +19,7 @@ if (process.env.BAD_SERVER_LOG) fs.appendFileSync(process.env.BAD_SERVER_LOG, `s
 const send = (message) => process.stdout.write(`${JSON.stringify(message)}\n`);
 const answer = (id, result) => send({ jsonrpc: '2.0', id, result });
 const text = (value) => ({ content: [{ type: 'text', text: value }] });
-const tools = ['echo', 'crash', 'garbage', 'sleep'].map((name) => ({
+const tools = ['echo', 'crash', 'garbage', 'sleep', 'log'].map((name) => ({
   name,
   description: `the ${name} tool`,
   inputSchema: { type: 'object', properties: { message: { type: 'string' }, ms: { type: 'number' } } },
@@ -25,6 +27,9 @@ const tools = ['echo', 'crash', 'garbage', 'sleep'].map((name) => ({
 
 readline.createInterface({ input: process.stdin }).on('line', (line) => {
   const message = JSON.parse(line);
+  if (message.method === 'notifications/cancelled' && process.env.BAD_SERVER_LOG) {
+    fs.appendFileSync(process.env.BAD_SERVER_LOG, `cancelled ${message.params.requestId}\n`);
+  }
   if (message.id === undefined) return;
   switch (message.method) {
     case 'initialize':
@@ -50,6 +55,8 @@ readline.createInterface({ input: process.stdin }).on('line', (line) => {
         process.exit(3);
       } else if (name === 'garbage') {
         process.stdout.write(`<html>${message.id} is not a response</html>\n`);
+      } else if (name === 'log') {
+        answer(message.id, text(process.env.BAD_SERVER_LOG ? fs.readFileSync(process.env.BAD_SERVER_LOG, 'utf8') : ''));
       } else if (name === 'sleep') {
         setTimeout(() => answer(message.id, text(`slept ${args.ms} ms`)), args.ms ?? 0);
       } else {

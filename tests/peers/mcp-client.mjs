@@ -7,6 +7,8 @@
 // MCP_STEPS is a JSON array of steps, run in order after `initialize`:
 //   {"list": "tools" | "prompts" | "resources"}      → the names (URIs for resources), in order
 //   {"call": "<tool>", "arguments": {...}}          → the CallToolResult
+//   {"call": …, "cancelAfterMs": 500}               → the same, cancelled after 500 ms (the SDK
+//                                                     sends notifications/cancelled): an error
 //   {"read": "<uri>"}                               → the ReadResourceResult
 //   {"wait": "tools" | "prompts" | "resources", "ms": 10000}
 //                                                   → waits for that list_changed notification
@@ -68,7 +70,10 @@ async function run(step) {
   if (step.list === 'tools') return (await client.listTools()).tools.map((tool) => tool.name);
   if (step.list === 'prompts') return (await client.listPrompts()).prompts.map((prompt) => prompt.name);
   if (step.list === 'resources') return (await client.listResources()).resources.map((resource) => resource.uri);
-  if (step.call) return client.callTool({ name: step.call, arguments: step.arguments ?? {} });
+  if (step.call) {
+    const signal = step.cancelAfterMs === undefined ? undefined : AbortSignal.timeout(step.cancelAfterMs);
+    return client.callTool({ name: step.call, arguments: step.arguments ?? {} }, undefined, { signal });
+  }
   if (step.read) return client.readResource({ uri: step.read });
   if (step.wait) return waitFor(step.wait, step.ms ?? 10000);
   if (step.sleep !== undefined) return new Promise((resolve) => setTimeout(() => resolve(null), step.sleep));

@@ -296,6 +296,23 @@ fn an_upstream_that_crashes_mid_call_fails_that_call_and_restarts() {
 }
 
 #[test]
+fn a_call_the_client_cancels_is_cancelled_upstream() {
+    let gateway = Setup::new(&bad_server("bad", &[]));
+    let started = Instant::now();
+    let steps = gateway.stdio(&["--servers", "bad"], &[
+        json!({"call": "bad__sleep", "arguments": {"ms": 60_000}, "cancelAfterMs": 500}),
+        json!({"sleep": 500}),
+        // Asked while the session is still open: closing it would cancel the call anyway.
+        json!({"call": "bad__log"}),
+    ]);
+    assert_eq!(steps[0]["ok"], false, "the cancelled call ends with an error: {:?}", steps[0]);
+    assert!(started.elapsed() < Duration::from_secs(50), "the client waited for the cancelled call: {:?}", started.elapsed());
+    let log = text(&steps[2]);
+    assert!(log.lines().any(|line| line.starts_with("cancelled ")), "the upstream heard of the cancellation: {log}");
+    assert_eq!(gateway.bad_server_starts().len(), 1, "and was not restarted for it: {log}");
+}
+
+#[test]
 fn malformed_upstream_output_never_hangs_the_gateway() {
     let catalog = format!("{}{}", bad_server("bad", &[]), bad_server("mute", &["garbage-init"]).replacen("servers:\n", "", 1));
     let gateway = Setup::new(&catalog);

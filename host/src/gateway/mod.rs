@@ -272,10 +272,10 @@ impl ServerHandler for Gateway {
         Ok(ListToolsResult::with_all_items(tools))
     }
 
-    async fn call_tool(&self, mut request: CallToolRequestParams, _context: RequestContext<RoleServer>) -> Result<CallToolResponse, McpError> {
+    async fn call_tool(&self, mut request: CallToolRequestParams, context: RequestContext<RoleServer>) -> Result<CallToolResponse, McpError> {
         let (upstream, name) = self.route(&request.name).ok_or_else(|| unknown("tool", &request.name))?;
         request.name = name.into();
-        match upstream.call_tool(request).await {
+        match until_cancelled(&context, upstream.call_tool(request)).await? {
             Ok(response) => Ok(response),
             // The tool did not run: tell the user why (a protocol error would hide the message).
             Err(error) => Ok(CallToolResponse::Complete(CallToolResult::error(vec![ContentBlock::text(error.to_string())]))),
@@ -287,10 +287,10 @@ impl ServerHandler for Gateway {
         Ok(ListPromptsResult::with_all_items(prompts))
     }
 
-    async fn get_prompt(&self, mut request: GetPromptRequestParams, _context: RequestContext<RoleServer>) -> Result<GetPromptResponse, McpError> {
+    async fn get_prompt(&self, mut request: GetPromptRequestParams, context: RequestContext<RoleServer>) -> Result<GetPromptResponse, McpError> {
         let (upstream, name) = self.route(&request.name).ok_or_else(|| unknown("prompt", &request.name))?;
         request.name = name;
-        upstream.get_prompt(request).await.map_err(|error| McpError::internal_error(error.to_string(), None))
+        until_cancelled(&context, upstream.get_prompt(request)).await?.map_err(|error| McpError::internal_error(error.to_string(), None))
     }
 
     async fn list_resources(&self, _request: Option<PaginatedRequestParams>, _context: RequestContext<RoleServer>) -> Result<ListResourcesResult, McpError> {
@@ -308,11 +308,26 @@ impl ServerHandler for Gateway {
         Ok(ListResourcesResult::with_all_items(resources))
     }
 
-    async fn read_resource(&self, request: ReadResourceRequestParams, _context: RequestContext<RoleServer>) -> Result<ReadResourceResponse, McpError> {
+    async fn read_resource(&self, request: ReadResourceRequestParams, context: RequestContext<RoleServer>) -> Result<ReadResourceResponse, McpError> {
         let owner = self.inner.resource_owners.lock().expect("owners lock").get(&request.uri).cloned();
         let upstream = owner
             .and_then(|server| self.inner.upstreams.get(&server).cloned())
             .ok_or_else(|| McpError::resource_not_found(format!("unknown resource `{}`; list them with resources/list", request.uri), None))?;
-        upstream.read_resource(request).await.map_err(|error| McpError::internal_error(error.to_string(), None))
+        until_cancelled(&context, upstream.read_resource(request)).await?.map_err(|error| McpError::internal_error(error.to_string(), None))
+    }
+}
+
+/// Run `forward` (a request on its way to an upstream) until the client cancels its request
+/// (`notifications/cancelled`, or it went away). rmcp only signals a cancellation to the handler,
+/// so the handler stops waiting itself; dropping `forward` then drops the upstream request, which
+/// rmcp's client answers with `notifications/cancelled` to the upstream, so its work stops too.
+async fn until_cancelled<T>(context: &RequestContext<RoleServer>, forward: impl std::future::Future<Output = T>) -> Result<T, McpError> {
+    tokio::select! {
+        result = forward => Ok(result),
+        () = context.ct.cancelled() => {
+            tracing::debug!("the client cancelled request {:?}; cancelling it upstream", context.id);
+            // rmcp drops the answer to a cancelled request; this only ends the handler.
+            Err(McpError::internal_error("cancelled by the client", None))
+        }
     }
 }
