@@ -6,7 +6,6 @@ wasmtime::component::bindgen!({
     additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
 });
 
-pub use exports::latchkey::provider::provider::Guest as ProviderExports;
 pub use latchkey::provider::types::*;
 
 /// The contract package this host implements.
@@ -15,6 +14,44 @@ pub const CONTRACT_PACKAGE: &str = "latchkey:provider";
 pub const CONTRACT_VERSION: &str = "0.1.0";
 /// The interface a provider component must export (without its version).
 pub const PROVIDER_INTERFACE: &str = "latchkey:provider/provider";
+
+/// The functions of the provider interface. A call looks up and type-checks only the one it runs
+/// (see [`super::sandbox::call`]); the whole interface is checked once, when the component loads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hook {
+    Info,
+    Configure,
+    AuthorizeParams,
+    PrepareRequest,
+    ReadTokenResponse,
+    ReadRevocationResponse,
+    MergeRefreshed,
+}
+
+impl Hook {
+    pub const ALL: [Hook; 7] = [
+        Hook::Info,
+        Hook::Configure,
+        Hook::AuthorizeParams,
+        Hook::PrepareRequest,
+        Hook::ReadTokenResponse,
+        Hook::ReadRevocationResponse,
+        Hook::MergeRefreshed,
+    ];
+
+    /// The function's name in the contract.
+    pub fn name(self) -> &'static str {
+        match self {
+            Hook::Info => "info",
+            Hook::Configure => "configure",
+            Hook::AuthorizeParams => "authorize-params",
+            Hook::PrepareRequest => "prepare-request",
+            Hook::ReadTokenResponse => "read-token-response",
+            Hook::ReadRevocationResponse => "read-revocation-response",
+            Hook::MergeRefreshed => "merge-refreshed",
+        }
+    }
+}
 
 // The contract's names, for people and for `--json`.
 

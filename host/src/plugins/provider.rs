@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use super::bindings::{Failure, Flow, HttpRequest, HttpResponse, Params, ProviderInfo, RefreshPolicy, TokenContext, TokenSet};
+use wasmtime::component::{ComponentNamedList, Lift, Lower};
+
+use super::bindings::{Failure, Flow, Hook, HttpRequest, HttpResponse, Params, ProviderInfo, RefreshPolicy, TokenContext, TokenSet};
 use super::error::{Origin, PluginError, Problem};
 use super::runtime::{Prepared, Runtime};
 use super::sandbox;
@@ -43,11 +45,9 @@ impl Provider {
     /// Prepare `bytes` and call `info()` under the runtime's limits.
     pub fn load(runtime: &Arc<Runtime>, origin: Origin, bytes: &[u8]) -> Result<Provider, PluginError> {
         let prepared = runtime.prepare(&origin, bytes)?;
-        let info = sandbox::call(runtime, &prepared, "info", |instance, store| {
-            instance.latchkey_provider_provider().call_info(store)
-        })
-        .map_err(|problem| PluginError::new(&origin, problem))?;
-        validate_info(&info).map_err(|message| PluginError::new(&origin, Problem::InvalidOutput { hook: "info", message }))?;
+        let info: ProviderInfo =
+            sandbox::call(runtime, &prepared, Hook::Info, ()).map_err(|problem| PluginError::new(&origin, problem))?;
+        validate_info(&info).map_err(|message| PluginError::new(&origin, Problem::InvalidOutput { hook: Hook::Info.name(), message }))?;
         Ok(Provider { runtime: runtime.clone(), prepared, origin, info })
     }
 
@@ -82,7 +82,7 @@ impl Provider {
             } else {
                 format!("its keys are {}", known.join(", "))
             };
-            return Err(self.refused("configure", format!("unknown config key `{unknown}`: {hint}")));
+            return Err(self.refused(Hook::Configure, format!("unknown config key `{unknown}`: {hint}")));
         }
         let mut resolved: Params = entries.to_vec();
         for key in &self.info.config_keys {
@@ -96,56 +96,56 @@ impl Provider {
     }
 
     pub fn configure(&self, config: &Params) -> Result<Flow, CallError> {
-        let result = self.call("configure", |instance, store| instance.call_configure(store, config))?;
-        result.map_err(|message| self.refused("configure", message))
+        let result: Result<Flow, String> = self.call(Hook::Configure, (config.as_slice(),))?;
+        result.map_err(|message| self.refused(Hook::Configure, message))
     }
 
     pub fn authorize_params(&self, scopes: &[String], config: &Params) -> Result<Params, CallError> {
-        let result = self.call("authorize-params", |instance, store| instance.call_authorize_params(store, scopes, config))?;
-        let params = result.map_err(|message| self.refused("authorize-params", message))?;
+        let result: Result<Params, String> = self.call(Hook::AuthorizeParams, (scopes, config.as_slice()))?;
+        let params = result.map_err(|message| self.refused(Hook::AuthorizeParams, message))?;
         if let Some((name, _)) = params.iter().find(|(name, _)| HOST_OWNED_AUTHORIZE_PARAMS.contains(&name.as_str())) {
-            return Err(self.invalid("authorize-params", format!("it sets `{name}`, which only the host may set")));
+            return Err(self.invalid(Hook::AuthorizeParams, format!("it sets `{name}`, which only the host may set")));
         }
         Ok(params)
     }
 
     pub fn prepare_request(&self, context: &TokenContext, request: &HttpRequest) -> Result<HttpRequest, CallError> {
-        let result = self.call("prepare-request", |instance, store| instance.call_prepare_request(store, context, request))?;
-        let prepared = result.map_err(|message| self.refused("prepare-request", message))?;
+        let result: Result<HttpRequest, String> = self.call(Hook::PrepareRequest, (context, request))?;
+        let prepared = result.map_err(|message| self.refused(Hook::PrepareRequest, message))?;
         if !(prepared.url.starts_with("https://") || prepared.url.starts_with("http://")) {
-            return Err(self.invalid("prepare-request", format!("`{}` is not an http(s) URL", prepared.url)));
+            return Err(self.invalid(Hook::PrepareRequest, format!("`{}` is not an http(s) URL", prepared.url)));
         }
         Ok(prepared)
     }
 
     /// The normalised token set, or the provider's classification of the failure.
     pub fn read_token_response(&self, context: &TokenContext, response: &HttpResponse) -> Result<Result<TokenSet, Failure>, CallError> {
-        Ok(self.call("read-token-response", |instance, store| instance.call_read_token_response(store, context, response))?)
+        Ok(self.call(Hook::ReadTokenResponse, (context, response))?)
     }
 
     pub fn read_revocation_response(&self, response: &HttpResponse) -> Result<Result<(), Failure>, CallError> {
-        Ok(self.call("read-revocation-response", |instance, store| instance.call_read_revocation_response(store, response))?)
+        Ok(self.call(Hook::ReadRevocationResponse, (response,))?)
     }
 
     pub fn merge_refreshed(&self, policy: RefreshPolicy, previous: &TokenSet, fresh: &TokenSet) -> Result<TokenSet, CallError> {
-        Ok(self.call("merge-refreshed", |instance, store| instance.call_merge_refreshed(store, policy, previous, fresh))?)
+        Ok(self.call(Hook::MergeRefreshed, (policy, previous, fresh))?)
     }
 
-    fn call<R: serde::Serialize>(
-        &self,
-        hook: &'static str,
-        body: impl FnOnce(&super::bindings::ProviderExports, &mut wasmtime::Store<sandbox::Sandbox>) -> wasmtime::Result<R>,
-    ) -> Result<R, PluginError> {
-        sandbox::call(&self.runtime, &self.prepared, hook, |instance, store| body(instance.latchkey_provider_provider(), store))
-            .map_err(|problem| PluginError::new(&self.origin, problem))
+    fn call<P, R>(&self, hook: Hook, params: P) -> Result<R, PluginError>
+    where
+        P: ComponentNamedList + Lower,
+        (R,): ComponentNamedList + Lift,
+        R: serde::Serialize,
+    {
+        sandbox::call(&self.runtime, &self.prepared, hook, params).map_err(|problem| PluginError::new(&self.origin, problem))
     }
 
-    fn refused(&self, hook: &'static str, message: String) -> CallError {
-        CallError::Refused { provider: self.info.id.clone(), hook, message }
+    fn refused(&self, hook: Hook, message: String) -> CallError {
+        CallError::Refused { provider: self.info.id.clone(), hook: hook.name(), message }
     }
 
-    fn invalid(&self, hook: &'static str, message: String) -> CallError {
-        CallError::Plugin(PluginError::new(&self.origin, Problem::InvalidOutput { hook, message }))
+    fn invalid(&self, hook: Hook, message: String) -> CallError {
+        CallError::Plugin(PluginError::new(&self.origin, Problem::InvalidOutput { hook: hook.name(), message }))
     }
 }
 

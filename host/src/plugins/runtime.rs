@@ -10,10 +10,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtime::component::{Component, Linker, types::ComponentItem};
+use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, types::ComponentItem};
 use wasmtime::{Config, Engine};
 
-use super::bindings::{CONTRACT_PACKAGE, CONTRACT_VERSION, PROVIDER_INTERFACE, ProviderComponent, ProviderComponentPre};
+use super::bindings::{CONTRACT_PACKAGE, CONTRACT_VERSION, Hook, PROVIDER_INTERFACE, ProviderComponent, ProviderComponentPre};
 use super::cache::CompiledCache;
 use super::error::{Origin, PluginError, Problem};
 use super::sandbox::{Limits, Sandbox};
@@ -37,7 +37,9 @@ pub struct Runtime {
 /// A component that passed every load-time check, ready to be instantiated per call.
 #[derive(Clone)]
 pub struct Prepared {
-    pub(crate) pre: ProviderComponentPre<Sandbox>,
+    pub(crate) pre: InstancePre<Sandbox>,
+    /// Where each [`Hook`] is among the component's exports, in the order of [`Hook::ALL`].
+    hooks: Vec<ComponentExportIndex>,
     /// Lower-case hex SHA-256 of the component's bytes.
     pub sha256: String,
     /// Whether the compiled code came from the cache.
@@ -88,12 +90,14 @@ impl Runtime {
         check_exports(&self.engine, &component).map_err(fail)?;
         check_imports(&self.engine, &component).map_err(fail)?;
         let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| fail(Problem::Invalid(format!("{e:#}"))))?;
+        // Type-checks every export against the contract, once; calls then check only their own.
         let pre = ProviderComponentPre::new(instance_pre).map_err(|e| {
             fail(Problem::Invalid(format!(
                 "its exports do not match {CONTRACT_PACKAGE}@{CONTRACT_VERSION} ({e:#}); rebuild it with the current SDK"
             )))
         })?;
-        Ok(Prepared { pre, sha256, from_cache })
+        let hooks = hook_indices(&component).map_err(fail)?;
+        Ok(Prepared { pre: pre.instance_pre().clone(), hooks, sha256, from_cache })
     }
 
     fn compile(&self, sha256: &str, bytes: &[u8]) -> Result<(Component, bool), String> {
@@ -111,6 +115,24 @@ impl Runtime {
         }
         Ok((component, false))
     }
+}
+
+impl Prepared {
+    pub(crate) fn hook_index(&self, hook: Hook) -> &ComponentExportIndex {
+        &self.hooks[hook as usize]
+    }
+}
+
+/// The export index of every hook, looked up the way the generated bindings look them up (so a
+/// compatible 0.1.x interface is found under the 0.1.0 name).
+fn hook_indices(component: &Component) -> Result<Vec<ComponentExportIndex>, Problem> {
+    let interface_name = format!("{PROVIDER_INTERFACE}@{CONTRACT_VERSION}");
+    let missing = |name: &str| Problem::Invalid(format!("it does not export `{name}`; rebuild it with the current SDK"));
+    let interface = component.get_export_index(None, &interface_name).ok_or_else(|| missing(&interface_name))?;
+    Hook::ALL
+        .iter()
+        .map(|hook| component.get_export_index(Some(&interface), hook.name()).ok_or_else(|| missing(hook.name())))
+        .collect()
 }
 
 /// Hook calls that may run at the same moment (one more fails with an error that says so). Calls
