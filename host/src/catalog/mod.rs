@@ -33,7 +33,10 @@
 //! one of `image` / `command` / `remote` (`command` with `image` is the container's command);
 //! https for every URL (http only for loopback addresses); declared, unique secret names; a
 //! provider `secret` that is declared (and, for a local server, has an `env`); container limits
-//! (`network`, default `none`; `cpus`; `memory`) on images only, and never `network: host`. A
+//! (`network`, default `none`; `cpus`; `memory`) on images only, and never `network: host`; a
+//! remote's `headers` valid HTTP, naming only the server's variables ([`headers`]), and its
+//! `transport_type` Streamable HTTP (the deprecated `sse` is refused: latchkey has no client for
+//! it). A
 //! `client_secret` key anywhere, or an env variable holding one, is refused with the command that
 //! stores it instead: `latchkey secret set <server>.client_secret` (value read from stdin).
 //!
@@ -47,6 +50,7 @@
 //! Not checked here: whether a named provider plugin exists and accepts the `config` keys (the
 //! OAuth engine asks the plugin registry), and whether secrets have values (the secret store).
 
+pub(crate) mod headers;
 mod model;
 mod parse;
 pub(crate) mod rules;

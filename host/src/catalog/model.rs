@@ -36,6 +36,13 @@ impl<T> Located<T> {
     }
 }
 
+/// A value the file did not write (a field's default): it has no position, line 0.
+impl<T: Default> Default for Located<T> {
+    fn default() -> Located<T> {
+        Located { value: T::default(), line: 0, column: 0 }
+    }
+}
+
 impl<T> Deref for Located<T> {
     type Target = T;
 
@@ -180,11 +187,13 @@ impl Default for Container {
 #[serde(deny_unknown_fields)]
 pub struct Remote {
     pub url: Located<String>,
+    /// Only Streamable HTTP is spoken: the catalog refuses `sse` (see `parse`).
     #[serde(default, rename = "transport_type")]
-    pub transport: Transport,
-    /// Sent with every request. Docker expands `$NAME` in values from the server's secrets.
+    pub transport: Located<Transport>,
+    /// Sent with every request; `$VAR` and `${VAR}` in values are the server's variables (see
+    /// [`super::headers`]).
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, Located<String>>,
 }
 
 /// The MCP transport of a remote server, under Docker's names.

@@ -12,8 +12,8 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::model::{Container, EnvVar, Kind, Located, OAuth, Remote, Secret, Server, Source};
-use super::rules;
+use super::model::{Container, EnvVar, Kind, Located, OAuth, Remote, Secret, Server, Source, Transport};
+use super::{headers, rules};
 
 /// What a file says and what is wrong with it.
 #[derive(Debug, Default)]
@@ -364,6 +364,7 @@ fn check_kind(key: &Located<String>, raw: &RawServer, problems: &mut Problems) -
     }
     if let Some(remote) = &raw.remote {
         problems.check(&remote.url, rules::endpoint(&remote.url));
+        check_remote(key, remote, raw, problems);
     }
     if let Some(docker_type) = &raw.docker_type {
         let expected = if raw.remote.is_some() { "remote" } else { "server" };
@@ -390,6 +391,43 @@ fn check_kind(key: &Located<String>, raw: &RawServer, problems: &mut Problems) -
         (None, Some(remote)) => Kind::Remote { remote: (**remote).clone() },
         (None, None) => Kind::Command { command },
     })
+}
+
+/// The transport latchkey speaks, and headers that are HTTP and name only declared variables.
+fn check_remote(key: &Located<String>, remote: &Remote, raw: &RawServer, problems: &mut Problems) {
+    if *remote.transport == Transport::Sse {
+        problems.at(
+            &remote.transport,
+            format!(
+                "`{key}` uses `transport_type: sse`, the deprecated HTTP+SSE transport, which latchkey does not speak; \
+                 if the server also offers Streamable HTTP (often at `/mcp` where SSE is at `/sse`), point `url` there \
+                 and remove `transport_type`, otherwise leave `{key}` out of latchkey's catalogs"
+            ),
+        );
+    }
+    let declared = |variable: &str| {
+        raw.env.iter().any(|var| var.name.as_str() == variable)
+            || raw.secrets.iter().any(|secret| secret.env.as_ref().is_some_and(|env| env.as_str() == variable))
+    };
+    for (name, value) in &remote.headers {
+        if let Err(message) = headers::name(name) {
+            problems.at(value, message);
+        }
+        match headers::value(name, value) {
+            Err(message) => problems.at(value, message),
+            Ok(variables) => {
+                for variable in variables.into_iter().filter(|variable| !declared(variable)) {
+                    problems.at(
+                        value,
+                        format!(
+                            "header `{name}` uses ${variable}, which `{key}` does not declare; add a secret \
+                             `- {{name: {key}.<secret>, env: {variable}}}` (or an `env` entry) for it, or write `$$` for a literal `$`"
+                        ),
+                    );
+                }
+            }
+        }
+    }
 }
 
 fn check_container(raw: &RawServer, problems: &mut Problems) -> Container {

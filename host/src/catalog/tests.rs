@@ -105,8 +105,8 @@ fn every_kind_of_entry_reads_into_its_fields() {
     match &servers[2].kind {
         Kind::Remote { remote } => {
             assert_eq!(remote.url.as_str(), "http://127.0.0.1:8123/mcp");
-            assert_eq!(remote.transport, Transport::StreamableHttp);
-            assert_eq!(remote.headers.get("X-Team").map(String::as_str), Some("blue"));
+            assert_eq!(*remote.transport, Transport::StreamableHttp);
+            assert_eq!(remote.headers.get("X-Team").map(|value| value.as_str()), Some("blue"));
         }
         other => panic!("not remote: {other:?}"),
     }
@@ -284,6 +284,59 @@ fn the_provider_secret_must_be_declared_and_reach_a_local_server() {
     let (line, _, message) = problem("servers:\n  s:\n    command: [s]\n    oauth: {scopes: [a]}\n");
     assert_eq!(line, 4);
     assert!(message.contains("only a remote server can discover"), "{message}");
+}
+
+#[test]
+fn remote_headers_are_http_and_name_only_declared_variables() {
+    let entry = |headers: &str| {
+        format!(
+            "servers:\n  s:\n    remote:\n      url: https://s.example.com/mcp\n      headers:\n{headers}    env: [{{name: TEAM, value: blue}}]\n\
+             \x20   secrets:\n      - {{name: s.key, env: API_KEY}}\n      - {{name: s.client_secret}}\n"
+        )
+    };
+    let servers = servers(&entry("        X-Api-Key: \"key-${API_KEY}\"\n        X-Team: $TEAM-$$1\n"));
+    let Kind::Remote { remote } = &servers[0].kind else { panic!("not remote") };
+    assert_eq!(remote.headers["X-Api-Key"].as_str(), "key-${API_KEY}", "kept as written, expanded when the server starts");
+
+    let found = problems(&entry(
+        "        X-Fine: ok\n        X Team: blue\n        X-Line: \"a\\nb\"\n        X-Cost: 5$\n        X-Other: $OTHER\n        Accept: text/plain\n",
+    ));
+    let mut summary: Vec<(u64, &str)> = found
+        .iter()
+        .map(|(line, _, message)| {
+            let key = ["is not an HTTP header name", "line break", "starts no variable", "uses $OTHER, which `s` does not declare", "MCP transport"]
+                .into_iter()
+                .find(|key| message.contains(key))
+                .unwrap_or_else(|| panic!("unexpected problem on line {line}: {message}"));
+            (*line, key)
+        })
+        .collect();
+    summary.sort();
+    assert_eq!(
+        summary,
+        [
+            (7, "is not an HTTP header name"),
+            (8, "line break"),
+            (9, "starts no variable"),
+            (10, "uses $OTHER, which `s` does not declare"),
+            (11, "MCP transport"),
+        ],
+        "each problem on its header's line: {found:#?}"
+    );
+    // A secret without `env` (a client secret) is no variable a header can name.
+    let (_, _, message) = problem(&entry("        X-Secret: $CLIENT_SECRET\n"));
+    assert!(message.contains("header `X-Secret` uses $CLIENT_SECRET") && message.contains("env: CLIENT_SECRET"), "{message}");
+}
+
+#[test]
+fn the_deprecated_sse_transport_is_refused_with_what_to_do() {
+    let (line, _, message) = problem("servers:\n  old:\n    remote:\n      url: https://s.example.com/sse\n      transport_type: sse\n");
+    assert_eq!(line, 5);
+    assert!(message.contains("`old` uses `transport_type: sse`") && message.contains("remove `transport_type`"), "{message}");
+    for streamable in ["http", "streamable", "streaming", "streamable-http"] {
+        let servers = servers(&format!("servers:\n  s:\n    remote: {{url: https://s.example.com/mcp, transport_type: {streamable}}}\n"));
+        assert!(matches!(&servers[0].kind, Kind::Remote { remote } if *remote.transport == Transport::StreamableHttp));
+    }
 }
 
 #[test]

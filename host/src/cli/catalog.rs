@@ -136,7 +136,7 @@ fn show(paths: &Paths, name: &str, as_json: bool) -> Result<(), Failure> {
             row("url", remote.url.to_string());
             row(
                 "transport",
-                match remote.transport {
+                match *remote.transport {
                     Transport::StreamableHttp => "Streamable HTTP",
                     Transport::Sse => "HTTP+SSE (deprecated)",
                 }
