@@ -10,6 +10,8 @@
 // challenge, as a real resource server answers an expired or revoked token.
 // Tools: `whoami` → `{"sub", "client_id", "token": <first 12 hex digits of the token's SHA-256>}`,
 // so a test can tell tokens apart without seeing them.
+// `headers` → `{"x-…": <value>…, "authorization": [<fingerprint of each Authorization value>]}`:
+// the request's own headers (a catalog's `headers`), and every Authorization it carried.
 // `admin` answers only a token with the `admin` scope, which the test's tokens never have: any
 // other gets a 403 `insufficient_scope` challenge naming it, as a server that wants a step-up.
 // `POST /revoke-last` revokes (RFC 7009) the last token it accepted, as the client it was issued
@@ -42,11 +44,17 @@ const form = async (path, fields, client = clients['post-client']) => {
 
 const fingerprint = (token) => crypto.createHash('sha256').update(token).digest('hex').slice(0, 12);
 
-function mcpServer(identity) {
+function mcpServer(identity, request) {
   const server = new McpServer({ name: 'protected-test-server', version: '1.0.0' });
   server.registerTool('whoami', { description: 'who the bearer token belongs to', inputSchema: {} }, async () => ({
     content: [{ type: 'text', text: JSON.stringify(identity) }],
   }));
+  server.registerTool('headers', { description: "the request's x- headers", inputSchema: {} }, async () => {
+    const own = Object.entries(request.headers).filter(([name]) => name.startsWith('x-'));
+    // headersDistinct: Node keeps only the first of repeated Authorization headers in `headers`.
+    const authorization = (request.headersDistinct.authorization ?? []).map((value) => fingerprint(value.replace(/^Bearer /i, '')));
+    return { content: [{ type: 'text', text: JSON.stringify({ ...Object.fromEntries(own), authorization }) }] };
+  });
   server.registerTool('admin', { description: 'needs the admin scope', inputSchema: {} }, async () => ({
     content: [{ type: 'text', text: 'admin' }],
   }));
@@ -91,7 +99,7 @@ const listener = http.createServer(async (request, response) => {
     const identity = { sub: introspection.sub, client_id: introspection.client_id, token: fingerprint(token) };
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
     response.on('close', () => transport.close());
-    await mcpServer(identity).connect(transport);
+    await mcpServer(identity, request).connect(transport);
     await transport.handleRequest(request, response, body);
   } catch (error) {
     console.error(error);

@@ -221,6 +221,49 @@ fn a_request_for_more_scope_is_reported_and_the_server_keeps_working() {
     assert_eq!(health["upstreams"]["remote"]["restarts"], 0, "{health:#}");
 }
 
+#[test]
+fn remote_headers_arrive_expanded_and_an_oauth_token_replaces_their_authorization() {
+    let remote = Remote::with_headers(3600, r#"X-Api-Key: "key-${API_KEY}", X-Team: "$TEAM-$$1", Authorization: "Bearer $API_KEY""#);
+    remote.setup.authorize("remote");
+    remote.setup.store().set_secret("remote.api_key", &SecretString::from("api-key-9f3e")).unwrap();
+
+    let steps = remote.setup.stdio(&["--servers", "remote"], &[json!({"call": "remote__headers"}), json!({"call": "remote__whoami"})]);
+    let headers: Value = serde_json::from_str(&text(&steps[0])).unwrap();
+    assert_eq!(headers["x-api-key"], "key-api-key-9f3e", "a secret's value, put in: {headers}");
+    assert_eq!(headers["x-team"], "blue-$1", "a fixed variable, and `$$` as `$`: {headers}");
+    assert_eq!(headers["authorization"], json!([identity(&steps[1])["token"]]), "only the OAuth token is sent: {headers}");
+
+    // `tools --server` connects the same way; it says (at debug level) which Authorization wins,
+    // and never prints a header's value.
+    let output = remote.setup.command(latchkey_bin()).args(["-vv", "tools", "call", "--server", "remote", "headers", "--json"]).output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{stderr}");
+    let called: Value = serde_json::from_str(&stdout).unwrap();
+    let headers: Value = serde_json::from_str(called["content"][0]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(headers["x-api-key"], "key-api-key-9f3e", "{headers}");
+    assert!(stderr.contains("in place of the catalog's `Authorization` header"), "{stderr}");
+    assert!(!stderr.contains("api-key-9f3e"), "a header's value is never logged: {stderr}");
+}
+
+#[test]
+fn a_header_whose_secret_is_not_stored_fails_the_start_with_the_command_that_stores_it() {
+    let remote = Remote::with_headers(3600, r#"X-Api-Key: "key-${API_KEY}""#);
+    remote.setup.authorize("remote");
+
+    let output = remote.setup.command(latchkey_bin()).args(["tools", "ls", "--server", "remote"]).stdin(Stdio::null()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    for part in ["header `X-Api-Key`", "$API_KEY", "`latchkey secret set remote.api_key`"] {
+        assert!(stderr.contains(part), "{part}: {stderr}");
+    }
+
+    let http = remote.setup.http(&["--servers", "remote"]);
+    eventually("the gateway tried to start the server", || http.health()["upstreams"]["remote"]["state"] == "failed");
+    let health = http.health();
+    let error = health["upstreams"]["remote"]["error"].as_str().unwrap_or("");
+    assert!(error.contains("header `X-Api-Key`") && error.contains("latchkey secret set remote.api_key"), "{health:#}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Tests: bad input
 
@@ -555,6 +598,12 @@ impl Remote {
     /// oidc-provider issuing `ttl`-second access tokens, the protected server, and a catalog
     /// with its `remote` entry (client `basic-client`, whose secret is stored).
     fn start(ttl: u64) -> Remote {
+        Remote::with_headers(ttl, "")
+    }
+
+    /// [`Remote::start`], the entry sending `headers` (a YAML flow mapping's content); it
+    /// declares `$API_KEY` (the secret `remote.api_key`, not stored) and `$TEAM` (`blue`).
+    fn with_headers(ttl: u64, headers: &str) -> Remote {
         let mut oidc = Command::new("node");
         oidc.arg(peer("oidc-server.mjs")).arg("0").env("OIDC_ACCESS_TOKEN_TTL", ttl.to_string()).env("OIDC_LOOPBACK_RESOURCES", "1");
         let oidc = Peer::spawn("oidc-server", &mut oidc);
@@ -564,7 +613,8 @@ impl Remote {
         let protected = Peer::spawn("protected-server", &mut protected);
         let url = protected.wait_for("ready ", Duration::from_secs(60)).trim_start_matches("ready ").to_string();
         let setup = Setup::new(&format!(
-            "servers:\n  remote:\n    remote: {{url: \"{url}\"}}\n    secrets:\n      - {{name: remote.token}}\n    oauth:\n\
+            "servers:\n  remote:\n    remote: {{url: \"{url}\", headers: {{{headers}}}}}\n    env: [{{name: TEAM, value: blue}}]\n\
+             \x20   secrets:\n      - {{name: remote.token}}\n      - {{name: remote.api_key, env: API_KEY}}\n    oauth:\n\
              \x20     scopes: [openid, offline_access]\n      providers:\n        - provider: standard\n          secret: remote.token\n\
              \x20         server_metadata:\n            issuer: {issuer}\n            authorization_endpoint: {issuer}/auth\n\
              \x20           token_endpoint: {issuer}/token\n            token_endpoint_auth_methods_supported: [client_secret_basic]\n\

@@ -1,45 +1,106 @@
-//! What a local server (process or container) receives from latchkey: environment variables.
-//! (Remote servers get a bearer token from [`crate::mcp::catalog_credential`].)
+//! What a server receives from latchkey. A local server (process or container): environment
+//! variables. A remote server: the `headers` of its entry, their `$VAR`s filled from the same
+//! variables a local server would get (its bearer token comes from
+//! [`crate::mcp::catalog_credential`], and replaces a catalog `Authorization` header).
 //!
 //! For every declared secret with an `env`: the current OAuth access token when the secret is an
 //! OAuth provider's `secret`, else the stored secret of that name. A secret without an `env` (a
 //! client secret) is never passed on. A missing value is an error that names the command that
 //! provides it: starting a server without its credentials only moves the failure into the server.
+//! A remote server needs only the secrets its headers name.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use secrecy::SecretString;
+use anyhow::Context;
+use http::header::AUTHORIZATION;
+use http::{HeaderName, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
 
-use crate::catalog::Server;
+use crate::catalog::headers::{self, Piece};
+use crate::catalog::{Remote, Secret, Server};
 use crate::oauth::engine::Engine;
 
 /// The environment variables carrying `server`'s secrets.
 pub async fn secret_env(engine: &Arc<Engine>, server: &Server) -> anyhow::Result<Vec<(String, SecretString)>> {
-    let oauth_secrets: Vec<&str> = server
-        .oauth
-        .iter()
-        .flat_map(|oauth| oauth.providers.iter().filter_map(|provider| provider.secret.as_deref().map(String::as_str)))
-        .collect();
     let mut env = Vec::new();
     for secret in &server.secrets {
         let Some(variable) = &secret.env else { continue };
-        let value = if oauth_secrets.contains(&secret.name.as_str()) {
-            engine.access_token(&server.name).await?
-        } else {
-            let store = engine.store.clone();
-            let name = secret.name.to_string();
-            let stored = tokio::task::spawn_blocking(move || store.get_secret(&name)).await??;
-            stored.ok_or_else(|| {
-                anyhow::anyhow!(
-                    "server `{}` needs the secret `{}` (for ${}); store it with `latchkey secret set {}`",
-                    server.name,
-                    *secret.name,
-                    **variable,
-                    *secret.name
-                )
-            })?
-        };
-        env.push((variable.to_string(), value));
+        env.push((variable.to_string(), secret_value(engine, server, secret, variable).await?));
     }
     Ok(env)
+}
+
+/// The headers of `remote` (`server`'s), expanded. Values are marked sensitive: they carry
+/// secrets, so neither these nor anything that prints them may log them.
+pub async fn remote_headers(engine: &Arc<Engine>, server: &Server, remote: &Remote) -> anyhow::Result<HashMap<HeaderName, HeaderValue>> {
+    let oauth = server.oauth.as_ref().is_some_and(|oauth| !oauth.providers.is_empty());
+    let mut expanded = HashMap::new();
+    for (name, template) in &remote.headers {
+        let header = headers::name(name).map_err(anyhow::Error::msg)?;
+        if oauth && header == AUTHORIZATION {
+            tracing::debug!("{}: the OAuth token goes out as `Authorization`, in place of the catalog's `{name}` header", server.name);
+            continue;
+        }
+        let mut text = String::new();
+        for piece in headers::pieces(template).map_err(anyhow::Error::msg)? {
+            match piece {
+                Piece::Text(part) => text.push_str(part),
+                Piece::Variable(variable) => {
+                    let value = variable_value(engine, server, variable).await.with_context(|| format!("header `{name}`"))?;
+                    text.push_str(value.expose_secret());
+                }
+            }
+        }
+        let mut value = HeaderValue::from_bytes(text.as_bytes()).map_err(|_| {
+            anyhow::anyhow!(
+                "header `{name}` of server `{}` would carry a line break or control character from one of its variables, \
+                 which HTTP headers cannot; store the secret again without it (`latchkey secret set <name>`)",
+                server.name
+            )
+        })?;
+        value.set_sensitive(true);
+        expanded.insert(header, value);
+    }
+    Ok(expanded)
+}
+
+/// `$variable` as `server` would see it in its environment: a secret's value, or a fixed `env`.
+async fn variable_value(engine: &Arc<Engine>, server: &Server, variable: &str) -> anyhow::Result<SecretString> {
+    if let Some(secret) = server.secrets.iter().find(|secret| secret.env.as_ref().is_some_and(|env| env.as_str() == variable)) {
+        return secret_value(engine, server, secret, variable).await;
+    }
+    match server.env.iter().find(|var| var.name.as_str() == variable) {
+        Some(var) => Ok(SecretString::from(var.value.clone())),
+        None => anyhow::bail!(
+            "server `{}` declares no ${variable}; add a secret `- {{name: {}.<secret>, env: {variable}}}` to its entry and store it \
+             with `latchkey secret set {}.<secret>`",
+            server.name,
+            server.name,
+            server.name
+        ),
+    }
+}
+
+/// The value of `secret`, which `server` declares for `$variable`.
+async fn secret_value(engine: &Arc<Engine>, server: &Server, secret: &Secret, variable: &str) -> anyhow::Result<SecretString> {
+    let is_oauth = server
+        .oauth
+        .iter()
+        .flat_map(|oauth| &oauth.providers)
+        .any(|provider| provider.secret.as_deref().is_some_and(|name| name.as_str() == secret.name.as_str()));
+    if is_oauth {
+        return engine.access_token(&server.name).await;
+    }
+    let store = engine.store.clone();
+    let name = secret.name.to_string();
+    let stored = tokio::task::spawn_blocking(move || store.get_secret(&name)).await??;
+    stored.ok_or_else(|| {
+        anyhow::anyhow!(
+            "server `{}` needs the secret `{}` (for ${variable}); store it with `latchkey secret set {}`",
+            server.name,
+            *secret.name,
+            *secret.name
+        )
+    })
 }

@@ -9,7 +9,8 @@
 //! - a **remote** server is reached through latchkey's one remote MCP client
 //!   ([`crate::mcp::remote`]), configured for the gateway: the `initialize` handshake, and a
 //!   credential that never asks anyone to sign in ([`crate::mcp::catalog_credential`]). The token
-//!   goes out as `Authorization: Bearer` on every request; after a refresh the next request goes
+//!   goes out as `Authorization: Bearer` on every request, with the entry's `headers` (expanded
+//!   at each start, so a reconnect picks up changed secrets: [`inject`]); after a refresh the next request goes
 //!   out on a new connection with the new token; a 401 from the server (at `initialize` or on any
 //!   later request) triggers one refresh and one retry; a refusal that the refresh does not answer
 //!   fails the upstream as a failed start does, with the `latchkey oauth authorize` command that
@@ -382,8 +383,11 @@ impl Upstream {
             }
             Kind::Remote { remote } => {
                 let url = Url::parse(remote.url.as_str()).map_err(|e| format!("its URL `{}` is not valid: {e}", remote.url.as_str()))?;
+                let headers = inject::remote_headers(&self.engine, &self.server, remote).await.map_err(|e| format!("{e:#}"))?;
                 let credential = CatalogCredential::load(&self.engine, &self.server).await.map_err(|e| format!("{e:#}"))?;
-                let client = Remote::new(&url, handler, ClientLifecycleMode::Initialize, Arc::new(credential)).map_err(|e| format!("{e:#}"))?;
+                let client = Remote::new(&url, handler, ClientLifecycleMode::Initialize, Arc::new(credential))
+                    .map_err(|e| format!("{e:#}"))?
+                    .with_headers(headers);
                 let service = client.open().await.map_err(|e| format!("{e:#}"))?;
                 Ok((service, Some(Arc::new(client))))
             }

@@ -5,6 +5,9 @@
 //! for a token per request. Asking per request, rather than fixing a header when connecting,
 //! lets a long-lived connection (the gateway's) pick up refreshed tokens without reconnecting.
 //!
+//! Other headers (a catalog entry's `headers`) come through rmcp's `custom_headers`; the token
+//! replaces an `Authorization` among them.
+//!
 //! When the server refuses the token (401), the source gets one chance to refresh it and the
 //! request is retried once with the new token; if that fails too, the 401 and its
 //! `WWW-Authenticate` challenge go to the caller, who decides whether to ask the user.
@@ -14,6 +17,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use futures::stream::BoxStream;
+use http::header::AUTHORIZATION;
 use http::{HeaderName, HeaderValue};
 use rmcp::model::ClientJsonRpcMessage;
 use rmcp::transport::streamable_http_client::{
@@ -56,18 +60,25 @@ impl<S: TokenSource, C: StreamableHttpClient + Sync> BearerClient<S, C> {
         BearerClient { http, source }
     }
 
-    /// Run `call` with the current token; on a 401 to a token, refresh once and run it again.
-    async fn with_token<T, F, Fut>(&self, call: F) -> Result<T, StreamableHttpError<C::Error>>
+    /// Run `call` with the current token and `headers`; on a 401 to a token, refresh once and run
+    /// it again. A token replaces an `Authorization` among `headers` (a catalog entry's), so that
+    /// a request never carries two.
+    async fn with_token<T, F, Fut>(&self, headers: &HashMap<HeaderName, HeaderValue>, call: F) -> Result<T, StreamableHttpError<C::Error>>
     where
-        F: Fn(Option<String>) -> Fut,
+        F: Fn(Option<String>, HashMap<HeaderName, HeaderValue>) -> Fut,
         Fut: Future<Output = Result<T, StreamableHttpError<C::Error>>>,
     {
         let token = self.source.token().await.map_err(source_failed)?;
-        let result = call(token.as_ref().map(|token| token.expose_secret().to_string())).await;
+        let mut with_token = headers.clone();
+        with_token.remove(&AUTHORIZATION);
+        let result = match &token {
+            Some(token) => call(Some(token.expose_secret().to_string()), with_token.clone()).await,
+            None => call(None, headers.clone()).await,
+        };
         match (result, token) {
             (Err(StreamableHttpError::AuthRequired(challenge)), Some(sent)) => {
                 match self.source.refresh(&sent).await.map_err(source_failed)? {
-                    Some(fresh) if fresh.expose_secret() != sent.expose_secret() => call(Some(fresh.expose_secret().to_string())).await,
+                    Some(fresh) if fresh.expose_secret() != sent.expose_secret() => call(Some(fresh.expose_secret().to_string()), with_token).await,
                     _ => Err(StreamableHttpError::AuthRequired(challenge)),
                 }
             }
@@ -109,15 +120,8 @@ impl<S: TokenSource, C: StreamableHttpClient + Sync> StreamableHttpClient for Be
         custom_headers: HashMap<HeaderName, HeaderValue>,
         limits: StreamableHttpResponseLimits,
     ) -> Result<StreamableHttpPostResponse, StreamableHttpError<Self::Error>> {
-        self.with_token(|token| {
-            self.http.post_message_with_response_limits(
-                uri.clone(),
-                message.clone(),
-                session_id.clone(),
-                token,
-                custom_headers.clone(),
-                limits,
-            )
+        self.with_token(&custom_headers, |token, headers| {
+            self.http.post_message_with_response_limits(uri.clone(), message.clone(), session_id.clone(), token, headers, limits)
         })
         .await
     }
@@ -129,7 +133,7 @@ impl<S: TokenSource, C: StreamableHttpClient + Sync> StreamableHttpClient for Be
         _auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> Result<(), StreamableHttpError<Self::Error>> {
-        self.with_token(|token| self.http.delete_session(uri.clone(), session_id.clone(), token, custom_headers.clone())).await
+        self.with_token(&custom_headers, |token, headers| self.http.delete_session(uri.clone(), session_id.clone(), token, headers)).await
     }
 
     async fn get_stream(
@@ -153,15 +157,8 @@ impl<S: TokenSource, C: StreamableHttpClient + Sync> StreamableHttpClient for Be
         custom_headers: HashMap<HeaderName, HeaderValue>,
         max_sse_event_size: usize,
     ) -> Result<BoxStream<'static, Result<Sse, SseError>>, StreamableHttpError<Self::Error>> {
-        self.with_token(|token| {
-            self.http.get_stream_with_max_sse_event_size(
-                uri.clone(),
-                session_id.clone(),
-                last_event_id.clone(),
-                token,
-                custom_headers.clone(),
-                max_sse_event_size,
-            )
+        self.with_token(&custom_headers, |token, headers| {
+            self.http.get_stream_with_max_sse_event_size(uri.clone(), session_id.clone(), last_event_id.clone(), token, headers, max_sse_event_size)
         })
         .await
     }

@@ -25,11 +25,13 @@
 //! Each operation authorizes at most once for a 401 and [`MAX_STEP_UPS`] times for a 403, so a
 //! server that never accepts does not loop the user through the browser.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use http::{HeaderName, HeaderValue};
 use rmcp::model::{ClientCapabilities, ClientConfig, Implementation, ProtocolVersion};
 use rmcp::service::{ClientInitializeError, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
@@ -121,6 +123,8 @@ pub struct Remote<H, A> {
     lifecycle: ClientLifecycleMode,
     authorizer: Arc<A>,
     http: reqwest::Client,
+    /// Sent with every request besides the token (a catalog entry's `headers`).
+    headers: HashMap<HeaderName, HeaderValue>,
 }
 
 impl<H: ClientHandler + Clone, A: Authorizer> Remote<H, A> {
@@ -130,7 +134,14 @@ impl<H: ClientHandler + Clone, A: Authorizer> Remote<H, A> {
             .user_agent(concat!("latchkey/", env!("CARGO_PKG_VERSION")))
             .build()
             .context("building the HTTP client")?;
-        Ok(Remote { url: url.clone(), handler, lifecycle, authorizer, http })
+        Ok(Remote { url: url.clone(), handler, lifecycle, authorizer, http, headers: HashMap::new() })
+    }
+
+    /// Send `headers` with every request. An `Authorization` among them goes out only while the
+    /// authorizer has no token: the token replaces it ([`BearerClient`]).
+    pub fn with_headers(mut self, headers: HashMap<HeaderName, HeaderValue>) -> Remote<H, A> {
+        self.headers = headers;
+        self
     }
 
     pub fn url(&self) -> &Url {
@@ -141,7 +152,8 @@ impl<H: ClientHandler + Clone, A: Authorizer> Remote<H, A> {
     pub async fn open(&self) -> anyhow::Result<RunningService<RoleClient, H>> {
         let connect = || {
             let client = BearerClient::new(self.http.clone(), self.authorizer.clone());
-            let transport = StreamableHttpClientTransport::with_client(client, StreamableHttpClientTransportConfig::with_uri(self.url.as_str()));
+            let config = StreamableHttpClientTransportConfig::with_uri(self.url.as_str()).custom_headers(self.headers.clone());
+            let transport = StreamableHttpClientTransport::with_client(client, config);
             self.handler.clone().serve_with_lifecycle(transport, self.lifecycle.clone())
         };
         self.with_authorization(connect, init_refusal).await.map_err(|failure| match failure {
