@@ -409,9 +409,14 @@ fn check_remote(key: &Located<String>, remote: &Remote, raw: &RawServer, problem
         raw.env.iter().any(|var| var.name.as_str() == variable)
             || raw.secrets.iter().any(|secret| secret.env.as_ref().is_some_and(|env| env.as_str() == variable))
     };
+    // Header names are case-insensitive: two spellings of one would send one of them, unsaid.
+    let mut seen: HashMap<String, &str> = HashMap::new();
     for (name, value) in &remote.headers {
         if let Err(message) = headers::name(name) {
             problems.at(value, message);
+        }
+        if let Some(first) = seen.insert(name.to_ascii_lowercase(), name) {
+            problems.at(value, format!("header `{name}` is also set as `{first}` (header names ignore case); set it once"));
         }
         match headers::value(name, value) {
             Err(message) => problems.at(value, message),

@@ -323,6 +323,9 @@ fn remote_headers_are_http_and_name_only_declared_variables() {
         ],
         "each problem on its header's line: {found:#?}"
     );
+    let (line, _, message) = problem(&entry("        X-Team: a\n        x-team: b\n"));
+    assert_eq!(line, 7);
+    assert!(message.contains("header `x-team` is also set as `X-Team`"), "{message}");
     // A secret without `env` (a client secret) is no variable a header can name.
     let (_, _, message) = problem(&entry("        X-Secret: $CLIENT_SECRET\n"));
     assert!(message.contains("header `X-Secret` uses $CLIENT_SECRET") && message.contains("env: CLIENT_SECRET"), "{message}");
