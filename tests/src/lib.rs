@@ -43,7 +43,7 @@ pub fn latchkey_bin() -> PathBuf {
     assert!(
         bin.is_file(),
         "{} is missing: these tests run the latchkey binary; build it first with `cargo build -p latchkey` \
-         (`cargo test --workspace` builds it too)",
+         (tests/run does; `cargo test` alone does not build another package's binary)",
         bin.display()
     );
     bin
