@@ -5,6 +5,8 @@ use std::net::IpAddr;
 
 use url::{Host, Url};
 
+use crate::plugins::provider::check_id;
+
 /// An endpoint latchkey will send requests (and tokens) to: https, or http to a loopback address
 /// (a local test server, RFC 8252's native-app case). No credentials in the URL, no fragment.
 pub fn endpoint(url: &str) -> Result<(), String> {
@@ -88,19 +90,11 @@ pub fn env_name(name: &str) -> Result<(), String> {
     }
 }
 
-/// The same rule as the provider registry applies to plugin ids.
+/// The rule the provider registry applies to plugin ids ([`check_id`]), with catalog advice.
 pub fn provider_id(id: &str) -> Result<(), String> {
-    let ok = !id.is_empty()
-        && id.len() <= 40
-        && !id.starts_with('-')
-        && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "provider `{id}` is not a provider id: ids are 1-40 characters of a-z, 0-9 and `-` (see `latchkey provider ls`)"
-        ))
-    }
+    check_id(id).map_err(|_| {
+        format!("provider `{id}` is not a provider id: ids are 1-40 characters of a-z, 0-9 and `-` (see `latchkey provider ls`)")
+    })
 }
 
 /// `none`, `bridge` or a Docker network name. `host` (and `container:<id>`) would let the server
