@@ -739,6 +739,8 @@ struct Peer {
     child: std::process::Child,
     stdout: Arc<Mutex<String>>,
     output: Arc<Mutex<String>>,
+    /// The threads that read stdout and stderr; each ends when its pipe closes.
+    readers: [thread::JoinHandle<()>; 2],
 }
 
 impl Peer {
@@ -759,11 +761,13 @@ impl Peer {
                     }
                     output.lock().unwrap().push_str(&format!("{line}\n"));
                 }
-            });
+            })
         };
-        collect(Box::new(child.stdout.take().unwrap()), Some(stdout.clone()));
-        collect(Box::new(child.stderr.take().unwrap()), None);
-        Peer { name: name.into(), child, stdout, output }
+        let readers = [
+            collect(Box::new(child.stdout.take().unwrap()), Some(stdout.clone())),
+            collect(Box::new(child.stderr.take().unwrap()), None),
+        ];
+        Peer { name: name.into(), child, stdout, output, readers }
     }
 
     fn pid(&self) -> u32 {
@@ -796,8 +800,12 @@ impl Peer {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                // Let the readers take the last lines.
-                thread::sleep(Duration::from_millis(100));
+                // Let the readers take the last lines: the pipes close when the child is gone, or a
+                // moment later when a grandchild (the gateway a stdio client started) shares stderr.
+                let drained = Instant::now() + Duration::from_secs(5);
+                while !self.readers.iter().all(thread::JoinHandle::is_finished) && Instant::now() < drained {
+                    thread::sleep(Duration::from_millis(10));
+                }
                 return status.code();
             }
             if Instant::now() > deadline {
