@@ -63,26 +63,22 @@ impl<S: TokenSource, C: StreamableHttpClient + Sync> BearerClient<S, C> {
     /// Run `call` with the current token and `headers`; on a 401 to a token, refresh once and run
     /// it again. A token replaces an `Authorization` among `headers` (a catalog entry's), so that
     /// a request never carries two.
-    async fn with_token<T, F, Fut>(&self, headers: &HashMap<HeaderName, HeaderValue>, call: F) -> Result<T, StreamableHttpError<C::Error>>
+    async fn with_token<T, F, Fut>(&self, mut headers: HashMap<HeaderName, HeaderValue>, call: F) -> Result<T, StreamableHttpError<C::Error>>
     where
         F: Fn(Option<String>, HashMap<HeaderName, HeaderValue>) -> Fut,
         Fut: Future<Output = Result<T, StreamableHttpError<C::Error>>>,
     {
-        let token = self.source.token().await.map_err(source_failed)?;
-        let mut with_token = headers.clone();
-        with_token.remove(&AUTHORIZATION);
-        let result = match &token {
-            Some(token) => call(Some(token.expose_secret().to_string()), with_token.clone()).await,
-            None => call(None, headers.clone()).await,
+        let Some(sent) = self.source.token().await.map_err(source_failed)? else {
+            return call(None, headers).await;
         };
-        match (result, token) {
-            (Err(StreamableHttpError::AuthRequired(challenge)), Some(sent)) => {
-                match self.source.refresh(&sent).await.map_err(source_failed)? {
-                    Some(fresh) if fresh.expose_secret() != sent.expose_secret() => call(Some(fresh.expose_secret().to_string()), with_token).await,
-                    _ => Err(StreamableHttpError::AuthRequired(challenge)),
-                }
-            }
-            (result, _) => result,
+        headers.remove(&AUTHORIZATION);
+        // The headers are copied only for the first attempt: a retry takes them.
+        match call(Some(sent.expose_secret().to_string()), headers.clone()).await {
+            Err(StreamableHttpError::AuthRequired(challenge)) => match self.source.refresh(&sent).await.map_err(source_failed)? {
+                Some(fresh) if fresh.expose_secret() != sent.expose_secret() => call(Some(fresh.expose_secret().to_string()), headers).await,
+                _ => Err(StreamableHttpError::AuthRequired(challenge)),
+            },
+            result => result,
         }
     }
 }
@@ -120,7 +116,7 @@ impl<S: TokenSource, C: StreamableHttpClient + Sync> StreamableHttpClient for Be
         custom_headers: HashMap<HeaderName, HeaderValue>,
         limits: StreamableHttpResponseLimits,
     ) -> Result<StreamableHttpPostResponse, StreamableHttpError<Self::Error>> {
-        self.with_token(&custom_headers, |token, headers| {
+        self.with_token(custom_headers, |token, headers| {
             self.http.post_message_with_response_limits(uri.clone(), message.clone(), session_id.clone(), token, headers, limits)
         })
         .await
@@ -133,7 +129,7 @@ impl<S: TokenSource, C: StreamableHttpClient + Sync> StreamableHttpClient for Be
         _auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> Result<(), StreamableHttpError<Self::Error>> {
-        self.with_token(&custom_headers, |token, headers| self.http.delete_session(uri.clone(), session_id.clone(), token, headers)).await
+        self.with_token(custom_headers, |token, headers| self.http.delete_session(uri.clone(), session_id.clone(), token, headers)).await
     }
 
     async fn get_stream(
@@ -157,7 +153,7 @@ impl<S: TokenSource, C: StreamableHttpClient + Sync> StreamableHttpClient for Be
         custom_headers: HashMap<HeaderName, HeaderValue>,
         max_sse_event_size: usize,
     ) -> Result<BoxStream<'static, Result<Sse, SseError>>, StreamableHttpError<Self::Error>> {
-        self.with_token(&custom_headers, |token, headers| {
+        self.with_token(custom_headers, |token, headers| {
             self.http.get_stream_with_max_sse_event_size(uri.clone(), session_id.clone(), last_event_id.clone(), token, headers, max_sse_event_size)
         })
         .await
