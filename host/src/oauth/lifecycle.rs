@@ -164,7 +164,13 @@ impl Engine {
             .await
             .expect("lock task")
             .map_err(|error| RefreshError::Store { server: server.clone(), error })?;
-        let stored = self.load(&target.id).await.ok().flatten().ok_or(RefreshError::NotAuthorized { server: server.clone() })?;
+        // A store that fails (locked keyring, damaged entry) says so: "not authorized" would send
+        // the user to sign in again for nothing.
+        let stored = self
+            .load(&target.id)
+            .await
+            .map_err(|error| RefreshError::Store { server: server.clone(), error })?
+            .ok_or(RefreshError::NotAuthorized { server: server.clone() })?;
         if let Some(at) = only_if_due_at {
             if !due(&stored, at) {
                 return Ok(stored);
