@@ -151,14 +151,18 @@ fn register(paths: Paths, args: RegisterArgs) -> Result<(), Failure> {
         let (_runtime, registry) = crate::plugins::load(&paths)?;
         registry.get(id)?;
     }
-    let store = crate::store::Store::open(&paths)?;
-    if let Some(notice) = store.notice() {
-        output::note(notice);
-    }
-    if client_secret_stdin {
-        let secret = super::secret::read_value(&format!("{server}.client_secret"))?;
-        store.set_secret(&format!("{server}.client_secret"), &secret)?;
-    }
+    // The store (a keyring connection) only when there is a secret to put in it.
+    let secret_store = if client_secret_stdin {
+        let store = crate::store::Store::open(&paths)?;
+        if let Some(notice) = store.notice() {
+            output::note(notice);
+        }
+        let name = format!("{server}.client_secret");
+        store.set_secret(&name, &super::secret::read_value(&name)?)?;
+        Some(store.describe())
+    } else {
+        None
+    };
     let mut registrations = crate::oauth::manual::Registrations::load(&paths)?;
     registrations.set(
         &server,
@@ -172,7 +176,7 @@ fn register(paths: Paths, args: RegisterArgs) -> Result<(), Failure> {
             token_endpoint_auth_method: auth_method,
         },
     )?;
-    let secret_note = if client_secret_stdin { format!(", client secret in {}", store.describe()) } else { String::new() };
+    let secret_note = secret_store.map(|place| format!(", client secret in {place}")).unwrap_or_default();
     anstream::println!("Registered client {BOLD}{}{BOLD:#} for {server}{secret_note}.", client_id.trim());
     anstream::println!("Next: latchkey oauth authorize {server}");
     Ok(())
