@@ -93,18 +93,25 @@ impl Credential {
     /// Read back what [`Credential::encode`] wrote for `id`.
     pub(crate) fn decode(id: &CredentialId, stored: &SecretString) -> anyhow::Result<Credential> {
         // serde_json's messages can quote the offending value, which may be a token: not passed on.
-        let problem = || anyhow::anyhow!("the stored OAuth credential for {id} is damaged; run `latchkey oauth authorize` again");
+        let problem = || {
+            anyhow::anyhow!("the stored OAuth credential for {id} is damaged; run `latchkey oauth authorize {}` again", id.server)
+        };
         let envelope: EnvelopeIn = serde_json::from_str(stored.expose_secret()).map_err(|_| problem())?;
         if envelope.format != FORMAT {
             anyhow::bail!(
                 "the stored OAuth credential for {id} has format `{}`, which this latchkey does not read (it reads `{FORMAT}`); \
-                 upgrade latchkey or authorize again",
-                envelope.format
+                 upgrade latchkey, or replace it with `latchkey oauth authorize {}`",
+                envelope.format,
+                id.server
             );
         }
         let credential: Credential = serde_json::from_value(envelope.credential).map_err(|_| problem())?;
         if credential.id != *id {
-            anyhow::bail!("the entry stored for {id} holds the credential of {}; remove it and authorize again", credential.id);
+            anyhow::bail!(
+                "the entry stored for {id} holds the credential of {}; replace it with `latchkey oauth authorize {}`",
+                credential.id,
+                id.server
+            );
         }
         Ok(credential)
     }
@@ -255,6 +262,7 @@ pub(crate) mod tests {
         // A plain secret value is not a credential, and the error does not repeat it.
         let error = format!("{:#}", Credential::decode(&id, &SecretString::from("hunter2-VALUE".to_string())).unwrap_err());
         assert!(error.contains("damaged") && !error.contains("hunter2-VALUE"), "{error}");
+        assert!(error.contains("`latchkey oauth authorize gmail`"), "{error}");
         // Nor does a token in a field of the wrong type.
         let misplaced = format!(r#"{{"format":"{FORMAT}","credential":{{"server":"gmail","scopes":"hunter2-VALUE"}}}}"#);
         let error = format!("{:#}", Credential::decode(&id, &SecretString::from(misplaced)).unwrap_err());
