@@ -81,17 +81,7 @@ impl Gateway {
             servers.iter().map(|name| engine.catalog.server(name)).collect::<Result<_, _>>()?
         };
         for server in selected {
-            let (sender, mut forward) = mpsc::unbounded_channel();
-            let name = server.name.clone();
-            let events = events.clone();
-            tokio::spawn(async move {
-                while let Some(event) = forward.recv().await {
-                    if events.send((name.clone(), event)).is_err() {
-                        break;
-                    }
-                }
-            });
-            upstreams.insert(server.name.clone(), Upstream::new(server.clone(), engine.clone(), sender, timeout));
+            upstreams.insert(server.name.clone(), Upstream::new(server.clone(), engine.clone(), events.clone(), timeout));
         }
         let gateway = Gateway {
             inner: Arc::new(Inner {

@@ -54,10 +54,21 @@ pub enum Event {
     ResourcesChanged,
 }
 
+/// Where an upstream's events go: the gateway, which learns from the server name which upstream
+/// sent each.
+pub type Events = mpsc::UnboundedSender<(String, Event)>;
+
 /// Receives the upstream's notifications and passes list changes on to the gateway.
 #[derive(Clone)]
 pub struct Handler {
-    events: mpsc::UnboundedSender<Event>,
+    server: String,
+    events: Events,
+}
+
+impl Handler {
+    fn send(&self, event: Event) {
+        let _ = self.events.send((self.server.clone(), event));
+    }
 }
 
 impl ClientHandler for Handler {
@@ -68,15 +79,15 @@ impl ClientHandler for Handler {
     }
 
     async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
-        let _ = self.events.send(Event::ToolsChanged);
+        self.send(Event::ToolsChanged);
     }
 
     async fn on_prompt_list_changed(&self, _context: NotificationContext<RoleClient>) {
-        let _ = self.events.send(Event::PromptsChanged);
+        self.send(Event::PromptsChanged);
     }
 
     async fn on_resource_list_changed(&self, _context: NotificationContext<RoleClient>) {
-        let _ = self.events.send(Event::ResourcesChanged);
+        self.send(Event::ResourcesChanged);
     }
 }
 
@@ -110,7 +121,7 @@ pub struct Health {
 pub struct Upstream {
     pub server: Server,
     engine: Arc<Engine>,
-    events: mpsc::UnboundedSender<Event>,
+    events: Events,
     /// For `initialize` and for every request.
     timeout: Duration,
     state: RwLock<State>,
@@ -135,7 +146,7 @@ pub enum UpstreamError {
 }
 
 impl Upstream {
-    pub fn new(server: Server, engine: Arc<Engine>, events: mpsc::UnboundedSender<Event>, timeout: Duration) -> Arc<Upstream> {
+    pub fn new(server: Server, engine: Arc<Engine>, events: Events, timeout: Duration) -> Arc<Upstream> {
         Arc::new(Upstream {
             server,
             engine,
@@ -343,8 +354,9 @@ impl Upstream {
                 *state = State::Running { service, remote, stale: false, generation };
                 self.set_health("running", None);
                 if self.left_out.swap(false, Ordering::Relaxed) {
+                    let handler = self.handler();
                     for event in [Event::ToolsChanged, Event::PromptsChanged, Event::ResourcesChanged] {
-                        let _ = self.events.send(event);
+                        handler.send(event);
                     }
                 }
                 return Ok(());
@@ -358,8 +370,12 @@ impl Upstream {
         Err(UpstreamError::Start { server: self.name().to_string(), reason })
     }
 
+    fn handler(&self) -> Handler {
+        Handler { server: self.name().to_string(), events: self.events.clone() }
+    }
+
     async fn launch(&self) -> Result<(RunningService<RoleClient, Handler>, Option<Arc<RemoteClient>>), String> {
-        let handler = Handler { events: self.events.clone() };
+        let handler = self.handler();
         match &self.server.kind {
             Kind::Command { command } => {
                 let env = inject::secret_env(&self.engine, &self.server).await.map_err(|e| format!("{e:#}"))?;
