@@ -33,26 +33,20 @@ impl Provider for Google {
             version: env!("CARGO_PKG_VERSION").into(),
             issuers: vec![ISSUER.into()],
             config_keys: vec![
-                ConfigKey {
-                    name: "prompt".into(),
-                    description: "Google's `prompt` parameter. `consent` makes Google issue a refresh token on \
-                                  every authorization, not only the first; add `select_account` (space-separated) \
-                                  to let the user pick an account."
-                        .into(),
-                    default: Some("consent".into()),
-                },
-                ConfigKey {
-                    name: "login_hint".into(),
-                    description: "Email address or `sub` of the account to preselect on Google's sign-in page.".into(),
-                    default: None,
-                },
-                ConfigKey {
-                    name: "hd".into(),
-                    description: "Google Workspace domain (such as `example.com`) whose accounts the sign-in page \
-                                  offers. A hint only: it does not restrict who can sign in."
-                        .into(),
-                    default: None,
-                },
+                config_key(
+                    "prompt",
+                    "Google's `prompt` parameter. `consent` makes Google issue a refresh token on every \
+                     authorization, not only the first; add `select_account` (space-separated) to let the user \
+                     pick an account.",
+                    Some("consent"),
+                ),
+                config_key("login_hint", "Email address or `sub` of the account to preselect on Google's sign-in page.", None),
+                config_key(
+                    "hd",
+                    "Google Workspace domain (such as `example.com`) whose accounts the sign-in page offers. A hint \
+                     only: it does not restrict who can sign in.",
+                    None,
+                ),
             ],
             documentation: "https://developers.google.com/identity/protocols/oauth2/web-server".into(),
         }
@@ -76,7 +70,7 @@ impl Provider for Google {
             client_auth: ClientAuth::Post,
             refresh: RefreshPolicy::KeepPrevious,
             // Desktop clients accept a loopback redirect on any port, without registering it.
-            redirect: Redirect::Loopback(LoopbackRedirect { host: "127.0.0.1".into(), port: None, path: "/callback".into() }),
+            redirect: shape::loopback("127.0.0.1", None),
             // Google does not implement RFC 8707 resource indicators.
             send_resource: false,
         })

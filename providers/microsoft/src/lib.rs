@@ -170,13 +170,13 @@ impl Provider for Microsoft {
             client_auth: ClientAuth::Post,
             refresh: RefreshPolicy::Rotate,
             // Entra ID ignores the port when it matches http://localhost redirect URIs.
-            redirect: Redirect::Loopback(LoopbackRedirect { host: "localhost".into(), port: None, path: "/callback".into() }),
+            redirect: shape::loopback("localhost", None),
             send_resource: false,
         })
     }
 
     fn authorize_params(scopes: &[String], config: &Config) -> Result<Params, String> {
-        let mut params = vec![("scope".to_string(), with_offline_access(scopes).join(" "))];
+        let mut params = vec![("scope".to_string(), shape::with_scope(scopes, OFFLINE_ACCESS).join(" "))];
         common::pass_through(&mut params, config, &["prompt", "login_hint", "domain_hint"]);
         Ok(params)
     }
@@ -185,7 +185,7 @@ impl Provider for Microsoft {
         let is_token_request = matches!(context.kind, RequestKind::AuthorizationCode | RequestKind::RefreshToken);
         let mut form = standard::form_fields(&request);
         if is_token_request && !context.requested_scopes.is_empty() && !form.iter().any(|(name, _)| name == "scope") {
-            form.push(("scope".into(), with_offline_access(&context.requested_scopes).join(" ")));
+            form.push(("scope".into(), shape::with_scope(&context.requested_scopes, OFFLINE_ACCESS).join(" ")));
             request.body = standard::encode_form(&form);
         }
         Ok(request)
@@ -197,19 +197,6 @@ impl Provider for Microsoft {
         tokens.scopes = tokens.scopes.iter().map(|scope| percent_decode(scope)).collect();
         Ok(tokens)
     }
-}
-
-fn config_key(name: &str, description: &str, default: Option<&str>) -> ConfigKey {
-    ConfigKey { name: name.into(), description: description.into(), default: default.map(Into::into) }
-}
-
-/// The requested scopes, with `offline_access` added when missing.
-fn with_offline_access(scopes: &[String]) -> Vec<String> {
-    let mut scopes = scopes.to_vec();
-    if !scopes.iter().any(|scope| scope == OFFLINE_ACCESS) {
-        scopes.push(OFFLINE_ACCESS.into());
-    }
-    scopes
 }
 
 /// A tenant id is a GUID: 8-4-4-4-12 hex digits.

@@ -37,7 +37,6 @@ use serde_json::Value;
 pub struct Slack;
 
 /// A port that other software rarely listens on (rclone's), for PKCE apps' localhost redirect.
-const DEFAULT_REDIRECT_PORT: &str = "53682";
 
 const AUTHORIZE_AGAIN: &str = "the authorization is no longer valid: authorize again";
 const CHECK_APP: &str = "Slack rejected the app's credentials or settings: check the client id, secret and redirect URL";
@@ -159,11 +158,9 @@ impl Provider for Slack {
                      and come with single-use refresh tokens.",
                     Some("false"),
                 ),
-                config_key(
-                    "redirect_port",
+                shape::redirect_port_key(
                     "With `pkce = true`: the port of the http://localhost:<port>/callback redirect URL registered \
                      in the Slack app (Slack matches it exactly).",
-                    Some(DEFAULT_REDIRECT_PORT),
                 ),
                 config_key("team", "Workspace id (such as T0123ABCD) to install into, skipping Slack's workspace picker.", None),
             ],
@@ -181,13 +178,7 @@ impl Provider for Slack {
                 .into());
         }
         let redirect = if pkce {
-            let port = config.get_or("redirect_port", DEFAULT_REDIRECT_PORT);
-            let port = port
-                .parse::<u16>()
-                .ok()
-                .filter(|port| *port != 0)
-                .ok_or_else(|| format!("config key `redirect_port` must be a port number (1-65535), not `{port}`"))?;
-            Redirect::Loopback(LoopbackRedirect { host: "localhost".into(), port: Some(port), path: "/callback".into() })
+            shape::fixed_port_loopback(config, "localhost")?
         } else {
             Redirect::HttpsOnly
         };
@@ -266,10 +257,6 @@ impl Provider for Slack {
             Err(failure) => Err(failure),
         }
     }
-}
-
-fn config_key(name: &str, description: &str, default: Option<&str>) -> ConfigKey {
-    ConfigKey { name: name.into(), description: description.into(), default: default.map(Into::into) }
 }
 
 fn misconfigured(code: &'static str) -> impl Fn(String) -> Failure {
