@@ -148,12 +148,12 @@ impl Gateway {
     }
 
     /// The upstream and the upstream's own name for an exposed name.
-    fn route(&self, exposed: &str) -> Option<(Arc<Upstream>, String)> {
+    fn route<'a>(&self, exposed: &'a str) -> Option<(&Arc<Upstream>, &'a str)> {
         match &self.inner.naming.separator {
             Some(separator) => self.inner.upstreams.iter().find_map(|(server, upstream)| {
-                exposed.strip_prefix(server.as_str())?.strip_prefix(separator.as_str()).map(|name| (upstream.clone(), name.to_string()))
+                exposed.strip_prefix(server.as_str())?.strip_prefix(separator.as_str()).map(|name| (upstream, name))
             }),
-            None => self.inner.upstreams.values().next().map(|upstream| (upstream.clone(), exposed.to_string())),
+            None => self.inner.upstreams.values().next().map(|upstream| (upstream, exposed)),
         }
     }
 
@@ -264,7 +264,7 @@ impl ServerHandler for Gateway {
 
     async fn call_tool(&self, mut request: CallToolRequestParams, context: RequestContext<RoleServer>) -> Result<CallToolResponse, McpError> {
         let (upstream, name) = self.route(&request.name).ok_or_else(|| unknown("tool", &request.name))?;
-        request.name = name.into();
+        request.name = name.to_owned().into();
         match until_cancelled(&context, upstream.call_tool(request)).await? {
             Ok(response) => Ok(response),
             // The tool did not run: tell the user why (a protocol error would hide the message).
@@ -279,7 +279,7 @@ impl ServerHandler for Gateway {
 
     async fn get_prompt(&self, mut request: GetPromptRequestParams, context: RequestContext<RoleServer>) -> Result<GetPromptResponse, McpError> {
         let (upstream, name) = self.route(&request.name).ok_or_else(|| unknown("prompt", &request.name))?;
-        request.name = name;
+        request.name = name.to_owned();
         until_cancelled(&context, upstream.get_prompt(request)).await?.map_err(|error| McpError::internal_error(error.to_string(), None))
     }
 

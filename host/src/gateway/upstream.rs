@@ -190,51 +190,42 @@ impl Upstream {
 
     /// Start the upstream now (the gateway does this at start so failures show early).
     pub async fn start(self: &Arc<Self>) -> Result<(), UpstreamError> {
-        self.with_peer(|_| async { Ok(()) }).await
+        self.with_peer((), |_, ()| async { Ok(()) }).await
     }
 
     pub async fn list_tools(self: &Arc<Self>) -> Result<Vec<Tool>, UpstreamError> {
-        self.with_peer(|peer| async move { peer.list_all_tools().await }).await
+        self.with_peer((), |peer, ()| async move { peer.list_all_tools().await }).await
     }
 
     pub async fn list_prompts(self: &Arc<Self>) -> Result<Vec<Prompt>, UpstreamError> {
-        self.with_peer(|peer| async move { peer.list_all_prompts().await }).await
+        self.with_peer((), |peer, ()| async move { peer.list_all_prompts().await }).await
     }
 
     pub async fn list_resources(self: &Arc<Self>) -> Result<Vec<Resource>, UpstreamError> {
-        self.with_peer(|peer| async move { peer.list_all_resources().await }).await
+        self.with_peer((), |peer, ()| async move { peer.list_all_resources().await }).await
     }
 
     pub async fn call_tool(self: &Arc<Self>, params: CallToolRequestParams) -> Result<CallToolResponse, UpstreamError> {
-        self.with_peer(move |peer| {
-            let params = params.clone();
-            async move { peer.call_tool_once(params).await }
-        })
-        .await
+        self.with_peer(params, |peer, params| async move { peer.call_tool_once(params).await }).await
     }
 
     pub async fn get_prompt(self: &Arc<Self>, params: GetPromptRequestParams) -> Result<GetPromptResponse, UpstreamError> {
-        self.with_peer(move |peer| {
-            let params = params.clone();
-            async move { peer.get_prompt_once(params).await }
-        })
-        .await
+        self.with_peer(params, |peer, params| async move { peer.get_prompt_once(params).await }).await
     }
 
     pub async fn read_resource(self: &Arc<Self>, params: ReadResourceRequestParams) -> Result<ReadResourceResponse, UpstreamError> {
-        self.with_peer(move |peer| {
-            let params = params.clone();
-            async move { peer.read_resource_once(params).await }
-        })
-        .await
+        self.with_peer(params, |peer, params| async move { peer.read_resource_once(params).await }).await
     }
 
-    /// Run `request` against a running, current upstream, within the timeout. A remote server's
-    /// refusals go through its client's authorization; a closed transport (the server crashed)
-    /// fails this request and restarts the server in the background.
-    async fn with_peer<F, Fut, R>(self: &Arc<Self>, request: F) -> Result<R, UpstreamError>
+    /// Run `request` with `params` against a running, current upstream, within the timeout. A
+    /// remote server's refusals go through its client's authorization, which may send the request
+    /// again (so it gets a copy of `params` each time; a local server gets them as they are); a
+    /// closed transport (the server crashed) fails this request and restarts the server in the
+    /// background.
+    async fn with_peer<P, F, Fut, R>(self: &Arc<Self>, params: P, request: F) -> Result<R, UpstreamError>
     where
-        F: Fn(Peer<RoleClient>) -> Fut,
+        P: Clone,
+        F: Fn(Peer<RoleClient>, P) -> Fut,
         Fut: std::future::Future<Output = Result<R, ServiceError>>,
     {
         // On the heap: this future (the request, the restart and token-refresh paths) is part of
@@ -246,8 +237,8 @@ impl Upstream {
             let (guard, peer, remote, generation) = self.ready().await?;
             let call = async {
                 match &remote {
-                    Some(remote) => remote.authorized(|| request(peer.clone())).await,
-                    None => request(peer.clone()).await.map_err(Failure::Other),
+                    Some(remote) => remote.authorized(|| request(peer.clone(), params.clone())).await,
+                    None => request(peer, params).await.map_err(Failure::Other),
                 }
             };
             let result = tokio::time::timeout(self.timeout, call).await;
