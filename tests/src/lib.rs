@@ -69,6 +69,16 @@ pub fn fixture(name: &str, features: &str) -> Vec<u8> {
     fs::read(&artefact).unwrap_or_else(|e| panic!("reading {}: {e}", artefact.display()))
 }
 
+/// The cargo that runs these tests, for building a guest component: without the host's flags and
+/// wrappers (coverage, sanitizers), which are not meant for the guests, and without its target.
+pub fn guest_cargo() -> Command {
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    for variable in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "RUSTC_WORKSPACE_WRAPPER", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET"] {
+        command.env_remove(variable);
+    }
+    command
+}
+
 fn build_fixture(name: &str, features: &str) -> PathBuf {
     let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name);
     let manifest = crate_dir.join("Cargo.toml");
@@ -78,18 +88,13 @@ fn build_fixture(name: &str, features: &str) -> PathBuf {
     let lock = fs::File::create(target_dir.join(".build-lock")).unwrap();
     lock.lock().expect("locking the fixtures folder");
 
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(cargo);
+    let mut command = guest_cargo();
     command
         .args(["build", "--quiet", "--release", "--target", TARGET, "--manifest-path"])
         .arg(&manifest)
         .arg("--target-dir")
         .arg(&target_dir)
         .args(["--features", features]);
-    // The host's flags and wrappers (coverage, sanitizers) are not meant for the guests.
-    for variable in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "RUSTC_WORKSPACE_WRAPPER", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET"] {
-        command.env_remove(variable);
-    }
     let output = command.output().expect("running cargo to build a fixture component");
     assert!(
         output.status.success(),

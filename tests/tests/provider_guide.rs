@@ -12,7 +12,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use latchkey_tests::{Home, Run, latchkey_bin};
+use latchkey_tests::{Home, Run, guest_cargo, latchkey_bin};
 
 const GUIDE: &str = include_str!("../../docs/provider-guide.md");
 
@@ -39,14 +39,12 @@ fn guide_files() -> Vec<(String, String)> {
 /// main one; this one stays warm between runs). Returns the component.
 fn build(crate_dir: &Path) -> PathBuf {
     let target_dir = latchkey_bin().parent().and_then(Path::parent).expect("<target>/debug/latchkey").join("latchkey-guide");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(cargo);
-    command.current_dir(crate_dir).args(["build", "--quiet", "--target", "wasm32-wasip2", "--release", "--target-dir"]).arg(&target_dir);
-    // The host's flags and wrappers (coverage, sanitizers) are not meant for the guest.
-    for variable in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "RUSTC_WORKSPACE_WRAPPER", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET"] {
-        command.env_remove(variable);
-    }
-    let output = command.output().expect("running cargo");
+    let output = guest_cargo()
+        .current_dir(crate_dir)
+        .args(["build", "--quiet", "--target", "wasm32-wasip2", "--release", "--target-dir"])
+        .arg(&target_dir)
+        .output()
+        .expect("running cargo");
     assert!(output.status.success(), "cargo build of {} failed:\n{}", crate_dir.display(), String::from_utf8_lossy(&output.stderr));
     let wasm = target_dir.join("wasm32-wasip2/release/latchkey_provider_acme.wasm");
     assert!(wasm.is_file(), "cargo did not write {}", wasm.display());
