@@ -286,17 +286,23 @@ impl RawVector {
     }
 }
 
-/// `expect` must be an object with exactly one of `allowed`.
+/// `expect` must be an object with exactly one of `allowed`. The texts a refusal or a failure's
+/// message must contain have to be strings: anything else would match every answer.
 fn expectation(expect: &Value, allowed: &[&str]) -> Result<Expect, String> {
     let keys = || allowed.iter().map(|key| format!("`{key}`")).collect::<Vec<_>>().join(" or ");
     match expect.as_object() {
         Some(object) if object.len() == 1 => {
             let (key, value) = object.iter().next().expect("one entry");
-            if allowed.contains(&key.as_str()) {
-                Ok(Expect { key: key.clone(), value: value.clone() })
-            } else {
-                Err(format!("`expect` has `{key}`; this hook expects {}", keys()))
+            if !allowed.contains(&key.as_str()) {
+                return Err(format!("`expect` has `{key}`; this hook expects {}", keys()));
             }
+            if key == "error" && !value.is_string() {
+                return Err(format!("`expect.error` must be a string, the text the refusal contains, not {value}"));
+            }
+            if let Some(needle) = value.get("message_contains").filter(|needle| !needle.is_string()) {
+                return Err(format!("`expect.{key}.message_contains` must be a string, the text the message contains, not {needle}"));
+            }
+            Ok(Expect { key: key.clone(), value: value.clone() })
         }
         _ => Err(format!("`expect` must be an object with one key: {}", keys())),
     }
@@ -745,5 +751,18 @@ mod tests {
         let text = r#"{"name": "n", "source": "s", "hook": "read-token-response", "response": {}, "expect": {"tokens": {}}}"#;
         let error = parse(text, Path::new("v.json")).unwrap_err();
         assert!(error.message.contains("expects `token` or `failure`"), "{error}");
+    }
+
+    #[test]
+    fn texts_to_look_for_must_be_strings_or_they_would_match_anything() {
+        let text = r#"{"name": "n", "source": "s", "hook": "configure", "expect": {"error": {"contains": "pkce"}}}"#;
+        let error = parse(text, Path::new("v.json")).unwrap_err();
+        assert!(error.message.contains("`expect.error` must be a string"), "{error}");
+        let text = r#"{"name": "n", "source": "s", "hook": "read-revocation-response", "response": {"status": 400},
+                       "expect": {"failure": {"message_contains": ["client"]}}}"#;
+        let error = parse(text, Path::new("v.json")).unwrap_err();
+        assert!(error.message.contains("`expect.failure.message_contains` must be a string"), "{error}");
+        let text = r#"{"name": "n", "source": "s", "hook": "configure", "expect": {"error": "pkce"}}"#;
+        assert!(parse(text, Path::new("v.json")).is_ok());
     }
 }
