@@ -8,8 +8,9 @@
 // JSON, and never with a real response), `sleep` (answers after `ms` milliseconds), `log` (answers
 // what BAD_SERVER_LOG holds).
 // With `garbage-init` it answers `initialize` with garbage too, so it never starts.
-// BAD_SERVER_LOG, a file: each start appends `start <pid>`, so tests can see restarts, and each
-// `notifications/cancelled` appends `cancelled <request id>`.
+// BAD_SERVER_LOG, a file: each start appends `start <pid>`, so tests can see restarts, each `sleep`
+// call appends `sleeping <request id>` as it begins, so tests can act while a call is in flight,
+// and each `notifications/cancelled` appends `cancelled <request id>`.
 import fs from 'node:fs';
 import readline from 'node:readline';
 
@@ -58,6 +59,7 @@ readline.createInterface({ input: process.stdin }).on('line', (line) => {
       } else if (name === 'log') {
         answer(message.id, text(process.env.BAD_SERVER_LOG ? fs.readFileSync(process.env.BAD_SERVER_LOG, 'utf8') : ''));
       } else if (name === 'sleep') {
+        if (process.env.BAD_SERVER_LOG) fs.appendFileSync(process.env.BAD_SERVER_LOG, `sleeping ${message.id}\n`);
         setTimeout(() => answer(message.id, text(`slept ${args.ms} ms`)), args.ms ?? 0);
       } else {
         send({ jsonrpc: '2.0', id: message.id, error: { code: -32602, message: `no tool ${name}` } });

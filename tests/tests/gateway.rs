@@ -382,9 +382,9 @@ fn a_client_that_disconnects_mid_call_leaves_the_http_gateway_working() {
     let gateway = Setup::new(&bad_server("bad", &[]));
     let http = gateway.http(&["--servers", "bad"]);
     let mut leaving = client_command("http", &http.url, &[], Some(&http.token));
-    leaving.env("MCP_STEPS", json!([{"call": "bad__sleep", "arguments": {"ms": 3000}}]).to_string());
+    leaving.env("MCP_STEPS", json!([{"call": "bad__sleep", "arguments": {"ms": 30_000}}]).to_string());
     let mut leaving = Peer::spawn("leaving client", &mut leaving);
-    thread::sleep(Duration::from_millis(1500));
+    eventually("the call reached the upstream", || gateway.bad_server_log().contains("sleeping "));
     leaving.kill();
 
     let steps = http.client(&[json!({"call": "bad__echo", "arguments": {"message": "next client"}})]);
@@ -408,7 +408,7 @@ fn a_stdio_client_that_disconnects_mid_call_ends_the_gateway_and_its_upstream() 
     assert!(line.contains("\"id\":1"), "{line}");
     send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
     send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "bad__sleep", "arguments": {"ms": 30000}}}));
-    eventually("the upstream started", || !gateway.bad_server_starts().is_empty());
+    eventually("the call reached the upstream", || gateway.bad_server_log().contains("sleeping "));
     drop(stdin);
 
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -535,9 +535,13 @@ impl Setup {
         HttpGateway { child, url, token }
     }
 
+    /// What the bad servers of this home wrote to BAD_SERVER_LOG (nothing before one starts).
+    fn bad_server_log(&self) -> String {
+        fs::read_to_string(self.home.path().join("bad-server.log")).unwrap_or_default()
+    }
+
     fn bad_server_starts(&self) -> Vec<u32> {
-        let log = fs::read_to_string(self.home.path().join("bad-server.log")).unwrap_or_default();
-        log.lines().filter_map(|line| line.strip_prefix("start ")?.parse().ok()).collect()
+        self.bad_server_log().lines().filter_map(|line| line.strip_prefix("start ")?.parse().ok()).collect()
     }
 }
 
