@@ -11,6 +11,16 @@ use crate::plugins::provider::check_id;
 /// (a local test server, RFC 8252's native-app case). No credentials in the URL, no fragment.
 pub fn endpoint(url: &str) -> Result<(), String> {
     let parsed = Url::parse(url).map_err(|error| format!("`{url}` is not a URL ({error}); write an absolute https:// URL"))?;
+    // Checked first, so that no message below repeats the password.
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        let mut shown = parsed.clone();
+        let _ = shown.set_username("");
+        let _ = shown.set_password(None);
+        return Err(format!(
+            "`{shown}` carries a user name or password (not repeated here); remove them from the URL and declare the \
+             credential under `secrets:` instead"
+        ));
+    }
     match parsed.scheme() {
         "https" => {}
         "http" if is_loopback(&parsed) => {}
@@ -21,12 +31,6 @@ pub fn endpoint(url: &str) -> Result<(), String> {
             ));
         }
         scheme => return Err(format!("`{url}` has scheme `{scheme}`; write an https:// URL")),
-    }
-    if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err(format!(
-            "`{url}` carries a user name or password; remove them from the URL and declare the \
-             credential under `secrets:` instead"
-        ));
     }
     if parsed.fragment().is_some() {
         return Err(format!("`{url}` has a fragment (`#…`), which an endpoint may not have; remove it"));
@@ -146,7 +150,10 @@ mod tests {
         assert!(endpoint("http://localhost.example.com/token").is_err());
         assert!(endpoint("ftp://example.com/token").unwrap_err().contains("scheme `ftp`"));
         assert!(endpoint("example.com/token").unwrap_err().contains("not a URL"));
-        assert!(endpoint("https://user:pw@example.com/token").unwrap_err().contains("password"));
+        let credentials = endpoint("https://user:pw@example.com/token").unwrap_err();
+        assert!(credentials.contains("`https://example.com/token` carries a user name or password"), "{credentials}");
+        let plain_with_password = endpoint("http://user:pw@example.com/token").unwrap_err();
+        assert!(!plain_with_password.contains("pw") && plain_with_password.contains("password"), "{plain_with_password}");
         assert!(endpoint("https://example.com/token#x").unwrap_err().contains("fragment"));
     }
 
