@@ -48,6 +48,9 @@ pub struct UrlCredential<S> {
 #[derive(Default)]
 struct State {
     target: Option<Target>,
+    /// Until a refusal settles the target: the token of the stored credential found at the first
+    /// request, so that later requests do not search the store again.
+    stored: Option<SecretString>,
     /// Scopes of the current grant, for the step-up union.
     scopes: Vec<String>,
 }
@@ -121,10 +124,13 @@ impl<S: SignIn> TokenSource for UrlCredential<S> {
         if let Some(target) = &state.target {
             return usable(self.engine.access_token_for(target).await);
         }
-        Ok(self.stored().await?.map(|credential| {
-            state.scopes = credential.tokens.scopes.clone();
-            credential.tokens.access_token
-        }))
+        if state.stored.is_none()
+            && let Some(credential) = self.stored().await?
+        {
+            state.scopes = credential.tokens.scopes;
+            state.stored = Some(credential.tokens.access_token);
+        }
+        Ok(state.stored.clone())
     }
 
     async fn refresh(&self, _rejected: &SecretString) -> anyhow::Result<Option<SecretString>> {
