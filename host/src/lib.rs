@@ -3,8 +3,10 @@
 //!
 //! The modules follow the pipeline: [`catalog`] says which MCP servers exist and how each gets
 //! its OAuth tokens; [`plugins`] loads the provider components (built-in and dropped in) and calls
-//! their hooks in a sandbox; [`mcp`] talks to remote MCP servers with those tokens; [`paths`]
-//! says where files live; [`cli`] only parses arguments and prints.
+//! their hooks in a sandbox; [`oauth`] signs in, refreshes and revokes with them; [`store`] keeps
+//! secrets and credentials; [`mcp`] talks to remote MCP servers with those tokens; [`gateway`]
+//! serves the catalog's servers as one; [`paths`] says where files live; [`cli`] only parses
+//! arguments and prints.
 
 pub mod catalog;
 pub mod cli;
