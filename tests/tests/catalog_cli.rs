@@ -36,6 +36,19 @@ fn ls_shows_the_built_in_servers_and_user_client_ids() {
 }
 
 #[test]
+fn a_client_id_from_oauth_register_counts_as_set() {
+    let home = home_with(&[]);
+    let run = home.latchkey(&["oauth", "register", "gmail", "--client-id", "abc.apps.googleusercontent.com"]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    let ls = home.latchkey(&["catalog", "ls"]).stdout;
+    let gmail = ls.lines().find(|line| line.split_whitespace().next() == Some("gmail")).unwrap_or_else(|| panic!("{ls}"));
+    assert_eq!(gmail.split_whitespace().nth(3), Some("set"), "{ls}");
+    let show = home.latchkey(&["catalog", "show", "gmail"]).stdout;
+    assert!(show.contains("abc.apps.googleusercontent.com (from `latchkey oauth register`)"), "{show}");
+    assert!(!show.contains("missing:"), "{show}");
+}
+
+#[test]
 fn show_prints_one_server_and_unknown_names_list_the_known_ones() {
     let home = home_with(&[]);
     let run = home.latchkey(&["catalog", "show", "google-drive"]);

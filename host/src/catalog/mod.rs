@@ -27,7 +27,8 @@
 //! order. A later entry with the same name replaces the whole earlier entry, and the catalog says
 //! so in a notice. `registrations:` entries are applied after every file's servers are in, so a
 //! user file can give a built-in server its client id without copying the entry; the last one
-//! wins. `latchkey oauth register <server> --client-id …` is meant to write such an entry.
+//! wins. `latchkey oauth register <server> --client-id …` records a client id outside the catalogs
+//! (`registrations.json`, [`crate::oauth::manual`]), which the OAuth engine prefers to these.
 //!
 //! Rules, each reported with file, line and column: YAML syntax; unknown or missing fields; exactly
 //! one of `image` / `command` / `remote` (`command` with `image` is the container's command);

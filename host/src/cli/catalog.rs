@@ -10,6 +10,7 @@ use serde_json::json;
 use super::Failure;
 use super::output::{self, BOLD, GREEN, RED};
 use crate::catalog::{self, Catalog, Kind, OAuthProvider, Server, Transport};
+use crate::oauth::manual::Registrations;
 use crate::paths::Paths;
 
 #[derive(Subcommand)]
@@ -61,7 +62,12 @@ fn oauth_text(server: &Server) -> String {
     }
 }
 
-fn client_id_text(server: &Server) -> &'static str {
+/// The CLIENT ID column: `set` when `oauth register` recorded one (it wins over the catalog's) or
+/// every provider of the entry has one.
+fn client_id_text(server: &Server, registrations: &Registrations) -> &'static str {
+    if registrations.get(&server.name).is_some() {
+        return "set";
+    }
     match &server.oauth {
         Some(oauth) if !oauth.providers.is_empty() => {
             if oauth.providers.iter().all(|provider| provider.registration.is_some()) {
@@ -81,13 +87,14 @@ fn list(paths: &Paths, as_json: bool) -> Result<(), Failure> {
         output::json(&json!({"servers": servers, "notices": catalog.notices()}));
         return Ok(());
     }
+    let registrations = Registrations::load(paths)?;
     let mut table = output::table(&["SERVER", "KIND", "OAUTH", "CLIENT ID", "SOURCE"]);
     for server in catalog.servers() {
         table.add_row(vec![
             server.name.clone(),
             server.kind.name().to_string(),
             oauth_text(server),
-            client_id_text(server).to_string(),
+            client_id_text(server, &registrations).to_string(),
             server.source.to_string(),
         ]);
     }
@@ -189,13 +196,14 @@ fn show(paths: &Paths, name: &str, as_json: bool) -> Result<(), Failure> {
         }
         output::print_table(&secrets);
     }
+    let registered = Registrations::load(paths)?.get(&server.name).map(|registration| registration.client_id.clone());
     for provider in server.oauth.iter().flat_map(|oauth| &oauth.providers) {
         let _ = writeln!(
             out,
             "\n{BOLD}oauth{BOLD:#} ({})",
             provider.provider.as_ref().map_or("provider matched by issuer", |id| id.as_str())
         );
-        output::print_table(&provider_table(&server.name, provider));
+        output::print_table(&provider_table(&server.name, provider, registered.as_deref()));
     }
     if !server.ignored.is_empty() {
         output::note(&ignored_note(server));
@@ -203,7 +211,9 @@ fn show(paths: &Paths, name: &str, as_json: bool) -> Result<(), Failure> {
     Ok(())
 }
 
-fn provider_table(server: &str, provider: &OAuthProvider) -> comfy_table::Table {
+/// One OAuth provider of an entry; `registered` is the client id `oauth register` recorded for the
+/// server, which the OAuth engine uses instead of the entry's.
+fn provider_table(server: &str, provider: &OAuthProvider, registered: Option<&str>) -> comfy_table::Table {
     let mut table = output::table(&["", ""]);
     let optional = |value: Option<&str>| value.unwrap_or("-").to_string();
     let mut rows: Vec<(&str, String)> = vec![("token secret", optional(provider.secret.as_deref().map(String::as_str)))];
@@ -216,9 +226,10 @@ fn provider_table(server: &str, provider: &OAuthProvider) -> comfy_table::Table 
     }
     rows.push((
         "client id",
-        match &provider.registration {
-            Some(registration) => registration.client_id.to_string(),
-            None => {
+        match (registered, &provider.registration) {
+            (Some(client_id), _) => format!("{client_id} (from `latchkey oauth register`)"),
+            (None, Some(registration)) => registration.client_id.to_string(),
+            (None, None) => {
                 format!("missing: `latchkey oauth register {server} --client-id <id>`, or `registrations:` in a user catalog")
             }
         },
