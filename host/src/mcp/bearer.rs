@@ -60,22 +60,24 @@ impl<S: TokenSource, C: StreamableHttpClient + Sync> BearerClient<S, C> {
         BearerClient { http, source }
     }
 
-    /// Run `call` with the current token and `headers`; on a 401 to a token, refresh once and run
-    /// it again. A token replaces an `Authorization` among `headers` (a catalog entry's), so that
-    /// a request never carries two.
-    async fn with_token<T, F, Fut>(&self, mut headers: HashMap<HeaderName, HeaderValue>, call: F) -> Result<T, StreamableHttpError<C::Error>>
+    /// Run `call` with the current token, `headers` and the request's `payload`; on a 401 to a
+    /// token, refresh once and run it again. A token replaces an `Authorization` among `headers` (a
+    /// catalog entry's), so that a request never carries two.
+    async fn with_token<T, P, F, Fut>(&self, mut headers: HashMap<HeaderName, HeaderValue>, payload: P, call: F) -> Result<T, StreamableHttpError<C::Error>>
     where
-        F: Fn(Option<String>, HashMap<HeaderName, HeaderValue>) -> Fut,
+        P: Clone,
+        F: Fn(Option<String>, HashMap<HeaderName, HeaderValue>, P) -> Fut,
         Fut: Future<Output = Result<T, StreamableHttpError<C::Error>>>,
     {
         let Some(sent) = self.source.token().await.map_err(source_failed)? else {
-            return call(None, headers).await;
+            return call(None, headers, payload).await;
         };
         headers.remove(&AUTHORIZATION);
-        // The headers are copied only for the first attempt: a retry takes them.
-        match call(Some(sent.expose_secret().to_string()), headers.clone()).await {
+        // Headers and payload are copied only for a first attempt that a retry may follow: the
+        // retry takes them.
+        match call(Some(sent.expose_secret().to_string()), headers.clone(), payload.clone()).await {
             Err(StreamableHttpError::AuthRequired(challenge)) => match self.source.refresh(&sent).await.map_err(source_failed)? {
-                Some(fresh) if fresh.expose_secret() != sent.expose_secret() => call(Some(fresh.expose_secret().to_string()), headers).await,
+                Some(fresh) if fresh.expose_secret() != sent.expose_secret() => call(Some(fresh.expose_secret().to_string()), headers, payload).await,
                 _ => Err(StreamableHttpError::AuthRequired(challenge)),
             },
             result => result,
@@ -116,8 +118,8 @@ impl<S: TokenSource, C: StreamableHttpClient + Sync> StreamableHttpClient for Be
         custom_headers: HashMap<HeaderName, HeaderValue>,
         limits: StreamableHttpResponseLimits,
     ) -> Result<StreamableHttpPostResponse, StreamableHttpError<Self::Error>> {
-        self.with_token(custom_headers, |token, headers| {
-            self.http.post_message_with_response_limits(uri.clone(), message.clone(), session_id.clone(), token, headers, limits)
+        self.with_token(custom_headers, message, |token, headers, message| {
+            self.http.post_message_with_response_limits(uri.clone(), message, session_id.clone(), token, headers, limits)
         })
         .await
     }
@@ -129,7 +131,7 @@ impl<S: TokenSource, C: StreamableHttpClient + Sync> StreamableHttpClient for Be
         _auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> Result<(), StreamableHttpError<Self::Error>> {
-        self.with_token(custom_headers, |token, headers| self.http.delete_session(uri.clone(), session_id.clone(), token, headers)).await
+        self.with_token(custom_headers, (), |token, headers, ()| self.http.delete_session(uri.clone(), session_id.clone(), token, headers)).await
     }
 
     async fn get_stream(
@@ -153,8 +155,8 @@ impl<S: TokenSource, C: StreamableHttpClient + Sync> StreamableHttpClient for Be
         custom_headers: HashMap<HeaderName, HeaderValue>,
         max_sse_event_size: usize,
     ) -> Result<BoxStream<'static, Result<Sse, SseError>>, StreamableHttpError<Self::Error>> {
-        self.with_token(custom_headers, |token, headers| {
-            self.http.get_stream_with_max_sse_event_size(uri.clone(), session_id.clone(), last_event_id.clone(), token, headers, max_sse_event_size)
+        self.with_token(custom_headers, last_event_id, |token, headers, last_event_id| {
+            self.http.get_stream_with_max_sse_event_size(uri.clone(), session_id.clone(), last_event_id, token, headers, max_sse_event_size)
         })
         .await
     }
