@@ -786,6 +786,30 @@ fn a_bad_redirect_is_refused_and_the_browser_is_told() {
 }
 
 #[test]
+fn a_damaged_stored_credential_is_reported_as_damaged_and_kept() {
+    let oidc = Oidc::start();
+    let (lk, _, before) = with_a_credential(&oidc);
+    // The file store's entry for the credential, its value overwritten with something that is not one.
+    let file = lk.home.path().join("secrets.json");
+    let mut data: Value = serde_json::from_str(&fs::read_to_string(&file).unwrap()).unwrap();
+    let token = access_token(&before);
+    let entry = data["entries"]
+        .as_object_mut()
+        .expect("the store's entries")
+        .values_mut()
+        .find(|entry| entry["value"].as_str().is_some_and(|value| value.contains(&token)))
+        .expect("the entry that holds the credential");
+    entry["value"] = Value::String("not a credential".into());
+    let damaged = serde_json::to_string(&data).unwrap();
+    fs::write(&file, &damaged).unwrap();
+
+    let error = lk.fails(&["oauth", "refresh", "notes"]);
+    assert!(error.contains("is damaged") && error.contains("latchkey oauth authorize notes"), "{error}");
+    assert!(!error.contains("not authorized yet"), "a damaged entry is not a missing one: {error}");
+    assert_eq!(fs::read_to_string(&file).unwrap(), damaged, "the entry is left for the user to see");
+}
+
+#[test]
 fn a_token_endpoint_that_answers_html_or_500_is_reported() {
     let oidc = Oidc::start();
     let (lk, entry, before) = with_a_credential(&oidc);
