@@ -268,30 +268,7 @@ impl Engine {
         }
         for id in ids {
             let settled = match (&target, self.load(&id).await?) {
-                (Ok(target), Some(credential)) => {
-                    let (token, hint) = match &credential.tokens.refresh_token {
-                        Some(refresh) => (refresh.expose_secret().to_string(), "refresh_token"),
-                        None => (credential.tokens.access_token.expose_secret().to_string(), "access_token"),
-                    };
-                    match target.endpoint.revoke(&token, hint).await {
-                        Ok(()) => {
-                            report.revoked_at = target.endpoint.flow.endpoints.revocation.as_ref().map(|r| r.url.clone());
-                            true
-                        }
-                        // Nothing more can be done here: the user ends the grant at the provider.
-                        Err(ExchangeError::NoRevocation) => {
-                            report.remote_note = Some(format!(
-                                "provider `{}` has no revocation endpoint; to end the grant, remove the app's access in the provider's account settings",
-                                credential.provider
-                            ));
-                            true
-                        }
-                        Err(error) => {
-                            report.remote_note = Some(format!("the provider did not confirm the revocation: {error}"));
-                            false
-                        }
-                    }
-                }
+                (Ok(target), Some(credential)) => revoke_at_provider(target, &credential, &mut report).await,
                 (Err(_), Some(_)) => false,
                 (_, None) => true,
             };
@@ -299,12 +276,38 @@ impl Engine {
                 report.kept += 1;
                 continue;
             }
-            let id = id.clone();
             if self.blocking_store(move |store| store.delete_credential(&id)).await? {
                 report.deleted += 1;
             }
         }
         Ok(report)
+    }
+}
+
+/// Ask the provider to revoke `credential`'s grant; whether that is settled there (revoked, or
+/// the provider has no way to revoke it), noting what happened in `report`.
+async fn revoke_at_provider(target: &Target, credential: &Credential, report: &mut RevokeReport) -> bool {
+    let (token, hint) = match &credential.tokens.refresh_token {
+        Some(refresh) => (refresh, "refresh_token"),
+        None => (&credential.tokens.access_token, "access_token"),
+    };
+    match target.endpoint.revoke(token.expose_secret(), hint).await {
+        Ok(()) => {
+            report.revoked_at = target.endpoint.flow.endpoints.revocation.as_ref().map(|r| r.url.clone());
+            true
+        }
+        // Nothing more can be done here: the user ends the grant at the provider.
+        Err(ExchangeError::NoRevocation) => {
+            report.remote_note = Some(format!(
+                "provider `{}` has no revocation endpoint; to end the grant, remove the app's access in the provider's account settings",
+                credential.provider
+            ));
+            true
+        }
+        Err(error) => {
+            report.remote_note = Some(format!("the provider did not confirm the revocation: {error}"));
+            false
+        }
     }
 }
 
