@@ -299,10 +299,8 @@ impl ServerHandler for Gateway {
     }
 
     async fn read_resource(&self, request: ReadResourceRequestParams, context: RequestContext<RoleServer>) -> Result<ReadResourceResponse, McpError> {
-        let owner = self.inner.resource_owners.lock().expect("owners lock").get(&request.uri).cloned();
-        let upstream = owner
-            .and_then(|server| self.inner.upstreams.get(&server).cloned())
-            .ok_or_else(|| McpError::resource_not_found(format!("unknown resource `{}`; list them with resources/list", request.uri), None))?;
+        let owner = self.inner.resource_owners.lock().expect("owners lock").get(&request.uri).and_then(|server| self.inner.upstreams.get(server));
+        let upstream = owner.ok_or_else(|| McpError::resource_not_found(format!("unknown resource `{}`; list them with resources/list", request.uri), None))?;
         until_cancelled(&context, upstream.read_resource(request)).await?.map_err(|error| McpError::internal_error(error.to_string(), None))
     }
 }
