@@ -250,7 +250,10 @@ impl ServerHandler for Gateway {
                 .build(),
         )
         .with_server_info(Implementation::new("latchkey", env!("CARGO_PKG_VERSION")))
-        .with_instructions("latchkey gateway: tools are named <server>__<tool>.")
+        .with_instructions(match &self.inner.naming.separator {
+            Some(separator) => format!("latchkey gateway: tools and prompts are named <server>{separator}<name>."),
+            None => "latchkey gateway: tools and prompts keep their server's names.".to_string(),
+        })
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
