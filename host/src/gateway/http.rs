@@ -6,6 +6,7 @@
 //! DNS-rebinding pages from talking to the gateway through a browser. The client's token ends
 //! here: upstreams only ever see their own credentials.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ use serde_json::json;
 
 use super::Gateway;
 use super::refresh::Credentials;
+use super::upstream::Health;
 
 /// The environment variable that sets the front door's bearer token.
 pub const TOKEN_VAR: &str = "LATCHKEY_GATEWAY_TOKEN";
@@ -104,12 +106,9 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 async fn health(State((gateway, credentials)): State<(Gateway, Credentials)>) -> impl IntoResponse {
-    let upstreams: serde_json::Map<String, serde_json::Value> = gateway
-        .upstreams()
-        .map(|upstream| (upstream.name().to_string(), serde_json::to_value(upstream.health()).unwrap_or_default()))
-        .collect();
+    let upstreams: BTreeMap<&str, Health> = gateway.upstreams().map(|upstream| (upstream.name(), upstream.health())).collect();
     let credentials = credentials.snapshot();
-    let degraded = gateway.upstreams().any(|upstream| upstream.health().state == "failed")
+    let degraded = upstreams.values().any(|health| health.state == "failed")
         || credentials.values().any(|credential| matches!(credential.state, "needs-reauthorization" | "not-authorized" | "error"));
     axum::Json(json!({
         "status": if degraded { "degraded" } else { "ok" },
