@@ -49,7 +49,8 @@ fn main() {
     build_providers(&workspace, &target_dir);
 
     let artefacts = target_dir.join(TARGET).join(PROFILE);
-    let mut table = String::from("/// Built-in provider components: (name, component bytes).\npub static BUILT_IN: &[(&str, &[u8])] = &[\n");
+    let mut table =
+        String::from("/// Built-in provider components: (name, component bytes).\npub static BUILT_IN: &[(&str, &[u8])] = &[\n");
     for (stem, package) in BUILT_IN {
         let wasm = artefacts.join(format!("{}.wasm", package.replace('-', "_")));
         assert!(wasm.is_file(), "{} was not built", wasm.display());
@@ -61,22 +62,27 @@ fn main() {
 
 /// `<target>/latchkey-providers`, next to the `debug`/`release` folder this build writes into.
 fn providers_target_dir(out_dir: &Path) -> PathBuf {
-    let build = out_dir.ancestors().find(|dir| dir.file_name().is_some_and(|name| name == "build")).expect("OUT_DIR is under a build folder");
+    let build =
+        out_dir.ancestors().find(|dir| dir.file_name().is_some_and(|name| name == "build")).expect("OUT_DIR is under a build folder");
     build.parent().and_then(Path::parent).unwrap().join("latchkey-providers")
 }
 
 fn build_providers(workspace: &Path, target_dir: &Path) {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
-    command
-        .current_dir(workspace)
-        .args(["build", "--profile", PROFILE, "--target", TARGET, "--target-dir"])
-        .arg(target_dir);
+    command.current_dir(workspace).args(["build", "--profile", PROFILE, "--target", TARGET, "--target-dir"]).arg(target_dir);
     for (_, package) in BUILT_IN {
         command.args(["-p", package]);
     }
     // The host's flags and wrappers (coverage, sanitizers, clippy) are not meant for the guests.
-    for variable in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "RUSTC_WORKSPACE_WRAPPER", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET"] {
+    for variable in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+    ] {
         command.env_remove(variable);
     }
     let output = command.output().expect("running cargo to build the provider components");

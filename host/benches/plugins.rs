@@ -40,10 +40,7 @@ fn measure(samples: usize, batch: usize, mut op: impl FnMut()) -> Stats {
 }
 
 fn report(name: &str, stats: &Stats) {
-    println!(
-        "{name:<58} median {:>10.2?}  p99 {:>10.2?}  ({} runs)",
-        stats.median, stats.p99, stats.runs
-    );
+    println!("{name:<58} median {:>10.2?}  p99 {:>10.2?}  ({} runs)", stats.median, stats.p99, stats.runs);
 }
 
 fn main() {

@@ -26,9 +26,8 @@ impl Paths {
         if let Some(home) = std::env::var_os(HOME_VAR).filter(|value| !value.is_empty()) {
             return Ok(Paths::under(PathBuf::from(home)));
         }
-        let dirs = directories::ProjectDirs::from("dev", "latchkey", "latchkey").context(
-            "cannot find a home folder for latchkey's configuration; set LATCHKEY_HOME to a folder latchkey may use",
-        )?;
+        let dirs = directories::ProjectDirs::from("dev", "latchkey", "latchkey")
+            .context("cannot find a home folder for latchkey's configuration; set LATCHKEY_HOME to a folder latchkey may use")?;
         Ok(Paths { config_dir: dirs.config_dir().to_path_buf(), cache_dir: dirs.cache_dir().to_path_buf() })
     }
 
@@ -85,8 +84,10 @@ pub fn write_private_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()>
 /// renamed into place) or an editor's companion file is never read half-written.
 pub fn visible_files(dir: &Path, extensions: &[&str]) -> Vec<PathBuf> {
     let Ok(entries) = fs::read_dir(dir) else { return Vec::new() };
-    let mut files: Vec<PathBuf> =
-        entries.filter_map(|entry| entry.ok().map(|entry| entry.path())).filter(|path| is_visible_file_named(path, extensions) && path.is_file()).collect();
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| is_visible_file_named(path, extensions) && path.is_file())
+        .collect();
     files.sort();
     files
 }

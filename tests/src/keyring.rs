@@ -41,9 +41,7 @@ pub fn store(home: &Path) -> Option<Store> {
 /// `tests/support/with-keyring.sh`, for a test that needs a keyring session of its own (one that
 /// it locks); `None`, to skip the test, when the tools the script runs are not installed.
 pub fn script() -> Option<PathBuf> {
-    let have = |tool: &str| {
-        Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().is_ok_and(|out| out.status.success())
-    };
+    let have = |tool: &str| Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().is_ok_and(|out| out.status.success());
     let absent: Vec<&str> =
         ["dbus-run-session", "dbus-send", "gnome-keyring-daemon", "secret-tool"].into_iter().filter(|tool| !have(tool)).collect();
     if absent.is_empty() {

@@ -73,7 +73,14 @@ pub fn fixture(name: &str, features: &str) -> Vec<u8> {
 /// wrappers (coverage, sanitizers), which are not meant for the guests, and without its target.
 pub fn guest_cargo() -> Command {
     let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    for variable in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "RUSTC_WORKSPACE_WRAPPER", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET"] {
+    for variable in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+    ] {
         command.env_remove(variable);
     }
     command
@@ -119,7 +126,11 @@ fn shared_cache() -> &'static Path {
         let runtime = Runtime::new(Some(dir.clone()), Limits::default()).expect("a runtime with the shared cache");
         // Built-ins load when first used: ask for every one.
         let registry = Registry::load(&runtime, None);
-        assert!(registry.providers().count() > 0 && registry.failures().is_empty(), "built-in providers failed to load: {:?}", registry.failures());
+        assert!(
+            registry.providers().count() > 0 && registry.failures().is_empty(),
+            "built-in providers failed to load: {:?}",
+            registry.failures()
+        );
         dir
     })
 }
@@ -234,11 +245,7 @@ impl Home {
     /// and neither extra logging nor a store choice taken over from the shell that runs the tests.
     /// For a command that runs latchkey itself, such as a shell script.
     pub fn environment<'c>(&self, command: &'c mut Command) -> &'c mut Command {
-        command
-            .env(paths::HOME_VAR, self.path())
-            .env("NO_COLOR", "1")
-            .env_remove("LATCHKEY_LOG")
-            .env_remove(latchkey::store::STORE_VAR)
+        command.env(paths::HOME_VAR, self.path()).env("NO_COLOR", "1").env_remove("LATCHKEY_LOG").env_remove(latchkey::store::STORE_VAR)
     }
 
     /// `latchkey <args>` in this home's [environment](Home::environment), for a test that needs

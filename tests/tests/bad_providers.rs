@@ -178,9 +178,12 @@ fn info_that_panics() {
 #[test]
 fn info_that_returns_oversized_output() {
     let limit = format!("more than the {} bytes allowed", Limits::default().output_bytes);
-    assert_refused("big.wasm", &fixture("rogue", "info-oversized"), &["`info` returned", "bytes of output", &limit], |problem| {
-        matches!(problem, Problem::OversizedOutput { hook: "info", size, .. } if *size > 1 << 20)
-    });
+    assert_refused(
+        "big.wasm",
+        &fixture("rogue", "info-oversized"),
+        &["`info` returned", "bytes of output", &limit],
+        |problem| matches!(problem, Problem::OversizedOutput { hook: "info", size, .. } if *size > 1 << 20),
+    );
 }
 
 #[test]
@@ -238,7 +241,10 @@ fn a_second_drop_in_with_the_same_id_is_refused() {
     let run = home.latchkey(&["provider", "ls"]);
     assert_eq!(run.code, Some(0), "{run:#?}");
     let warning = run.stderr.trim_end();
-    assert!(warning.starts_with(&format!("warning: not loaded: {}: its id `rogue` is already taken by {}", second.display(), first.display())), "{warning}");
+    assert!(
+        warning.starts_with(&format!("warning: not loaded: {}: its id `rogue` is already taken by {}", second.display(), first.display())),
+        "{warning}"
+    );
     assert_eq!(warning.lines().count(), 1, "{warning}");
     println!("duplicate: {warning}");
 }
@@ -291,7 +297,10 @@ fn a_failing_hook_does_not_poison_the_next_call() {
     };
     let failures: [(&str, fn(&Problem) -> bool); 3] = [
         ("loop", |problem| matches!(problem, Problem::OutOfFuel { hook: "configure", .. })),
-        ("panic", |problem| matches!(problem, Problem::Panicked { hook: "configure", message } if message.contains("`configure` panics on purpose"))),
+        (
+            "panic",
+            |problem| matches!(problem, Problem::Panicked { hook: "configure", message } if message.contains("`configure` panics on purpose")),
+        ),
         ("allocate", |problem| matches!(problem, Problem::OutOfMemory { hook: "configure", .. })),
     ];
     for (how, expected) in failures {

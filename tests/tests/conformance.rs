@@ -25,5 +25,8 @@ fn every_client_scenario_passes() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "the conformance run failed ({}):\n{stdout}\n{stderr}", output.status);
     // The runner exits 0 only when every scenario passed; make sure it ran them.
-    assert!(stdout.contains("pass  auth/pre-registration") && stdout.contains(", 0 failed,"), "unexpected runner output:\n{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("pass  auth/pre-registration") && stdout.contains(", 0 failed,"),
+        "unexpected runner output:\n{stdout}\n{stderr}"
+    );
 }

@@ -63,14 +63,17 @@ fn list_changed_notifications_reach_the_client() {
     let gateway = Setup::new(&format!("servers:\n  everything:\n    command: {}\n", everything_command()));
     // server-everything registers a session resource for the file, and says so with
     // notifications/resources/list_changed.
-    let steps = gateway.stdio(&["--servers", "everything"], &[
-        json!({"list": "resources"}),
-        json!({"call": "everything__gzip-file-as-resource",
+    let steps = gateway.stdio(
+        &["--servers", "everything"],
+        &[
+            json!({"list": "resources"}),
+            json!({"call": "everything__gzip-file-as-resource",
                "arguments": {"name": "hello.gz", "data": "data:text/plain;base64,aGVsbG8=", "outputType": "resourceLink"}}),
-        json!({"wait": "resources", "ms": 10000}),
-        json!({"list": "resources"}),
-        json!({"read": "demo://resource/session/hello.gz"}),
-    ]);
+            json!({"wait": "resources", "ms": 10000}),
+            json!({"list": "resources"}),
+            json!({"read": "demo://resource/session/hello.gz"}),
+        ],
+    );
     let uri = "demo://resource/session/hello.gz".to_string();
     assert!(!names(&steps[0]).contains(&uri), "{:?}", steps[0]);
     ok(&steps[1]);
@@ -151,11 +154,9 @@ fn remote_token_that_expires_is_refreshed_without_the_client_noticing() {
     let remote = Remote::start(8);
     remote.setup.authorize("remote");
 
-    let steps = remote.setup.stdio(&["--servers", "remote"], &[
-        json!({"call": "remote__whoami"}),
-        json!({"sleep": 10_000}),
-        json!({"call": "remote__whoami"}),
-    ]);
+    let steps = remote
+        .setup
+        .stdio(&["--servers", "remote"], &[json!({"call": "remote__whoami"}), json!({"sleep": 10_000}), json!({"call": "remote__whoami"})]);
     let (first, second) = (identity(&steps[0]), identity(&steps[2]));
     assert_eq!(first["sub"], "alice");
     assert_ne!(first["token"], second["token"], "the first token expired during the session; a new one must have been used");
@@ -172,11 +173,7 @@ fn remote_401_refreshes_once_and_retries() {
     });
 
     let http = remote.setup.http(&["--servers", "remote"]);
-    let steps = http.client(&[
-        json!({"call": "remote__whoami"}),
-        json!({"sleep": 4500}),
-        json!({"call": "remote__whoami"}),
-    ]);
+    let steps = http.client(&[json!({"call": "remote__whoami"}), json!({"sleep": 4500}), json!({"call": "remote__whoami"})]);
     let (first, second) = (identity(&steps[0]), identity(&steps[2]));
     assert_ne!(first["token"], second["token"], "{steps:?}");
     http.child.wait_for("answered 401; refreshing the token and retrying once", Duration::from_secs(5));
@@ -235,7 +232,8 @@ fn remote_headers_arrive_expanded_and_an_oauth_token_replaces_their_authorizatio
 
     // `tools --server` connects the same way; it says (at debug level) which Authorization wins,
     // and never prints a header's value.
-    let output = remote.setup.command(latchkey_bin()).args(["-vv", "tools", "call", "--server", "remote", "headers", "--json"]).output().unwrap();
+    let output =
+        remote.setup.command(latchkey_bin()).args(["-vv", "tools", "call", "--server", "remote", "headers", "--json"]).output().unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert!(output.status.success(), "{stderr}");
     let called: Value = serde_json::from_str(&stdout).unwrap();
@@ -283,7 +281,8 @@ fn tools_ls_and_call_reach_a_catalog_server_through_the_gateway_pipeline() {
 #[test]
 fn an_unknown_server_name_lists_the_known_ones() {
     let gateway = Setup::new(&format!("servers:\n  everything:\n    command: {}\n", everything_command()));
-    let output = gateway.command(latchkey_bin()).args(["gateway", "run", "--servers", "everything,nope"]).stdin(Stdio::null()).output().unwrap();
+    let output =
+        gateway.command(latchkey_bin()).args(["gateway", "run", "--servers", "everything,nope"]).stdin(Stdio::null()).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("unknown server `nope`") && stderr.contains("known servers:") && stderr.contains("everything"), "{stderr}");
@@ -296,11 +295,14 @@ fn a_missing_image_is_reported_and_the_other_servers_work() {
         "servers:\n  everything:\n    command: {}\n  absent:\n    image: latchkey-test/absent:1\n",
         everything_command()
     ));
-    let run = gateway.stdio_run(&["--servers", "everything,absent"], &[
-        json!({"list": "tools"}),
-        json!({"call": "absent__echo", "arguments": {"message": "x"}}),
-        json!({"call": "everything__echo", "arguments": {"message": "still here"}}),
-    ]);
+    let run = gateway.stdio_run(
+        &["--servers", "everything,absent"],
+        &[
+            json!({"list": "tools"}),
+            json!({"call": "absent__echo", "arguments": {"message": "x"}}),
+            json!({"call": "everything__echo", "arguments": {"message": "still here"}}),
+        ],
+    );
     let steps = run.steps();
     assert!(names(&steps[0]).iter().all(|tool| tool.starts_with("everything__")), "{:?}", steps[0]);
     let message = tool_error(&steps[1]);
@@ -324,11 +326,14 @@ fn unreachable_docker_is_reported_with_docker_host() {
 #[test]
 fn an_upstream_that_crashes_mid_call_fails_that_call_and_restarts() {
     let gateway = Setup::new(&bad_server("bad", &[]));
-    let steps = gateway.stdio(&["--servers", "bad"], &[
-        json!({"call": "bad__echo", "arguments": {"message": "before"}}),
-        json!({"call": "bad__crash"}),
-        json!({"call": "bad__echo", "arguments": {"message": "after"}}),
-    ]);
+    let steps = gateway.stdio(
+        &["--servers", "bad"],
+        &[
+            json!({"call": "bad__echo", "arguments": {"message": "before"}}),
+            json!({"call": "bad__crash"}),
+            json!({"call": "bad__echo", "arguments": {"message": "after"}}),
+        ],
+    );
     assert_eq!(text(&steps[0]), "echo: before");
     let message = tool_error(&steps[1]);
     assert!(message.contains("server `bad` stopped during the request"), "{message}");
@@ -342,12 +347,15 @@ fn an_upstream_that_crashes_mid_call_fails_that_call_and_restarts() {
 fn a_call_the_client_cancels_is_cancelled_upstream() {
     let gateway = Setup::new(&bad_server("bad", &[]));
     let started = Instant::now();
-    let steps = gateway.stdio(&["--servers", "bad"], &[
-        json!({"call": "bad__sleep", "arguments": {"ms": 60_000}, "cancelAfterMs": 500}),
-        json!({"sleep": 500}),
-        // Asked while the session is still open: closing it would cancel the call anyway.
-        json!({"call": "bad__log"}),
-    ]);
+    let steps = gateway.stdio(
+        &["--servers", "bad"],
+        &[
+            json!({"call": "bad__sleep", "arguments": {"ms": 60_000}, "cancelAfterMs": 500}),
+            json!({"sleep": 500}),
+            // Asked while the session is still open: closing it would cancel the call anyway.
+            json!({"call": "bad__log"}),
+        ],
+    );
     assert_eq!(steps[0]["ok"], false, "the cancelled call ends with an error: {:?}", steps[0]);
     assert!(started.elapsed() < Duration::from_secs(50), "the client waited for the cancelled call: {:?}", started.elapsed());
     let log = text(&steps[2]);
@@ -360,13 +368,16 @@ fn malformed_upstream_output_never_hangs_the_gateway() {
     let catalog = format!("{}{}", bad_server("bad", &[]), bad_server("mute", &["garbage-init"]).replacen("servers:\n", "", 1));
     let gateway = Setup::new(&catalog);
     let started = Instant::now();
-    let steps = gateway.stdio(&["--servers", "bad,mute", "--timeout", "3"], &[
-        json!({"list": "tools"}),
-        json!({"call": "bad__echo", "arguments": {"message": "past a garbage line"}}),
-        json!({"call": "bad__garbage"}),
-        json!({"call": "bad__echo", "arguments": {"message": "still fine"}}),
-        json!({"call": "mute__echo"}),
-    ]);
+    let steps = gateway.stdio(
+        &["--servers", "bad,mute", "--timeout", "3"],
+        &[
+            json!({"list": "tools"}),
+            json!({"call": "bad__echo", "arguments": {"message": "past a garbage line"}}),
+            json!({"call": "bad__garbage"}),
+            json!({"call": "bad__echo", "arguments": {"message": "still fine"}}),
+            json!({"call": "mute__echo"}),
+        ],
+    );
     // `mute` answers `initialize` with garbage: it is left out, and never holds the others up.
     assert!(names(&steps[0]).iter().all(|tool| tool.starts_with("bad__")), "{:?}", steps[0]);
     assert_eq!(text(&steps[1]), "echo: past a garbage line");
@@ -767,10 +778,8 @@ impl Peer {
                 }
             })
         };
-        let readers = [
-            collect(Box::new(child.stdout.take().unwrap()), Some(stdout.clone())),
-            collect(Box::new(child.stderr.take().unwrap()), None),
-        ];
+        let readers =
+            [collect(Box::new(child.stdout.take().unwrap()), Some(stdout.clone())), collect(Box::new(child.stderr.take().unwrap()), None)];
         Peer { name: name.into(), child, stdout, output, readers }
     }
 
@@ -852,9 +861,11 @@ fn docker_image() -> Option<String> {
     static IMAGE: OnceLock<Option<String>> = OnceLock::new();
     IMAGE
         .get_or_init(|| {
-            if let Err(problem) = Command::new("docker").arg("version").output().map_err(|e| e.to_string()).and_then(|output| {
-                if output.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&output.stderr).into_owned()) }
-            }) {
+            if let Err(problem) =
+                Command::new("docker").arg("version").output().map_err(|e| e.to_string()).and_then(|output| {
+                    if output.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&output.stderr).into_owned()) }
+                })
+            {
                 assert!(
                     std::env::var("LATCHKEY_TEST_DOCKER").as_deref() != Ok("1"),
                     "LATCHKEY_TEST_DOCKER=1, but Docker is not reachable ({problem}); run the tests through tests/run"

@@ -46,9 +46,7 @@ fn secrets_live_in_the_keyring_and_only_names_in_the_index() {
     assert_eq!(keyring::lookup(home.path(), "secret/gmail.client_secret").as_deref(), Some(value));
     assert_eq!(store.secret_names().unwrap(), ["gmail.client_secret", "slack.client_secret"]);
     assert!(files_containing(home.path(), "VALUE").is_empty(), "a value reached a file");
-    assert!(
-        files_containing(home.path(), "gmail.client_secret").iter().any(|path| path.ends_with("keyring-index.json"))
-    );
+    assert!(files_containing(home.path(), "gmail.client_secret").iter().any(|path| path.ends_with("keyring-index.json")));
 
     assert!(store.delete_secret("gmail.client_secret").unwrap());
     assert!(!store.delete_secret("gmail.client_secret").unwrap());

@@ -99,8 +99,10 @@ impl Oidc {
 
     /// RFC 7662 introspection, as the confidential `post-client` (which may introspect any token).
     fn introspect(&self, token: &str) -> Value {
-        let (status, body) =
-            post_form(&self.url("/token/introspection"), &[("token", token), ("client_id", "post-client"), ("client_secret", "post-secret")]);
+        let (status, body) = post_form(
+            &self.url("/token/introspection"),
+            &[("token", token), ("client_id", "post-client"), ("client_secret", "post-secret")],
+        );
         assert_eq!(status, 200, "introspection failed: {body}");
         serde_json::from_str(&body).unwrap()
     }
@@ -583,12 +585,25 @@ fn a_client_registered_by_hand() {
     let lk = Lk::new(StoreKind::File);
     lk.catalog("bare.yaml", BARE_ENTRY);
     let unknown = lk.fails(&["oauth", "authorize", "bare"]);
-    assert!(unknown.contains("server `bare` has no authorization endpoint") && unknown.contains("latchkey oauth register bare"), "{unknown}");
+    assert!(
+        unknown.contains("server `bare` has no authorization endpoint") && unknown.contains("latchkey oauth register bare"),
+        "{unknown}"
+    );
 
     // http is for loopback only.
     let registrations = lk.home.path().join("registrations.json");
     let refused = lk.run(
-        &["oauth", "register", "bare", "--client-id", "basic-client", "--authorization-endpoint", "http://auth.example.com/auth", "--token-endpoint", &oidc.url("/token")],
+        &[
+            "oauth",
+            "register",
+            "bare",
+            "--client-id",
+            "basic-client",
+            "--authorization-endpoint",
+            "http://auth.example.com/auth",
+            "--token-endpoint",
+            &oidc.url("/token"),
+        ],
         &[],
         b"",
     );
@@ -635,7 +650,8 @@ fn a_public_client_registered_by_hand() {
     lk.catalog("bare.yaml", BARE_ENTRY);
     let (auth, token) = (oidc.url("/auth"), oidc.url("/token"));
     let register = |extra: &[&str], stdin: &[u8]| {
-        let base = ["oauth", "register", "bare", "--client-id", "public-client", "--authorization-endpoint", &auth, "--token-endpoint", &token];
+        let base =
+            ["oauth", "register", "bare", "--client-id", "public-client", "--authorization-endpoint", &auth, "--token-endpoint", &token];
         lk.run(&[&base[..], &["--issuer", &oidc.issuer, "--scopes", "openid,offline_access"], extra].concat(), &[], stdin)
     };
 
@@ -669,7 +685,10 @@ fn a_revocation_the_provider_does_not_confirm_keeps_the_credential() {
     assert_eq!(run.code, Some(1), "{run:#?}");
     assert!(run.stdout.contains("Not revoked at the provider") && run.stdout.contains("answered HTTP 500"), "{run:#?}");
     assert!(run.stdout.contains("Deleted 0 local credentials"), "{run:#?}");
-    assert!(run.stderr.contains("kept 1 local credential for notes") && run.stderr.contains("latchkey oauth revoke notes --forget"), "{run:#?}");
+    assert!(
+        run.stderr.contains("kept 1 local credential for notes") && run.stderr.contains("latchkey oauth revoke notes --forget"),
+        "{run:#?}"
+    );
     assert_eq!(refusing.hits(), 1, "one revocation request");
     assert_kept(&lk, &oidc, &before);
 
@@ -712,7 +731,8 @@ fn a_refused_refresh_token_marks_the_credential_for_reauthorization() {
     let credential = lk.credential("tasks");
 
     // The user withdraws the grant elsewhere (RFC 7009, behind latchkey's back).
-    let (status, body) = post_form(&oidc.url("/token/revocation"), &[("token", &refresh_token(&credential)), ("client_id", "public-client")]);
+    let (status, body) =
+        post_form(&oidc.url("/token/revocation"), &[("token", &refresh_token(&credential)), ("client_id", "public-client")]);
     assert_eq!(status, 200, "{body}");
 
     let error = lk.fails(&["oauth", "refresh", "tasks"]);
@@ -919,7 +939,10 @@ fn an_absent_keyring_is_a_clear_error() {
     let no_bus = format!("unix:path={}", lk.home.path().join("no-bus").display());
     let run = lk.run(&["oauth", "authorize", "notes"], &[("DBUS_SESSION_BUS_ADDRESS", &no_bus)], b"");
     assert_eq!(run.code, Some(1), "{run:#?}");
-    assert!(run.stderr.contains("keyring") && run.stderr.contains("not reachable") && run.stderr.contains("LATCHKEY_STORE=file"), "{run:#?}");
+    assert!(
+        run.stderr.contains("keyring") && run.stderr.contains("not reachable") && run.stderr.contains("LATCHKEY_STORE=file"),
+        "{run:#?}"
+    );
     assert!(!opened_a_browser(&run), "no browser was opened: {run:#?}");
     assert!(!lk.home.path().join("secrets.json").exists(), "no silent fallback to the file store");
 }

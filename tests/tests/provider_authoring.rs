@@ -37,12 +37,21 @@ fn provider_test_shows_each_difference_and_the_guests_panic_and_exits_with_3() {
     write_vectors(
         &vectors,
         &[
-            ("a-right.json", r#"{"name": "the flow", "source": "https://rogue.example/docs", "hook": "configure",
-                "expect": {"flow": {"endpoints": {"token": "https://rogue.example/token"}, "pkce": "required"}}}"#),
-            ("b-wrong.json", r#"{"name": "a wrong flow", "source": "https://rogue.example/docs", "hook": "configure",
-                "expect": {"flow": {"client_auth": "post", "scope_separator": " "}}}"#),
-            ("c-panics.json", r#"{"name": "configure panics", "source": "https://rogue.example/docs", "hook": "configure",
-                "config": {"misbehave": "panic"}, "expect": {"flow": {}}}"#),
+            (
+                "a-right.json",
+                r#"{"name": "the flow", "source": "https://rogue.example/docs", "hook": "configure",
+                "expect": {"flow": {"endpoints": {"token": "https://rogue.example/token"}, "pkce": "required"}}}"#,
+            ),
+            (
+                "b-wrong.json",
+                r#"{"name": "a wrong flow", "source": "https://rogue.example/docs", "hook": "configure",
+                "expect": {"flow": {"client_auth": "post", "scope_separator": " "}}}"#,
+            ),
+            (
+                "c-panics.json",
+                r#"{"name": "configure panics", "source": "https://rogue.example/docs", "hook": "configure",
+                "config": {"misbehave": "panic"}, "expect": {"flow": {}}}"#,
+            ),
         ],
     );
     let (wasm_text, vectors_text) = (wasm.to_str().unwrap(), vectors.to_str().unwrap());
@@ -66,7 +75,11 @@ fn provider_test_shows_each_difference_and_the_guests_panic_and_exits_with_3() {
     let json = home.latchkey(&["provider", "test", "--json", wasm_text, "--vectors", vectors_text]);
     assert_eq!(json.code, Some(3), "{json:#?}");
     let report = json.json();
-    assert_eq!((report["ok"].as_bool(), report["passed"].as_u64(), report["failed"].as_u64()), (Some(false), Some(1), Some(2)), "{report:#}");
+    assert_eq!(
+        (report["ok"].as_bool(), report["passed"].as_u64(), report["failed"].as_u64()),
+        (Some(false), Some(1), Some(2)),
+        "{report:#}"
+    );
     assert_eq!(report["vectors"][1]["mismatches"][0]["path"], "flow.client_auth", "{report:#}");
 
     // Only the passing vector: exit 0.
@@ -160,7 +173,11 @@ fn a_watched_folder_reloads_new_changed_and_removed_files_but_never_a_broken_one
     let registry = live.current();
     let kept = registry.get("standard").unwrap();
     assert_eq!((kept.origin(), kept.sha256()), (&Origin::File(file.clone()), working.as_str()));
-    assert!(registry.failures()[0].to_string().starts_with(&format!("{}: not a WebAssembly file", file.display())), "{:?}", registry.failures());
+    assert!(
+        registry.failures()[0].to_string().starts_with(&format!("{}: not a WebAssembly file", file.display())),
+        "{:?}",
+        registry.failures()
+    );
     assert!(registry.notices().iter().any(|notice| notice.contains("keeping provider `standard` 6.6.6")), "{:?}", registry.notices());
 
     // Hidden files (a copy in progress) are not providers.

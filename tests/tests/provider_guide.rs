@@ -139,8 +139,10 @@ fn the_provider_guide_works_from_scaffold_to_sign_in() {
     assert_ok(&home.latchkey(&["provider", "install", wasm_text]), "provider install");
     let installed = home.paths().providers_dir().join("acme.wasm");
     assert_eq!(fs::read(&installed).unwrap(), fs::read(&wasm).unwrap());
-    let names: Vec<String> =
-        fs::read_dir(home.paths().providers_dir()).unwrap().map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> = fs::read_dir(home.paths().providers_dir())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     assert_eq!(names, ["acme.wasm"]);
     let listed = home.latchkey(&["provider", "ls", "--json"]).json();
     let acme = listed["providers"].as_array().unwrap().iter().find(|provider| provider["id"] == "acme").expect("acme is listed");

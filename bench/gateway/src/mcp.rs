@@ -29,11 +29,7 @@ pub struct Session {
 impl Session {
     /// Open a session: `initialize`, then `notifications/initialized`.
     pub async fn open(url: &str) -> Result<Session> {
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .pool_max_idle_per_host(64)
-            .timeout(Duration::from_secs(30))
-            .build()?;
+        let http = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(64).timeout(Duration::from_secs(30)).build()?;
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(ACCEPT, HeaderValue::from_static("application/json, text/event-stream"));
@@ -79,10 +75,8 @@ impl Session {
             bail!("{method}: HTTP {status}: {text}");
         }
         let headers = response.headers().clone();
-        let is_sse = headers
-            .get(CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .is_some_and(|value| value.starts_with("text/event-stream"));
+        let is_sse =
+            headers.get(CONTENT_TYPE).and_then(|value| value.to_str().ok()).is_some_and(|value| value.starts_with("text/event-stream"));
         let (message, arrived) = if is_sse {
             let message = read_sse_response(&mut response, id).await?;
             let arrived = Instant::now();
@@ -108,11 +102,8 @@ async fn read_sse_response(response: &mut reqwest::Response, id: u64) -> Result<
         let chunk = response.chunk().await?.ok_or_else(|| anyhow!("the SSE stream ended before the response to request {id}"))?;
         buffer.push_str(std::str::from_utf8(&chunk).context("SSE stream is not UTF-8")?);
         while let Some((event, rest)) = split_event(&buffer) {
-            let data: Vec<&str> = event
-                .lines()
-                .filter_map(|line| line.strip_prefix("data:"))
-                .map(|data| data.strip_prefix(' ').unwrap_or(data))
-                .collect();
+            let data: Vec<&str> =
+                event.lines().filter_map(|line| line.strip_prefix("data:")).map(|data| data.strip_prefix(' ').unwrap_or(data)).collect();
             let data = data.join("\n");
             let rest = rest.to_string();
             if !data.is_empty() {

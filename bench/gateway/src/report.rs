@@ -97,7 +97,11 @@ pub fn render(targets: &[Target], measured: &[Measured], concurrency: usize, tic
     for (index, (target, m)) in targets.iter().zip(measured).enumerate() {
         let first = index == 0;
         let cell = |value: f64, reference: f64, decimals: usize| {
-            if first || reference == 0.0 { format!("{value:.decimals$}") } else { format!("{value:.decimals$} ({:.1}×)", value / reference) }
+            if first || reference == 0.0 {
+                format!("{value:.decimals$}")
+            } else {
+                format!("{value:.decimals$} ({:.1}×)", value / reference)
+            }
         };
         let (cpu, upstream_cpu) = m.cpu_us(ticks_per_second);
         let peak_mb = m.peak_kib as f64 / 1024.0;

@@ -61,8 +61,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use model::{
-    Container, EnvVar, Kind, Located, OAuth, OAuthProvider, Registration, Remote, Secret, Server, ServerMetadata, Source,
-    Transport,
+    Container, EnvVar, Kind, Located, OAuth, OAuthProvider, Registration, Remote, Secret, Server, ServerMetadata, Source, Transport,
 };
 
 use crate::paths::Paths;
@@ -156,11 +155,7 @@ impl Catalog {
     pub fn server(&self, name: &str) -> Result<&Server, UnknownServer> {
         self.servers.get(name).ok_or_else(|| UnknownServer {
             name: name.to_string(),
-            known: if self.servers.is_empty() {
-                "none".into()
-            } else {
-                self.servers.keys().cloned().collect::<Vec<_>>().join(", ")
-            },
+            known: if self.servers.is_empty() { "none".into() } else { self.servers.keys().cloned().collect::<Vec<_>>().join(", ") },
             hint: match &self.dir {
                 Some(dir) => format!(
                     "A server is added with an entry in a YAML file in {} (check it with `latchkey catalog validate`)",

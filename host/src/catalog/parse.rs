@@ -251,8 +251,7 @@ pub fn parse(source: &Source, text: &str) -> Parsed {
     let mut seen: HashMap<String, u64> = HashMap::new();
     for (key, raw) in file.servers.0.into_iter().chain(file.registry.0) {
         if let Some(first) = seen.insert(key.to_string(), key.line()) {
-            problems
-                .at(&key, format!("server `{key}` is also defined on line {first} (under `servers:` and `registry:`); keep one"));
+            problems.at(&key, format!("server `{key}` is also defined on line {first} (under `servers:` and `registry:`); keep one"));
             continue;
         }
         if let Some(server) = check_server(source, key, raw, &mut problems) {
@@ -370,15 +369,11 @@ fn check_kind(key: &Located<String>, raw: &RawServer, problems: &mut Problems) -
         let expected = if raw.remote.is_some() { "remote" } else { "server" };
         match docker_type.as_str() {
             "poci" => problems.at(docker_type, "`type: poci` (Docker's tool containers) is not supported by latchkey"),
-            "server" | "remote" if docker_type.as_str() != expected => problems.at(
-                docker_type,
-                format!("`type: {docker_type}` does not match the entry, which is `{expected}`; fix or remove `type`"),
-            ),
+            "server" | "remote" if docker_type.as_str() != expected => problems
+                .at(docker_type, format!("`type: {docker_type}` does not match the entry, which is `{expected}`; fix or remove `type`")),
             "server" | "remote" => {}
-            other => problems.at(
-                docker_type,
-                format!("`type: {other}` is not one of `server` or `remote`; remove it (latchkey infers the kind)"),
-            ),
+            other => problems
+                .at(docker_type, format!("`type: {other}` is not one of `server` or `remote`; remove it (latchkey infers the kind)")),
         }
     }
     let container = check_container(raw, problems);
@@ -501,10 +496,7 @@ fn check_secrets(secrets: &[Secret], problems: &mut Problems) -> Vec<Secret> {
             problems.at(&secret.name, format!("secret `{}` is already declared on line {first}; declare it once", secret.name));
         }
     }
-    secrets
-        .iter()
-        .map(|secret| Secret { name: secret.name.clone(), env: secret.env.clone().filter(|env| !env.is_empty()) })
-        .collect()
+    secrets.iter().map(|secret| Secret { name: secret.name.clone(), env: secret.env.clone().filter(|env| !env.is_empty()) }).collect()
 }
 
 fn check_oauth(server: &str, oauth: &Located<OAuth>, kind: &Kind, secrets: &[Secret], problems: &mut Problems) {
@@ -529,10 +521,8 @@ fn check_oauth(server: &str, oauth: &Located<OAuth>, kind: &Kind, secrets: &[Sec
             problems.check(id, rules::provider_id(id));
         }
         if local && provider.provider.is_none() && provider.server_metadata.is_none() {
-            problems.at(
-                provider,
-                "this provider needs `provider: <id>` (see `latchkey provider ls`) or `server_metadata:` with its endpoints",
-            );
+            problems
+                .at(provider, "this provider needs `provider: <id>` (see `latchkey provider ls`) or `server_metadata:` with its endpoints");
         }
         match &provider.secret {
             Some(name) => match secrets.iter().find(|secret| secret.name.as_str() == name.as_str()) {
@@ -545,13 +535,18 @@ fn check_oauth(server: &str, oauth: &Located<OAuth>, kind: &Kind, secrets: &[Sec
                 ),
                 Some(secret) if local && secret.env.as_ref().is_none_or(|env| env.is_empty()) => problems.at(
                     name,
-                    format!("secret `{name}` receives the access token but has no `env`, so the {} server never sees it; add `env: <VARIABLE>`", kind.name()),
+                    format!(
+                        "secret `{name}` receives the access token but has no `env`, so the {} server never sees it; add `env: <VARIABLE>`",
+                        kind.name()
+                    ),
                 ),
                 Some(_) => {}
             },
             None if local => problems.at(
                 provider,
-                format!("this provider needs `secret:` naming the declared secret that receives the access token (e.g. `{server}.access_token`)"),
+                format!(
+                    "this provider needs `secret:` naming the declared secret that receives the access token (e.g. `{server}.access_token`)"
+                ),
             ),
             None => {}
         }
@@ -573,11 +568,9 @@ fn client_id(id: &str) -> Result<(), String> {
     }
     // Google client secrets carry this prefix: one pasted as the id would be published.
     if id.starts_with("GOCSPX-") {
-        return Err(
-            "this client id looks like a Google client secret (it starts with GOCSPX-); put the client id here and store \
+        return Err("this client id looks like a Google client secret (it starts with GOCSPX-); put the client id here and store \
              the secret with `latchkey secret set <server>.client_secret` (the value is read from stdin)"
-                .into(),
-        );
+            .into());
     }
     Ok(())
 }

@@ -74,8 +74,7 @@ pub fn server_name(name: &str) -> Result<(), String> {
 
 /// Secret names are keys in the secret store: `gmail.access_token`.
 pub fn secret_name(name: &str) -> Result<(), String> {
-    let ok =
-        !name.is_empty() && name.len() <= 128 && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    let ok = !name.is_empty() && name.len() <= 128 && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
     if ok {
         Ok(())
     } else {
@@ -85,8 +84,7 @@ pub fn secret_name(name: &str) -> Result<(), String> {
 
 /// A POSIX environment variable name.
 pub fn env_name(name: &str) -> Result<(), String> {
-    let ok = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let ok = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if ok {
         Ok(())
     } else {

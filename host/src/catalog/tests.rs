@@ -276,8 +276,7 @@ fn the_provider_secret_must_be_declared_and_reach_a_local_server() {
     assert_eq!(line, 7);
     assert!(message.contains("has no `env`, so the command server never sees it"), "{message}");
 
-    let (line, _, message) =
-        problem("servers:\n  s:\n    command: [s]\n    oauth:\n      providers:\n        - {provider: standard}\n");
+    let (line, _, message) = problem("servers:\n  s:\n    command: [s]\n    oauth:\n      providers:\n        - {provider: standard}\n");
     assert_eq!(line, 6);
     assert!(message.contains("needs `secret:`"), "{message}");
 
@@ -304,10 +303,16 @@ fn remote_headers_are_http_and_name_only_declared_variables() {
     let mut summary: Vec<(u64, &str)> = found
         .iter()
         .map(|(line, _, message)| {
-            let key = ["is not an HTTP header name", "line break", "starts no variable", "uses $OTHER, which `s` does not declare", "MCP transport"]
-                .into_iter()
-                .find(|key| message.contains(key))
-                .unwrap_or_else(|| panic!("unexpected problem on line {line}: {message}"));
+            let key = [
+                "is not an HTTP header name",
+                "line break",
+                "starts no variable",
+                "uses $OTHER, which `s` does not declare",
+                "MCP transport",
+            ]
+            .into_iter()
+            .find(|key| message.contains(key))
+            .unwrap_or_else(|| panic!("unexpected problem on line {line}: {message}"));
             (*line, key)
         })
         .collect();
@@ -344,13 +349,11 @@ fn the_deprecated_sse_transport_is_refused_with_what_to_do() {
 
 #[test]
 fn duplicate_secrets_and_variables_are_refused() {
-    let (line, _, message) =
-        problem("servers:\n  s:\n    command: [s]\n    secrets:\n      - {name: s.a}\n      - {name: s.a}\n");
+    let (line, _, message) = problem("servers:\n  s:\n    command: [s]\n    secrets:\n      - {name: s.a}\n      - {name: s.a}\n");
     assert_eq!(line, 6);
     assert_eq!(message, "secret `s.a` is already declared on line 5; declare it once");
-    let (line, _, message) = problem(
-        "servers:\n  s:\n    command: [s]\n    env: [{name: TOKEN, value: x}]\n    secrets:\n      - {name: s.a, env: TOKEN}\n",
-    );
+    let (line, _, message) =
+        problem("servers:\n  s:\n    command: [s]\n    env: [{name: TOKEN, value: x}]\n    secrets:\n      - {name: s.a, env: TOKEN}\n");
     assert_eq!(line, 6);
     assert!(message.contains("`TOKEN` is already set on line 4"), "{message}");
 }
@@ -451,11 +454,7 @@ fn user_catalogs_replace_entries_by_name_in_file_order() {
         catalog.notices(),
         [
             format!("`slack` from {}:2 replaces the entry from built-in catalog:{built_in_line}", home.file("a.yml").display()),
-            format!(
-                "`slack` from {}:2 replaces the entry from {}:2",
-                home.file("b.yaml").display(),
-                home.file("a.yml").display()
-            ),
+            format!("`slack` from {}:2 replaces the entry from {}:2", home.file("b.yaml").display(), home.file("a.yml").display()),
         ]
     );
 }
@@ -513,10 +512,7 @@ fn a_later_registration_replaces_a_client_id_with_a_notice() {
     let catalog = Catalog::load(&home.paths()).unwrap();
     let provider = &catalog.server("s").unwrap().oauth.as_ref().unwrap().providers[0];
     assert_eq!(provider.registration.as_ref().unwrap().client_id.as_str(), "new");
-    assert_eq!(
-        catalog.notices(),
-        [format!("{}:2: the client id of `s` replaces the one in its entry", home.file("b.yaml").display())]
-    );
+    assert_eq!(catalog.notices(), [format!("{}:2: the client id of `s` replaces the one in its entry", home.file("b.yaml").display())]);
 }
 
 #[test]

@@ -113,12 +113,7 @@ fn show(paths: &Paths, name: &str, as_json: bool) -> Result<(), Failure> {
         return Ok(());
     }
     let mut out = anstream::stdout();
-    let _ = writeln!(
-        out,
-        "{BOLD}{}{BOLD:#}{}",
-        server.name,
-        server.title.as_ref().map(|title| format!(" {title}")).unwrap_or_default()
-    );
+    let _ = writeln!(out, "{BOLD}{}{BOLD:#}{}", server.name, server.title.as_ref().map(|title| format!(" {title}")).unwrap_or_default());
     if let Some(description) = &server.description {
         let _ = writeln!(out, "{description}");
     }
@@ -176,11 +171,8 @@ fn show(paths: &Paths, name: &str, as_json: bool) -> Result<(), Failure> {
         let _ = writeln!(out, "\n{BOLD}secrets{BOLD:#} (store values with `latchkey secret set <name>`)");
         let mut secrets = output::table(&["NAME", "ENV", "USE"]);
         for secret in &server.secrets {
-            let receives_token = server
-                .oauth
-                .iter()
-                .flat_map(|oauth| &oauth.providers)
-                .any(|provider| provider.secret.as_ref() == Some(&secret.name));
+            let receives_token =
+                server.oauth.iter().flat_map(|oauth| &oauth.providers).any(|provider| provider.secret.as_ref() == Some(&secret.name));
             let purpose = if receives_token {
                 "receives the access token"
             } else if secret.env.is_none() {
@@ -198,11 +190,8 @@ fn show(paths: &Paths, name: &str, as_json: bool) -> Result<(), Failure> {
     }
     let registered = Registrations::load(paths)?.get(&server.name).map(|registration| registration.client_id.clone());
     for provider in server.oauth.iter().flat_map(|oauth| &oauth.providers) {
-        let _ = writeln!(
-            out,
-            "\n{BOLD}oauth{BOLD:#} ({})",
-            provider.provider.as_ref().map_or("provider matched by issuer", |id| id.as_str())
-        );
+        let _ =
+            writeln!(out, "\n{BOLD}oauth{BOLD:#} ({})", provider.provider.as_ref().map_or("provider matched by issuer", |id| id.as_str()));
         output::print_table(&provider_table(&server.name, provider, registered.as_deref()));
     }
     if !server.ignored.is_empty() {
@@ -294,8 +283,7 @@ fn validate(paths: &Paths, file: Option<PathBuf>, as_json: bool) -> Result<(), F
         for notice in report.catalog.notices() {
             output::note(notice);
         }
-        let _ =
-            writeln!(out, "{GREEN}ok{GREEN:#}: {what}: {} server{}", checked.len(), if checked.len() == 1 { "" } else { "s" });
+        let _ = writeln!(out, "{GREEN}ok{GREEN:#}: {what}: {} server{}", checked.len(), if checked.len() == 1 { "" } else { "s" });
         Ok(())
     } else {
         let count = report.problems.len();

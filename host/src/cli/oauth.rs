@@ -130,8 +130,17 @@ pub fn split_scopes(scopes: &str) -> Vec<String> {
 }
 
 fn register(paths: Paths, args: RegisterArgs) -> Result<(), Failure> {
-    let RegisterArgs { server, client_id, client_secret_stdin, authorization_endpoint, token_endpoint, issuer, scopes, provider, auth_method } =
-        args;
+    let RegisterArgs {
+        server,
+        client_id,
+        client_secret_stdin,
+        authorization_endpoint,
+        token_endpoint,
+        issuer,
+        scopes,
+        provider,
+        auth_method,
+    } = args;
     let catalog = crate::catalog::Catalog::load(&paths)?;
     catalog.server(&server)?;
     if client_id.trim().is_empty() {
@@ -191,12 +200,7 @@ async fn authorize(engine: &Engine, args: AuthorizeArgs) -> Result<(), Failure> 
         Ok(credential) => {
             exchanged.confirm("latchkey stored the tokens. You can close this tab.").await;
             let view = CredentialView::of(&credential, SystemTime::now());
-            anstream::println!(
-                "{GREEN}Authorized{GREEN:#} {} with {} ({}).",
-                args.server,
-                credential.provider,
-                describe_expiry(&view)
-            );
+            anstream::println!("{GREEN}Authorized{GREEN:#} {} with {} ({}).", args.server, credential.provider, describe_expiry(&view));
             if !view.refreshable {
                 output::warning("no refresh token was issued: authorize again when the access token expires");
             }
@@ -319,7 +323,9 @@ async fn revoke(engine: &Engine, server: &str, forget: bool, as_json: bool) -> R
     } else {
         match &report.revoked_at {
             Some(url) => anstream::println!("{GREEN}Revoked{GREEN:#} the grant at {url}."),
-            None => anstream::println!("{YELLOW}Not revoked at the provider{YELLOW:#}: {}.", report.remote_note.clone().unwrap_or_default()),
+            None => {
+                anstream::println!("{YELLOW}Not revoked at the provider{YELLOW:#}: {}.", report.remote_note.clone().unwrap_or_default())
+            }
         }
         anstream::println!("Deleted {} local credential{} for {server}.", report.deleted, plural(report.deleted));
     }

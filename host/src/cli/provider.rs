@@ -64,14 +64,10 @@ pub enum ProviderCommand {
     },
     /// Verify a component, then copy it into the providers folder as <id>.wasm (atomically). A
     /// running gateway picks it up without a restart.
-    Install {
-        file: PathBuf,
-    },
+    Install { file: PathBuf },
     /// Remove a dropped-in provider. Built-in providers cannot be removed (a drop-in with the same
     /// id replaces one).
-    Remove {
-        id: String,
-    },
+    Remove { id: String },
 }
 
 pub fn run(command: ProviderCommand) -> Result<(), Failure> {
@@ -98,11 +94,8 @@ fn list(paths: &Paths, as_json: bool) -> Result<(), Failure> {
     let (_runtime, registry) = plugins::load(paths)?;
     if as_json {
         let providers: Vec<_> = registry.providers().map(identity).collect();
-        let failures: Vec<_> = registry
-            .failures()
-            .iter()
-            .map(|failure| json!({"origin": failure.origin, "error": failure.problem.to_string()}))
-            .collect();
+        let failures: Vec<_> =
+            registry.failures().iter().map(|failure| json!({"origin": failure.origin, "error": failure.problem.to_string()})).collect();
         output::json(&json!({"providers": providers, "notices": registry.notices(), "failures": failures}));
         return Ok(());
     }
@@ -122,10 +115,7 @@ fn list(paths: &Paths, as_json: bool) -> Result<(), Failure> {
 }
 
 fn parse_config_entry(entry: &str) -> Result<(String, String), String> {
-    entry
-        .split_once('=')
-        .map(|(key, value)| (key.to_string(), value.to_string()))
-        .ok_or_else(|| format!("`{entry}` is not KEY=VALUE"))
+    entry.split_once('=').map(|(key, value)| (key.to_string(), value.to_string())).ok_or_else(|| format!("`{entry}` is not KEY=VALUE"))
 }
 
 fn inspect(paths: &Paths, id: &str, entries: &[(String, String)], as_json: bool) -> Result<(), Failure> {
@@ -149,10 +139,7 @@ fn inspect(paths: &Paths, id: &str, entries: &[(String, String)], as_json: bool)
         ("authorization", or_catalog(&flow.endpoints.authorization)),
         ("token", or_catalog(&flow.endpoints.token)),
         ("refresh", optional(&flow.endpoints.refresh)),
-        (
-            "revocation",
-            flow.endpoints.revocation.as_ref().map(|r| format!("{} ({})", r.url, r.client_auth)).unwrap_or_else(|| "-".into()),
-        ),
+        ("revocation", flow.endpoints.revocation.as_ref().map(|r| format!("{} ({})", r.url, r.client_auth)).unwrap_or_else(|| "-".into())),
         ("client auth", flow.client_auth.to_string()),
         ("pkce", flow.pkce.to_string()),
         ("scope separator", format!("{:?}", flow.scope_separator)),
@@ -236,7 +223,9 @@ pub fn describe(provider: &Provider, flow: &Flow, authorize: &Result<plugins::Pa
         "send_resource": flow.send_resource,
     });
     described["authorize"] = match authorize {
-        Ok(params) => json!({"scopes": SAMPLE_SCOPES, "params": params.iter().map(|(name, value)| json!([name, value])).collect::<Vec<_>>()}),
+        Ok(params) => {
+            json!({"scopes": SAMPLE_SCOPES, "params": params.iter().map(|(name, value)| json!([name, value])).collect::<Vec<_>>()})
+        }
         Err(refusal) => json!({"scopes": SAMPLE_SCOPES, "error": refusal}),
     };
     described
@@ -267,7 +256,9 @@ fn verify(paths: &Paths, file: PathBuf, as_json: bool) -> Result<(), Failure> {
     let info = provider.info();
     let contract = format!("{}@{}", plugins::bindings::CONTRACT_PACKAGE, plugins::bindings::CONTRACT_VERSION);
     if as_json {
-        output::json(&json!({"ok": true, "file": file, "id": info.id, "version": info.version, "bytes": bytes.len(), "sha256": provider.sha256(), "contract": contract}));
+        output::json(
+            &json!({"ok": true, "file": file, "id": info.id, "version": info.version, "bytes": bytes.len(), "sha256": provider.sha256(), "contract": contract}),
+        );
     } else {
         let _ = writeln!(
             anstream::stdout(),
@@ -326,7 +317,9 @@ fn test(paths: &Paths, file: &Path, vectors_dir: &Path, as_json: bool) -> Result
                 })
             })
             .collect();
-        output::json(&json!({"ok": failed == 0, "file": file, "id": info.id, "version": info.version, "passed": outcomes.len() - failed, "failed": failed, "vectors": results}));
+        output::json(
+            &json!({"ok": failed == 0, "file": file, "id": info.id, "version": info.version, "passed": outcomes.len() - failed, "failed": failed, "vectors": results}),
+        );
     } else {
         let mut out = anstream::stdout();
         for outcome in &outcomes {
@@ -369,7 +362,9 @@ fn install(paths: &Paths, file: &Path) -> Result<(), Failure> {
             target.display(),
             previous.info().version
         ),
-        Some(previous) => writeln!(out, "{GREEN}Replaced{GREEN:#} `{id}` {} with {version} in {}.", previous.info().version, target.display()),
+        Some(previous) => {
+            writeln!(out, "{GREEN}Replaced{GREEN:#} `{id}` {} with {version} in {}.", previous.info().version, target.display())
+        }
         None => writeln!(out, "{GREEN}Installed{GREEN:#} `{id}` {version} as {}.", target.display()),
     };
     let _ = writeln!(out, "A running gateway picks it up without a restart; catalog entries use it with `provider: {id}`.");

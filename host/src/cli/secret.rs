@@ -54,10 +54,9 @@ pub fn run(command: SecretCommand) -> Result<(), Failure> {
 fn set(store: &Store, name: &str) -> Result<(), Failure> {
     let value = read_value(name)?;
     if value.expose_secret().is_empty() {
-        return Err(anyhow::anyhow!(
-            "the value is empty, so secret {name} was not stored; pipe the value in or type it at the prompt"
-        )
-        .into());
+        return Err(
+            anyhow::anyhow!("the value is empty, so secret {name} was not stored; pipe the value in or type it at the prompt").into()
+        );
     }
     store.set_secret(name, &value)?;
     anstream::println!("Stored secret {BOLD}{name}{BOLD:#} in {}.", store.describe());
@@ -72,8 +71,7 @@ pub(super) fn read_value(name: &str) -> anyhow::Result<SecretString> {
     } else {
         let mut bytes = Vec::new();
         std::io::stdin().read_to_end(&mut bytes).map_err(|error| anyhow::anyhow!("cannot read standard input: {error}"))?;
-        String::from_utf8(bytes)
-            .map_err(|_| anyhow::anyhow!("the value on standard input is not UTF-8 text; nothing was stored"))?
+        String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("the value on standard input is not UTF-8 text; nothing was stored"))?
     };
     // `echo value | latchkey secret set x` adds a newline that is not part of the value.
     if value.ends_with('\n') {

@@ -194,7 +194,9 @@ fn parse_arguments(text: &str) -> anyhow::Result<JsonObject> {
     match serde_json::from_str(text) {
         Ok(serde_json::Value::Object(arguments)) => Ok(arguments),
         Ok(_) => anyhow::bail!("the tool arguments must be a JSON object, like '{{\"name\": \"value\"}}'"),
-        Err(error) => anyhow::bail!("the tool arguments are not valid JSON ({error}); quote them for the shell, like '{{\"name\": \"value\"}}'"),
+        Err(error) => {
+            anyhow::bail!("the tool arguments are not valid JSON ({error}); quote them for the shell, like '{{\"name\": \"value\"}}'")
+        }
     }
 }
 

@@ -13,9 +13,7 @@ use std::collections::HashMap;
 use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::models::{ContainerCreateBody, HostConfig};
-use bollard::query_parameters::{
-    AttachContainerOptions, CreateContainerOptions, ListContainersOptions, RemoveContainerOptions,
-};
+use bollard::query_parameters::{AttachContainerOptions, CreateContainerOptions, ListContainersOptions, RemoveContainerOptions};
 use futures::StreamExt;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -28,9 +26,9 @@ const SERVER_LABEL: &str = "dev.latchkey.server";
 
 /// Connect to the Docker Engine that `DOCKER_HOST` (or the platform default) names.
 pub async fn connect() -> anyhow::Result<Docker> {
-    let where_ = std::env::var("DOCKER_HOST").map(|host| format!("DOCKER_HOST={host}")).unwrap_or_else(|_| {
-        "the default socket (/var/run/docker.sock; set DOCKER_HOST to use another)".into()
-    });
+    let where_ = std::env::var("DOCKER_HOST")
+        .map(|host| format!("DOCKER_HOST={host}"))
+        .unwrap_or_else(|_| "the default socket (/var/run/docker.sock; set DOCKER_HOST to use another)".into());
     let docker = Docker::connect_with_defaults()
         .map_err(|e| anyhow::anyhow!("Docker is not reachable at {where_}: {e}; is dockerd running?"))?
         .negotiate_version()
@@ -58,10 +56,7 @@ pub async fn start(
     }
     let mut environment: Vec<String> = server.env.iter().map(|variable| format!("{}={}", *variable.name, variable.value)).collect();
     environment.extend(env.iter().map(|(name, value)| format!("{name}={}", value.expose_secret())));
-    let labels = HashMap::from([
-        (LABEL.to_string(), std::process::id().to_string()),
-        (SERVER_LABEL.to_string(), server.name.clone()),
-    ]);
+    let labels = HashMap::from([(LABEL.to_string(), std::process::id().to_string()), (SERVER_LABEL.to_string(), server.name.clone())]);
     let body = ContainerCreateBody {
         image: Some(image.to_string()),
         cmd: (!command.is_empty()).then(|| command.clone()),
@@ -134,7 +129,8 @@ pub async fn remove_own(docker: &Docker) -> anyhow::Result<usize> {
 /// Force-remove the gateway containers whose owner (the PID in their label) `matches`.
 async fn remove_where(docker: &Docker, matches: impl Fn(Option<u32>) -> bool) -> anyhow::Result<usize> {
     let filters = HashMap::from([("label".to_string(), vec![LABEL.to_string()])]);
-    let containers = docker.list_containers(Some(ListContainersOptions { all: true, filters: Some(filters), ..Default::default() })).await?;
+    let containers =
+        docker.list_containers(Some(ListContainersOptions { all: true, filters: Some(filters), ..Default::default() })).await?;
     let mut removed = 0;
     for container in containers {
         let owner = container.labels.as_ref().and_then(|labels| labels.get(LABEL)).and_then(|pid| pid.parse::<u32>().ok());

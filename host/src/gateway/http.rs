@@ -68,10 +68,7 @@ pub async fn serve(
     if let Some(token) = options.token {
         mcp = mcp.layer(middleware::from_fn_with_state(Arc::new(token), require_bearer));
     }
-    let app = axum::Router::new()
-        .route("/health", axum::routing::get(health))
-        .with_state((gateway, credentials))
-        .merge(mcp);
+    let app = axum::Router::new().route("/health", axum::routing::get(health)).with_state((gateway, credentials)).merge(mcp);
 
     tracing::info!("gateway listening on http://{bound}/mcp");
     eprintln!("latchkey gateway: MCP at http://{bound}/mcp, health at http://{bound}/health");
@@ -95,7 +92,9 @@ async fn require_bearer(State(token): State<Arc<SecretString>>, request: Request
     if presented.is_some_and(|presented| constant_time_eq(presented.as_bytes(), token.expose_secret().as_bytes())) {
         return next.run(request).await;
     }
-    let mut response = (StatusCode::UNAUTHORIZED, "latchkey gateway: send Authorization: Bearer <token> (printed at start, or LATCHKEY_GATEWAY_TOKEN)\n").into_response();
+    let mut response =
+        (StatusCode::UNAUTHORIZED, "latchkey gateway: send Authorization: Bearer <token> (printed at start, or LATCHKEY_GATEWAY_TOKEN)\n")
+            .into_response();
     response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"latchkey\""));
     response
 }

@@ -260,12 +260,20 @@ impl ServerHandler for Gateway {
         self.inner.peers.lock().expect("peers lock").push(context.peer);
     }
 
-    async fn list_tools(&self, _request: Option<PaginatedRequestParams>, _context: RequestContext<RoleServer>) -> Result<ListToolsResult, McpError> {
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
         let tools = self.gather_exposed(|upstream| async move { upstream.list_tools().await }).await;
         Ok(ListToolsResult::with_all_items(tools))
     }
 
-    async fn call_tool(&self, mut request: CallToolRequestParams, context: RequestContext<RoleServer>) -> Result<CallToolResponse, McpError> {
+    async fn call_tool(
+        &self,
+        mut request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
         let (upstream, name) = self.route(&request.name).ok_or_else(|| unknown("tool", &request.name))?;
         request.name = name.to_owned().into();
         match until_cancelled(&context, upstream.call_tool(request)).await? {
@@ -275,18 +283,30 @@ impl ServerHandler for Gateway {
         }
     }
 
-    async fn list_prompts(&self, _request: Option<PaginatedRequestParams>, _context: RequestContext<RoleServer>) -> Result<ListPromptsResult, McpError> {
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
         let prompts = self.gather_exposed(|upstream| async move { upstream.list_prompts().await }).await;
         Ok(ListPromptsResult::with_all_items(prompts))
     }
 
-    async fn get_prompt(&self, mut request: GetPromptRequestParams, context: RequestContext<RoleServer>) -> Result<GetPromptResponse, McpError> {
+    async fn get_prompt(
+        &self,
+        mut request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
         let (upstream, name) = self.route(&request.name).ok_or_else(|| unknown("prompt", &request.name))?;
         request.name = name.to_owned();
         until_cancelled(&context, upstream.get_prompt(request)).await?.map_err(|error| McpError::internal_error(error.to_string(), None))
     }
 
-    async fn list_resources(&self, _request: Option<PaginatedRequestParams>, _context: RequestContext<RoleServer>) -> Result<ListResourcesResult, McpError> {
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
         let gathered = self.gather(|upstream| async move { upstream.list_resources().await }).await;
         let mut owners = HashMap::new();
         let mut resources = Vec::new();
@@ -301,9 +321,16 @@ impl ServerHandler for Gateway {
         Ok(ListResourcesResult::with_all_items(resources))
     }
 
-    async fn read_resource(&self, request: ReadResourceRequestParams, context: RequestContext<RoleServer>) -> Result<ReadResourceResponse, McpError> {
-        let owner = self.inner.resource_owners.lock().expect("owners lock").get(&request.uri).and_then(|server| self.inner.upstreams.get(server));
-        let upstream = owner.ok_or_else(|| McpError::resource_not_found(format!("unknown resource `{}`; list them with resources/list", request.uri), None))?;
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        let owner =
+            self.inner.resource_owners.lock().expect("owners lock").get(&request.uri).and_then(|server| self.inner.upstreams.get(server));
+        let upstream = owner.ok_or_else(|| {
+            McpError::resource_not_found(format!("unknown resource `{}`; list them with resources/list", request.uri), None)
+        })?;
         until_cancelled(&context, upstream.read_resource(request)).await?.map_err(|error| McpError::internal_error(error.to_string(), None))
     }
 }

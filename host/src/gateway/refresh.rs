@@ -21,7 +21,7 @@ use serde::Serialize;
 use super::Gateway;
 use super::upstream::Upstream;
 use crate::oauth::engine::{Engine, Overrides};
-use crate::oauth::lifecycle::{RefreshError, backoff, REFRESH_SKEW};
+use crate::oauth::lifecycle::{REFRESH_SKEW, RefreshError, backoff};
 use crate::store::Status;
 
 /// How often a credential that needs the user is looked at again.

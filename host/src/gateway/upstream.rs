@@ -99,9 +99,18 @@ enum State {
     Stopped,
     /// `generation` tells this run from later ones, so that a failure seen on an old connection
     /// never stops a newer one; `remote` is set for a remote server.
-    Running { service: RunningService<RoleClient, Handler>, remote: Option<Arc<RemoteClient>>, stale: bool, generation: u64 },
+    Running {
+        service: RunningService<RoleClient, Handler>,
+        remote: Option<Arc<RemoteClient>>,
+        stale: bool,
+        generation: u64,
+    },
     /// The last start failed; the next is tried from `retry_at` on.
-    Failed { reason: String, retry_at: Instant, failures: u32 },
+    Failed {
+        reason: String,
+        retry_at: Instant,
+        failures: u32,
+    },
 }
 
 /// What a request runs with: the read guard that keeps a restart waiting, the peer, the remote

@@ -63,7 +63,12 @@ impl<S: TokenSource, C: StreamableHttpClient + Sync> BearerClient<S, C> {
     /// Run `call` with the current token, `headers` and the request's `payload`; on a 401 to a
     /// token, refresh once and run it again. A token replaces an `Authorization` among `headers` (a
     /// catalog entry's), so that a request never carries two.
-    async fn with_token<T, P, F, Fut>(&self, mut headers: HashMap<HeaderName, HeaderValue>, payload: P, call: F) -> Result<T, StreamableHttpError<C::Error>>
+    async fn with_token<T, P, F, Fut>(
+        &self,
+        mut headers: HashMap<HeaderName, HeaderValue>,
+        payload: P,
+        call: F,
+    ) -> Result<T, StreamableHttpError<C::Error>>
     where
         P: Clone,
         F: Fn(Option<String>, HashMap<HeaderName, HeaderValue>, P) -> Fut,
@@ -77,7 +82,9 @@ impl<S: TokenSource, C: StreamableHttpClient + Sync> BearerClient<S, C> {
         // retry takes them.
         match call(Some(sent.expose_secret().to_string()), headers.clone(), payload.clone()).await {
             Err(StreamableHttpError::AuthRequired(challenge)) => match self.source.refresh(&sent).await.map_err(source_failed)? {
-                Some(fresh) if fresh.expose_secret() != sent.expose_secret() => call(Some(fresh.expose_secret().to_string()), headers, payload).await,
+                Some(fresh) if fresh.expose_secret() != sent.expose_secret() => {
+                    call(Some(fresh.expose_secret().to_string()), headers, payload).await
+                }
                 _ => Err(StreamableHttpError::AuthRequired(challenge)),
             },
             result => result,
@@ -105,8 +112,15 @@ impl<S: TokenSource, C: StreamableHttpClient + Sync> StreamableHttpClient for Be
         auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> Result<StreamableHttpPostResponse, StreamableHttpError<Self::Error>> {
-        self.post_message_with_response_limits(uri, message, session_id, auth_header, custom_headers, StreamableHttpResponseLimits::default())
-            .await
+        self.post_message_with_response_limits(
+            uri,
+            message,
+            session_id,
+            auth_header,
+            custom_headers,
+            StreamableHttpResponseLimits::default(),
+        )
+        .await
     }
 
     async fn post_message_with_response_limits(
@@ -131,7 +145,8 @@ impl<S: TokenSource, C: StreamableHttpClient + Sync> StreamableHttpClient for Be
         _auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> Result<(), StreamableHttpError<Self::Error>> {
-        self.with_token(custom_headers, (), |token, headers, ()| self.http.delete_session(uri.clone(), session_id.clone(), token, headers)).await
+        self.with_token(custom_headers, (), |token, headers, ()| self.http.delete_session(uri.clone(), session_id.clone(), token, headers))
+            .await
     }
 
     async fn get_stream(

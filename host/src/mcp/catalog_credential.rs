@@ -66,7 +66,9 @@ impl TokenSource for CatalogCredential {
             return Ok(Some(token.clone()));
         }
         tracing::info!("{}: the server answered 401; refreshing the token and retrying once", self.server);
-        let fresh = usable(self.engine.refresh_target(&grant.target, None).await.map(|credential| credential.tokens.access_token).map_err(Into::into))?;
+        let fresh = usable(
+            self.engine.refresh_target(&grant.target, None).await.map(|credential| credential.tokens.access_token).map_err(Into::into),
+        )?;
         if let Some(fresh) = &fresh {
             *token = fresh.clone();
         }
@@ -92,8 +94,12 @@ impl Authorizer for CatalogCredential {
         };
         // The refresh that failed left its verdict in the store.
         match self.engine.load(&grant.target.id).await?.map(|credential| credential.status) {
-            Some(Status::NeedsReauthorization { reason }) => Err(RefreshError::NeedsReauthorization { server: server.clone(), reason }.into()),
-            _ => anyhow::bail!("server `{server}` refused latchkey's token{said}, and a refresh did not help; run `latchkey oauth authorize {server}`"),
+            Some(Status::NeedsReauthorization { reason }) => {
+                Err(RefreshError::NeedsReauthorization { server: server.clone(), reason }.into())
+            }
+            _ => anyhow::bail!(
+                "server `{server}` refused latchkey's token{said}, and a refresh did not help; run `latchkey oauth authorize {server}`"
+            ),
         }
     }
 }

@@ -178,7 +178,11 @@ impl<H: ClientHandler + Clone, A: Authorizer> Remote<H, A> {
 
     /// Run `attempt` until it succeeds, answering each refusal that `refused` finds in its error
     /// with the authorizer, within one [`Budget`].
-    async fn with_authorization<T, E, F, Fut>(&self, attempt: F, refused: impl Fn(&E) -> Option<(Refusal, Challenge)>) -> Result<T, Failure<E>>
+    async fn with_authorization<T, E, F, Fut>(
+        &self,
+        attempt: F,
+        refused: impl Fn(&E) -> Option<(Refusal, Challenge)>,
+    ) -> Result<T, Failure<E>>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, E>>,
@@ -294,8 +298,9 @@ mod tests {
 
     #[test]
     fn refusals_are_found_inside_transport_errors() {
-        let unauthorized: StreamableHttpError<std::io::Error> =
-            StreamableHttpError::AuthRequired(AuthRequiredError::new(r#"Bearer resource_metadata="https://mcp.example/prm", scope="a b""#.into()));
+        let unauthorized: StreamableHttpError<std::io::Error> = StreamableHttpError::AuthRequired(AuthRequiredError::new(
+            r#"Bearer resource_metadata="https://mcp.example/prm", scope="a b""#.into(),
+        ));
         let (refusal, challenge) = refusal_in(&unauthorized).expect("a 401 is a refusal");
         assert_eq!(refusal, Refusal::Unauthorized);
         assert_eq!(challenge.scope.as_deref(), Some("a b"));

@@ -10,12 +10,12 @@
 
 use std::time::Duration;
 
-use oauth2::PkceCodeChallenge;
 use super::callback::{self, Callback, CallbackError, Listener, Outcome};
 use super::discovery::AuthServerMetadata;
 use super::exchange::{self, CodeExchange, ExchangeError, TokenEndpoint};
 use super::registration::{self, ClientRegistration, RegistrationError};
 use crate::plugins::{CallError, LoopbackRedirect, Params, Pkce, Redirect, TokenSet};
+use oauth2::PkceCodeChallenge;
 
 /// What to authorize: the token endpoint (provider, flow with final endpoints, client, config),
 /// the scopes and resource, and what the authorization server promised about `iss`.
@@ -33,7 +33,10 @@ pub struct Request {
 pub enum ClientSource {
     Ready(ClientRegistration),
     /// Register dynamically once the redirect URI is known.
-    Dynamic { registration_endpoint: String, metadata: AuthServerMetadata },
+    Dynamic {
+        registration_endpoint: String,
+        metadata: AuthServerMetadata,
+    },
 }
 
 /// How the redirect comes back.
@@ -63,9 +66,13 @@ pub enum AuthorizeError {
          redirect URI with the app and run again with --paste --redirect-uri <that URI>"
     )]
     HttpsOnly,
-    #[error("the redirect's `state` does not match the request latchkey made: it is not from this sign-in (a stale tab, or an attempt at cross-site request forgery); run the command again")]
+    #[error(
+        "the redirect's `state` does not match the request latchkey made: it is not from this sign-in (a stale tab, or an attempt at cross-site request forgery); run the command again"
+    )]
     StateMismatch,
-    #[error("the redirect's `iss` is `{found}`, but the authorization server is `{expected}` (RFC 9207): refusing a response from another server")]
+    #[error(
+        "the redirect's `iss` is `{found}`, but the authorization server is `{expected}` (RFC 9207): refusing a response from another server"
+    )]
     IssuerMismatch { found: String, expected: String },
     #[error("the redirect has no `iss`, but the authorization server promises one (RFC 9207): refusing it")]
     IssuerMissing,
@@ -162,8 +169,8 @@ pub async fn start(mut request: Request, client: ClientSource, mode: Mode) -> Re
     params.extend(exchange::blocking(move || provider.authorize_params(&scopes, &config)).await?);
 
     let endpoint = &request.endpoint.flow.endpoints.authorization;
-    let mut url = super::http::endpoint_url(endpoint)
-        .map_err(|e| AuthorizeError::BadEndpoint { url: endpoint.clone(), reason: e.to_string() })?;
+    let mut url =
+        super::http::endpoint_url(endpoint).map_err(|e| AuthorizeError::BadEndpoint { url: endpoint.clone(), reason: e.to_string() })?;
     url.query_pairs_mut().extend_pairs(&params);
     Ok(Pending { url: url.to_string(), state, verifier, redirect_uri, listener, request })
 }

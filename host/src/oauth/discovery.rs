@@ -59,9 +59,7 @@ pub enum DiscoveryError {
     Url(#[from] http::UrlError),
     #[error(transparent)]
     Send(#[from] http::SendError),
-    #[error(
-        "the protected-resource metadata at {url} is for `{resource}`, not for {server}; refusing to send tokens for it"
-    )]
+    #[error("the protected-resource metadata at {url} is for `{resource}`, not for {server}; refusing to send tokens for it")]
     ResourceMismatch { url: String, resource: String, server: String },
     #[error("the authorization-server metadata at {url} names issuer `{found}`, but it was fetched for `{expected}`")]
     IssuerMismatch { url: String, found: String, expected: String },
@@ -185,8 +183,7 @@ struct ProtectedResourceMetadata {
 fn covers(resource: &Url, server: &Url) -> bool {
     let resource_path = resource.path().trim_end_matches('/');
     let server_path = server.path().trim_end_matches('/');
-    resource.origin() == server.origin()
-        && (server_path == resource_path || server_path.starts_with(&format!("{resource_path}/")))
+    resource.origin() == server.origin() && (server_path == resource_path || server_path.starts_with(&format!("{resource_path}/")))
 }
 
 async fn protected_resource_metadata(
@@ -236,10 +233,8 @@ fn well_known(base: &Url, name: &str, path: &str) -> Url {
 pub async fn authorization_server_metadata(client: &Client, issuer: &str) -> Result<AuthServerMetadata, DiscoveryError> {
     let issuer_url = http::endpoint_url(issuer)?;
     let path = issuer_url.path().trim_end_matches('/').to_string();
-    let mut candidates = vec![
-        well_known(&issuer_url, "oauth-authorization-server", &path),
-        well_known(&issuer_url, "openid-configuration", &path),
-    ];
+    let mut candidates =
+        vec![well_known(&issuer_url, "oauth-authorization-server", &path), well_known(&issuer_url, "openid-configuration", &path)];
     if !path.is_empty() {
         let mut appended = issuer_url.clone();
         appended.set_path(&format!("{path}/.well-known/openid-configuration"));
@@ -250,9 +245,8 @@ pub async fn authorization_server_metadata(client: &Client, issuer: &str) -> Res
         if status != 200 {
             continue;
         }
-        let metadata: AuthServerMetadata = body
-            .and_then(|body| serde_json::from_value(body).ok())
-            .ok_or_else(|| DiscoveryError::Malformed {
+        let metadata: AuthServerMetadata =
+            body.and_then(|body| serde_json::from_value(body).ok()).ok_or_else(|| DiscoveryError::Malformed {
                 url: url.to_string(),
                 what: "authorization-server metadata",
                 reason: "it lacks authorization_endpoint or token_endpoint".into(),
@@ -264,10 +258,7 @@ pub async fn authorization_server_metadata(client: &Client, issuer: &str) -> Res
         validate_endpoints(&metadata)?;
         return Ok(metadata);
     }
-    Err(DiscoveryError::NoMetadata {
-        issuer: issuer.to_string(),
-        tried: candidates.iter().map(Url::as_str).collect::<Vec<_>>().join(", "),
-    })
+    Err(DiscoveryError::NoMetadata { issuer: issuer.to_string(), tried: candidates.iter().map(Url::as_str).collect::<Vec<_>>().join(", ") })
 }
 
 /// Exact comparison, except that a root issuer may differ by a trailing slash.

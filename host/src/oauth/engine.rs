@@ -209,7 +209,9 @@ impl Engine {
                 };
                 // A hand registration may settle the method (a public client has no secret).
                 let auth_method = match source {
-                    RegistrationSource::Manual => manual.as_ref().and_then(|m| m.token_endpoint_auth_method.as_deref()).and_then(registration::parse_auth_method),
+                    RegistrationSource::Manual => {
+                        manual.as_ref().and_then(|m| m.token_endpoint_auth_method.as_deref()).and_then(registration::parse_auth_method)
+                    }
                     _ => None,
                 };
                 (ClientRegistration { client_id, client_secret: secret, auth_method, source }, None)
@@ -217,7 +219,12 @@ impl Engine {
             None => match (&remote, self.unregistered_client(server_name, &as_metadata, overrides).await?) {
                 (_, Some(ready)) => (ready, None),
                 (Some(_), None) if as_metadata.registration_endpoint.is_some() => {
-                    let placeholder = ClientRegistration { client_id: String::new(), client_secret: None, auth_method: None, source: RegistrationSource::Dynamic };
+                    let placeholder = ClientRegistration {
+                        client_id: String::new(),
+                        client_secret: None,
+                        auth_method: None,
+                        source: RegistrationSource::Dynamic,
+                    };
                     (placeholder, as_metadata.registration_endpoint.clone().map(|url| (url, as_metadata.clone())))
                 }
                 (remote, None) => {
@@ -269,7 +276,12 @@ impl Engine {
                 Some(ready) => (ready, None),
                 None => match &found.metadata.registration_endpoint {
                     Some(endpoint) => (
-                        ClientRegistration { client_id: String::new(), client_secret: None, auth_method: None, source: RegistrationSource::Dynamic },
+                        ClientRegistration {
+                            client_id: String::new(),
+                            client_secret: None,
+                            auth_method: None,
+                            source: RegistrationSource::Dynamic,
+                        },
                         Some((endpoint.clone(), found.metadata.clone())),
                     ),
                     None => return Err(registration::RegistrationError::NoClient { server, issuer }.into()),
@@ -407,14 +419,8 @@ pub async fn probe(http: &Client, url: &Url) -> Option<Challenge> {
         "jsonrpc": "2.0", "id": 0, "method": "initialize",
         "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "latchkey", "version": env!("CARGO_PKG_VERSION")}}
     });
-    let response = http
-        .inner()
-        .post(url.clone())
-        .header("accept", "application/json, text/event-stream")
-        .json(&initialize)
-        .send()
-        .await
-        .ok()?;
+    let response =
+        http.inner().post(url.clone()).header("accept", "application/json, text/event-stream").json(&initialize).send().await.ok()?;
     let header = response.headers().get("www-authenticate")?.to_str().ok()?;
     Challenge::parse(header)
 }
@@ -457,7 +463,10 @@ fn settle_client_auth(endpoint: &mut TokenEndpoint, metadata: &AuthServerMetadat
     if !listed.is_empty() && !listed.contains(&method) {
         method = listed[0];
     }
-    if endpoint.client.client_secret.is_none() && method != ClientAuth::None && endpoint.client.source == RegistrationSource::MetadataDocument {
+    if endpoint.client.client_secret.is_none()
+        && method != ClientAuth::None
+        && endpoint.client.source == RegistrationSource::MetadataDocument
+    {
         method = ClientAuth::None;
     }
     endpoint.client.auth_method = Some(method);

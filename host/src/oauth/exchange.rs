@@ -11,9 +11,7 @@ use secrecy::ExposeSecret;
 
 use super::http::{Client, SendError};
 use super::registration::ClientRegistration;
-use crate::plugins::{
-    CallError, ClientAuth, Failure, Flow, HttpRequest, Params, Provider, RequestKind, TokenContext, TokenSet,
-};
+use crate::plugins::{CallError, ClientAuth, Failure, Flow, HttpRequest, Params, Provider, RequestKind, TokenContext, TokenSet};
 
 /// Everything needed to talk to one authorization server as one client.
 #[derive(Clone)]
@@ -134,7 +132,13 @@ impl TokenEndpoint {
 
     /// The standard request, reshaped by the provider, with client credentials added.
     /// With `auth` `None`, no client credentials are added.
-    async fn prepare(&self, url: &str, form: Params, context: &TokenContext, auth: Option<ClientAuth>) -> Result<HttpRequest, ExchangeError> {
+    async fn prepare(
+        &self,
+        url: &str,
+        form: Params,
+        context: &TokenContext,
+        auth: Option<ClientAuth>,
+    ) -> Result<HttpRequest, ExchangeError> {
         let request = HttpRequest {
             method: "POST".into(),
             url: url.to_string(),
@@ -195,7 +199,8 @@ fn add_body_fields(request: &mut HttpRequest, fields: &[(&str, &str)]) {
             return;
         }
     }
-    let mut form: Params = url::form_urlencoded::parse(&request.body).into_owned().filter(|(name, _)| !fields.iter().any(|(f, _)| f == name)).collect();
+    let mut form: Params =
+        url::form_urlencoded::parse(&request.body).into_owned().filter(|(name, _)| !fields.iter().any(|(f, _)| f == name)).collect();
     form.extend(fields.iter().map(|(name, value)| ((*name).to_string(), (*value).to_string())));
     request.body = encode_form(&form);
 }
@@ -248,7 +253,10 @@ mod tests {
     #[test]
     fn post_auth_adds_credentials_to_form_and_json_bodies() {
         let request = apply_client_auth(form_request(), &client(Some("s")), ClientAuth::Post).unwrap();
-        assert_eq!(String::from_utf8(request.body).unwrap(), "grant_type=authorization_code&code=abc&client_id=id+with+space&client_secret=s");
+        assert_eq!(
+            String::from_utf8(request.body).unwrap(),
+            "grant_type=authorization_code&code=abc&client_id=id+with+space&client_secret=s"
+        );
         let mut json = form_request();
         json.headers = vec![("Content-Type".into(), "application/json".into())];
         json.body = br#"{"grant_type":"authorization_code"}"#.to_vec();

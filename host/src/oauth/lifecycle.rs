@@ -112,11 +112,7 @@ impl Engine {
         let now = SystemTime::now();
         let credentials = self
             .blocking_store(|store| {
-                store
-                    .credential_ids()?
-                    .iter()
-                    .filter_map(|id| store.load_credential(id).transpose())
-                    .collect::<anyhow::Result<Vec<_>>>()
+                store.credential_ids()?.iter().filter_map(|id| store.load_credential(id).transpose()).collect::<anyhow::Result<Vec<_>>>()
             })
             .await?;
         Ok(credentials.iter().map(|credential| CredentialView::of(credential, now)).collect())
@@ -193,7 +189,11 @@ impl Engine {
             attempt += 1;
             match target.endpoint.refresh(refresh_token.expose_secret(), target.resource.as_deref(), &stored.tokens.scopes).await {
                 Err(error) if attempt < ATTEMPTS && transient(&error) => {
-                    let wait = error.failure().and_then(|f| f.retry_after).map(|s| Duration::from_secs(s.min(30).into())).unwrap_or(backoff(attempt));
+                    let wait = error
+                        .failure()
+                        .and_then(|f| f.retry_after)
+                        .map(|s| Duration::from_secs(s.min(30).into()))
+                        .unwrap_or(backoff(attempt));
                     tracing::info!("refreshing {server} failed ({error}); retrying in {wait:?}");
                     tokio::time::sleep(wait).await;
                 }
@@ -225,7 +225,8 @@ impl Engine {
             Ok(()) => Ok(()),
             Err(error) => {
                 if error.failure().is_some_and(|failure| failure.kind == FailureKind::Reauthorize) {
-                    updated.status = Status::NeedsReauthorization { reason: error.failure().map(|f| f.message.clone()).unwrap_or_default() };
+                    updated.status =
+                        Status::NeedsReauthorization { reason: error.failure().map(|f| f.message.clone()).unwrap_or_default() };
                 }
                 updated.last_refresh_error = Some(error.to_string());
                 Err(error)

@@ -88,16 +88,17 @@ pub fn parse_auth_method(name: &str) -> Option<ClientAuth> {
 /// The method to use with an authorization server: the first one its metadata lists that latchkey
 /// supports (RFC 8414's default, `client_secret_basic`, when it lists none).
 pub fn preferred_auth_method(metadata: &AuthServerMetadata) -> ClientAuth {
-    metadata
-        .token_endpoint_auth_methods_supported
-        .iter()
-        .find_map(|name| parse_auth_method(name))
-        .unwrap_or(ClientAuth::Basic)
+    metadata.token_endpoint_auth_methods_supported.iter().find_map(|name| parse_auth_method(name)).unwrap_or(ClientAuth::Basic)
 }
 
 /// A client whose id is the URL of its metadata document (draft-ietf-oauth-client-id-metadata-document).
 pub fn metadata_document_client(url: &str) -> ClientRegistration {
-    ClientRegistration { client_id: url.to_string(), client_secret: None, auth_method: Some(ClientAuth::None), source: RegistrationSource::MetadataDocument }
+    ClientRegistration {
+        client_id: url.to_string(),
+        client_secret: None,
+        auth_method: Some(ClientAuth::None),
+        source: RegistrationSource::MetadataDocument,
+    }
 }
 
 /// Register latchkey with `registration_endpoint` (RFC 7591) for the loopback `redirect_uri`.
@@ -125,13 +126,7 @@ pub async fn register_dynamically(
         request["scope"] = scopes.join(" ").into();
     }
     let url = super::http::endpoint_url(registration_endpoint).map_err(|e| fail(e.to_string()))?;
-    let response = client
-        .inner()
-        .post(url)
-        .json(&request)
-        .send()
-        .await
-        .map_err(|e| fail(e.to_string()))?;
+    let response = client.inner().post(url).json(&request).send().await.map_err(|e| fail(e.to_string()))?;
     let status = response.status();
     let body: serde_json::Value = response.json().await.map_err(|e| fail(format!("HTTP {status}, and the body is not JSON: {e}")))?;
     if !status.is_success() {
@@ -144,7 +139,12 @@ pub async fn register_dynamically(
     let granted = body.get("token_endpoint_auth_method").and_then(|v| v.as_str()).and_then(parse_auth_method);
     // A server that issued no secret made a public client, whatever was asked.
     let auth_method = if client_secret.is_none() { ClientAuth::None } else { granted.unwrap_or(method) };
-    Ok(ClientRegistration { client_id: client_id.to_string(), client_secret, auth_method: Some(auth_method), source: RegistrationSource::Dynamic })
+    Ok(ClientRegistration {
+        client_id: client_id.to_string(),
+        client_secret,
+        auth_method: Some(auth_method),
+        source: RegistrationSource::Dynamic,
+    })
 }
 
 mod optional_secret {

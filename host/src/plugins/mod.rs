@@ -27,8 +27,8 @@ pub mod watch;
 use std::sync::Arc;
 
 pub use bindings::{
-    ClientAuth, ConfigKey, Endpoints, Failure, FailureKind, Flow, HttpRequest, HttpResponse, LoopbackRedirect, Params, Pkce,
-    ProviderInfo, Redirect, RefreshPolicy, RequestKind, RevocationEndpoint, TokenContext, TokenSet,
+    ClientAuth, ConfigKey, Endpoints, Failure, FailureKind, Flow, HttpRequest, HttpResponse, LoopbackRedirect, Params, Pkce, ProviderInfo,
+    Redirect, RefreshPolicy, RequestKind, RevocationEndpoint, TokenContext, TokenSet,
 };
 pub use error::{Origin, PluginError, Problem};
 pub use provider::{CallError, Provider};

@@ -13,15 +13,8 @@ use super::sandbox;
 
 /// Authorization-request parameters that only the host sets: a provider that returns one of these
 /// from `authorize-params` is refused, so a plugin can never weaken PKCE, `state` or the redirect.
-pub const HOST_OWNED_AUTHORIZE_PARAMS: &[&str] = &[
-    "response_type",
-    "client_id",
-    "redirect_uri",
-    "state",
-    "code_challenge",
-    "code_challenge_method",
-    "resource",
-];
+pub const HOST_OWNED_AUTHORIZE_PARAMS: &[&str] =
+    &["response_type", "client_id", "redirect_uri", "state", "code_challenge", "code_challenge_method", "resource"];
 
 /// A provider component that passed its load-time checks.
 #[derive(Clone)]
@@ -45,8 +38,7 @@ impl Provider {
     /// Prepare `bytes` and call `info()` under the runtime's limits.
     pub fn load(runtime: &Arc<Runtime>, origin: Origin, bytes: &[u8]) -> Result<Provider, PluginError> {
         let prepared = runtime.prepare(&origin, bytes)?;
-        let info: ProviderInfo =
-            sandbox::call(runtime, &prepared, Hook::Info, ()).map_err(|problem| PluginError::new(&origin, problem))?;
+        let info: ProviderInfo = sandbox::call(runtime, &prepared, Hook::Info, ()).map_err(|problem| PluginError::new(&origin, problem))?;
         validate_info(&info).map_err(|message| PluginError::new(&origin, Problem::InvalidOutput { hook: Hook::Info.name(), message }))?;
         Ok(Provider { runtime: runtime.clone(), prepared, origin, info })
     }
@@ -77,11 +69,8 @@ impl Provider {
     pub fn resolve_config(&self, entries: &[(String, String)]) -> Result<Params, CallError> {
         let known: Vec<&str> = self.info.config_keys.iter().map(|key| key.name.as_str()).collect();
         if let Some((unknown, _)) = entries.iter().find(|(name, _)| !known.contains(&name.as_str())) {
-            let hint = if known.is_empty() {
-                "it takes no configuration".to_string()
-            } else {
-                format!("its keys are {}", known.join(", "))
-            };
+            let hint =
+                if known.is_empty() { "it takes no configuration".to_string() } else { format!("its keys are {}", known.join(", ")) };
             return Err(self.refused(Hook::Configure, format!("unknown config key `{unknown}`: {hint}")));
         }
         let mut resolved: Params = entries.to_vec();

@@ -129,10 +129,7 @@ fn hook_indices(component: &Component) -> Result<Vec<ComponentExportIndex>, Prob
     let interface_name = format!("{PROVIDER_INTERFACE}@{CONTRACT_VERSION}");
     let missing = |name: &str| Problem::Invalid(format!("it does not export `{name}`; rebuild it with the current SDK"));
     let interface = component.get_export_index(None, &interface_name).ok_or_else(|| missing(&interface_name))?;
-    Hook::ALL
-        .iter()
-        .map(|hook| component.get_export_index(Some(&interface), hook.name()).ok_or_else(|| missing(hook.name())))
-        .collect()
+    Hook::ALL.iter().map(|hook| component.get_export_index(Some(&interface), hook.name()).ok_or_else(|| missing(hook.name()))).collect()
 }
 
 /// Hook calls that may run at the same moment (one more fails with an error that says so). Calls
@@ -152,11 +149,7 @@ const POOLED_INSTANCES: u32 = 32;
 /// those are restored; on older kernels `Auto` falls back to the memset.
 fn engine_config(limits: &Limits, pooled: bool) -> Config {
     let mut config = Config::new();
-    config
-        .consume_fuel(true)
-        .epoch_interruption(true)
-        .max_wasm_stack(limits.stack_bytes)
-        .wasm_component_model(true);
+    config.consume_fuel(true).epoch_interruption(true).max_wasm_stack(limits.stack_bytes).wasm_component_model(true);
     if pooled {
         let mut pool = wasmtime::PoolingAllocationConfig::default();
         pool.total_component_instances(POOLED_INSTANCES)
@@ -210,10 +203,7 @@ fn check_header(bytes: &[u8]) -> Result<(), Problem> {
 /// The component must export `latchkey:provider/provider` at a version this host implements.
 fn check_exports(engine: &Engine, component: &Component) -> Result<(), Problem> {
     let exports: Vec<String> = component.component_type().exports(engine).map(|(name, _)| name.to_string()).collect();
-    let provider_exports: Vec<&String> = exports
-        .iter()
-        .filter(|name| name.split('@').next() == Some(PROVIDER_INTERFACE))
-        .collect();
+    let provider_exports: Vec<&String> = exports.iter().filter(|name| name.split('@').next() == Some(PROVIDER_INTERFACE)).collect();
     let supported = format!("{CONTRACT_PACKAGE}@{CONTRACT_VERSION}");
     match provider_exports.first() {
         None => Err(Problem::WrongWorld {
@@ -229,11 +219,8 @@ fn check_exports(engine: &Engine, component: &Component) -> Result<(), Problem> 
             if is_compatible(version) {
                 Ok(())
             } else {
-                let found = if version.is_empty() {
-                    format!("{CONTRACT_PACKAGE} (unversioned)")
-                } else {
-                    format!("{CONTRACT_PACKAGE}@{version}")
-                };
+                let found =
+                    if version.is_empty() { format!("{CONTRACT_PACKAGE} (unversioned)") } else { format!("{CONTRACT_PACKAGE}@{version}") };
                 Err(Problem::UnsupportedContract { found, supported })
             }
         }
@@ -258,9 +245,7 @@ fn check_imports(engine: &Engine, component: &Component) -> Result<(), Problem> 
     let forbidden: Vec<String> = component
         .component_type()
         .imports(engine)
-        .filter(|(name, item)| {
-            !matches!(item.ty, ComponentItem::Type(_)) && !ALLOWED_IMPORTS.iter().any(|prefix| name.starts_with(prefix))
-        })
+        .filter(|(name, item)| !matches!(item.ty, ComponentItem::Type(_)) && !ALLOWED_IMPORTS.iter().any(|prefix| name.starts_with(prefix)))
         .map(|(name, _)| format!("`{name}`"))
         .collect();
     if forbidden.is_empty() {

@@ -92,17 +92,8 @@ where
 {
     let limits = runtime.limits();
     let stderr = MemoryOutputPipe::new(limits.stderr_bytes);
-    let wasi = WasiCtx::builder()
-        .stderr(stderr.clone())
-        .allow_tcp(false)
-        .allow_udp(false)
-        .allow_ip_name_lookup(false)
-        .build();
-    let sandbox = Sandbox {
-        wasi,
-        table: ResourceTable::new(),
-        memory: MemoryCap { limit: limits.memory_bytes, exceeded: false },
-    };
+    let wasi = WasiCtx::builder().stderr(stderr.clone()).allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).build();
+    let sandbox = Sandbox { wasi, table: ResourceTable::new(), memory: MemoryCap { limit: limits.memory_bytes, exceeded: false } };
     let mut store = Store::new(runtime.engine(), sandbox);
     store.limiter(|state| &mut state.memory);
     store.set_fuel(limits.fuel).expect("fuel is enabled on the engine");

@@ -70,8 +70,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::bindings::{
-    ClientAuth, Failure, FailureKind, Flow, HttpRequest, HttpResponse, Params, Pkce, Redirect, RefreshPolicy, RequestKind,
-    TokenContext, TokenSet,
+    ClientAuth, Failure, FailureKind, Flow, HttpRequest, HttpResponse, Params, Pkce, Redirect, RefreshPolicy, RequestKind, TokenContext,
+    TokenSet,
 };
 use super::provider::{CallError, Provider};
 
@@ -627,7 +627,9 @@ fn response_from_json(value: &Value) -> Result<HttpResponse, String> {
         headers.push(("content-type".into(), content_type.into()));
     }
     let status = match object.get("status") {
-        Some(status) => status.as_u64().and_then(|status| u16::try_from(status).ok()).ok_or("`response.status` must be an HTTP status code")?,
+        Some(status) => {
+            status.as_u64().and_then(|status| u16::try_from(status).ok()).ok_or("`response.status` must be an HTTP status code")?
+        }
         None => 200,
     };
     Ok(HttpResponse { status, headers, body })

@@ -127,7 +127,8 @@ fn log_changes(before: &Registry, after: &Registry) {
             tracing::info!("provider `{}` {} loaded from {}", provider.id(), provider.info().version, provider.origin());
         }
     }
-    let gone = |provider: &&Provider| matches!(provider.origin(), Origin::File(_)) && !after.loaded().any(|now| now.origin() == provider.origin());
+    let gone =
+        |provider: &&Provider| matches!(provider.origin(), Origin::File(_)) && !after.loaded().any(|now| now.origin() == provider.origin());
     for provider in before.loaded().filter(gone) {
         // Another loaded provider with the id was logged above; otherwise the id is either gone
         // or back to its built-in, which loads when next used.

@@ -85,17 +85,16 @@ struct EnvelopeIn {
 impl Credential {
     /// The stored form. The result holds the tokens, hence the secret wrapper.
     pub(crate) fn encode(&self) -> SecretString {
-        let json = serde_json::to_string(&EnvelopeOut { format: FORMAT, credential: self })
-            .expect("a credential always serializes to JSON");
+        let json =
+            serde_json::to_string(&EnvelopeOut { format: FORMAT, credential: self }).expect("a credential always serializes to JSON");
         SecretString::from(json)
     }
 
     /// Read back what [`Credential::encode`] wrote for `id`.
     pub(crate) fn decode(id: &CredentialId, stored: &SecretString) -> anyhow::Result<Credential> {
         // serde_json's messages can quote the offending value, which may be a token: not passed on.
-        let problem = || {
-            anyhow::anyhow!("the stored OAuth credential for {id} is damaged; run `latchkey oauth authorize {}` again", id.server)
-        };
+        let problem =
+            || anyhow::anyhow!("the stored OAuth credential for {id} is damaged; run `latchkey oauth authorize {}` again", id.server);
         let envelope: EnvelopeIn = serde_json::from_str(stored.expose_secret()).map_err(|_| problem())?;
         if envelope.format != FORMAT {
             anyhow::bail!(
@@ -219,9 +218,8 @@ pub(crate) mod tests {
         assert_eq!(x.expires_at, y.expires_at);
         assert_eq!(x.refresh_token_expires_at, y.refresh_token_expires_at);
         assert_eq!(x.scopes, y.scopes);
-        let extra = |map: &BTreeMap<String, SecretString>| {
-            map.iter().map(|(k, v)| (k.clone(), v.expose_secret().to_string())).collect::<Vec<_>>()
-        };
+        let extra =
+            |map: &BTreeMap<String, SecretString>| map.iter().map(|(k, v)| (k.clone(), v.expose_secret().to_string())).collect::<Vec<_>>();
         assert_eq!(extra(&x.extra), extra(&y.extra));
     }
 

@@ -101,8 +101,7 @@ impl<V: Serialize + DeserializeOwned> Document<V> {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode =
-                fs::metadata(&self.path).with_context(|| format!("cannot read {}", self.path.display()))?.permissions().mode();
+            let mode = fs::metadata(&self.path).with_context(|| format!("cannot read {}", self.path.display()))?.permissions().mode();
             if mode & 0o077 != 0 {
                 anyhow::bail!(
                     "{} can be read by other users (mode {:04o}); make it private with `chmod 600 {}`, and consider \

@@ -65,11 +65,8 @@ impl fmt::Display for CredentialId {
 
 /// `text` cut to the characters that read well in a key; never the part that keeps keys apart.
 fn readable(text: &str) -> String {
-    let cleaned: String = text
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' })
-        .take(READABLE_LEN)
-        .collect();
+    let cleaned: String =
+        text.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' }).take(READABLE_LEN).collect();
     let cleaned = cleaned.trim_matches('_');
     if cleaned.is_empty() { "_".to_string() } else { cleaned.to_string() }
 }

@@ -75,8 +75,7 @@ fn the_file_and_its_folder_are_private() {
     let home = tempfile::tempdir().unwrap();
     let config = home.path().join("config");
     let store =
-        Store::open_kind(&Paths { config_dir: config.clone(), cache_dir: home.path().join("cache") }, Some(StoreKind::File))
-            .unwrap();
+        Store::open_kind(&Paths { config_dir: config.clone(), cache_dir: home.path().join("cache") }, Some(StoreKind::File)).unwrap();
     store.set_secret("a", &secret("v")).unwrap();
     let mode = |path: &std::path::Path| fs::metadata(path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&data_file(&store)), 0o600);

@@ -37,8 +37,10 @@ impl Provider for Atlassian {
             version: env!("CARGO_PKG_VERSION").into(),
             issuers: vec!["https://auth.atlassian.com".into()],
             config_keys: vec![
-                shape::redirect_port_key("Port of the http://localhost:<port>/callback URL registered as the app's callback URL \
-                     (Atlassian matches it exactly)."),
+                shape::redirect_port_key(
+                    "Port of the http://localhost:<port>/callback URL registered as the app's callback URL \
+                     (Atlassian matches it exactly).",
+                ),
                 config_key("prompt", "Atlassian's `prompt` parameter; its documentation requires `consent`.", Some("consent")),
             ],
             documentation: "https://developer.atlassian.com/cloud/jira/platform/oauth-2-3lo-apps/".into(),
@@ -53,7 +55,10 @@ impl Provider for Atlassian {
                 authorization: "https://auth.atlassian.com/authorize".into(),
                 token: "https://auth.atlassian.com/oauth/token".into(),
                 refresh: None,
-                revocation: Some(RevocationEndpoint { url: "https://auth.atlassian.com/oauth/revoke".into(), client_auth: ClientAuth::Post }),
+                revocation: Some(RevocationEndpoint {
+                    url: "https://auth.atlassian.com/oauth/revoke".into(),
+                    client_auth: ClientAuth::Post,
+                }),
                 userinfo: Some("https://api.atlassian.com/me".into()),
             },
             Pkce::Supported,

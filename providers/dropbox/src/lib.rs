@@ -23,7 +23,7 @@
 //! <https://www.dropbox.com/developers/documentation/http/documentation#oauth2-token>,
 //! <https://www.dropbox.com/developers/documentation/http/documentation#auth-token-revoke>.
 
-use latchkey_provider_sdk::body::{header, Fields};
+use latchkey_provider_sdk::body::{Fields, header};
 use latchkey_provider_sdk::*;
 
 pub struct Dropbox;

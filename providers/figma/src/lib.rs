@@ -28,7 +28,9 @@ impl Provider for Figma {
             display_name: "Figma".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             issuers: Vec::new(),
-            config_keys: vec![shape::redirect_port_key("Port of the http://localhost:<port>/callback redirect URL registered for the Figma OAuth app.")],
+            config_keys: vec![shape::redirect_port_key(
+                "Port of the http://localhost:<port>/callback redirect URL registered for the Figma OAuth app.",
+            )],
             documentation: "https://developers.figma.com/docs/rest-api/oauth/".into(),
         }
     }

@@ -59,10 +59,7 @@ impl Provider for Google {
                 authorization: "https://accounts.google.com/o/oauth2/v2/auth".into(),
                 token: "https://oauth2.googleapis.com/token".into(),
                 refresh: None,
-                revocation: Some(RevocationEndpoint {
-                    url: "https://oauth2.googleapis.com/revoke".into(),
-                    client_auth: ClientAuth::None,
-                }),
+                revocation: Some(RevocationEndpoint { url: "https://oauth2.googleapis.com/revoke".into(), client_auth: ClientAuth::None }),
                 userinfo: Some("https://openidconnect.googleapis.com/v1/userinfo".into()),
             },
             scope_separator: " ".into(),
@@ -93,10 +90,7 @@ impl Provider for Google {
 }
 
 fn already_revoked(response: &HttpResponse) -> bool {
-    Fields::parse(response)
-        .ok()
-        .and_then(|fields| fields.string("error"))
-        .is_some_and(|code| ALREADY_REVOKED.contains(&code.as_str()))
+    Fields::parse(response).ok().and_then(|fields| fields.string("error")).is_some_and(|code| ALREADY_REVOKED.contains(&code.as_str()))
 }
 
 export_provider!(Google);

@@ -33,8 +33,16 @@ const HUBSPOT_STATUS: &[ErrorRule] = &[
     ErrorRule::new("BAD_CLIENT_ID", FailureKind::Misconfigured, BAD_APP),
     ErrorRule::new("BAD_CLIENT_SECRET", FailureKind::Misconfigured, BAD_APP),
     ErrorRule::new("BAD_REDIRECT_URI", FailureKind::Misconfigured, BAD_APP),
-    ErrorRule::new("BAD_GRANT_TYPE", FailureKind::Misconfigured, "HubSpot rejected the grant type: this is a latchkey bug, please report it"),
-    ErrorRule::new("MISSING_SCOPES", FailureKind::Misconfigured, "the app does not have the requested scopes: add them in the app's settings"),
+    ErrorRule::new(
+        "BAD_GRANT_TYPE",
+        FailureKind::Misconfigured,
+        "HubSpot rejected the grant type: this is a latchkey bug, please report it",
+    ),
+    ErrorRule::new(
+        "MISSING_SCOPES",
+        FailureKind::Misconfigured,
+        "the app does not have the requested scopes: add them in the app's settings",
+    ),
 ];
 
 impl Provider for HubSpot {
@@ -45,11 +53,7 @@ impl Provider for HubSpot {
             version: env!("CARGO_PKG_VERSION").into(),
             issuers: Vec::new(),
             config_keys: vec![
-                config_key(
-                    "optional_scopes",
-                    "Space-separated scopes to install only where the account's subscription has them.",
-                    None,
-                ),
+                config_key("optional_scopes", "Space-separated scopes to install only where the account's subscription has them.", None),
                 shape::redirect_port_key("Port of the http://localhost:<port>/callback redirect URL of the HubSpot app."),
             ],
             documentation: "https://developers.hubspot.com/docs/api/oauth-quickstart-guide".into(),

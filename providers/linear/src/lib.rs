@@ -49,7 +49,10 @@ impl Provider for Linear {
                     authorization: "https://linear.app/oauth/authorize".into(),
                     token: "https://api.linear.app/oauth/token".into(),
                     refresh: None,
-                    revocation: Some(RevocationEndpoint { url: "https://api.linear.app/oauth/revoke".into(), client_auth: ClientAuth::Post }),
+                    revocation: Some(RevocationEndpoint {
+                        url: "https://api.linear.app/oauth/revoke".into(),
+                        client_auth: ClientAuth::Post,
+                    }),
                     userinfo: None,
                 },
                 Pkce::Supported,

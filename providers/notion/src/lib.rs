@@ -33,7 +33,11 @@ const DEFAULT_VERSION: &str = "2022-06-28";
 
 /// Notion's API error codes that can come from the OAuth endpoints.
 const NOTION_ERRORS: &[ErrorRule] = &[
-    ErrorRule::new("unauthorized", FailureKind::Misconfigured, "Notion rejected the client credentials: check the OAuth client id and secret"),
+    ErrorRule::new(
+        "unauthorized",
+        FailureKind::Misconfigured,
+        "Notion rejected the client credentials: check the OAuth client id and secret",
+    ),
     ErrorRule::new("restricted_resource", FailureKind::Misconfigured, "the integration may not do this: check its capabilities"),
     ErrorRule::new("validation_error", FailureKind::Misconfigured, "Notion rejected the request as malformed"),
     ErrorRule::new("rate_limited", FailureKind::Retry, "Notion is rate limiting this integration"),
@@ -49,7 +53,9 @@ impl Provider for Notion {
             version: env!("CARGO_PKG_VERSION").into(),
             issuers: Vec::new(),
             config_keys: vec![
-                shape::redirect_port_key("Port of the http://localhost:<port>/callback redirect URI listed in the connection's OAuth settings."),
+                shape::redirect_port_key(
+                    "Port of the http://localhost:<port>/callback redirect URI listed in the connection's OAuth settings.",
+                ),
                 config_key("notion_version", "The `Notion-Version` header sent with the OAuth calls.", Some(DEFAULT_VERSION)),
             ],
             documentation: "https://developers.notion.com/docs/authorization".into(),
@@ -64,7 +70,10 @@ impl Provider for Notion {
                 authorization: "https://api.notion.com/v1/oauth/authorize".into(),
                 token: "https://api.notion.com/v1/oauth/token".into(),
                 refresh: None,
-                revocation: Some(RevocationEndpoint { url: "https://api.notion.com/v1/oauth/revoke".into(), client_auth: ClientAuth::Basic }),
+                revocation: Some(RevocationEndpoint {
+                    url: "https://api.notion.com/v1/oauth/revoke".into(),
+                    client_auth: ClientAuth::Basic,
+                }),
                 userinfo: None,
             },
             // Not documented; an unknown PKCE parameter is not worth a failed exchange.
@@ -130,8 +139,7 @@ const PLAIN_CONTEXT: &[&str] = &["bot_id", "workspace_id", "workspace_name", "wo
 /// The installation, by allow-list: `owner.user` also holds the person's name and email, which
 /// are not needed to use the token.
 fn installation_context(fields: &Fields) -> Params {
-    let mut extra: Params =
-        PLAIN_CONTEXT.iter().filter_map(|key| fields.string(key).map(|value| ((*key).to_string(), value))).collect();
+    let mut extra: Params = PLAIN_CONTEXT.iter().filter_map(|key| fields.string(key).map(|value| ((*key).to_string(), value))).collect();
     if let Some(owner) = fields.object("owner") {
         if let Some(kind) = owner.string("type") {
             extra.push(("owner_type".into(), kind));

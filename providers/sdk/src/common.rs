@@ -9,8 +9,8 @@
 
 use crate::body::Fields;
 use crate::{
-    shape, standard, ClientAuth, Config, Endpoints, Failure, Flow, HttpRequest, HttpResponse, Params, Pkce, RefreshPolicy,
-    RequestKind, TokenContext,
+    ClientAuth, Config, Endpoints, Failure, Flow, HttpRequest, HttpResponse, Params, Pkce, RefreshPolicy, RequestKind, TokenContext, shape,
+    standard,
 };
 
 /// The flow of an app registered in a provider's developer console: space-separated scopes, no
@@ -167,7 +167,8 @@ mod tests {
         assert!(reshaped.body.is_empty() && reshaped.headers.is_empty());
         let refused = reshape_revocation(&context(RequestKind::Revocation), request("refresh_token"), "refresh_token", "advice", into_path);
         assert_eq!(refused.unwrap_err(), "advice");
-        let exchange = reshape_revocation(&context(RequestKind::RefreshToken), request("refresh_token"), "refresh_token", "advice", into_path);
+        let exchange =
+            reshape_revocation(&context(RequestKind::RefreshToken), request("refresh_token"), "refresh_token", "advice", into_path);
         let exchange = exchange.unwrap();
         assert_eq!((exchange.url, exchange.body), (request("refresh_token").url, request("refresh_token").body));
     }

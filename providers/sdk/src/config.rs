@@ -56,11 +56,7 @@ impl Config {
         let host = value.trim().trim_start_matches("https://").trim_end_matches('/').to_ascii_lowercase();
         let valid = !host.is_empty()
             && host.split('.').all(|label| !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
-        if valid {
-            Ok(host)
-        } else {
-            Err(format!("config key `{name}` must be a host name such as {what}, not `{value}`"))
-        }
+        if valid { Ok(host) } else { Err(format!("config key `{name}` must be a host name such as {what}, not `{value}`")) }
     }
 
     /// An https base URL without a trailing slash (`http://` only on loopback, for testing), or

@@ -38,7 +38,7 @@ mod config;
 pub mod shape;
 pub mod standard;
 
-pub use config::{config_key, Config};
+pub use config::{Config, config_key};
 
 /// Bindings generated from `wit/provider.wit` (the `latchkey:provider@0.1.0` package).
 pub mod bindings {
@@ -52,9 +52,8 @@ pub mod bindings {
 }
 
 pub use bindings::latchkey::provider::types::{
-    ClientAuth, ConfigKey, Endpoints, Failure, FailureKind, Flow, HttpRequest, HttpResponse,
-    LoopbackRedirect, Params, Pkce, ProviderInfo, Redirect, RefreshPolicy, RequestKind,
-    RevocationEndpoint, TokenContext, TokenSet,
+    ClientAuth, ConfigKey, Endpoints, Failure, FailureKind, Flow, HttpRequest, HttpResponse, LoopbackRedirect, Params, Pkce, ProviderInfo,
+    Redirect, RefreshPolicy, RequestKind, RevocationEndpoint, TokenContext, TokenSet,
 };
 
 /// The contract version this SDK builds components for.
@@ -118,10 +117,7 @@ macro_rules! export_provider {
                 fn authorize_params(scopes: Vec<String>, config: $crate::Params) -> Result<$crate::Params, String> {
                     <$provider as $crate::Provider>::authorize_params(&scopes, &$crate::Config::new(config))
                 }
-                fn prepare_request(
-                    context: $crate::TokenContext,
-                    request: $crate::HttpRequest,
-                ) -> Result<$crate::HttpRequest, String> {
+                fn prepare_request(context: $crate::TokenContext, request: $crate::HttpRequest) -> Result<$crate::HttpRequest, String> {
                     <$provider as $crate::Provider>::prepare_request(&context, request)
                 }
                 fn read_token_response(
@@ -133,11 +129,7 @@ macro_rules! export_provider {
                 fn read_revocation_response(response: $crate::HttpResponse) -> Result<(), $crate::Failure> {
                     <$provider as $crate::Provider>::read_revocation_response(&response)
                 }
-                fn merge_refreshed(
-                    policy: $crate::RefreshPolicy,
-                    previous: $crate::TokenSet,
-                    fresh: $crate::TokenSet,
-                ) -> $crate::TokenSet {
+                fn merge_refreshed(policy: $crate::RefreshPolicy, previous: $crate::TokenSet, fresh: $crate::TokenSet) -> $crate::TokenSet {
                     <$provider as $crate::Provider>::merge_refreshed(policy, previous, fresh)
                 }
             }
@@ -145,7 +137,7 @@ macro_rules! export_provider {
             // Only components carry the exports: their names (`latchkey:provider/provider@0.1.0#info`)
             // are not valid symbols for native linkers, and native builds exist only for tests.
             #[cfg(target_arch = "wasm32")]
-            $crate::bindings::__export_provider_component!(Exported with_types_in $crate::bindings);
+            $crate::bindings::__export_provider_component! { Exported with_types_in $crate::bindings }
         };
     };
 }

@@ -2,7 +2,7 @@
 //! providers register, scopes a provider must always ask for, and the token that the host puts
 //! into a revocation request.
 
-use crate::{config_key, Config, ConfigKey, HttpRequest, LoopbackRedirect, Redirect};
+use crate::{Config, ConfigKey, HttpRequest, LoopbackRedirect, Redirect, config_key};
 
 /// The config key of the redirect port, for providers that match the redirect URI exactly, port
 /// included.

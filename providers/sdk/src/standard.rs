@@ -1,38 +1,23 @@
 //! Standard OAuth 2.0 behaviour: the defaults of every [`crate::Provider`] hook, and the building
 //! blocks that providers use in their overrides.
 
-use crate::body::{header, Fields};
+use crate::body::{Fields, header};
 use crate::{Failure, FailureKind, HttpRequest, HttpResponse, Params, RefreshPolicy, TokenContext, TokenSet};
 
 /// Token-response fields that [`read_token_response`] maps onto [`TokenSet`]; everything else is
 /// kept as extra context.
-pub const TOKEN_FIELDS: &[&str] = &[
-    "access_token",
-    "token_type",
-    "expires_in",
-    "refresh_token",
-    "refresh_token_expires_in",
-    "scope",
-    "id_token",
-];
+pub const TOKEN_FIELDS: &[&str] =
+    &["access_token", "token_type", "expires_in", "refresh_token", "refresh_token_expires_in", "scope", "id_token"];
 
 /// The `scope` parameter, or nothing when no scopes were requested (RFC 6749 §3.3 lets the server
 /// apply its default).
 pub fn scope_param(scopes: &[String], separator: &str) -> Params {
-    if scopes.is_empty() {
-        Vec::new()
-    } else {
-        vec![("scope".to_string(), scopes.join(separator))]
-    }
+    if scopes.is_empty() { Vec::new() } else { vec![("scope".to_string(), scopes.join(separator))] }
 }
 
 /// Split a scope string on spaces and commas, dropping empty parts.
 pub fn split_scopes(scope: &str) -> Vec<String> {
-    scope
-        .split([' ', ','])
-        .filter(|part| !part.is_empty())
-        .map(str::to_string)
-        .collect()
+    scope.split([' ', ',']).filter(|part| !part.is_empty()).map(str::to_string).collect()
 }
 
 /// RFC 6749 §5.1 and §5.2: a JSON (or form-encoded) token response, or an error with `error` and
@@ -46,21 +31,21 @@ pub fn read_token_response(context: &TokenContext, response: &HttpResponse) -> R
 /// The fields of a successful answer: a readable body in which `find_error` sees no error, with a
 /// 2xx status. `find_error` is where providers plug in their own error shapes (Slack's
 /// `ok: false`, Microsoft's AADSTS codes); [`error_in`] is the RFC 6749 §5.2 one.
-pub fn success_fields(
-    response: &HttpResponse,
-    find_error: impl Fn(&Fields, &HttpResponse) -> Option<Failure>,
-) -> Result<Fields, Failure> {
+pub fn success_fields(response: &HttpResponse, find_error: impl Fn(&Fields, &HttpResponse) -> Option<Failure>) -> Result<Fields, Failure> {
     let fields = Fields::parse(response).map_err(|failure| status_failure(response, failure))?;
     if let Some(failure) = find_error(&fields, response) {
         return Err(failure);
     }
     if !(200..300).contains(&response.status) {
-        return Err(status_failure(response, Failure {
-            kind: FailureKind::Other,
-            code: format!("http_{}", response.status),
-            message: format!("the authorization server answered HTTP {} without an OAuth error code", response.status),
-            retry_after: None,
-        }));
+        return Err(status_failure(
+            response,
+            Failure {
+                kind: FailureKind::Other,
+                code: format!("http_{}", response.status),
+                message: format!("the authorization server answered HTTP {} without an OAuth error code", response.status),
+                retry_after: None,
+            },
+        ));
     }
     Ok(fields)
 }
@@ -205,15 +190,12 @@ pub fn read_revocation_response(response: &HttpResponse) -> Result<(), Failure> 
     if (200..300).contains(&response.status) {
         return Ok(());
     }
-    let failure = Fields::parse(response)
-        .ok()
-        .and_then(|fields| error_in(&fields, response))
-        .unwrap_or_else(|| Failure {
-            kind: FailureKind::Other,
-            code: format!("http_{}", response.status),
-            message: format!("the revocation endpoint answered HTTP {}", response.status),
-            retry_after: None,
-        });
+    let failure = Fields::parse(response).ok().and_then(|fields| error_in(&fields, response)).unwrap_or_else(|| Failure {
+        kind: FailureKind::Other,
+        code: format!("http_{}", response.status),
+        message: format!("the revocation endpoint answered HTTP {}", response.status),
+        retry_after: None,
+    });
     Err(status_failure(response, failure))
 }
 
@@ -266,10 +248,8 @@ pub fn set_header(request: &mut HttpRequest, name: &str, value: &str) {
 
 /// Re-encode a form request body as a JSON object (Atlassian and Notion document JSON bodies).
 pub fn form_to_json(mut request: HttpRequest) -> HttpRequest {
-    let object: serde_json::Map<String, serde_json::Value> = form_fields(&request)
-        .into_iter()
-        .map(|(key, value)| (key, serde_json::Value::String(value)))
-        .collect();
+    let object: serde_json::Map<String, serde_json::Value> =
+        form_fields(&request).into_iter().map(|(key, value)| (key, serde_json::Value::String(value))).collect();
     request.body = serde_json::Value::Object(object).to_string().into_bytes();
     set_header(&mut request, "content-type", "application/json");
     request

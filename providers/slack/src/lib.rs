@@ -177,11 +177,7 @@ impl Provider for Slack {
                         `token` to `user`, or use a Slack app without PKCE for a bot token"
                 .into());
         }
-        let redirect = if pkce {
-            shape::fixed_port_loopback(config, "localhost")?
-        } else {
-            Redirect::HttpsOnly
-        };
+        let redirect = if pkce { shape::fixed_port_loopback(config, "localhost")? } else { Redirect::HttpsOnly };
         Ok(Flow {
             endpoints: Endpoints {
                 issuer: None,
@@ -203,10 +199,7 @@ impl Provider for Slack {
     fn authorize_params(scopes: &[String], config: &Config) -> Result<Params, String> {
         let token = TokenKind::from_config(config)?;
         if scopes.is_empty() {
-            return Err(format!(
-                "Slack needs at least one scope: list the {} scopes the server needs in the catalog",
-                token.token_type()
-            ));
+            return Err(format!("Slack needs at least one scope: list the {} scopes the server needs in the catalog", token.token_type()));
         }
         let mut params = vec![(token.scope_param().to_string(), scopes.join(","))];
         common::pass_through(&mut params, config, &["team"]);

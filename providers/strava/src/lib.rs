@@ -52,7 +52,10 @@ impl Provider for Strava {
                 authorization: "https://www.strava.com/oauth/authorize".into(),
                 token: "https://www.strava.com/oauth/token".into(),
                 refresh: None,
-                revocation: Some(RevocationEndpoint { url: "https://www.strava.com/oauth/deauthorize".into(), client_auth: ClientAuth::None }),
+                revocation: Some(RevocationEndpoint {
+                    url: "https://www.strava.com/oauth/deauthorize".into(),
+                    client_auth: ClientAuth::None,
+                }),
                 userinfo: None,
             },
             scope_separator: ",".into(),

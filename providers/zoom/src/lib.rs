@@ -36,11 +36,7 @@ const ZOOM_CODES: &[ErrorRule] = &[
         FailureKind::Misconfigured,
         "the redirect URI does not match the app's OAuth redirect URL: add http://localhost:<redirect_port>/callback",
     ),
-    ErrorRule::new(
-        "4711",
-        FailureKind::Reauthorize,
-        "the refresh token's scopes no longer match the app's scopes: authorize again",
-    ),
+    ErrorRule::new("4711", FailureKind::Reauthorize, "the refresh token's scopes no longer match the app's scopes: authorize again"),
     ErrorRule::new("4717", FailureKind::Misconfigured, "the Zoom app has been disabled: enable it in the Marketplace"),
 ];
 
@@ -51,7 +47,9 @@ impl Provider for Zoom {
             display_name: "Zoom".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             issuers: Vec::new(),
-            config_keys: vec![shape::redirect_port_key("Port of the http://localhost:<port>/callback OAuth redirect URL (and allow list entry) of the Zoom app.")],
+            config_keys: vec![shape::redirect_port_key(
+                "Port of the http://localhost:<port>/callback OAuth redirect URL (and allow list entry) of the Zoom app.",
+            )],
             documentation: "https://developers.zoom.us/docs/integrations/oauth/".into(),
         }
     }
@@ -101,10 +99,7 @@ fn zoom_error(fields: &Fields, response: &HttpResponse, kind: RequestKind) -> Op
 }
 
 /// Zoom's answer to a refresh token that was already used or revoked, whatever its `error`.
-const DEAD_REFRESH_TOKEN: ErrorRule = ErrorRule::new(
-    "invalid_request",
-    FailureKind::Reauthorize,
-    "the refresh token was already used or revoked: authorize again",
-);
+const DEAD_REFRESH_TOKEN: ErrorRule =
+    ErrorRule::new("invalid_request", FailureKind::Reauthorize, "the refresh token was already used or revoked: authorize again");
 
 export_provider!(Zoom);
