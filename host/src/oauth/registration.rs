@@ -126,10 +126,10 @@ pub async fn register_dynamically(
         request["scope"] = scopes.join(" ").into();
     }
     let url = super::http::endpoint_url(registration_endpoint).map_err(|e| fail(e.to_string()))?;
-    let response = client.inner().post(url).json(&request).send().await.map_err(|e| fail(e.to_string()))?;
-    let status = response.status();
-    let body: serde_json::Value = response.json().await.map_err(|e| fail(format!("HTTP {status}, and the body is not JSON: {e}")))?;
-    if !status.is_success() {
+    // Read within the client's bound: a registration endpoint may answer with anything, of any size.
+    let (status, body) = client.post_json(&url, &request).await.map_err(|e| fail(e.reason))?;
+    let body = body.ok_or_else(|| fail(format!("HTTP {status}, and the body is not JSON")))?;
+    if !(200..300).contains(&status) {
         let error = body.get("error").and_then(|v| v.as_str()).unwrap_or("no error code");
         let description = body.get("error_description").and_then(|v| v.as_str()).unwrap_or("");
         return Err(fail(format!("HTTP {status}: {error} {description}").trim().to_string()));
@@ -173,5 +173,52 @@ mod optional_auth {
                 .map(Some)
                 .ok_or_else(|| serde::de::Error::custom(format!("unknown token endpoint auth method `{name}`"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// A registration endpoint whose answer is valid JSON, 8 MiB of it, sent in chunks.
+    async fn huge_answer() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/register", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut request = Vec::new();
+            let mut buffer = [0; 4096];
+            while !request.windows(4).any(|window| window == b"\r\n\r\n") {
+                match stream.read(&mut buffer).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(read) => request.extend_from_slice(&buffer[..read]),
+                }
+            }
+            let head = "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+            let filler = "a".repeat(64 << 10);
+            let mut chunks = vec![r#"{"client_id":""#.to_string()];
+            chunks.extend(std::iter::repeat_n(filler, 128));
+            chunks.push(r#""}"#.to_string());
+            let _ = stream.write_all(head.as_bytes()).await;
+            for chunk in chunks {
+                // The client hangs up once it has read enough: not an error here.
+                if stream.write_all(format!("{:x}\r\n{chunk}\r\n", chunk.len()).as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+            let _ = stream.write_all(b"0\r\n\r\n").await;
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn a_huge_registration_answer_is_refused_not_read_whole() {
+        let endpoint = huge_answer().await;
+        let metadata = AuthServerMetadata::default();
+        let error = register_dynamically(&Client::new(), &endpoint, &metadata, "http://127.0.0.1:1/callback", &[]).await.unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("larger than 1024 KiB") && message.contains(&endpoint), "{message}");
     }
 }

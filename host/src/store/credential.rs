@@ -157,6 +157,18 @@ mod plain_map {
     }
 }
 
+/// The latest expiry kept: the last second of the year 9999, which every platform's clock can
+/// hold. A later one (`expires_in: 1e300` from a provider, or a number edited into the store) means
+/// "does not expire in practice", and is kept as this, instead of overflowing the clock.
+pub const LATEST_EXPIRY: u64 = 253_402_300_799;
+
+/// `seconds` after `start`, saturating at [`LATEST_EXPIRY`]: no lifetime a provider or the store
+/// hands over can overflow the clock.
+pub fn expiry_after(start: SystemTime, seconds: u64) -> SystemTime {
+    let latest = UNIX_EPOCH + Duration::from_secs(LATEST_EXPIRY);
+    start.checked_add(Duration::from_secs(seconds)).map_or(latest, |at| at.min(latest))
+}
+
 /// Absolute times as whole Unix seconds: exact enough for expiry, and readable in the file.
 mod unix_seconds {
     use super::*;
@@ -172,7 +184,7 @@ mod unix_seconds {
     }
 
     pub fn deserialize<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<SystemTime>, D::Error> {
-        Ok(Option::<u64>::deserialize(deserializer)?.map(|seconds| UNIX_EPOCH + Duration::from_secs(seconds)))
+        Ok(Option::<u64>::deserialize(deserializer)?.map(|seconds| expiry_after(UNIX_EPOCH, seconds)))
     }
 }
 
@@ -244,6 +256,22 @@ pub(crate) mod tests {
         assert_eq!(stored["format"], FORMAT);
         assert_eq!(stored["credential"]["tokens"]["expires_at"], 1_900_000_000);
         assert_eq!(stored["credential"]["status"]["state"], "needs_reauthorization");
+    }
+
+    #[test]
+    fn expiries_beyond_the_clock_saturate_when_loading() {
+        let id = CredentialId::new("gmail", "https://accounts.google.com", "1234.apps");
+        let mut stored: serde_json::Value = serde_json::from_str(sample(id.clone()).encode().expose_secret()).unwrap();
+        stored["credential"]["tokens"]["expires_at"] = u64::MAX.into();
+        stored["credential"]["tokens"]["refresh_token_expires_at"] = (LATEST_EXPIRY + 1).into();
+        let decoded = Credential::decode(&id, &SecretString::from(stored.to_string())).unwrap();
+        let latest = UNIX_EPOCH + Duration::from_secs(LATEST_EXPIRY);
+        assert_eq!(decoded.tokens.expires_at, Some(latest));
+        assert_eq!(decoded.tokens.refresh_token_expires_at, Some(latest));
+        // And it stores back as the same number.
+        let again = Credential::decode(&id, &decoded.encode()).unwrap();
+        assert_eq!(again.tokens.expires_at, Some(latest));
+        assert_eq!(expiry_after(SystemTime::now(), u64::MAX), latest);
     }
 
     #[test]

@@ -32,7 +32,7 @@ use std::path::PathBuf;
 pub use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
-pub use self::credential::{Credential, Status, TokenSet};
+pub use self::credential::{Credential, LATEST_EXPIRY, Status, TokenSet, expiry_after};
 pub use self::keyring::{KEYRING_KIND, KeyringError};
 pub use self::lock::CredentialLock;
 pub use self::names::{CredentialId, validate_secret_name};
