@@ -9,12 +9,16 @@
 //   approve        sign in and consent, deliver the redirect as it is
 //   deny           sign in, then abort the consent: the redirect carries error=access_denied
 //   tamper-state   deliver the redirect with another `state`
+//   stray-first    first send the redirect address two requests that are not the redirect (no
+//                  query; another `state`), as a local program or a web page might, then deliver
+//                  the redirect as it is
 //   drop-code      deliver the redirect without its `code`
 //   wrong-iss      deliver the redirect with another `iss`
 //   ignore         do nothing at all (latchkey times out)
 // CONSENT_LOGIN is the login name (default `alice`).
-// CONSENT_LOG, a file: receives `redirect <parameter names>`, `status <code>` and the page latchkey
-// answered (or `error <text>`), then `end`, in one write. latchkey starts browsers with their
+// CONSENT_LOG, a file: receives `stray <status>` for each stray request, `redirect <parameter
+// names>`, `status <code>` and the page latchkey answered (or `error <text>`), then `end`, in one
+// write. latchkey starts browsers with their
 // output discarded, so the log is the only report.
 import fs from 'node:fs';
 
@@ -88,6 +92,15 @@ try {
     if (mode === 'tamper-state') redirect.searchParams.set('state', 'forged-state');
     if (mode === 'drop-code') redirect.searchParams.delete('code');
     if (mode === 'wrong-iss') redirect.searchParams.set('iss', 'http://127.0.0.1:1/evil');
+    if (mode === 'stray-first') {
+      for (const search of ['', `?code=stray-code&state=forged-state`]) {
+        const stray = new URL(redirect);
+        stray.search = search;
+        const response = await fetch(stray);
+        await response.text();
+        log(`stray ${response.status}`);
+      }
+    }
     log(`redirect ${[...redirect.searchParams.keys()].join(',')}`);
     // latchkey answers only once the code exchange and storage are done.
     const response = await fetch(redirect);

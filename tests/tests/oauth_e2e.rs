@@ -279,6 +279,8 @@ impl Entry {
 /// What the scripted browser saw.
 #[derive(Debug)]
 struct Browser {
+    /// The statuses latchkey answered stray requests with (`CONSENT_MODE=stray-first`).
+    strays: Vec<u16>,
     /// The parameter names of the redirect it delivered.
     redirect: Option<String>,
     /// The page latchkey answered the redirect with.
@@ -413,9 +415,10 @@ fn read_browser_log(log: &Path) -> Option<Browser> {
         let text = fs::read_to_string(log).unwrap_or_default();
         if text.ends_with("end\n") {
             assert!(!text.contains("\nerror ") && !text.starts_with("error "), "the scripted browser failed:\n{text}");
+            let strays = text.lines().filter_map(|line| line.strip_prefix("stray ")?.parse().ok()).collect();
             let redirect = text.lines().find_map(|line| line.strip_prefix("redirect ")).map(str::to_string);
             let page = text.lines().skip_while(|line| !line.starts_with("status ")).skip(1).collect::<Vec<_>>().join("\n");
-            return Some(Browser { redirect, page });
+            return Some(Browser { strays, redirect, page });
         }
         if Instant::now() > deadline {
             return None;
@@ -781,7 +784,6 @@ fn a_bad_redirect_is_refused_and_the_browser_is_told() {
     let oidc = Oidc::start();
     let (lk, _, before) = with_a_credential(&oidc);
     let cases = [
-        ("tamper-state", "code,state,iss", "the redirect's `state` does not match the request latchkey made"),
         ("deny", "error,error_description,state,iss", "the authorization server refused: access_denied"),
         ("drop-code", "state,iss", "the redirect carries neither an authorization code nor an error"),
         ("wrong-iss", "code,state,iss", "the redirect's `iss` is `http://127.0.0.1:1/evil`"),
@@ -803,6 +805,30 @@ fn a_bad_redirect_is_refused_and_the_browser_is_told() {
     assert!(run.stderr.contains("no answer from the browser within 2 seconds"), "{run:#?}");
     assert!(browser.is_some_and(|browser| browser.redirect.is_none()));
     assert_kept(&lk, &oidc, &before);
+
+    // A redirect with another `state` is not this sign-in's: the browser is told, latchkey keeps
+    // waiting for the real one (which never comes here) and says what it ignored.
+    let (run, browser) = lk.authorize("notes", "tamper-state", &["--timeout", "5"]);
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert!(run.stderr.contains("no answer from the browser within 5 seconds"), "{run:#?}");
+    assert!(run.stderr.contains("1 request to the redirect address was ignored") && run.stderr.contains("`state`"), "{run:#?}");
+    let browser = browser.expect("the browser got a page");
+    assert_eq!(browser.heading(), "Not this sign-in", "{browser:#?}");
+    assert_kept(&lk, &oidc, &before);
+}
+
+#[test]
+fn stray_requests_to_the_callback_do_not_stop_the_sign_in() {
+    let oidc = Oidc::start();
+    let lk = Lk::new(StoreKind::File);
+    lk.add(&Entry::new("notes", &oidc, "basic-client", "client_secret_basic"));
+    lk.set_secret("notes.client_secret", "basic-secret");
+    let (run, browser) = lk.authorize("notes", "stray-first", &[]);
+    assert_eq!(run.code, Some(0), "{run:#?}\nbrowser: {browser:#?}");
+    let browser = browser.expect("the browser ran");
+    assert_eq!(browser.strays, vec![400, 400], "each stray request was answered 400: {browser:#?}");
+    assert_eq!(browser.heading(), "Signed in", "then the real redirect signed in: {browser:#?}");
+    assert!(oidc.active(&access_token(&lk.credential("notes"))));
 }
 
 #[test]
@@ -852,6 +878,31 @@ fn a_token_endpoint_that_answers_html_or_500_is_reported() {
         let refresh = lk.fails(&["oauth", "refresh", "notes"]);
         assert!(refresh.contains(message), "{refresh}");
         assert_kept(&lk, &oidc, &before);
+    }
+}
+
+#[test]
+fn a_lifetime_beyond_the_clock_is_kept_as_the_latest_expiry() {
+    let oidc = Oidc::start();
+    let (lk, entry, _) = with_a_credential(&oidc);
+    let latest = std::time::UNIX_EPOCH + Duration::from_secs(latchkey::store::LATEST_EXPIRY);
+    // What the SDK reads as u64::MAX: a float beyond it, and the largest integer as a string.
+    let answers = [
+        r#"{"access_token":"huge-float-VALUE","token_type":"Bearer","expires_in":1e300,"refresh_token_expires_in":1e300}"#,
+        r#"{"access_token":"huge-string-VALUE","token_type":"Bearer","expires_in":"18446744073709551615"}"#,
+    ];
+    for answer in answers {
+        let endpoint = FakeEndpoint::start(200, "application/json", answer);
+        lk.add(&Entry { token_endpoint: endpoint.url.clone(), ..entry.clone() });
+        let run = lk.run(&["oauth", "refresh", "notes", "--json"], &[], b"");
+        assert_eq!(run.code, Some(0), "{answer}: {run:#?}");
+        assert_eq!(endpoint.hits(), 1, "{answer}: one refresh");
+        let stored = lk.credential("notes");
+        assert!(answer.contains(&access_token(&stored)), "{answer}: the new token was stored");
+        assert_eq!(stored.tokens.expires_at, Some(latest), "{answer}");
+        let view = lk.view("notes");
+        assert_eq!(view["state"], "authorized", "{answer}: {view:#}");
+        assert!(view["expires_in"].as_i64().is_some_and(|left| left > 200_000_000_000), "{answer}: {view:#}");
     }
 }
 

@@ -125,12 +125,14 @@ impl Exchanged {
 
 /// Step 1: listen (or prepare for pasting), settle the client, and build the authorization URL.
 pub async fn start(mut request: Request, client: ClientSource, mode: Mode) -> Result<Pending, AuthorizeError> {
+    // Known before listening: the listener passes on only redirects that carry it.
+    let state = random_token();
     let (listener, redirect_uri) = match (&mode, &request.endpoint.flow.redirect) {
         (Mode::Paste { redirect_uri: Some(uri) }, _) => (None, uri.clone()),
         (Mode::Paste { redirect_uri: None }, Redirect::Loopback(loopback)) => (None, pasted_loopback_uri(loopback)),
         (_, Redirect::HttpsOnly) => return Err(AuthorizeError::HttpsOnly),
         (Mode::Listen, Redirect::Loopback(loopback)) => {
-            let listener = Listener::bind(loopback).await?;
+            let listener = Listener::bind(loopback, &state).await?;
             let uri = listener.redirect_uri().to_string();
             (Some(listener), uri)
         }
@@ -143,7 +145,6 @@ pub async fn start(mut request: Request, client: ClientSource, mode: Mode) -> Re
         }
     };
 
-    let state = random_token();
     let (challenge, verifier) = match request.endpoint.flow.pkce {
         Pkce::Unsupported => (None, None),
         Pkce::Required | Pkce::Supported => {

@@ -1,37 +1,48 @@
 //! The loopback redirect listener (RFC 8252 §7.3) and pasted redirect URLs.
 //!
-//! The listener binds 127.0.0.1 only, on the provider's fixed port or an ephemeral one, and serves
-//! exactly the redirect path. When the authorization server redirects the browser there, the
-//! request is handed to the flow, and the browser's page is answered only once the flow says how
-//! the code exchange went, so "you can close this tab" is never shown for a failed login.
+//! The listener binds 127.0.0.1, on the provider's fixed port or an ephemeral one, and serves
+//! exactly the redirect path. When the redirect host is `localhost`, which a browser may resolve
+//! to `::1` as well, it also listens on [::1] with the same port, so that no other local program
+//! can take that address and receive the code.
+//!
+//! Only a request that carries this sign-in's `state` reaches the flow. Anything else (another
+//! path, a stale tab, a local program or web page poking at the port) gets a short 400 page and is
+//! otherwise ignored: the listener keeps waiting for the real redirect, so a stray request cannot
+//! abort the sign-in. When the authorization server redirects the browser there, the request is
+//! handed to the flow, and the browser's page is answered only once the flow says how the code
+//! exchange went, so "you can close this tab" is never shown for a failed login.
 //! [`Listener::finish`] then waits until the page is sent: the command usually exits right after,
 //! and would otherwise take the page down with it.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
+use axum::http::{StatusCode, Uri};
 use axum::response::Html;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::plugins::{LoopbackRedirect, Params};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CallbackError {
     #[error(
-        "port {port} on 127.0.0.1 is in use, and the provider's redirect URI needs exactly that port; stop the program \
+        "port {port} on {address} is in use, and the provider's redirect URI needs exactly that port; stop the program \
          using it (e.g. `ss -ltnp 'sport = :{port}'` shows which) or use --paste"
     )]
-    PortInUse { port: u16 },
-    #[error("cannot listen on 127.0.0.1 for the OAuth redirect: {0}")]
-    Bind(std::io::Error),
+    PortInUse { port: u16, address: &'static str },
+    #[error("cannot listen on {address} for the OAuth redirect: {error}")]
+    Bind { address: &'static str, error: std::io::Error },
     #[error(
-        "no answer from the browser within {} seconds; the provider may have shown an error page instead of redirecting \
+        "no answer from the browser within {} seconds{}; the provider may have shown an error page instead of redirecting \
          back (a redirect URI mismatch, for example). Run the command again, or use --paste",
-        .0.as_secs()
+        .timeout.as_secs(),
+        ignored_note(*.ignored)
     )]
-    TimedOut(Duration),
+    TimedOut { timeout: Duration, ignored: usize },
     #[error("`{0}` is not a URL; paste the whole address the browser ended on, starting with http")]
     NotAUrl(String),
 }
@@ -55,51 +66,80 @@ impl Callback {
     }
 }
 
+fn ignored_note(ignored: usize) -> String {
+    match ignored {
+        0 => String::new(),
+        1 => " (1 request to the redirect address was ignored: it did not carry this sign-in's `state`)".into(),
+        n => format!(" ({n} requests to the redirect address were ignored: they did not carry this sign-in's `state`)"),
+    }
+}
+
 /// A loopback listener waiting for the redirect.
 pub struct Listener {
     redirect_uri: String,
     callbacks: mpsc::Receiver<Callback>,
-    shutdown: Option<oneshot::Sender<()>>,
-    server: Option<tokio::task::JoinHandle<()>>,
+    /// Requests answered 400 and not passed on.
+    ignored: Arc<AtomicUsize>,
+    shutdown: watch::Sender<bool>,
+    servers: Vec<tokio::task::JoinHandle<()>>,
 }
+
+/// What every request to the listener is checked against.
+struct Expected {
+    path: String,
+    state: String,
+    callbacks: mpsc::Sender<Callback>,
+    ignored: Arc<AtomicUsize>,
+}
+
+/// Attempts at an ephemeral port free on both loopback families, before giving up.
+const DUAL_STACK_ATTEMPTS: usize = 8;
 
 /// How long [`Listener::finish`] waits for the browser to take its page.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Listener {
-    /// Listen for `redirect` on 127.0.0.1.
-    pub async fn bind(redirect: &LoopbackRedirect) -> Result<Listener, CallbackError> {
-        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, redirect.port.unwrap_or(0)));
-        let listener = TcpListener::bind(address).await.map_err(|error| match (error.kind(), redirect.port) {
-            (std::io::ErrorKind::AddrInUse, Some(port)) => CallbackError::PortInUse { port },
-            _ => CallbackError::Bind(error),
-        })?;
-        let port = listener.local_addr().map_err(CallbackError::Bind)?.port();
+    /// Listen for `redirect` on 127.0.0.1 (and [::1] for `localhost`), passing on only requests
+    /// whose `state` is `state`.
+    pub async fn bind(redirect: &LoopbackRedirect, state: &str) -> Result<Listener, CallbackError> {
+        let listeners = bind_loopback(redirect.port, redirect.host == "localhost").await?;
+        let port = listeners[0].local_addr().map_err(|error| CallbackError::Bind { address: "127.0.0.1", error })?.port();
         let path = if redirect.path.starts_with('/') { redirect.path.clone() } else { format!("/{}", redirect.path) };
         let redirect_uri = format!("http://{}:{port}{path}", redirect.host);
 
         let (sender, callbacks) = mpsc::channel(4);
-        let (shutdown, stopped) = oneshot::channel::<()>();
-        let app = axum::Router::new().route(&path, axum::routing::get(receive)).with_state(sender);
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
+        let ignored = Arc::new(AtomicUsize::new(0));
+        let expected = Arc::new(Expected { path, state: state.to_string(), callbacks: sender, ignored: ignored.clone() });
+        // A fallback rather than a route: the path is the provider's, and axum panics on route
+        // syntax (`/:cb`, `/{x}`) in a path it is given.
+        let app = axum::Router::new().fallback(receive).with_state(expected);
+        let (shutdown, stopped) = watch::channel(false);
+        let servers = listeners
+            .into_iter()
+            .map(|listener| {
+                let (app, mut stopped) = (app.clone(), stopped.clone());
+                tokio::spawn(async move {
+                    let _ = axum::serve(listener, app)
+                        .with_graceful_shutdown(async move {
+                            let _ = stopped.wait_for(|stop| *stop).await;
+                        })
+                        .await;
                 })
-                .await;
-        });
-        Ok(Listener { redirect_uri, callbacks, shutdown: Some(shutdown), server: Some(server) })
+            })
+            .collect();
+        drop(stopped);
+        Ok(Listener { redirect_uri, callbacks, ignored, shutdown, servers })
     }
 
     pub fn redirect_uri(&self) -> &str {
         &self.redirect_uri
     }
 
-    /// The next redirect, or an error after `timeout`.
+    /// The next redirect of this sign-in, or an error after `timeout`.
     pub async fn next(&mut self, timeout: Duration) -> Result<Callback, CallbackError> {
         match tokio::time::timeout(timeout, self.callbacks.recv()).await {
             Ok(Some(callback)) => Ok(callback),
-            _ => Err(CallbackError::TimedOut(timeout)),
+            _ => Err(CallbackError::TimedOut { timeout, ignored: self.ignored.load(Ordering::SeqCst) }),
         }
     }
 
@@ -107,33 +147,71 @@ impl Listener {
     /// its page: the graceful shutdown lets the request in flight finish.
     pub async fn finish(mut self, callback: Callback, outcome: Outcome) {
         callback.respond(outcome);
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(server) = self.server.take() {
-            let _ = tokio::time::timeout(DELIVERY_TIMEOUT, server).await;
-        }
+        self.shutdown.send_replace(true);
+        let servers = std::mem::take(&mut self.servers);
+        let _ = tokio::time::timeout(DELIVERY_TIMEOUT, futures::future::join_all(servers)).await;
     }
 }
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
+        self.shutdown.send_replace(true);
     }
 }
 
-async fn receive(State(sender): State<mpsc::Sender<Callback>>, Query(params): Query<Params>) -> Html<String> {
-    let (reply, outcome) = oneshot::channel();
-    if sender.send(Callback { params, reply }).await.is_err() {
-        return page("latchkey is no longer waiting", "Run the command again to sign in.", false);
+/// 127.0.0.1 on `port` (or an ephemeral port), and with `both_families` [::1] on the same port.
+/// A machine without IPv6 gets the IPv4 listener alone; an IPv6 port taken by another program is
+/// refused for a fixed port (that program would get the code) and avoided for an ephemeral one.
+async fn bind_loopback(port: Option<u16>, both_families: bool) -> Result<Vec<TcpListener>, CallbackError> {
+    let bind = |address: SocketAddr, name: &'static str| async move {
+        TcpListener::bind(address).await.map_err(|error| match (error.kind(), port) {
+            (std::io::ErrorKind::AddrInUse, Some(port)) => CallbackError::PortInUse { port, address: name },
+            _ => CallbackError::Bind { address: name, error },
+        })
+    };
+    for _ in 0..DUAL_STACK_ATTEMPTS {
+        let v4 = bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port.unwrap_or(0))), "127.0.0.1").await?;
+        if !both_families {
+            return Ok(vec![v4]);
+        }
+        let chosen = v4.local_addr().map_err(|error| CallbackError::Bind { address: "127.0.0.1", error })?.port();
+        match bind(SocketAddr::from((Ipv6Addr::LOCALHOST, chosen)), "[::1]").await {
+            Ok(v6) => return Ok(vec![v4, v6]),
+            Err(error @ CallbackError::PortInUse { .. }) => return Err(error),
+            // Taken on [::1] only: try another ephemeral port.
+            Err(CallbackError::Bind { error, .. }) if error.kind() == std::io::ErrorKind::AddrInUse => continue,
+            // No IPv6 loopback here, so no other program can listen on it either.
+            Err(error) => {
+                tracing::debug!("{error}; listening for the redirect on 127.0.0.1 only");
+                return Ok(vec![v4]);
+            }
+        }
     }
-    match outcome.await {
+    Err(CallbackError::Bind {
+        address: "[::1]",
+        error: std::io::Error::new(std::io::ErrorKind::AddrInUse, "no port was free on both 127.0.0.1 and [::1]"),
+    })
+}
+
+async fn receive(State(expected): State<Arc<Expected>>, uri: Uri) -> (StatusCode, Html<String>) {
+    let params: Params = uri.query().map(|query| url::form_urlencoded::parse(query.as_bytes()).into_owned().collect()).unwrap_or_default();
+    let state = params.iter().find(|(name, _)| name == "state").map(|(_, value)| value.as_str());
+    if uri.path() != expected.path || state != Some(expected.state.as_str()) {
+        expected.ignored.fetch_add(1, Ordering::SeqCst);
+        let message = "This address is not the redirect of the sign-in latchkey is waiting for, so it was ignored. \
+                       Finish signing in in the tab latchkey opened.";
+        return (StatusCode::BAD_REQUEST, page("Not this sign-in", message, false));
+    }
+    let (reply, outcome) = oneshot::channel();
+    if expected.callbacks.send(Callback { params, reply }).await.is_err() {
+        return (StatusCode::OK, page("latchkey is no longer waiting", "Run the command again to sign in.", false));
+    }
+    let page = match outcome.await {
         Ok(Outcome::Success(message)) => page("Signed in", &message, true),
         Ok(Outcome::Failure(message)) => page("Sign-in failed", &message, false),
         Err(_) => page("Sign-in was not completed", "latchkey stopped before finishing. Check the terminal.", false),
-    }
+    };
+    (StatusCode::OK, page)
 }
 
 fn page(title: &str, message: &str, success: bool) -> Html<String> {
@@ -171,8 +249,8 @@ mod tests {
         let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = taken.local_addr().unwrap().port();
         let redirect = LoopbackRedirect { host: "127.0.0.1".into(), port: Some(port), path: "/callback".into() };
-        match Listener::bind(&redirect).await {
-            Err(CallbackError::PortInUse { port: reported }) => assert_eq!(reported, port),
+        match Listener::bind(&redirect, "s1").await {
+            Err(CallbackError::PortInUse { port: reported, address: "127.0.0.1" }) => assert_eq!(reported, port),
             other => panic!("expected PortInUse, got {:?}", other.map(|l| l.redirect_uri().to_string())),
         }
     }
@@ -180,7 +258,7 @@ mod tests {
     #[tokio::test]
     async fn the_browser_gets_its_page_only_after_the_flow_answers() {
         let redirect = LoopbackRedirect { host: "127.0.0.1".into(), port: None, path: "/callback".into() };
-        let mut listener = Listener::bind(&redirect).await.unwrap();
+        let mut listener = Listener::bind(&redirect, "s1").await.unwrap();
         let url = format!("{}?code=c1&state=s1", listener.redirect_uri());
         let browser = tokio::spawn(async move { reqwest::get(url).await.unwrap().text().await.unwrap() });
         let callback = listener.next(Duration::from_secs(5)).await.unwrap();
@@ -190,5 +268,78 @@ mod tests {
         let page = browser.await.unwrap();
         assert!(page.contains("Sign-in failed"), "{page}");
         assert!(page.contains("the code &lt;was&gt; rejected"), "{page}");
+    }
+
+    #[tokio::test]
+    async fn stray_requests_are_answered_400_and_the_redirect_still_arrives() {
+        let redirect = LoopbackRedirect { host: "127.0.0.1".into(), port: None, path: "/callback".into() };
+        let mut listener = Listener::bind(&redirect, "s1").await.unwrap();
+        let base = listener.redirect_uri().to_string();
+        let origin = base.trim_end_matches("/callback").to_string();
+        for stray in [base.clone(), format!("{base}?code=c0&state=forged"), format!("{origin}/other?state=s1"), format!("{base}?%zz")] {
+            let response = reqwest::get(&stray).await.unwrap();
+            assert_eq!(response.status(), 400, "{stray}");
+            assert!(response.text().await.unwrap().contains("Not this sign-in"), "{stray}");
+        }
+        let url = format!("{base}?code=c1&state=s1");
+        let browser = tokio::spawn(async move { reqwest::get(url).await.unwrap().text().await.unwrap() });
+        let callback = listener.next(Duration::from_secs(5)).await.unwrap();
+        assert_eq!(callback.params, vec![("code".into(), "c1".into()), ("state".into(), "s1".into())]);
+        listener.finish(callback, Outcome::Success("done".into())).await;
+        assert!(browser.await.unwrap().contains("Signed in"));
+    }
+
+    #[tokio::test]
+    async fn a_timeout_counts_the_ignored_requests() {
+        let redirect = LoopbackRedirect { host: "127.0.0.1".into(), port: None, path: "/callback".into() };
+        let mut listener = Listener::bind(&redirect, "s1").await.unwrap();
+        let stray = format!("{}?state=forged", listener.redirect_uri());
+        assert_eq!(reqwest::get(&stray).await.unwrap().status(), 400);
+        let error = listener.next(Duration::from_millis(50)).await.err().expect("a timeout");
+        assert!(error.to_string().contains("1 request to the redirect address was ignored"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_path_with_route_syntax_is_served_as_written() {
+        let redirect = LoopbackRedirect { host: "127.0.0.1".into(), port: None, path: "/:cb".into() };
+        let mut listener = Listener::bind(&redirect, "s1").await.unwrap();
+        let url = format!("{}?code=c1&state=s1", listener.redirect_uri());
+        let browser = tokio::spawn(async move { reqwest::get(url).await.unwrap().status() });
+        let callback = listener.next(Duration::from_secs(5)).await.unwrap();
+        listener.finish(callback, Outcome::Success("done".into())).await;
+        assert_eq!(browser.await.unwrap(), 200);
+    }
+
+    #[tokio::test]
+    async fn localhost_is_served_on_both_loopback_families_with_one_port() {
+        if std::net::TcpListener::bind("[::1]:0").is_err() {
+            eprintln!("skipped: this machine has no IPv6 loopback");
+            return;
+        }
+        let redirect = LoopbackRedirect { host: "localhost".into(), port: None, path: "/callback".into() };
+        let mut listener = Listener::bind(&redirect, "s1").await.unwrap();
+        let port = listener.redirect_uri().trim_start_matches("http://localhost:").split('/').next().unwrap().to_string();
+        // Another program cannot take [::1] on the same port: the listener holds it.
+        assert!(std::net::TcpListener::bind(format!("[::1]:{port}")).is_err(), "[::1]:{port} is free for anyone");
+        let url = format!("http://[::1]:{port}/callback?code=c6&state=s1");
+        let browser = tokio::spawn(async move { reqwest::get(url).await.unwrap().status() });
+        let callback = listener.next(Duration::from_secs(5)).await.unwrap();
+        assert_eq!(callback.params[0], ("code".into(), "c6".into()));
+        listener.finish(callback, Outcome::Success("done".into())).await;
+        assert_eq!(browser.await.unwrap(), 200);
+    }
+
+    #[tokio::test]
+    async fn a_fixed_port_taken_on_ipv6_is_refused_for_localhost() {
+        let Ok(taken) = std::net::TcpListener::bind("[::1]:0") else {
+            eprintln!("skipped: this machine has no IPv6 loopback");
+            return;
+        };
+        let port = taken.local_addr().unwrap().port();
+        let redirect = LoopbackRedirect { host: "localhost".into(), port: Some(port), path: "/callback".into() };
+        match Listener::bind(&redirect, "s1").await {
+            Err(CallbackError::PortInUse { port: reported, address: "[::1]" }) => assert_eq!(reported, port),
+            other => panic!("expected PortInUse on [::1], got {:?}", other.map(|l| l.redirect_uri().to_string())),
+        }
     }
 }
