@@ -97,6 +97,12 @@ pub enum Problem {
 
     #[error("`{hook}` returned invalid output: {message}")]
     InvalidOutput { hook: &'static str, message: String },
+
+    #[error(
+        "`{hook}` waited {waited_secs} s for one of the {instances} sandbox instances, and all stayed busy with other \
+         calls; run the command again (a burst of calls frees them within seconds)"
+    )]
+    Busy { hook: &'static str, instances: u32, waited_secs: u64 },
 }
 
 impl PluginError {

@@ -7,7 +7,7 @@
 //! instantiates into a fresh store (see [`sandbox`](super::sandbox)).
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, types::ComponentItem};
@@ -32,6 +32,8 @@ pub struct Runtime {
     linker: Linker<Sandbox>,
     limits: Limits,
     cache: Option<CompiledCache>,
+    /// Every call holds one while its store lives (also without the pool: the bound is the same).
+    instances: Instances,
 }
 
 /// A component that passed every load-time check, ready to be instantiated per call.
@@ -70,11 +72,15 @@ impl Runtime {
             Some(dir) => Some(CompiledCache::open(dir, &engine)?),
             None => None,
         };
-        Ok(Arc::new(Runtime { engine, linker, limits, cache }))
+        Ok(Arc::new(Runtime { engine, linker, limits, cache, instances: Instances::new(POOLED_INSTANCES) }))
     }
 
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    pub(crate) fn instances(&self) -> &Instances {
+        &self.instances
     }
 
     pub(crate) fn engine(&self) -> &Engine {
@@ -132,10 +138,50 @@ fn hook_indices(component: &Component) -> Result<Vec<ComponentExportIndex>, Prob
     Hook::ALL.iter().map(|hook| component.get_export_index(Some(&interface), hook.name()).ok_or_else(|| missing(hook.name()))).collect()
 }
 
-/// Hook calls that may run at the same moment (one more fails with an error that says so). Calls
-/// take microseconds, so this is far more than a gateway's refresh loops need; each slot costs
-/// address space reserved when the engine starts.
-const POOLED_INSTANCES: u32 = 32;
+/// Hook calls that may run at the same moment; each slot costs address space reserved when the
+/// engine starts. A call beyond them waits for one to finish (calls take microseconds, at most the
+/// call deadline), so that a burst, such as a gateway refreshing every credential at start, is
+/// slowed down, never failed after the authorization server has already answered.
+pub(crate) const POOLED_INSTANCES: u32 = 32;
+
+/// How long a call waits for a free instance before it fails: only a pool busy with calls that
+/// each run to their deadline comes near it.
+pub(crate) const INSTANCE_WAIT: Duration = Duration::from_secs(30);
+
+/// The instances not in use, as a counting semaphore for the blocking threads that run hooks.
+pub(crate) struct Instances {
+    free: Mutex<u32>,
+    freed: Condvar,
+}
+
+/// One instance taken from [`Instances`]; dropping it gives it back.
+pub(crate) struct InstanceSlot<'a> {
+    instances: &'a Instances,
+}
+
+impl Instances {
+    fn new(count: u32) -> Instances {
+        Instances { free: Mutex::new(count), freed: Condvar::new() }
+    }
+
+    /// Take an instance, waiting at most `wait` for one; `None` when none came free.
+    pub(crate) fn take(&self, wait: Duration) -> Option<InstanceSlot<'_>> {
+        let free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
+        let (mut free, _) = self.freed.wait_timeout_while(free, wait, |free| *free == 0).unwrap_or_else(PoisonError::into_inner);
+        if *free == 0 {
+            return None;
+        }
+        *free -= 1;
+        Some(InstanceSlot { instances: self })
+    }
+}
+
+impl Drop for InstanceSlot<'_> {
+    fn drop(&mut self) {
+        *self.instances.free.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        self.instances.freed.notify_one();
+    }
+}
 
 /// The engine's settings: fuel and epochs for the call limits, and a pooling allocator whose
 /// linear memories stay mapped between calls, so that a fresh instance costs a reset instead of

@@ -15,7 +15,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{Hook, latchkey::provider::types};
 use super::error::Problem;
-use super::runtime::{EPOCH_TICK, Prepared, Runtime};
+use super::runtime::{EPOCH_TICK, INSTANCE_WAIT, POOLED_INSTANCES, Prepared, Runtime};
 
 /// Bounds on every hook call.
 #[derive(Clone, Debug)]
@@ -91,6 +91,12 @@ where
     R: serde::Serialize,
 {
     let limits = runtime.limits();
+    // Taken before the store and given back after it (locals drop in reverse order).
+    let _instance = runtime.instances().take(INSTANCE_WAIT).ok_or(Problem::Busy {
+        hook: hook.name(),
+        instances: POOLED_INSTANCES,
+        waited_secs: INSTANCE_WAIT.as_secs(),
+    })?;
     let stderr = MemoryOutputPipe::new(limits.stderr_bytes);
     let wasi = WasiCtx::builder().stderr(stderr.clone()).allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).build();
     let sandbox = Sandbox { wasi, table: ResourceTable::new(), memory: MemoryCap { limit: limits.memory_bytes, exceeded: false } };
@@ -184,6 +190,42 @@ mod tests {
         let older_toolchain = "thread 'main' panicked at src/lib.rs:36:24:\nline one\nline two";
         assert_eq!(panic_message(older_toolchain), "line one line two (at src/lib.rs:36:24)");
         assert_eq!(panic_message("something else went wrong"), "something else went wrong");
+    }
+
+    #[test]
+    fn calls_beyond_the_pool_wait_for_a_free_instance() {
+        use super::super::builtin::BUILT_IN;
+        use super::super::error::Origin;
+
+        let runtime = Runtime::new(None, Limits::default()).unwrap();
+        let (name, bytes) = BUILT_IN.iter().find(|(name, _)| *name == "standard").unwrap();
+        let prepared = runtime.prepare(&Origin::BuiltIn(name.to_string()), bytes).unwrap();
+
+        // Every instance in use, by calls that have instantiated and not yet returned.
+        let held: Vec<_> = (0..POOLED_INSTANCES)
+            .map(|_| {
+                let slot = runtime.instances().take(Duration::ZERO).expect("a free instance");
+                let wasi = WasiCtx::builder().build();
+                let sandbox = Sandbox { wasi, table: ResourceTable::new(), memory: MemoryCap { limit: 16 << 20, exceeded: false } };
+                let mut store = Store::new(runtime.engine(), sandbox);
+                store.set_fuel(1_000_000).unwrap();
+                store.set_epoch_deadline(1 << 40);
+                let instance = prepared.pre.instantiate(&mut store).expect("an instance from the pool");
+                (instance, store, slot)
+            })
+            .collect();
+
+        // More calls than the pool holds, all at once: they wait, then each gets an instance.
+        let callers: Vec<_> = (0..POOLED_INSTANCES * 2)
+            .map(|_| {
+                let (runtime, prepared) = (runtime.clone(), prepared.clone());
+                std::thread::spawn(move || call::<(), types::ProviderInfo>(&runtime, &prepared, Hook::Info, ()).map(|info| info.id))
+            })
+            .collect();
+        drop(held);
+        for caller in callers {
+            assert_eq!(caller.join().unwrap().expect("the call waited for an instance and ran"), "standard");
+        }
     }
 
     #[test]
