@@ -8,6 +8,7 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
 
@@ -60,13 +61,23 @@ pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The name prefix of [`write_private_atomically`]'s temporary files: `.latchkey-<pid>-<random>`.
+const TEMP_PREFIX: &str = ".latchkey-";
+
+/// A temporary file older than this is left over, whoever wrote it: a write takes milliseconds.
+const STALE_AFTER: Duration = Duration::from_secs(60);
+
 /// Write `bytes` to `path` so that `path` is either the old file or the complete new one, never a
 /// partial write: a private temporary file in the same folder, flushed to disk, then renamed over
 /// `path`, and the folder synced.
+///
+/// A writer that is killed between the two leaves its temporary file, which holds secrets, behind:
+/// each write first removes the ones that are stale (see [`remove_stale_temporaries`]).
 pub fn write_private_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let dir = path.parent().context("a file to write needs a parent folder")?;
+    remove_stale_temporaries(dir);
     let mut temp = tempfile::Builder::new()
-        .prefix(".latchkey-")
+        .prefix(&format!("{TEMP_PREFIX}{}-", std::process::id()))
         .tempfile_in(dir)
         .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
     // tempfile creates files with mode 0600 on Unix.
@@ -77,6 +88,38 @@ pub fn write_private_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()>
         let _ = folder.sync_all();
     }
     Ok(())
+}
+
+/// Remove the temporary files in `dir` that no write will finish: those whose writer (the process
+/// id in the name) is gone, and any older than [`STALE_AFTER`] (a reused process id, a name
+/// without one). Best effort: a file that cannot be removed is left for the next write.
+fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|name| name.strip_prefix(TEMP_PREFIX)) else { continue };
+        let writer_gone = rest.split_once('-').and_then(|(pid, _)| pid.parse::<u32>().ok()).is_some_and(|pid| !is_running(pid));
+        let old = entry
+            .metadata()
+            .ok()
+            .and_then(|meta| meta.modified().ok())
+            .and_then(|at| at.elapsed().ok())
+            .is_some_and(|age| age > STALE_AFTER);
+        if (writer_gone || old)
+            && let Err(error) = fs::remove_file(entry.path())
+        {
+            tracing::debug!("cannot remove the stale temporary file {}: {error}", entry.path().display());
+        }
+    }
+}
+
+/// Whether process `pid` exists. Known on Linux (`/proc`); elsewhere every process counts as
+/// running, and only the age of a temporary file decides.
+fn is_running(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    if cfg!(target_os = "linux") { Path::new("/proc").join(pid.to_string()).exists() } else { true }
 }
 
 /// The files directly in `dir` whose extension is one of `extensions`, sorted by name; a missing
@@ -96,4 +139,35 @@ pub fn visible_files(dir: &Path, extensions: &[&str]) -> Vec<PathBuf> {
 pub fn is_visible_file_named(path: &Path, extensions: &[&str]) -> bool {
     path.extension().is_some_and(|ext| extensions.iter().any(|wanted| ext == *wanted))
         && path.file_name().is_some_and(|name| !name.to_string_lossy().starts_with('.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+
+    #[test]
+    fn stale_temporary_files_go_with_the_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str| dir.path().join(name);
+        // pid_max is at most 2^22 on Linux: no process has this id.
+        fs::write(file(".latchkey-4999999-a1b2c3"), "secret of a killed writer").unwrap();
+        fs::write(file(".latchkey-q9Z8y7"), "secret from an older latchkey").unwrap();
+        let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+        fs::File::options().write(true).open(file(".latchkey-q9Z8y7")).unwrap().set_modified(an_hour_ago).unwrap();
+        // A write in progress, in this process; and files that are not latchkey's.
+        let own = format!(".latchkey-{}-inprogress", std::process::id());
+        for name in [own.as_str(), ".latchkey", "notes.latchkey-1-x", ".editor-swap"] {
+            fs::write(file(name), "kept").unwrap();
+        }
+
+        write_private_atomically(&file("secrets.json"), b"{}").unwrap();
+        let mut left: Vec<String> =
+            fs::read_dir(dir.path()).unwrap().map(|entry| entry.unwrap().file_name().into_string().unwrap()).collect();
+        left.sort();
+        let mut expected = vec![own.clone(), ".latchkey".into(), "notes.latchkey-1-x".into(), ".editor-swap".into(), "secrets.json".into()];
+        expected.sort();
+        assert_eq!(left, expected);
+    }
 }
