@@ -59,6 +59,32 @@ fn process_upstream_gets_its_token_and_secrets_but_never_a_secret_without_env() 
 }
 
 #[test]
+fn a_local_server_gets_a_minimal_environment_and_what_its_entry_inherits() {
+    let gateway = Setup::new(&format!(
+        "servers:\n  everything:\n    command: {}\n    inherit_env: [LATCHKEY_TEST_INHERITED]\n    env: [{{name: FIXED, value: fixed-value}}]\n",
+        everything_command()
+    ));
+    let mut command = client_command("stdio", latchkey_bin().to_str().unwrap(), &["gateway", "run", "--servers", "everything"], None);
+    // The gateway's own environment: the keyring's bus, an unrelated variable, and one the entry names.
+    gateway
+        .prepare(&mut command)
+        .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/run/user/1000/bus-of-the-keyring")
+        .env("LATCHKEY_TEST_ARBITRARY", "arbitrary-value")
+        .env("LATCHKEY_TEST_INHERITED", "inherited-value")
+        .env("LC_MESSAGES", "C");
+    let steps = run_client(command, &[json!({"call": "everything__get-env"})]).steps();
+    let env_json = text(&steps[0]);
+    let env: Value = serde_json::from_str(&env_json).unwrap_or_else(|e| panic!("get-env did not answer JSON ({e}): {env_json}"));
+    assert!(env.get("DBUS_SESSION_BUS_ADDRESS").is_none(), "the keyring's bus address stays in the gateway: {env_json}");
+    assert!(env.get("LATCHKEY_TEST_ARBITRARY").is_none(), "nor does any other variable: {env_json}");
+    assert!(!env_json.contains(paths::HOME_VAR), "{env_json}");
+    assert_eq!(env["LATCHKEY_TEST_INHERITED"], "inherited-value", "a variable the entry names is passed: {env_json}");
+    assert_eq!(env["FIXED"], "fixed-value", "{env_json}");
+    assert_eq!(env["LC_MESSAGES"], "C", "the locale is passed: {env_json}");
+    assert!(env["PATH"].is_string() && env["HOME"].is_string(), "what every server needs is passed: {env_json}");
+}
+
+#[test]
 fn list_changed_notifications_reach_the_client() {
     let gateway = Setup::new(&format!("servers:\n  everything:\n    command: {}\n", everything_command()));
     // server-everything registers a session resource for the file, and says so with
@@ -74,12 +100,44 @@ fn list_changed_notifications_reach_the_client() {
             json!({"read": "demo://resource/session/hello.gz"}),
         ],
     );
-    let uri = "demo://resource/session/hello.gz".to_string();
+    let uri = "latchkey://everything/demo://resource/session/hello.gz".to_string();
     assert!(!names(&steps[0]).contains(&uri), "{:?}", steps[0]);
     ok(&steps[1]);
     ok(&steps[2]);
     assert!(names(&steps[3]).contains(&uri), "the new resource is listed: {:?}", steps[3]);
-    assert_eq!(ok(&steps[4])["contents"][0]["uri"], uri.as_str());
+    // A resource link names the server's own URI, which goes to the one server that listed it.
+    assert_eq!(ok(&steps[4])["contents"][0]["uri"], "demo://resource/session/hello.gz");
+}
+
+#[test]
+fn two_servers_with_the_same_resource_uri_do_not_shadow_each_other() {
+    let everything = everything_command();
+    let gateway = Setup::new(&format!("servers:\n  first:\n    command: {everything}\n  second:\n    command: {everything}\n"));
+    let own = "demo://resource/session/same.gz";
+    let gzip = |data: &str| json!({"name": "same.gz", "data": format!("data:text/plain;base64,{data}"), "outputType": "resourceLink"});
+    let steps = gateway.stdio(
+        &["--servers", "first,second"],
+        &[
+            json!({"call": "first__gzip-file-as-resource", "arguments": gzip("Zmlyc3Q=")}),
+            json!({"call": "second__gzip-file-as-resource", "arguments": gzip("c2Vjb25kIHNlcnZlcg==")}),
+            json!({"list": "resources"}),
+            json!({"read": format!("latchkey://first/{own}")}),
+            json!({"read": format!("latchkey://second/{own}")}),
+            json!({"read": own}),
+        ],
+    );
+    ok(&steps[0]);
+    ok(&steps[1]);
+    let listed = names(&steps[2]);
+    for server in ["first", "second"] {
+        assert!(listed.contains(&format!("latchkey://{server}/{own}")), "{server}'s resource is listed: {listed:?}");
+    }
+    assert!(!listed.contains(&own.to_string()), "{listed:?}");
+    let first = ok(&steps[3])["contents"][0]["blob"].clone();
+    let second = ok(&steps[4])["contents"][0]["blob"].clone();
+    assert!(first.is_string() && second.is_string() && first != second, "each read reached its own server: {first} {second}");
+    let error = steps[5].to_string();
+    assert!(error.contains("listed by several servers") && error.contains(&format!("latchkey://second/{own}")), "{error}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -101,6 +159,8 @@ fn container_upstream_gets_its_token_runs_confined_and_is_removed() {
     let host = &inspected[0]["HostConfig"];
     assert_eq!(host["NetworkMode"], "none", "{host:#}");
     assert!(host["SecurityOpt"].to_string().contains("no-new-privileges"), "{host:#}");
+    assert_eq!(host["CapDrop"], json!(["ALL"]), "{host:#}");
+    assert_eq!(host["PidsLimit"], latchkey::gateway::container::PIDS_LIMIT, "{host:#}");
     assert_eq!(host["AutoRemove"], true, "{host:#}");
     assert_eq!(inspected[0]["Config"]["Labels"]["dev.latchkey.gateway"], http.child.pid().to_string().as_str());
 
@@ -136,10 +196,20 @@ fn sdk_client_over_http_needs_the_token_and_sees_every_server() {
     assert!(text(&steps[1]).contains("42"), "{:?}", steps[1]);
     assert_eq!(text(&steps[2]), "echo: hi");
 
-    let (status, _) = http_get(&http.url.replace("/mcp", "/health"), &[]);
+    let health_url = http.url.replace("/mcp", "/health");
+    let (status, _) = http_get(&health_url, &[]);
     assert_eq!(status, 200);
     let (status, _) = http_get(&http.url, &[("Origin", "http://evil.example"), ("Authorization", &format!("Bearer {}", http.token))]);
     assert_eq!(status, 403, "a foreign Origin is refused (DNS rebinding)");
+    // A DNS-rebinding page reads /health with its own name as Host, and its own Origin.
+    let port = http.url.split(':').nth(2).and_then(|rest| rest.split('/').next()).unwrap();
+    for (header, value) in [("Host", format!("evil.example:{port}")), ("Origin", "http://evil.example".to_string())] {
+        let (status, body) = http_get(&health_url, &[(header, &value)]);
+        assert_eq!(status, 403, "{header}: {value} must be refused on /health: {body}");
+        assert!(body.contains("refused") && !body.contains("everything"), "{header}: {body}");
+    }
+    let (status, _) = http_get(&health_url, &[("Host", &format!("localhost:{port}")), ("Origin", "http://localhost:3000")]);
+    assert_eq!(status, 200, "loopback names are fine");
     let health = http.health();
     assert_eq!(health["status"], "ok", "{health:#}");
     assert_eq!(health["upstreams"]["everything"]["state"], "running", "{health:#}");
@@ -241,6 +311,93 @@ fn remote_headers_arrive_expanded_and_an_oauth_token_replaces_their_authorizatio
     assert_eq!(headers["x-api-key"], "key-api-key-9f3e", "{headers}");
     assert!(stderr.contains("in place of the catalog's `Authorization` header"), "{stderr}");
     assert!(!stderr.contains("api-key-9f3e"), "a header's value is never logged: {stderr}");
+}
+
+#[test]
+fn a_redirect_to_another_origin_is_not_followed_with_the_catalog_headers() {
+    // Whatever connects to the sink would have been sent the API key.
+    let sink = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    sink.set_nonblocking(true).unwrap();
+    let elsewhere = format!("http://{}/mcp", sink.local_addr().unwrap());
+    let redirector = Redirector::start(&elsewhere);
+    let gateway = Setup::new(&format!(
+        "servers:\n  hop:\n    remote: {{url: \"{}\", headers: {{X-Api-Key: \"$API_KEY\"}}}}\n\
+         \x20   secrets:\n      - {{name: hop.api_key, env: API_KEY}}\n",
+        redirector.url
+    ));
+    gateway.store().set_secret("hop.api_key", &SecretString::from("api-key-never-elsewhere")).unwrap();
+
+    let output = gateway.command(latchkey_bin()).args(["tools", "ls", "--server", "hop"]).stdin(Stdio::null()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(redirector.hits() > 0, "the server was asked: {stderr}");
+    assert!(stderr.contains("307"), "the redirect is the answer: {stderr}");
+    assert!(!stderr.contains("api-key-never-elsewhere"), "{stderr}");
+    match sink.accept() {
+        Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("the other origin was contacted: {other:?}"),
+    }
+}
+
+/// An HTTP server that answers every request with a 307 to `location`, counting them.
+struct Redirector {
+    url: String,
+    hits: Arc<Mutex<usize>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Redirector {
+    fn start(location: &str) -> Redirector {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+        let (hits, stop) = (Arc::new(Mutex::new(0)), Arc::new(std::sync::atomic::AtomicBool::new(false)));
+        let (counter, stopped, location) = (hits.clone(), stop.clone(), location.to_string());
+        let thread = thread::spawn(move || {
+            while !stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                let Ok((mut stream, _)) = listener.accept() else {
+                    thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                stream.set_nonblocking(false).unwrap();
+                *counter.lock().unwrap() += 1;
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some((name, value)) = line.split_once(':')
+                        && name.eq_ignore_ascii_case("content-length")
+                    {
+                        length = value.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 307 Temporary Redirect\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+            }
+        });
+        Redirector { url, hits, stop, thread: Some(thread) }
+    }
+
+    fn hits(&self) -> usize {
+        *self.hits.lock().unwrap()
+    }
+}
+
+impl Drop for Redirector {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 #[test]
@@ -673,7 +830,10 @@ fn http_get(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
     let mut stream = TcpStream::connect(host).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let extra: String = headers.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\nAccept: application/json, text/event-stream\r\n{extra}\r\n").unwrap();
+    // The address connected to, unless the test sends a Host of its own.
+    let host_line =
+        if headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("host")) { String::new() } else { format!("Host: {host}\r\n") };
+    write!(stream, "GET {path} HTTP/1.0\r\n{host_line}Accept: application/json, text/event-stream\r\n{extra}\r\n").unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));

@@ -150,8 +150,14 @@ pub enum Kind {
         #[serde(flatten)]
         container: Container,
     },
-    /// A local process: `command[0]`, with the rest as its arguments.
-    Command { command: Vec<String> },
+    /// A local process: `command[0]`, with the rest as its arguments. It gets a minimal
+    /// environment (see `gateway::environment`) plus the gateway's variables named in
+    /// `inherit_env`.
+    Command {
+        command: Vec<String>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        inherit_env: Vec<String>,
+    },
     /// An MCP server reached over HTTP.
     Remote { remote: Remote },
 }

@@ -80,6 +80,9 @@ struct RawServer {
     remote: Option<Located<Remote>>,
     #[serde(default)]
     env: Vec<EnvVar>,
+    /// Variables a local process takes from the gateway's environment, besides the defaults.
+    #[serde(default, rename = "inherit_env")]
+    inherit_env: Vec<Located<String>>,
     #[serde(default)]
     secrets: Vec<Secret>,
     #[serde(default)]
@@ -304,6 +307,7 @@ fn check_server(source: &Source, key: Located<String>, raw: RawServer, problems:
     let ignored = raw.ignored();
     let kind = check_kind(&key, &raw, problems);
     check_env(&raw, problems);
+    check_inherit_env(&raw, problems);
     let secrets = check_secrets(&raw.secrets, problems);
     if let (Some(oauth), Some(kind)) = (&raw.oauth, &kind) {
         check_oauth(&name, oauth, kind, &raw.secrets, problems);
@@ -384,7 +388,7 @@ fn check_kind(key: &Located<String>, raw: &RawServer, problems: &mut Problems) -
     Some(match (&raw.image, &raw.remote) {
         (Some(image), _) => Kind::Image { image: image.to_string(), command, container },
         (None, Some(remote)) => Kind::Remote { remote: (**remote).clone() },
-        (None, None) => Kind::Command { command },
+        (None, None) => Kind::Command { command, inherit_env: raw.inherit_env.iter().map(|name| name.to_string()).collect() },
     })
 }
 
@@ -461,6 +465,19 @@ fn check_container(raw: &RawServer, problems: &mut Problems) -> Container {
         }
     }
     container
+}
+
+/// `inherit_env`: variable names, for a local process only (a container or a remote server has no
+/// part of the gateway's environment to inherit).
+fn check_inherit_env(raw: &RawServer, problems: &mut Problems) {
+    let local = raw.image.is_none() && raw.remote.is_none();
+    for name in &raw.inherit_env {
+        if !local {
+            problems.at(name, "`inherit_env` applies to local processes (`command`) only; remove it, or set the variable under `env`");
+            return;
+        }
+        problems.check(name, rules::env_name(name));
+    }
 }
 
 fn check_env(raw: &RawServer, problems: &mut Problems) {

@@ -56,20 +56,30 @@ fn is_loopback(url: &Url) -> bool {
     }
 }
 
+/// The gateway's default separator between server and tool names (`gmail__search`).
+pub const GATEWAY_SEPARATOR: &str = "__";
+
 /// A server name becomes part of secret names (`gmail.client_secret`) and of command lines, so it
-/// has no dots, spaces or shell characters.
+/// has no dots, spaces or shell characters; and the prefix of the gateway's tool names, so it does
+/// not contain the gateway's separator (servers `a` and `a__b` would each own `a__b__tool`).
 pub fn server_name(name: &str) -> Result<(), String> {
     let ok = name.len() <= 64
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
+    if !ok {
+        return Err(format!(
             "server name `{name}` must be 1-64 letters, digits, `-` or `_`, starting with a letter or digit \
              (it becomes part of secret names such as `{name}.client_secret`)"
-        ))
+        ));
     }
+    if name.contains(GATEWAY_SEPARATOR) {
+        let suggestion = name.split(GATEWAY_SEPARATOR).filter(|part| !part.is_empty()).collect::<Vec<_>>().join("-");
+        return Err(format!(
+            "server name `{name}` contains `{GATEWAY_SEPARATOR}`, which the gateway puts between server and tool names \
+             (`{name}{GATEWAY_SEPARATOR}<tool>` would be ambiguous); rename the server, for example to `{suggestion}`"
+        ));
+    }
+    Ok(())
 }
 
 /// Secret names are keys in the secret store: `gmail.access_token`.
@@ -168,6 +178,9 @@ mod tests {
         assert!(server_name("a.b").is_err());
         assert!(server_name("-x").is_err());
         assert!(server_name("").is_err());
+        assert!(server_name("my_server").is_ok());
+        let error = server_name("team__notes").unwrap_err();
+        assert!(error.contains("`team__notes` contains `__`") && error.contains("for example to `team-notes`"), "{error}");
         assert!(secret_name("gmail.access_token").is_ok());
         assert!(secret_name("gmail token").is_err());
         assert!(env_name("GMAIL_TOKEN").is_ok());

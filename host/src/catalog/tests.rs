@@ -101,7 +101,7 @@ fn every_kind_of_entry_reads_into_its_fields() {
     assert_eq!(metadata.authorization_response_iss_parameter_supported, Some(true));
     assert_eq!((metadata.token_endpoint.line(), metadata.token_endpoint.column()), (23, 29));
 
-    assert!(matches!(&servers[1].kind, Kind::Command { command } if command == &["local-mcp", "--verbose"]));
+    assert!(matches!(&servers[1].kind, Kind::Command { command, .. } if command == &["local-mcp", "--verbose"]));
     match &servers[2].kind {
         Kind::Remote { remote } => {
             assert_eq!(remote.url.as_str(), "http://127.0.0.1:8123/mcp");
@@ -387,6 +387,9 @@ fn a_server_in_both_maps_or_with_a_bad_name_is_refused() {
     let (line, _, message) = problem("servers:\n  my.server: {image: x}\n");
     assert_eq!(line, 2);
     assert!(message.contains("server name `my.server`"), "{message}");
+    let (line, _, message) = problem("servers:\n  team: {image: x}\n  team__notes: {image: y}\n");
+    assert_eq!(line, 3);
+    assert!(message.contains("server name `team__notes` contains `__`") && message.contains("`team-notes`"), "{message}");
 }
 
 #[test]
@@ -557,4 +560,17 @@ fn an_unreadable_catalog_is_a_problem_for_that_file() {
     assert_eq!(error.problems.len(), 1);
     assert_eq!(error.problems[0].line, 0);
     assert!(error.problems[0].to_string().starts_with(&format!("{}: cannot read the file", home.file("binary.yaml").display())));
+}
+
+#[test]
+fn inherit_env_names_variables_for_a_local_process() {
+    let parsed = servers("servers:\n  files:\n    command: [files-mcp]\n    inherit_env: [HTTPS_PROXY, NO_PROXY]\n");
+    assert!(matches!(&parsed[0].kind, Kind::Command { inherit_env, .. } if inherit_env == &["HTTPS_PROXY", "NO_PROXY"]));
+
+    let (line, _, message) = problem("servers:\n  files:\n    command: [files-mcp]\n    inherit_env: [HTTPS_PROXY, 1BAD]\n");
+    assert_eq!(line, 4);
+    assert!(message.contains("`1BAD` is not an environment variable name"), "{message}");
+    let (line, _, message) = problem("servers:\n  boxed:\n    image: files\n    inherit_env: [HTTPS_PROXY]\n");
+    assert_eq!(line, 4);
+    assert!(message.contains("`inherit_env` applies to local processes (`command`) only"), "{message}");
 }

@@ -133,7 +133,12 @@ fn show(paths: &Paths, name: &str, as_json: bool) -> Result<(), Failure> {
             row("cpus", container.cpus.map_or_else(|| "-".into(), |cpus| cpus.to_string()));
             row("memory", container.memory.map_or_else(|| "-".into(), |bytes| format!("{} MiB", bytes.div_ceil(1 << 20))));
         }
-        Kind::Command { command } => row("command", command.join(" ")),
+        Kind::Command { command, inherit_env } => {
+            row("command", command.join(" "));
+            if !inherit_env.is_empty() {
+                row("inherit_env", inherit_env.join(", "));
+            }
+        }
         Kind::Remote { remote } => {
             row("url", remote.url.to_string());
             row(

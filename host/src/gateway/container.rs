@@ -2,11 +2,16 @@
 //!
 //! A container is created with stdin open and attached, started, and spoken to over its
 //! stdin/stdout; Docker removes it when it exits (its stdin closes when the gateway lets go). It
-//! runs with `no-new-privileges`, on network `none` unless the catalog asks for another, with the
-//! catalog's CPU and memory limits, and with labels that name the gateway process, so that
+//! runs with `no-new-privileges`, every capability dropped, at most [`PIDS_LIMIT`] processes and
+//! threads, on network `none` unless the catalog asks for another, with the catalog's CPU and
+//! memory limits, and with labels that name the gateway process, so that
 //! containers left by a gateway that died can be found (`docker ps --filter label=dev.latchkey.gateway`)
 //! and are removed the next time a gateway starts. The image must already be present: a gateway
 //! never pulls behind the user's back.
+//!
+//! The server's secrets and token are its environment, as for a local process; for a container
+//! that means Docker keeps them in the container's configuration, where `docker inspect` (anyone
+//! who may use the Docker socket) reads them while it runs. README.md says so.
 
 use std::collections::HashMap;
 
@@ -23,6 +28,10 @@ use crate::catalog::{Kind, Server};
 /// The label every gateway container carries; its value is the gateway's process id.
 pub const LABEL: &str = "dev.latchkey.gateway";
 const SERVER_LABEL: &str = "dev.latchkey.server";
+
+/// Processes and threads a server's container may run: a fork bomb stops here, and a Node or
+/// Python server uses a few dozen.
+pub const PIDS_LIMIT: i64 = 512;
 
 /// Connect to the Docker Engine that `DOCKER_HOST` (or the platform default) names.
 pub async fn connect() -> anyhow::Result<Docker> {
@@ -71,6 +80,9 @@ pub async fn start(
         host_config: Some(HostConfig {
             auto_remove: Some(true),
             security_opt: Some(vec!["no-new-privileges".into()]),
+            // An MCP server reads stdin and writes stdout: it needs no capability of root's.
+            cap_drop: Some(vec!["ALL".into()]),
+            pids_limit: Some(PIDS_LIMIT),
             network_mode: Some(container.network.clone()),
             nano_cpus: container.cpus.map(|cpus| (cpus * 1e9) as i64),
             memory: container.memory.map(|bytes| bytes as i64),
@@ -134,10 +146,10 @@ async fn remove_where(docker: &Docker, matches: impl Fn(Option<u32>) -> bool) ->
     let mut removed = 0;
     for container in containers {
         let owner = container.labels.as_ref().and_then(|labels| labels.get(LABEL)).and_then(|pid| pid.parse::<u32>().ok());
-        if let (true, Some(id)) = (matches(owner), container.id) {
-            if docker.remove_container(&id, Some(RemoveContainerOptions { force: true, ..Default::default() })).await.is_ok() {
-                removed += 1;
-            }
+        if let (true, Some(id)) = (matches(owner), container.id)
+            && docker.remove_container(&id, Some(RemoveContainerOptions { force: true, ..Default::default() })).await.is_ok()
+        {
+            removed += 1;
         }
     }
     Ok(removed)

@@ -2,9 +2,11 @@
 //!
 //! It binds 127.0.0.1 unless told otherwise, and `/mcp` wants `Authorization: Bearer <token>` (a
 //! token from `LATCHKEY_GATEWAY_TOKEN`, or one generated and printed at start) unless
-//! `--allow-unauthenticated`. `Host` and `Origin` are checked against loopback names, which stops
-//! DNS-rebinding pages from talking to the gateway through a browser. The client's token ends
-//! here: upstreams only ever see their own credentials.
+//! `--allow-unauthenticated`. On every route, `/health` included, `Host` must be a loopback name
+//! (or the address given to `--host`) and `Origin`, when sent, a loopback `http` origin: that stops
+//! DNS-rebinding pages from reading or driving the gateway through a browser. (rmcp checks the same
+//! on `/mcp`; the check here covers the routes rmcp does not serve.) The client's token ends here:
+//! upstreams only ever see their own credentials.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -53,12 +55,12 @@ pub async fn serve(
         .map_err(|e| anyhow::anyhow!("cannot listen on {address}: {e}; choose another --port, or stop what uses it"))?;
     let bound = listener.local_addr()?;
 
-    let mut hosts = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+    let mut hosts: Vec<String> = LOOPBACK_NAMES.iter().map(|name| name.to_string()).collect();
     if !options.host.is_loopback() {
         hosts.push(options.host.to_string());
     }
     let config = StreamableHttpServerConfig::default()
-        .with_allowed_hosts(hosts)
+        .with_allowed_hosts(hosts.clone())
         .with_allowed_origins(["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"])
         .enforce_origin_validation();
     let mcp_gateway = gateway.clone();
@@ -68,7 +70,11 @@ pub async fn serve(
     if let Some(token) = options.token {
         mcp = mcp.layer(middleware::from_fn_with_state(Arc::new(token), require_bearer));
     }
-    let app = axum::Router::new().route("/health", axum::routing::get(health)).with_state((gateway, credentials)).merge(mcp);
+    let app = axum::Router::new()
+        .route("/health", axum::routing::get(health))
+        .with_state((gateway, credentials))
+        .merge(mcp)
+        .layer(middleware::from_fn_with_state(Arc::new(hosts), require_local_host_and_origin));
 
     tracing::info!("gateway listening on http://{bound}/mcp");
     eprintln!("latchkey gateway: MCP at http://{bound}/mcp, health at http://{bound}/health");
@@ -81,6 +87,44 @@ pub async fn serve(
     });
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
     Ok(())
+}
+
+/// The host names a request's `Host` may carry, and the hosts of the `Origin`s allowed.
+const LOOPBACK_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+
+/// Refuse a request whose `Host` is not one of `hosts` (any port), or whose `Origin` is not a
+/// loopback `http` origin: a page on another site that rebinds its name to 127.0.0.1 sends its own
+/// name in both.
+async fn require_local_host_and_origin(State(hosts): State<Arc<Vec<String>>>, request: Request, next: Next) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<axum::http::uri::Authority>().ok())
+        .or_else(|| request.uri().authority().cloned());
+    let host_allowed = host.is_some_and(|host| hosts.iter().any(|allowed| allowed.eq_ignore_ascii_case(bare_host(host.host()))));
+    if !host_allowed {
+        let names = hosts.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", ");
+        let message =
+            format!("latchkey gateway: refused: the Host header must name this machine ({names}); connect through one of those names\n");
+        return (StatusCode::FORBIDDEN, message).into_response();
+    }
+    if let Some(origin) = request.headers().get(header::ORIGIN) {
+        let origin_allowed = origin.to_str().ok().and_then(|origin| url::Url::parse(origin).ok()).is_some_and(|origin| {
+            origin.scheme() == "http" && origin.host_str().is_some_and(|host| LOOPBACK_NAMES.contains(&bare_host(host)))
+        });
+        if !origin_allowed {
+            let message = "latchkey gateway: refused: a request from a web page is accepted only from a page on this machine \
+                           (Origin http://localhost, http://127.0.0.1 or http://[::1])\n";
+            return (StatusCode::FORBIDDEN, message).into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// `host` without the brackets of an IPv6 literal.
+fn bare_host(host: &str) -> &str {
+    host.strip_prefix('[').and_then(|host| host.strip_suffix(']')).unwrap_or(host)
 }
 
 async fn require_bearer(State(token): State<Arc<SecretString>>, request: Request, next: Next) -> Response {

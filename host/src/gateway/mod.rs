@@ -3,18 +3,25 @@
 //! - [`upstream`]: each catalog server as an upstream (local process, Docker [`container`], or
 //!   remote Streamable HTTP), started on demand and restarted on crashes and credential changes;
 //! - [`inject`]: the secrets and OAuth tokens each upstream receives;
+//! - [`environment`]: the rest of a local process's environment, which is not the gateway's;
 //! - [`refresh`]: the scheduler that refreshes tokens before they expire while the gateway runs;
 //! - [`http`]: the Streamable HTTP front door (`/mcp`, `/health`) with its bearer token and
 //!   Origin/Host checks; stdio needs none of that.
 //!
 //! Aggregation: tools and prompts are exposed as `<server><separator><name>` (default `__`), sorted
-//! by that name, so the list is the same on every call; resources keep their URIs and are routed
-//! to the server that listed them. A server that fails to start is reported (log, `/health`) and
+//! by that name, so the list is the same on every call; no server name contains the separator (the
+//! catalog refuses `__`, [`Gateway::new`] any other), so the first separator in a name ends the
+//! server's part. Resources are exposed as `latchkey://<server>/<the server's own URI>`
+//! ([`RESOURCE_PREFIX`]), so two servers that list the same URI cannot shadow each other; a read
+//! of a server's own URI (a resource link in a tool's result) goes to the one server that listed
+//! it, and is refused when several did. With `--no-prefix` (one server) names and URIs are the
+//! server's own. A server that fails to start is reported (log, `/health`) and
 //! left out; the others keep working. A list waits at most [`LIST_WAIT`] for any one server (one
 //! that is still starting, say): the list goes out without it, and it sends list-changed
 //! notifications once it is up. Calls wait for the gateway's timeout (`--timeout`).
 
 pub mod container;
+pub mod environment;
 pub mod http;
 pub mod inject;
 pub mod refresh;
@@ -35,6 +42,9 @@ use tokio::sync::mpsc;
 
 use crate::oauth::engine::Engine;
 use upstream::{Event, Upstream};
+
+/// The start of an exposed resource URI, followed by `<server>/` and the server's own URI.
+pub const RESOURCE_PREFIX: &str = "latchkey://";
 
 /// How long a list waits for one server before it goes out without it.
 pub const LIST_WAIT: Duration = Duration::from_secs(10);
@@ -65,8 +75,8 @@ struct Inner {
     engine: Arc<Engine>,
     /// Connected clients, for list-changed notifications.
     peers: StdMutex<Vec<Peer<RoleServer>>>,
-    /// Which server listed each resource URI.
-    resource_owners: StdMutex<HashMap<String, String>>,
+    /// The servers that listed each (server's own) resource URI.
+    resource_owners: StdMutex<HashMap<String, Vec<String>>>,
 }
 
 impl Gateway {
@@ -80,6 +90,17 @@ impl Gateway {
         } else {
             servers.iter().map(|name| engine.catalog.server(name)).collect::<Result<_, _>>()?
         };
+        for server in &selected {
+            if let Some(separator) =
+                naming.separator.as_deref().filter(|separator| separator.is_empty() || server.name.contains(*separator))
+            {
+                anyhow::bail!(
+                    "server `{}` contains the separator `{separator}`, so the names of its tools would be ambiguous; run the \
+                     gateway with another --separator (one that no server name contains), or rename the server",
+                    server.name
+                );
+            }
+        }
         for server in selected {
             upstreams.insert(server.name.clone(), Upstream::new(server.clone(), engine.clone(), events.clone(), timeout));
         }
@@ -150,10 +171,42 @@ impl Gateway {
     /// The upstream and the upstream's own name for an exposed name.
     fn route<'a>(&self, exposed: &'a str) -> Option<(&Arc<Upstream>, &'a str)> {
         match &self.inner.naming.separator {
-            Some(separator) => self.inner.upstreams.iter().find_map(|(server, upstream)| {
-                exposed.strip_prefix(server.as_str())?.strip_prefix(separator.as_str()).map(|name| (upstream, name))
-            }),
+            Some(separator) => {
+                let (server, name) = exposed.split_once(separator.as_str())?;
+                self.inner.upstreams.get(server).map(|upstream| (upstream, name))
+            }
             None => self.inner.upstreams.values().next().map(|upstream| (upstream, exposed)),
+        }
+    }
+
+    /// The URI a server's resource is listed under.
+    fn exposed_uri(&self, server: &str, uri: &str) -> String {
+        match &self.inner.naming.separator {
+            Some(_) => format!("{RESOURCE_PREFIX}{server}/{uri}"),
+            None => uri.to_string(),
+        }
+    }
+
+    /// The upstream and the upstream's own URI for a URI a client reads.
+    fn route_resource(&self, uri: &str) -> Result<(&Arc<Upstream>, String), McpError> {
+        let unknown = || McpError::resource_not_found(format!("unknown resource `{uri}`; list them with resources/list"), None);
+        if self.inner.naming.separator.is_none() {
+            return self.inner.upstreams.values().next().map(|upstream| (upstream, uri.to_string())).ok_or_else(unknown);
+        }
+        if let Some((server, own)) = uri.strip_prefix(RESOURCE_PREFIX).and_then(|rest| rest.split_once('/')) {
+            return self.inner.upstreams.get(server).map(|upstream| (upstream, own.to_string())).ok_or_else(unknown);
+        }
+        let owners = self.inner.resource_owners.lock().expect("owners lock").get(uri).cloned().unwrap_or_default();
+        match owners.as_slice() {
+            [server] => self.inner.upstreams.get(server).map(|upstream| (upstream, uri.to_string())).ok_or_else(unknown),
+            [] => Err(unknown()),
+            several => {
+                let choices = several.iter().map(|server| format!("`{}`", self.exposed_uri(server, uri))).collect::<Vec<_>>();
+                Err(McpError::invalid_params(
+                    format!("resource `{uri}` is listed by several servers; read one of {}", choices.join(", ")),
+                    None,
+                ))
+            }
         }
     }
 
@@ -308,11 +361,12 @@ impl ServerHandler for Gateway {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
         let gathered = self.gather(|upstream| async move { upstream.list_resources().await }).await;
-        let mut owners = HashMap::new();
+        let mut owners: HashMap<String, Vec<String>> = HashMap::new();
         let mut resources = Vec::new();
         for (server, listed) in gathered {
-            for resource in listed {
-                owners.insert(resource.uri.clone(), server.clone());
+            for mut resource in listed {
+                owners.entry(resource.uri.clone()).or_default().push(server.clone());
+                resource.uri = self.exposed_uri(&server, &resource.uri);
                 resources.push(resource);
             }
         }
@@ -323,14 +377,11 @@ impl ServerHandler for Gateway {
 
     async fn read_resource(
         &self,
-        request: ReadResourceRequestParams,
+        mut request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
-        let owner =
-            self.inner.resource_owners.lock().expect("owners lock").get(&request.uri).and_then(|server| self.inner.upstreams.get(server));
-        let upstream = owner.ok_or_else(|| {
-            McpError::resource_not_found(format!("unknown resource `{}`; list them with resources/list", request.uri), None)
-        })?;
+        let (upstream, own) = self.route_resource(&request.uri)?;
+        request.uri = own;
         until_cancelled(&context, upstream.read_resource(request)).await?.map_err(|error| McpError::internal_error(error.to_string(), None))
     }
 }

@@ -377,11 +377,11 @@ impl Upstream {
     async fn launch(&self) -> Result<(RunningService<RoleClient, Handler>, Option<Arc<RemoteClient>>), String> {
         let handler = self.handler();
         match &self.server.kind {
-            Kind::Command { command } => {
+            Kind::Command { command, inherit_env } => {
                 let env = inject::secret_env(&self.engine, &self.server).await.map_err(|e| format!("{e:#}"))?;
                 let mut process = tokio::process::Command::new(&command[0]);
-                // The server inherits the gateway's environment, but never the front door's token.
-                process.args(&command[1..]).env_remove(super::http::TOKEN_VAR);
+                // Not the gateway's environment: a minimal one, then what the entry declares.
+                process.args(&command[1..]).env_clear().envs(super::environment::inherited(std::env::vars_os(), inherit_env));
                 // Killed with the gateway, even when it exits with a call in flight: closing stdin
                 // is not enough for a server that is busy.
                 process.kill_on_drop(true);

@@ -24,6 +24,10 @@
 //!
 //! Each operation authorizes at most once for a 401 and [`MAX_STEP_UPS`] times for a 403, so a
 //! server that never accepts does not loop the user through the browser.
+//!
+//! Redirects are followed only within the server's origin ([`same_origin_redirects`]): every
+//! request carries the catalog's headers (API keys among them), which reqwest would pass on to
+//! another origin (it strips only `Authorization` and cookies).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -116,6 +120,24 @@ impl Failure {
     }
 }
 
+/// Redirects the client follows: up to [`MAX_REDIRECTS`], each to the origin of the first
+/// request. A redirect elsewhere is not followed: its 3xx answer is the answer, and the request
+/// fails with it.
+fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let same_origin = attempt.previous().first().is_some_and(|first| first.origin() == attempt.url().origin());
+        if !same_origin {
+            attempt.stop()
+        } else if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error(format!("more than {MAX_REDIRECTS} redirects"))
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
+const MAX_REDIRECTS: usize = 10;
+
 /// One remote MCP server, and how latchkey talks to it.
 pub struct Remote<H, A> {
     url: Url,
@@ -130,6 +152,7 @@ pub struct Remote<H, A> {
 impl<H: ClientHandler + Clone, A: Authorizer> Remote<H, A> {
     pub fn new(url: &Url, handler: H, lifecycle: ClientLifecycleMode, authorizer: Arc<A>) -> anyhow::Result<Remote<H, A>> {
         let http = reqwest::Client::builder()
+            .redirect(same_origin_redirects())
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("latchkey/", env!("CARGO_PKG_VERSION")))
             .build()
