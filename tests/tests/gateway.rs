@@ -85,6 +85,20 @@ fn a_local_server_gets_a_minimal_environment_and_what_its_entry_inherits() {
 }
 
 #[test]
+fn a_separator_inside_a_server_name_is_refused() {
+    let gateway = Setup::new(&format!("servers:\n  team-notes:\n    command: {}\n", everything_command()));
+    let output = gateway
+        .command(latchkey_bin())
+        .args(["gateway", "run", "--servers", "team-notes", "--separator", "-"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("server `team-notes` contains the separator `-`") && stderr.contains("--separator"), "{stderr}");
+}
+
+#[test]
 fn list_changed_notifications_reach_the_client() {
     let gateway = Setup::new(&format!("servers:\n  everything:\n    command: {}\n", everything_command()));
     // server-everything registers a session resource for the file, and says so with

@@ -277,7 +277,8 @@ mod tests {
         let base = listener.redirect_uri().to_string();
         let origin = base.trim_end_matches("/callback").to_string();
         for stray in [base.clone(), format!("{base}?code=c0&state=forged"), format!("{origin}/other?state=s1"), format!("{base}?%zz")] {
-            let response = reqwest::get(&stray).await.unwrap();
+            // A listener that passed the stray on would hold its page until the flow answers.
+            let response = tokio::time::timeout(Duration::from_secs(30), reqwest::get(&stray)).await.expect("answered at once").unwrap();
             assert_eq!(response.status(), 400, "{stray}");
             assert!(response.text().await.unwrap().contains("Not this sign-in"), "{stray}");
         }
@@ -294,7 +295,8 @@ mod tests {
         let redirect = LoopbackRedirect { host: "127.0.0.1".into(), port: None, path: "/callback".into() };
         let mut listener = Listener::bind(&redirect, "s1").await.unwrap();
         let stray = format!("{}?state=forged", listener.redirect_uri());
-        assert_eq!(reqwest::get(&stray).await.unwrap().status(), 400);
+        let response = tokio::time::timeout(Duration::from_secs(30), reqwest::get(&stray)).await.expect("answered at once").unwrap();
+        assert_eq!(response.status(), 400);
         let error = listener.next(Duration::from_millis(50)).await.err().expect("a timeout");
         assert!(error.to_string().contains("1 request to the redirect address was ignored"), "{error}");
     }
