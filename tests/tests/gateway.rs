@@ -757,11 +757,12 @@ fn assert_injected(env_json: &str, token: &str) {
     assert!(env.get(GATEWAY_TOKEN_VAR).is_none(), "the front door's own token stays in the gateway: {env_json}");
 }
 
-/// The catalog entry of a `bad-server.mjs` (with `args`).
+/// The catalog entry of a `bad-server.mjs` (with `args`); it inherits BAD_SERVER_LOG from the
+/// gateway (a local process gets only the variables its entry names).
 fn bad_server(name: &str, args: &[&str]) -> String {
     let mut command = vec!["node".to_string(), peer("bad-server.mjs").display().to_string()];
     command.extend(args.iter().map(|arg| arg.to_string()));
-    format!("servers:\n  {name}:\n    command: [{}]\n", command.join(", "))
+    format!("servers:\n  {name}:\n    command: [{}]\n    inherit_env: [BAD_SERVER_LOG]\n", command.join(", "))
 }
 
 fn everything_command() -> String {
