@@ -13,9 +13,10 @@ use std::time::{Duration, SystemTime};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
-use super::engine::{Engine, Overrides, Target};
+use super::engine::{Engine, Target};
 use super::exchange::{self, ExchangeError};
 use super::tokens;
+use crate::catalog::Binding;
 use crate::plugins::FailureKind;
 use crate::store::{Credential, CredentialId, Status};
 
@@ -31,13 +32,19 @@ pub enum RefreshError {
     #[error("server `{server}` needs re-authorization ({reason}); run `latchkey oauth authorize {server}`")]
     NeedsReauthorization { server: String, reason: String },
     #[error(
-        "server `{server}` has no refresh token (the provider issued none{hint}); run `latchkey oauth authorize {server}` when the access token expires"
+        "server `{server}` has no refresh token (the authorization server issued none; many issue one only when asked for \
+         offline access, with the `offline_access` scope or a provider setting, at the first consent): add that to the \
+         server's `oauth.scopes` or its provider's `config` in the catalog, revoke the app's access in the provider's \
+         account settings and run `latchkey oauth authorize {server}`; or authorize again whenever the access token expires"
     )]
-    NoRefreshToken { server: String, hint: String },
+    NoRefreshToken { server: String },
     #[error("refreshing server `{server}` failed: {error}")]
     Failed { server: String, error: ExchangeError },
     #[error("the secret store failed while refreshing server `{server}`: {error:#}")]
     Store { server: String, error: anyhow::Error },
+    /// The credential's target could not be resolved (catalog, provider, discovery, issuer binding).
+    #[error("cannot refresh server `{server}`: {error:#}")]
+    Unresolved { server: String, error: anyhow::Error },
 }
 
 impl RefreshError {
@@ -124,16 +131,34 @@ impl Engine {
         self.blocking_store(move |store| store.load_credential(&id)).await
     }
 
-    /// Refresh `server`'s credential now, whatever its expiry.
-    pub async fn refresh(&self, server: &str) -> anyhow::Result<Credential> {
-        let target = self.target(server, None, &Overrides::default()).await?;
+    /// Refresh `binding`'s credential now, whatever its expiry.
+    pub async fn refresh(&self, binding: &Binding) -> anyhow::Result<Credential> {
+        let target = self.resolve(binding).await?;
         Ok(self.refresh_target(&target, None).await?)
     }
 
-    /// A current access token for `server`, refreshed first when it expires within
+    /// Refresh the credential of `server`'s binding that `provider` names, or of each of its
+    /// bindings.
+    pub async fn refresh_server(&self, server: &str, provider: Option<&str>) -> anyhow::Result<Vec<Credential>> {
+        let entry = self.catalog().server(server)?;
+        let bindings = match provider {
+            Some(_) => vec![entry.binding(provider)?],
+            None => entry.bindings(),
+        };
+        if bindings.is_empty() {
+            entry.binding(None)?;
+        }
+        let mut refreshed = Vec::new();
+        for binding in &bindings {
+            refreshed.push(self.refresh(binding).await?);
+        }
+        Ok(refreshed)
+    }
+
+    /// A current access token for `binding`, refreshed first when it expires within
     /// [`REFRESH_SKEW`].
-    pub async fn access_token(&self, server: &str) -> anyhow::Result<SecretString> {
-        let target = self.target(server, None, &Overrides::default()).await?;
+    pub async fn access_token(&self, binding: &Binding) -> anyhow::Result<SecretString> {
+        let target = self.resolve(binding).await?;
         self.access_token_for(&target).await
     }
 
@@ -150,11 +175,17 @@ impl Engine {
         Ok(fresh.tokens.access_token)
     }
 
+    /// Whether any credential is stored for `server` (a store read, no token).
+    pub async fn has_credentials(&self, server: &str) -> anyhow::Result<bool> {
+        let server = server.to_string();
+        self.blocking_store(move |store| Ok(store.credential_ids()?.iter().any(|id| id.server == server))).await
+    }
+
     /// Refresh under the credential's lock. With `only_if_due_at`, a credential that another
     /// process refreshed meanwhile (no longer due at that time) is returned as it is.
     pub async fn refresh_target(&self, target: &Target, only_if_due_at: Option<SystemTime>) -> Result<Credential, RefreshError> {
         let server = target.id.server.clone();
-        let store = self.store.clone();
+        let store = self.store().clone();
         let id = target.id.clone();
         let lock = tokio::task::spawn_blocking(move || store.lock_credential(&id))
             .await
@@ -167,21 +198,16 @@ impl Engine {
             .await
             .map_err(|error| RefreshError::Store { server: server.clone(), error })?
             .ok_or(RefreshError::NotAuthorized { server: server.clone() })?;
-        if let Some(at) = only_if_due_at {
-            if !due(&stored, at) {
-                return Ok(stored);
-            }
+        if let Some(at) = only_if_due_at
+            && !due(&stored, at)
+        {
+            return Ok(stored);
         }
         if let Status::NeedsReauthorization { reason } = &stored.status {
             return Err(RefreshError::NeedsReauthorization { server, reason: reason.clone() });
         }
         let Some(refresh_token) = stored.tokens.refresh_token.clone() else {
-            let hint = match stored.provider.as_str() {
-                "google" => "; Google issues one only with access_type=offline on the first consent".to_string(),
-                "microsoft" => "; Microsoft issues one only with the offline_access scope".to_string(),
-                _ => String::new(),
-            };
-            return Err(RefreshError::NoRefreshToken { server, hint });
+            return Err(RefreshError::NoRefreshToken { server });
         };
 
         let mut attempt = 0;
@@ -249,10 +275,12 @@ impl Engine {
         }
     }
 
-    /// Revoke `server`'s grant at the provider where it has an endpoint, then delete the local
-    /// credentials. A credential whose revocation the provider did not confirm (it refused, did
-    /// not answer, or could not be asked) is kept, so that nothing still valid at the provider is
-    /// forgotten here; `forget` deletes it anyway.
+    /// Revoke `server`'s grants at the provider where it has an endpoint, then delete the local
+    /// credentials. Each credential goes only to the revocation endpoint of the binding it belongs
+    /// to (the same server, issuer and client): one that no binding of the server resolves to any
+    /// more is not sent anywhere. A credential whose revocation the provider did not confirm (it
+    /// refused, did not answer, or could not be asked) is kept, so that nothing still valid at the
+    /// provider is forgotten here; `forget` deletes it anyway.
     pub async fn revoke(&self, server: &str, forget: bool) -> anyhow::Result<RevokeReport> {
         let ids: Vec<CredentialId> = {
             let server = server.to_string();
@@ -263,14 +291,23 @@ impl Engine {
             report.remote_note = Some("nothing stored for this server".into());
             return Ok(report);
         }
-        let target = self.target(server, None, &Overrides::default()).await;
-        if let Err(error) = &target {
-            report.remote_note = Some(format!("the provider was not asked: {error:#}"));
-        }
+        let (targets, problems) = self.targets_of(server).await;
         for id in ids {
-            let settled = match (&target, self.load(&id).await?) {
-                (Ok(target), Some(credential)) => revoke_at_provider(target, &credential, &mut report).await,
-                (Err(_), Some(_)) => false,
+            let target = targets.iter().find(|target| target.id == id);
+            let settled = match (target, self.load(&id).await?) {
+                (Some(target), Some(credential)) => revoke_at_provider(target, &credential, &mut report).await,
+                (None, Some(_)) => {
+                    let why = if problems.is_empty() {
+                        "the server's catalog entry and registrations no longer lead to that issuer and client".to_string()
+                    } else {
+                        problems.join("; ")
+                    };
+                    report.remote_note = Some(format!(
+                        "the credential from issuer {} (client {}) was not sent to any provider: {why}",
+                        id.issuer, id.client_id
+                    ));
+                    false
+                }
                 (_, None) => true,
             };
             if !settled && !forget {
@@ -282,6 +319,22 @@ impl Engine {
             }
         }
         Ok(report)
+    }
+
+    /// The targets of every binding of `server`, and why the others could not be resolved.
+    async fn targets_of(&self, server: &str) -> (Vec<Target>, Vec<String>) {
+        let bindings = match self.catalog().server(server) {
+            Ok(entry) => entry.bindings(),
+            Err(error) => return (Vec::new(), vec![error.to_string()]),
+        };
+        let (mut targets, mut problems) = (Vec::new(), Vec::new());
+        for binding in bindings {
+            match self.resolve(&binding).await {
+                Ok(target) => targets.push(target),
+                Err(error) => problems.push(format!("{error:#}")),
+            }
+        }
+        (targets, problems)
     }
 }
 
