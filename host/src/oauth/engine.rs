@@ -733,3 +733,48 @@ pub fn check_endpoint(url: &str) -> anyhow::Result<()> {
     http::endpoint_url(url)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pin(source: PinSource) -> Pin {
+        Pin { issuer: "https://as.example".into(), source }
+    }
+
+    #[test]
+    fn a_bound_client_accepts_its_own_issuer_only() {
+        assert!(check_pin("wiki", "app", &pin(PinSource::Registered), "https://as.example/").is_ok());
+        let error = check_pin("wiki", "app", &pin(PinSource::Registered), "https://evil.example").unwrap_err().to_string();
+        for part in [
+            "bound to `https://as.example` (by `latchkey oauth register --issuer`)",
+            "names `https://evil.example` instead",
+            "nothing was sent to `https://evil.example`",
+            "`latchkey oauth register wiki --client-id app --issuer https://evil.example`",
+        ] {
+            assert!(error.contains(part), "{part}: {error}");
+        }
+    }
+
+    #[test]
+    fn each_kind_of_binding_names_its_own_fix() {
+        let fix = |source| check_pin("wiki", "app", &pin(source), "https://evil.example").unwrap_err().to_string();
+        assert!(fix(PinSource::Catalog).contains("change `server_metadata` in its catalog entry"));
+        assert!(fix(PinSource::Provider).contains("name another provider"));
+        assert!(fix(PinSource::Stored).contains("by the credential stored for it") && fix(PinSource::Stored).contains("oauth revoke wiki"));
+    }
+
+    #[test]
+    fn only_pre_registered_clients_with_a_secret_are_confidential() {
+        let client = |source, secret: Option<&str>, auth_method| ClientRegistration {
+            client_id: "app".into(),
+            client_secret: secret.map(|s| SecretString::from(s.to_string())),
+            auth_method,
+            source,
+        };
+        assert!(is_confidential(&client(RegistrationSource::Catalog, Some("s"), None)));
+        assert!(is_confidential(&client(RegistrationSource::Manual, None, Some(ClientAuth::Basic))));
+        assert!(!is_confidential(&client(RegistrationSource::Manual, None, Some(ClientAuth::None))));
+        assert!(!is_confidential(&client(RegistrationSource::Dynamic, Some("s"), None)));
+    }
+}
