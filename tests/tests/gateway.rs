@@ -297,6 +297,19 @@ fn two_providers_on_one_server_each_send_their_own_token_and_each_is_refreshed()
         let output = gateway.try_authorize(&["pair", "--provider", secret]);
         assert!(output.status.success(), "authorizing {secret}: {}", String::from_utf8_lossy(&output.stderr));
     }
+    let listed: Value = serde_json::from_str(&gateway.latchkey(&["oauth", "ls", "--json"])).unwrap();
+    let mut bindings: Vec<(String, String)> = listed["credentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|view| (view["binding"].as_str().unwrap_or("").to_string(), view["client_id"].as_str().unwrap().to_string()))
+        .collect();
+    bindings.sort();
+    assert_eq!(
+        bindings,
+        [("pair[pair.token_a]".to_string(), "basic-client".to_string()), ("pair[pair.token_b]".to_string(), "public-client".to_string())],
+        "oauth ls names each provider's credential: {listed:#}"
+    );
     let stored = |client: &str| {
         let store = gateway.store();
         let id = store.credential_ids().unwrap().into_iter().find(|id| id.server == "pair" && id.client_id == client).expect("stored");

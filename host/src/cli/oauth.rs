@@ -284,7 +284,7 @@ async fn list(engine: &Engine, as_json: bool) -> Result<(), Failure> {
             Some(seconds) => format!("in {}", human_duration(seconds as u64)),
         };
         table.add_row(vec![
-            view.server.clone(),
+            view.binding.clone().unwrap_or_else(|| view.server.clone()),
             view.provider.clone(),
             view.state.replace('-', " "),
             expires,

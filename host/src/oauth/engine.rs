@@ -59,7 +59,15 @@ pub struct Engine {
     http: Client,
     registrations: Registrations,
     /// Targets resolved without overrides, by binding (settled clients only).
-    targets: tokio::sync::Mutex<HashMap<Binding, Target>>,
+    targets: tokio::sync::Mutex<Targets>,
+}
+
+/// The targets [`Engine::resolve`] keeps, and the provider registry they were made with: a reload
+/// of the drop-in providers (a long-running gateway) starts afresh.
+#[derive(Default)]
+struct Targets {
+    registry: Option<Arc<plugins::Registry>>,
+    by_binding: HashMap<Binding, Target>,
 }
 
 /// One credential's flow: who to ask, as which client, for what.
@@ -217,12 +225,16 @@ impl Engine {
     /// will be registered dynamically) is not kept.
     pub async fn resolve(&self, binding: &Binding) -> anyhow::Result<Target> {
         let mut targets = self.targets.lock().await;
-        if let Some(target) = targets.get(binding) {
+        let registry = self.registry.current();
+        if !targets.registry.as_ref().is_some_and(|kept| Arc::ptr_eq(kept, &registry)) {
+            *targets = Targets { registry: Some(registry), by_binding: HashMap::new() };
+        }
+        if let Some(target) = targets.by_binding.get(binding) {
             return Ok(target.clone());
         }
         let target = self.target(binding, &Overrides::default()).await?;
         if target.dynamic.is_none() {
-            targets.insert(binding.clone(), target.clone());
+            targets.by_binding.insert(binding.clone(), target.clone());
         }
         Ok(target)
     }
@@ -561,7 +573,7 @@ impl Engine {
         let saved = credential.clone();
         self.blocking_store(move |store| store.save_credential(&saved)).await?;
         // A process that keeps targets (the gateway) now has a settled one for this binding.
-        self.targets.lock().await.remove(&target.binding);
+        self.targets.lock().await.by_binding.remove(&target.binding);
         Ok(credential)
     }
 

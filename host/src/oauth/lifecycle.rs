@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
+use super::discovery;
 use super::engine::{Engine, Target};
 use super::exchange::{self, ExchangeError};
 use super::tokens;
@@ -61,6 +62,9 @@ impl RefreshError {
 #[derive(Clone, Debug, Serialize)]
 pub struct CredentialView {
     pub server: String,
+    /// Which of the server's credentials (`server[provider]` when it has several), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub binding: Option<String>,
     pub provider: String,
     pub issuer: String,
     pub client_id: String,
@@ -87,6 +91,7 @@ impl CredentialView {
         };
         CredentialView {
             server: credential.id.server.clone(),
+            binding: None,
             provider: credential.provider.clone(),
             issuer: credential.id.issuer.clone(),
             client_id: credential.id.client_id.clone(),
@@ -122,7 +127,31 @@ impl Engine {
                 store.credential_ids()?.iter().filter_map(|id| store.load_credential(id).transpose()).collect::<anyhow::Result<Vec<_>>>()
             })
             .await?;
-        Ok(credentials.iter().map(|credential| CredentialView::of(credential, now)).collect())
+        Ok(credentials
+            .iter()
+            .map(|credential| CredentialView { binding: self.binding_of(&credential.id), ..CredentialView::of(credential, now) })
+            .collect())
+    }
+
+    /// The name of the binding a stored credential belongs to, as far as the catalog tells without
+    /// asking anyone: the server's only binding, or the provider entry with that client and issuer.
+    fn binding_of(&self, id: &CredentialId) -> Option<String> {
+        let server = self.catalog().server(&id.server).ok()?;
+        let bindings = server.bindings();
+        if let [only] = bindings.as_slice() {
+            return Some(only.to_string());
+        }
+        let providers: Vec<_> = server.oauth.iter().flat_map(|oauth| oauth.providers.iter()).collect();
+        let mut matching = bindings.iter().filter(|binding| {
+            binding.provider_index().and_then(|index| providers.get(index)).is_some_and(|entry| {
+                entry.registration.as_ref().is_some_and(|registration| *registration.client_id == id.client_id)
+                    && entry.server_metadata.as_ref().is_none_or(|metadata| discovery::issuers_match(&metadata.issuer, &id.issuer))
+            })
+        });
+        match (matching.next(), matching.next()) {
+            (Some(binding), None) => Some(binding.to_string()),
+            _ => None,
+        }
     }
 
     /// The stored credential `id`, if any.
