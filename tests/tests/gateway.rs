@@ -281,13 +281,14 @@ fn two_providers_on_one_server_each_send_their_own_token_and_each_is_refreshed()
     };
     let gateway = Setup::new(&format!(
         "servers:\n  pair:\n    command: {}\n    secrets:\n      - {{name: pair.token_a, env: TOKEN_A}}\n\
-         \x20     - {{name: pair.token_b, env: TOKEN_B}}\n      - {{name: pair.client_secret}}\n    oauth:\n\
+         \x20     - {{name: pair.token_b, env: TOKEN_B}}\n      - {{name: pair.token_a.client_secret}}\n    oauth:\n\
          \x20     scopes: [openid, offline_access]\n      providers:\n{}{}",
         everything_command(),
         provider("pair.token_a", "basic-client", "client_secret_basic"),
         provider("pair.token_b", "public-client", "none"),
     ));
-    gateway.store().set_secret("pair.client_secret", &SecretString::from("basic-secret")).unwrap();
+    // Each provider has its own client secret: A's never goes to B's authorization server.
+    gateway.store().set_secret("pair.token_a.client_secret", &SecretString::from("basic-secret")).unwrap();
 
     // Two providers: each is authorized on its own, named by the secret that receives its token.
     let ambiguous = gateway.try_authorize(&["pair"]);

@@ -42,6 +42,25 @@ pub enum BindingError {
 }
 
 impl Binding {
+    /// The stored secret that holds this credential's client secret: `<server>.client_secret`,
+    /// and for a server with several providers one per provider, `<server>.<provider>.client_secret`
+    /// (the provider named by its id, or by the secret its token goes to without the server's
+    /// prefix), so that one provider's client secret never goes to another's authorization server.
+    pub fn client_secret_name(&self) -> String {
+        match &self.entry {
+            Entry::Provider { label, index, .. } if !label.is_empty() => {
+                let prefix = format!("{}.", self.server);
+                let name = match label.strip_prefix(&prefix) {
+                    Some(rest) => rest.to_string(),
+                    None if label.starts_with('#') => format!("provider-{}", index + 1),
+                    None => label.clone(),
+                };
+                format!("{}.{name}.client_secret", self.server)
+            }
+            _ => format!("{}.client_secret", self.server),
+        }
+    }
+
     /// The command that signs this credential in.
     pub fn authorize_command(&self) -> String {
         match &self.entry {
@@ -174,6 +193,7 @@ mod tests {
         assert_eq!(pair.binding(Some("pair.b")).unwrap(), bindings[1]);
         assert_eq!(bindings[1].to_string(), "pair[standard]");
         assert_eq!(bindings[1].authorize_command(), "latchkey oauth authorize pair --provider standard");
+        assert_eq!(bindings[1].client_secret_name(), "pair.standard.client_secret");
         let error = pair.binding(None).unwrap_err().to_string();
         assert!(error.contains("2 OAuth providers") && error.contains("google, standard"), "{error}");
         let error = pair.binding(Some("slack")).unwrap_err().to_string();
@@ -185,6 +205,7 @@ mod tests {
         let pair = server(&TWO.replace("provider: google", "provider: standard"));
         let labels: Vec<String> = pair.bindings().iter().map(ToString::to_string).collect();
         assert_eq!(labels, ["pair[pair.a]", "pair[pair.b]"]);
+        assert_eq!(pair.bindings()[0].client_secret_name(), "pair.a.client_secret");
         assert!(pair.binding(Some("standard")).is_err(), "an id two providers share names neither");
     }
 
@@ -193,6 +214,7 @@ mod tests {
         let remote = server("servers:\n  found:\n    remote: {url: https://mcp.example/mcp}\n");
         assert_eq!(remote.bindings(), [Binding { server: "found".into(), entry: Entry::Discovery }]);
         assert_eq!(remote.bearer_binding().unwrap().to_string(), "found");
+        assert_eq!(remote.bindings()[0].client_secret_name(), "found.client_secret");
         let local = server("servers:\n  plain:\n    command: [x]\n");
         assert!(local.bindings().is_empty());
         assert!(local.binding(None).unwrap_err().to_string().contains("uses no OAuth"));

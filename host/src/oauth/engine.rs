@@ -15,7 +15,8 @@
 //!   with none of these is discovered (RFC 9728 → RFC 8414 → OpenID Connect);
 //! - client: `oauth register`, else the catalog's `registration.client_id`, else (remote servers)
 //!   a Client ID Metadata Document or dynamic registration; the secret is the stored secret
-//!   `<server>.client_secret`;
+//!   `<server>.client_secret` (one per provider for a server with several:
+//!   [`Binding::client_secret_name`]);
 //! - client authentication: the registration's, else the provider's, unless the server's metadata
 //!   lists methods that exclude it;
 //! - `resource` (RFC 8707): the remote server's URL; local servers call provider APIs, not an MCP
@@ -129,9 +130,9 @@ impl fmt::Display for PinSource {
 pub enum TargetError {
     #[error(
         "server `{server}` needs a client secret ({method}), and none is stored; store it with \
-         `latchkey secret set {server}.client_secret` (the value is read from stdin)"
+         `latchkey secret set {name}` (the value is read from stdin)"
     )]
-    MissingSecret { server: String, method: &'static str },
+    MissingSecret { server: String, name: String, method: &'static str },
     #[error(
         "server `{server}` has no OAuth client id; register your app's id with \
          `latchkey oauth register {server} --client-id <id>`{}",
@@ -283,7 +284,7 @@ impl Engine {
             Some((client_id, source)) => {
                 let secret = match &overrides.client_secret {
                     Some(secret) => Some(secret.clone()),
-                    None => self.secret(&format!("{server_name}.client_secret")).await?,
+                    None => self.client_secret(binding).await?,
                 };
                 // A hand registration may settle the method (a public client has no secret).
                 let auth_method = match source {
@@ -331,7 +332,7 @@ impl Engine {
         let mut endpoint = TokenEndpoint { provider: provider.clone(), flow, client, config, http: self.http.clone() };
         settle_client_auth(&mut endpoint, &as_metadata);
         if dynamic.is_none() {
-            check_secret(server_name, &endpoint)?;
+            check_secret(binding, &endpoint)?;
         }
         Ok(Target {
             binding: binding.clone(),
@@ -531,6 +532,17 @@ impl Engine {
         Ok(registry.get("standard")?.clone())
     }
 
+    /// `binding`'s client secret. A server's first provider also takes `<server>.client_secret`,
+    /// which every provider of a server used before each had its own.
+    async fn client_secret(&self, binding: &Binding) -> anyhow::Result<Option<SecretString>> {
+        let name = binding.client_secret_name();
+        let shared = format!("{}.client_secret", binding.server);
+        match self.secret(&name).await? {
+            None if name != shared && binding.provider_index() == Some(0) => self.secret(&shared).await,
+            found => Ok(found),
+        }
+    }
+
     pub(crate) async fn secret(&self, name: &str) -> anyhow::Result<Option<SecretString>> {
         let name = name.to_string();
         self.blocking_store(move |store| store.get_secret(&name)).await
@@ -718,10 +730,14 @@ fn settle_client_auth(endpoint: &mut TokenEndpoint, metadata: &AuthServerMetadat
     endpoint.client.auth_method = Some(method);
 }
 
-fn check_secret(server: &str, endpoint: &TokenEndpoint) -> Result<(), TargetError> {
+fn check_secret(binding: &Binding, endpoint: &TokenEndpoint) -> Result<(), TargetError> {
     let method = endpoint.client_auth();
     if method != ClientAuth::None && endpoint.client.client_secret.is_none() {
-        return Err(TargetError::MissingSecret { server: server.to_string(), method: registration::auth_method_name(method) });
+        return Err(TargetError::MissingSecret {
+            server: binding.server.clone(),
+            name: binding.client_secret_name(),
+            method: registration::auth_method_name(method),
+        });
     }
     Ok(())
 }
