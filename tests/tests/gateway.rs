@@ -311,6 +311,8 @@ fn two_providers_on_one_server_each_send_their_own_token_and_each_is_refreshed()
         [("pair[pair.token_a]".to_string(), "basic-client".to_string()), ("pair[pair.token_b]".to_string(), "public-client".to_string())],
         "oauth ls names each provider's credential: {listed:#}"
     );
+    let refreshed: Value = serde_json::from_str(&gateway.latchkey(&["oauth", "refresh", "pair", "--json"])).unwrap();
+    assert_eq!(refreshed["credentials"].as_array().map(Vec::len), Some(2), "oauth refresh renews each provider's: {refreshed:#}");
     let stored = |client: &str| {
         let store = gateway.store();
         let id = store.credential_ids().unwrap().into_iter().find(|id| id.server == "pair" && id.client_id == client).expect("stored");

@@ -103,7 +103,7 @@ impl Authorizer for CatalogCredential {
         // The refresh that failed left its verdict in the store.
         match self.tokens.stored(&grant.binding).await?.map(|credential| credential.status) {
             Some(Status::NeedsReauthorization { reason }) => {
-                Err(RefreshError::NeedsReauthorization { server: server.clone(), reason }.into())
+                Err(RefreshError::NeedsReauthorization { server: server.clone(), reason, command }.into())
             }
             _ => anyhow::bail!("server `{server}` refused latchkey's token{said}, and a refresh did not help; run `{command}`"),
         }

@@ -28,17 +28,17 @@ const ATTEMPTS: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RefreshError {
-    #[error("server `{server}` is not authorized yet; run `latchkey oauth authorize {server}`")]
-    NotAuthorized { server: String },
-    #[error("server `{server}` needs re-authorization ({reason}); run `latchkey oauth authorize {server}`")]
-    NeedsReauthorization { server: String, reason: String },
+    #[error("server `{server}` is not authorized yet; run `{command}`")]
+    NotAuthorized { server: String, command: String },
+    #[error("server `{server}` needs re-authorization ({reason}); run `{command}`")]
+    NeedsReauthorization { server: String, reason: String, command: String },
     #[error(
         "server `{server}` has no refresh token (the authorization server issued none; many issue one only when asked for \
          offline access, with the `offline_access` scope or a provider setting, at the first consent): add that to the \
          server's `oauth.scopes` or its provider's `config` in the catalog, revoke the app's access in the provider's \
-         account settings and run `latchkey oauth authorize {server}`; or authorize again whenever the access token expires"
+         account settings and run `{command}`; or authorize again whenever the access token expires"
     )]
-    NoRefreshToken { server: String },
+    NoRefreshToken { server: String, command: String },
     #[error("refreshing server `{server}` failed: {error}")]
     Failed { server: String, error: ExchangeError },
     #[error("the secret store failed while refreshing server `{server}`: {error:#}")]
@@ -193,9 +193,14 @@ impl Engine {
 
     pub async fn access_token_for(&self, target: &Target) -> anyhow::Result<SecretString> {
         let server = target.id.server.clone();
-        let credential = self.load(&target.id).await?.ok_or(RefreshError::NotAuthorized { server: server.clone() })?;
+        let credential = self
+            .load(&target.id)
+            .await?
+            .ok_or(RefreshError::NotAuthorized { server: server.clone(), command: target.binding.authorize_command() })?;
         if let Status::NeedsReauthorization { reason } = &credential.status {
-            return Err(RefreshError::NeedsReauthorization { server, reason: reason.clone() }.into());
+            return Err(
+                RefreshError::NeedsReauthorization { server, reason: reason.clone(), command: target.binding.authorize_command() }.into()
+            );
         }
         if !due(&credential, SystemTime::now()) {
             return Ok(credential.tokens.access_token.clone());
@@ -226,17 +231,17 @@ impl Engine {
             .load(&target.id)
             .await
             .map_err(|error| RefreshError::Store { server: server.clone(), error })?
-            .ok_or(RefreshError::NotAuthorized { server: server.clone() })?;
+            .ok_or(RefreshError::NotAuthorized { server: server.clone(), command: target.binding.authorize_command() })?;
         if let Some(at) = only_if_due_at
             && !due(&stored, at)
         {
             return Ok(stored);
         }
         if let Status::NeedsReauthorization { reason } = &stored.status {
-            return Err(RefreshError::NeedsReauthorization { server, reason: reason.clone() });
+            return Err(RefreshError::NeedsReauthorization { server, reason: reason.clone(), command: target.binding.authorize_command() });
         }
         let Some(refresh_token) = stored.tokens.refresh_token.clone() else {
-            return Err(RefreshError::NoRefreshToken { server });
+            return Err(RefreshError::NoRefreshToken { server, command: target.binding.authorize_command() });
         };
 
         let mut attempt = 0;
@@ -298,7 +303,9 @@ impl Engine {
         match result {
             Ok(()) => Ok(updated),
             Err(error) => match &updated.status {
-                Status::NeedsReauthorization { reason } => Err(RefreshError::NeedsReauthorization { server, reason: reason.clone() }),
+                Status::NeedsReauthorization { reason } => {
+                    Err(RefreshError::NeedsReauthorization { server, reason: reason.clone(), command: target.binding.authorize_command() })
+                }
                 Status::Authorized => Err(RefreshError::Failed { server, error }),
             },
         }
