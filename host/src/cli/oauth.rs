@@ -200,7 +200,7 @@ async fn authorize(engine: &Engine, args: AuthorizeArgs) -> Result<(), Failure> 
         Ok(credential) => {
             exchanged.confirm("latchkey stored the tokens. You can close this tab.").await;
             let view = CredentialView::of(&credential, SystemTime::now());
-            anstream::println!("{GREEN}Authorized{GREEN:#} {} with {} ({}).", args.server, credential.provider, describe_expiry(&view));
+            anstream::println!("{GREEN}Authorized{GREEN:#} {binding} with {} ({}).", credential.provider, describe_expiry(&view));
             if !view.refreshable {
                 output::warning("no refresh token was issued: authorize again when the access token expires");
             }
