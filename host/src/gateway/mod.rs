@@ -86,9 +86,9 @@ impl Gateway {
         let (events, receiver) = mpsc::unbounded_channel::<(String, Event)>();
         let mut upstreams = BTreeMap::new();
         let selected: Vec<&crate::catalog::Server> = if servers.is_empty() {
-            engine.catalog.servers().collect()
+            engine.catalog().servers().collect()
         } else {
-            servers.iter().map(|name| engine.catalog.server(name)).collect::<Result<_, _>>()?
+            servers.iter().map(|name| engine.catalog().server(name)).collect::<Result<_, _>>()?
         };
         for server in &selected {
             if let Some(separator) =
