@@ -27,7 +27,9 @@ fuzz_target!(|data: &[u8]| {
     for server in SERVERS {
         let server = Url::parse(server).unwrap();
         let prm_url = server.join("/.well-known/oauth-protected-resource").unwrap();
-        if let Ok(prm) = read_protected_resource(&prm_url, body.clone(), &server) {
+        // Unbound, and bound to an issuer the document may or may not list.
+        for preferred in [None, Some("https://auth.example.com")] {
+            let Ok(prm) = read_protected_resource(&prm_url, body.clone(), &server, preferred) else { continue };
             assert_eq!(prm.resource.origin(), server.origin(), "{} is not on {server}'s origin", prm.resource);
             let (resource, server) = (canonical_resource(&prm.resource), canonical_resource(&server));
             assert!(server == resource || server.starts_with(&format!("{resource}/")), "{resource} does not cover {server}");

@@ -11,6 +11,7 @@
 //! a compiled-code cache that already holds the built-ins and the fixtures (filled once, then kept
 //! in the fixtures folder between runs). Only the cache's own tests start cold.
 
+pub mod hostile;
 pub mod keyring;
 
 use std::collections::BTreeMap;

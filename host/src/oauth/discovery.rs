@@ -144,10 +144,17 @@ pub fn canonical_resource(url: &Url) -> String {
 }
 
 /// Discover how to authorize against the MCP server at `server`, given the `WWW-Authenticate`
-/// header of its 401 answer if there was one.
-pub async fn discover(client: &Client, server: &Url, challenge: Option<&Challenge>) -> Result<Discovered, DiscoveryError> {
+/// header of its 401 answer if there was one. Of the authorization servers its metadata lists,
+/// `preferred` (the issuer a client is bound to) when it is one of them, else the first: the
+/// caller compares the result with the issuer it expects before sending anything to it.
+pub async fn discover(
+    client: &Client,
+    server: &Url,
+    challenge: Option<&Challenge>,
+    preferred: Option<&str>,
+) -> Result<Discovered, DiscoveryError> {
     let server_resource = canonical_resource(server);
-    let prm = protected_resource_metadata(client, server, challenge).await?;
+    let prm = protected_resource_metadata(client, server, challenge, preferred).await?;
     let Some(prm) = prm else {
         return legacy_discovery(client, server, challenge, server_resource).await;
     };
@@ -175,16 +182,22 @@ struct ProtectedResourceMetadata {
 pub struct ProtectedResource {
     /// The resource identifier; it covers the MCP server's URL.
     pub resource: Url,
-    /// The first authorization server it lists.
+    /// The authorization server to use: the preferred one when it is listed, else the first.
     pub issuer: String,
     pub scopes_supported: Vec<String>,
 }
 
 /// Read the protected-resource metadata `body` fetched from `url` for the MCP server `server`: its
 /// `resource` (the server's URL when absent) must cover the server, and it must list an
-/// authorization server. Public for the fuzz targets (`fuzz/`) only.
+/// authorization server; `preferred` is chosen when listed. Public for the fuzz targets (`fuzz/`)
+/// only.
 #[doc(hidden)]
-pub fn read_protected_resource(url: &Url, body: Option<serde_json::Value>, server: &Url) -> Result<ProtectedResource, DiscoveryError> {
+pub fn read_protected_resource(
+    url: &Url,
+    body: Option<serde_json::Value>,
+    server: &Url,
+    preferred: Option<&str>,
+) -> Result<ProtectedResource, DiscoveryError> {
     let malformed = |reason: String| DiscoveryError::Malformed { url: url.to_string(), what: "protected-resource metadata", reason };
     let body = body.ok_or_else(|| malformed("the body is not JSON".into()))?;
     let prm: ProtectedResourceMetadata = serde_json::from_value(body).map_err(|e| malformed(e.to_string()))?;
@@ -193,7 +206,9 @@ pub fn read_protected_resource(url: &Url, body: Option<serde_json::Value>, serve
     if !covers(&resource_url, server) {
         return Err(DiscoveryError::ResourceMismatch { url: url.to_string(), resource, server: canonical_resource(server) });
     }
-    let issuer = prm.authorization_servers.into_iter().next().ok_or_else(|| malformed("it lists no authorization_servers".into()))?;
+    let listed = preferred.and_then(|preferred| prm.authorization_servers.iter().find(|issuer| issuers_match(issuer, preferred)));
+    let issuer =
+        listed.or(prm.authorization_servers.first()).cloned().ok_or_else(|| malformed("it lists no authorization_servers".into()))?;
     Ok(ProtectedResource { resource: resource_url, issuer, scopes_supported: prm.scopes_supported })
 }
 
@@ -209,6 +224,7 @@ async fn protected_resource_metadata(
     client: &Client,
     server: &Url,
     challenge: Option<&Challenge>,
+    preferred: Option<&str>,
 ) -> Result<Option<ProtectedResource>, DiscoveryError> {
     let mut candidates = Vec::new();
     if let Some(url) = challenge.and_then(|c| c.resource_metadata.as_deref()) {
@@ -223,7 +239,7 @@ async fn protected_resource_metadata(
     for url in candidates {
         let (status, body) = client.get_json(&url, &[]).await?;
         if status == 200 {
-            return read_protected_resource(&url, body, server).map(Some);
+            return read_protected_resource(&url, body, server, preferred).map(Some);
         }
     }
     Ok(None)
@@ -281,7 +297,7 @@ pub fn read_auth_server_metadata(
 }
 
 /// Exact comparison, except that a root issuer may differ by a trailing slash.
-fn issuers_match(found: &str, expected: &str) -> bool {
+pub fn issuers_match(found: &str, expected: &str) -> bool {
     if found == expected {
         return true;
     }
@@ -371,11 +387,13 @@ mod tests {
         assert!(error.contains("invalid type: string \"a b\", expected a sequence"), "{error}");
 
         let server = Url::parse("https://mcp.example/mcp").unwrap();
-        let body = serde_json::json!({"resource": "https://mcp.example", "authorization_servers": ["https://as.example"]});
-        let prm = read_protected_resource(&url, Some(body), &server).unwrap();
+        let body = serde_json::json!({"resource": "https://mcp.example", "authorization_servers": ["https://as.example", "https://bound.example/"]});
+        let prm = read_protected_resource(&url, Some(body.clone()), &server, None).unwrap();
         assert_eq!((prm.resource.as_str(), prm.issuer.as_str()), ("https://mcp.example/", "https://as.example"));
+        let prm = read_protected_resource(&url, Some(body), &server, Some("https://bound.example")).unwrap();
+        assert_eq!(prm.issuer, "https://bound.example/", "the bound issuer is chosen when listed");
         let body = serde_json::json!({"resource": "https://mcp.example/mcp", "authorization_servers": []});
-        let error = read_protected_resource(&url, Some(body), &server).unwrap_err().to_string();
+        let error = read_protected_resource(&url, Some(body), &server, None).unwrap_err().to_string();
         assert!(error.contains("lists no authorization_servers"), "{error}");
     }
 
