@@ -40,14 +40,26 @@ pub enum CallError {
     Plugin(#[from] PluginError),
     #[error("provider `{provider}` refused in `{hook}`: {message}")]
     Refused { provider: String, hook: &'static str, message: String },
-    /// `prepare-request` pointed a request at another origin than the flow's endpoint. Only
-    /// origins are named: a URL may carry a token in its path or query.
-    #[error(
-        "provider `{provider}` ({source_file}) tried to send the request for {endpoint} to {asked}, but this flow allows only \
-         {allowed} (the origin of the endpoint in the catalog's `server_metadata`, else the provider's own); the request was \
-         not sent. A provider may change a request's path, query, method, headers and body, never where it goes: {fix}"
-    )]
-    Retargeted { provider: String, source_file: String, endpoint: String, asked: String, allowed: String, fix: String },
+    /// `prepare-request` pointed a request at another origin than the flow's endpoint.
+    #[error(transparent)]
+    Retargeted(Box<Retargeted>),
+}
+
+/// A request that `prepare-request` pointed at another origin than the flow's endpoint; it was not
+/// sent. Only origins are named: a URL may carry a token in its path or query.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "provider `{provider}` ({source_file}) tried to send the request for {endpoint} to {asked}, but this flow allows only \
+     {allowed} (the origin of the endpoint in the catalog's `server_metadata`, else the provider's own); the request was \
+     not sent. A provider may change a request's path, query, method, headers and body, never where it goes: {fix}"
+)]
+pub struct Retargeted {
+    pub provider: String,
+    pub source_file: String,
+    pub endpoint: String,
+    pub asked: String,
+    pub allowed: String,
+    pub fix: String,
 }
 
 impl Provider {
@@ -151,14 +163,14 @@ impl Provider {
                     self.info.id
                 ),
             };
-            return Err(CallError::Retargeted {
+            return Err(CallError::Retargeted(Box::new(Retargeted {
                 provider: self.info.id.clone(),
                 source_file: self.origin.to_string(),
                 endpoint: endpoint.to_string(),
                 asked,
                 allowed,
                 fix,
-            });
+            })));
         }
         Ok(prepared)
     }
