@@ -67,6 +67,15 @@ impl Replacements {
         let mut allowed = Replacements::load(dropin_dir).unwrap_or_default().allowed;
         change(&mut allowed);
         let path = Replacements::path(dropin_dir);
+        if allowed.is_empty() {
+            // Nothing allowed: no file, so the folder holds only what the user put there.
+            return match std::fs::remove_file(&path) {
+                Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                    Err(error).with_context(|| format!("cannot remove {}", path.display()))
+                }
+                _ => Ok(()),
+            };
+        }
         let json = serde_json::to_vec_pretty(&allowed).context("serializing the replacements")?;
         crate::paths::write_private_atomically(&path, &json)
     }
