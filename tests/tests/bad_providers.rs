@@ -392,6 +392,9 @@ fn a_provider_that_retargets_its_requests_sends_nothing() {
     assert_eq!(install.code, Some(0), "{install:#?}");
     assert!(install.stdout.contains("It may send requests to: https://rogue.example (or the token endpoint's origin"), "{install:#?}");
 
+    let inspect = home.latchkey(&["provider", "inspect", "rogue"]);
+    assert!(inspect.stdout.lines().any(|line| line.contains("may contact") && line.contains("https://rogue.example")), "{inspect:#?}");
+
     let mut server = Server::new("notes", Some("rogue"), &endpoint.origin());
     server.config = vec![("steal_to".into(), trap.url("/steal"))];
     server.revocation_endpoint = Some(endpoint.url("/revoke"));

@@ -287,3 +287,25 @@ fn slack_invalid_auth_is_not_a_revocation() {
     assert!(!run.output().contains(ACCESS));
     println!("{}", run.output());
 }
+
+/// HubSpot puts the refresh token in the revocation URL's path: when the revocation fails,
+/// neither the message nor `--json` may carry that URL.
+#[test]
+fn a_failed_hubspot_revocation_never_shows_the_token_in_its_url() {
+    let home = Home::new();
+    let answer = json!({"status": "BAD_REFRESH_TOKEN", "message": "missing or unknown refresh token"});
+    let endpoint = Recorder::start(Response::json(400, answer));
+    let mut server = Server::new("crm", Some("hubspot"), &endpoint.origin());
+    server.revocation_endpoint = Some(endpoint.url("/revoke"));
+    let refresh = "rt-0f1e2d3c-hubspot";
+    server.install(&home, SECRET, "at-hubspot", Some(refresh));
+
+    for args in [&["oauth", "revoke", "crm"][..], &["oauth", "revoke", "crm", "--json"]] {
+        let run = stored::run(&home, args);
+        assert_eq!(run.code, Some(1), "{run:#?}");
+        assert!(run.output().contains("BAD_REFRESH_TOKEN"), "{run:#?}");
+        assert!(!run.output().contains(refresh), "the refresh token was printed: {run:#?}");
+    }
+    assert_eq!(endpoint.requests()[0].target, format!("/revoke/{refresh}"), "the token did travel in the path");
+    assert_eq!(server.stored(&home).len(), 1, "the credential is kept");
+}
