@@ -229,14 +229,12 @@ fn add_body_fields(request: &mut HttpRequest, fields: &[(&str, &str)]) {
         .headers
         .iter()
         .any(|(name, value)| name.eq_ignore_ascii_case("content-type") && value.to_ascii_lowercase().contains("json"));
-    if is_json {
-        if let Ok(serde_json::Value::Object(mut object)) = serde_json::from_slice(&request.body) {
-            for (name, value) in fields {
-                object.insert((*name).to_string(), serde_json::Value::String((*value).to_string()));
-            }
-            request.body = serde_json::Value::Object(object).to_string().into_bytes();
-            return;
+    if is_json && let Ok(serde_json::Value::Object(mut object)) = serde_json::from_slice(&request.body) {
+        for (name, value) in fields {
+            object.insert((*name).to_string(), serde_json::Value::String((*value).to_string()));
         }
+        request.body = serde_json::Value::Object(object).to_string().into_bytes();
+        return;
     }
     let mut form: Params =
         url::form_urlencoded::parse(&request.body).into_owned().filter(|(name, _)| !fields.iter().any(|(f, _)| f == name)).collect();

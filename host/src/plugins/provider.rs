@@ -112,10 +112,10 @@ impl Provider {
         }
         let mut resolved: Params = entries.to_vec();
         for key in &self.info.config_keys {
-            if let Some(default) = &key.default {
-                if !resolved.iter().any(|(name, _)| *name == key.name) {
-                    resolved.push((key.name.clone(), default.clone()));
-                }
+            if let Some(default) = &key.default
+                && !resolved.iter().any(|(name, _)| *name == key.name)
+            {
+                resolved.push((key.name.clone(), default.clone()));
             }
         }
         Ok(resolved)

@@ -41,7 +41,8 @@ pub struct Registry {
 #[derive(Clone)]
 enum Entry {
     BuiltIn(Arc<BuiltIn>),
-    DropIn(Provider),
+    /// Boxed: a provider is much larger than the `Arc` of a built-in.
+    DropIn(Box<Provider>),
 }
 
 /// A built-in provider, loaded on first use.
@@ -104,14 +105,14 @@ impl Entry {
     fn provider(&self) -> Result<&Provider, &Arc<PluginError>> {
         match self {
             Entry::BuiltIn(built_in) => built_in.provider(),
-            Entry::DropIn(provider) => Ok(provider),
+            Entry::DropIn(provider) => Ok(&**provider),
         }
     }
 
     fn loaded(&self) -> Option<&Provider> {
         match self {
             Entry::BuiltIn(built_in) => built_in.loaded(),
-            Entry::DropIn(provider) => Some(provider),
+            Entry::DropIn(provider) => Some(&**provider),
         }
     }
 }
@@ -207,14 +208,14 @@ impl Registry {
                 );
                 tracing::info!("{notice}");
                 self.notices.push(notice);
-                self.entries.insert(provider.id().to_string(), Entry::DropIn(provider));
+                self.entries.insert(provider.id().to_string(), Entry::DropIn(Box::new(provider)));
             }
             Some(Entry::DropIn(existing)) => {
                 let problem = Problem::DuplicateId { id: provider.id().to_string(), first: existing.origin().clone() };
                 self.dropin_failures.push(Arc::new(PluginError::new(&Origin::File(path), problem)));
             }
             None => {
-                self.entries.insert(provider.id().to_string(), Entry::DropIn(provider));
+                self.entries.insert(provider.id().to_string(), Entry::DropIn(Box::new(provider)));
             }
         }
     }
