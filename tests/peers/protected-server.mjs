@@ -17,6 +17,9 @@
 // `POST /revoke-last` revokes (RFC 7009) the last token it accepted, as the client it was issued
 // to (the server's pre-registered confidential clients): the test's way of making a token stop
 // working before it expires.
+// Its RFC 9728 metadata (`/.well-known/oauth-protected-resource/mcp`) names AUTHORIZATION_SERVER
+// (default: ISSUER) as its authorization server; `POST /authorization-server` with another URL as
+// the body makes it name that one from then on: a server that turns hostile, or moves.
 import crypto from 'node:crypto';
 import http from 'node:http';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
@@ -31,6 +34,7 @@ const clients = {
   'basic-client': { body: {}, headers: { authorization: `Basic ${Buffer.from('basic-client:basic-secret').toString('base64')}` } },
 };
 let lastAccepted = null;
+let authorizationServer = process.env.AUTHORIZATION_SERVER ?? issuer;
 
 const form = async (path, fields, client = clients['post-client']) => {
   const response = await fetch(`${issuer}${path}`, {
@@ -75,6 +79,19 @@ const listener = http.createServer(async (request, response) => {
         await form('/token/revocation', { token, token_type_hint: 'access_token' }, clients[clientId]);
       }
       response.writeHead(lastAccepted ? 204 : 409).end();
+      return;
+    }
+    if (request.method === 'POST' && request.url === '/authorization-server') {
+      let text = '';
+      for await (const chunk of request) text += chunk;
+      authorizationServer = text.trim();
+      response.writeHead(204).end();
+      return;
+    }
+    if (request.url === '/.well-known/oauth-protected-resource/mcp') {
+      const resource = `http://127.0.0.1:${listener.address().port}/mcp`;
+      response.writeHead(200, { 'content-type': 'application/json' });
+      response.end(JSON.stringify({ resource, authorization_servers: [authorizationServer], scopes_supported: ['mcp:tools'] }));
       return;
     }
     if (!request.url.startsWith('/mcp')) {

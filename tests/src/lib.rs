@@ -13,6 +13,7 @@
 //! a compiled-code cache that already holds the built-ins and the fixtures (filled once, then kept
 //! in the fixtures folder between runs). Only the cache's own tests start cold.
 
+pub mod hostile;
 pub mod keyring;
 pub mod peers;
 pub mod recorder;

@@ -26,7 +26,9 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use latchkey::paths::{self, Paths};
+use latchkey::store::ExposeSecret;
 use latchkey::store::{Credential, CredentialId, SecretString, Status, Store, StoreKind, TokenSet};
+use latchkey_tests::hostile::Attacker;
 use latchkey_tests::{Home, latchkey_bin};
 use serde_json::{Value, json};
 
@@ -260,6 +262,234 @@ fn a_header_whose_secret_is_not_stored_fails_the_start_with_the_command_that_sto
     let health = http.health();
     let error = health["upstreams"]["remote"]["error"].as_str().unwrap_or("");
     assert!(error.contains("header `X-Api-Key`") && error.contains("latchkey secret set remote.api_key"), "{health:#}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests: one credential per binding
+
+#[test]
+fn two_providers_on_one_server_each_send_their_own_token_and_each_is_refreshed() {
+    // Access tokens live 8 s: the scheduler must refresh both credentials, not only the first.
+    let peers = AuthPeers::start(8);
+    let issuer = &peers.issuer;
+    let provider = |secret: &str, client: &str, method: &str| {
+        format!(
+            "        - provider: standard\n          secret: {secret}\n          server_metadata:\n            issuer: {issuer}\n\
+             \x20           authorization_endpoint: {issuer}/auth\n            token_endpoint: {issuer}/token\n\
+             \x20           token_endpoint_auth_methods_supported: [{method}]\n          registration: {{client_id: {client}}}\n"
+        )
+    };
+    let gateway = Setup::new(&format!(
+        "servers:\n  pair:\n    command: {}\n    secrets:\n      - {{name: pair.token_a, env: TOKEN_A}}\n\
+         \x20     - {{name: pair.token_b, env: TOKEN_B}}\n      - {{name: pair.token_a.client_secret}}\n    oauth:\n\
+         \x20     scopes: [openid, offline_access]\n      providers:\n{}{}",
+        everything_command(),
+        provider("pair.token_a", "basic-client", "client_secret_basic"),
+        provider("pair.token_b", "public-client", "none"),
+    ));
+    // Each provider has its own client secret: A's never goes to B's authorization server.
+    gateway.store().set_secret("pair.token_a.client_secret", &SecretString::from("basic-secret")).unwrap();
+
+    // Two providers: each is authorized on its own, named by the secret that receives its token.
+    let ambiguous = gateway.try_authorize(&["pair"]);
+    let said = String::from_utf8_lossy(&ambiguous.stderr);
+    assert!(!ambiguous.status.success() && said.contains("--provider") && said.contains("pair.token_b"), "{said}");
+    for secret in ["pair.token_a", "pair.token_b"] {
+        let output = gateway.try_authorize(&["pair", "--provider", secret]);
+        assert!(output.status.success(), "authorizing {secret}: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    let listed: Value = serde_json::from_str(&gateway.latchkey(&["oauth", "ls", "--json"])).unwrap();
+    let mut bindings: Vec<(String, String)> = listed["credentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|view| (view["binding"].as_str().unwrap_or("").to_string(), view["client_id"].as_str().unwrap().to_string()))
+        .collect();
+    bindings.sort();
+    assert_eq!(
+        bindings,
+        [("pair[pair.token_a]".to_string(), "basic-client".to_string()), ("pair[pair.token_b]".to_string(), "public-client".to_string())],
+        "oauth ls names each provider's credential: {listed:#}"
+    );
+    let refreshed: Value = serde_json::from_str(&gateway.latchkey(&["oauth", "refresh", "pair", "--json"])).unwrap();
+    assert_eq!(refreshed["credentials"].as_array().map(Vec::len), Some(2), "oauth refresh renews each provider's: {refreshed:#}");
+    let stored = |client: &str| {
+        let store = gateway.store();
+        let id = store.credential_ids().unwrap().into_iter().find(|id| id.server == "pair" && id.client_id == client).expect("stored");
+        store.load_credential(&id).unwrap().unwrap().tokens.access_token.expose_secret().to_string()
+    };
+    let http = gateway.http(&["--servers", "pair"]);
+    let env = || -> Value { serde_json::from_str(&text(&http.client(&[json!({"call": "pair__get-env"})])[0])).unwrap() };
+    // Tokens that live 8 s are refreshed while this runs (and on every start of the server): the
+    // server's variables are compared with what is stored right after it answered.
+    let consistent = || {
+        let now = env();
+        let (a, b) = (stored("basic-client"), stored("public-client"));
+        (now["TOKEN_A"] == a.as_str() && now["TOKEN_B"] == b.as_str()).then_some((a, b))
+    };
+    let mut first = None;
+    eventually("the server gets provider A's token in A's variable and B's in B's", || {
+        first = consistent();
+        first.is_some()
+    });
+    let first = first.unwrap();
+    assert_ne!(first.0, first.1);
+
+    // Both expire within 8 s; the scheduler refreshes each and restarts the server with both.
+    eventually("both credentials are refreshed and the server runs with both new tokens", || {
+        consistent().is_some_and(|(a, b)| a != first.0 && b != first.1)
+    });
+    let health = http.health();
+    for name in ["pair[pair.token_a]", "pair[pair.token_b]"] {
+        let state = health["credentials"][name]["state"].as_str().unwrap_or("absent");
+        assert!(["authorized", "refreshing"].contains(&state), "/health shows each credential: {health:#}");
+    }
+}
+
+#[test]
+fn a_discovery_only_remote_server_gets_its_token_sent_and_refreshed() {
+    let peers = AuthPeers::start(8);
+    let gateway = Setup::new(&format!("servers:\n  found:\n    remote: {{url: \"{}\"}}\n", peers.url));
+
+    // Not signed in yet: the server's refusal says how to sign in, not to add an `oauth` section.
+    let (code, said) = gateway.run(&["tools", "call", "--server", "found", "whoami"], b"");
+    assert_ne!(code, Some(0), "{said}");
+    assert!(said.contains("latchkey oauth authorize found") && !said.contains("oauth` section"), "{said}");
+
+    // No `oauth` section: the server's metadata names the authorization server, which registers
+    // latchkey dynamically.
+    gateway.authorize("found");
+    let steps = gateway
+        .stdio(&["--servers", "found"], &[json!({"call": "found__whoami"}), json!({"sleep": 10_000}), json!({"call": "found__whoami"})]);
+    let (first, second) = (identity(&steps[0]), identity(&steps[2]));
+    assert_eq!(first["sub"], "alice");
+    assert_ne!(first["token"], second["token"], "the first token expired during the session; the gateway refreshed it");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests: issuer binding (a server that names another authorization server gets nothing)
+
+/// A remote entry for `url` whose OAuth provider is only a pre-registered client.
+fn unbound_client_entry(url: &str) -> String {
+    format!(
+        "servers:\n  mixed:\n    remote: {{url: \"{url}\"}}\n    secrets:\n      - {{name: mixed.token}}\n    oauth:\n\
+         \x20     providers:\n        - {{secret: mixed.token, registration: {{client_id: basic-client}}}}\n"
+    )
+}
+
+#[test]
+fn a_client_pinned_by_the_catalog_never_meets_the_authorization_server_its_server_names() {
+    let remote = Remote::start(3600);
+    let attacker = Attacker::start();
+    remote._peers.name_authorization_server(attacker.issuer());
+    remote.setup.authorize("remote");
+    remote.setup.latchkey(&["oauth", "refresh", "remote"]);
+    let steps = remote.setup.stdio(&["--servers", "remote"], &[json!({"call": "remote__whoami"})]);
+    assert_eq!(identity(&steps[0])["client_id"], "basic-client");
+    assert!(attacker.received().is_empty(), "{:?}", attacker.received());
+    attacker.sink.assert_empty("a catalog-pinned client");
+}
+
+#[test]
+fn a_client_bound_with_register_issuer_refuses_the_authorization_server_a_hostile_server_names() {
+    let peers = AuthPeers::start(3600);
+    let attacker = Attacker::start();
+    peers.name_authorization_server(attacker.issuer());
+    let gateway = Setup::new(&format!("servers:\n  mixed:\n    remote: {{url: \"{}\"}}\n", peers.url));
+    let register = ["oauth", "register", "mixed", "--client-id", "basic-client", "--client-secret-stdin", "--issuer", &peers.issuer];
+    let (code, said) = gateway.run(&register, b"basic-secret\n");
+    assert_eq!(code, Some(0), "{said}");
+
+    let refused = gateway.try_authorize(&["mixed"]);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{said}");
+    for part in [
+        format!("bound to `{}`", peers.issuer),
+        format!("names `{}` instead", attacker.issuer()),
+        format!("latchkey oauth register mixed --client-id basic-client --issuer {}", attacker.issuer()),
+    ] {
+        assert!(said.contains(&part), "{part}: {said}");
+    }
+    assert!(!said.contains("basic-secret"), "{said}");
+    attacker.sink.assert_empty("authorize with a client bound by `oauth register --issuer`");
+
+    // The server names the client's own authorization server again: the sign-in works.
+    peers.name_authorization_server(&peers.issuer);
+    gateway.authorize("mixed");
+    let steps = gateway.stdio(&["--servers", "mixed"], &[json!({"call": "mixed__whoami"})]);
+    assert_eq!(identity(&steps[0])["client_id"], "basic-client");
+    attacker.sink.assert_empty("the whole test");
+}
+
+#[test]
+fn an_unbound_client_with_a_secret_is_refused_at_register_and_at_authorize() {
+    let peers = AuthPeers::start(3600);
+    let attacker = Attacker::start();
+    peers.name_authorization_server(attacker.issuer());
+    let gateway = Setup::new(&format!("servers:\n  mixed:\n    remote: {{url: \"{}\"}}\n", peers.url));
+
+    let (code, said) =
+        gateway.run(&["oauth", "register", "mixed", "--client-id", "basic-client", "--client-secret-stdin"], b"basic-secret\n");
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains(&format!("latchkey oauth register mixed --client-id basic-client --issuer {}", attacker.issuer())), "{said}");
+    assert!(!gateway.home.path().join("registrations.json").exists(), "nothing was registered");
+    assert!(gateway.store().get_secret("mixed.client_secret").unwrap().is_none(), "the secret was not stored");
+
+    // The same client in the catalog, its secret stored by hand (the security review's H2).
+    gateway.rewrite_catalog(&unbound_client_entry(&peers.url));
+    gateway.store().set_secret("mixed.client_secret", &SecretString::from("basic-secret")).unwrap();
+    let refused = gateway.try_authorize(&["mixed"]);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{said}");
+    assert!(said.contains(&format!("--issuer {}", attacker.issuer())) && said.contains("server_metadata"), "{said}");
+    attacker.sink.assert_empty("an unbound confidential client");
+}
+
+#[test]
+fn a_credential_stored_before_issuer_binding_keeps_working_and_binds_its_client() {
+    let peers = AuthPeers::start(3600);
+    let attacker = Attacker::start();
+    // Tokens for (mixed, the real issuer, basic-client), as latchkey stored them when it still
+    // signed such a client in through discovery; written here in that format, by hand.
+    let pinned = Setup::new(&format!(
+        "servers:\n  mixed:\n    remote: {{url: \"{url}\"}}\n    secrets:\n      - {{name: mixed.token}}\n    oauth:\n\
+         \x20     scopes: [openid, offline_access]\n      providers:\n        - secret: mixed.token\n          server_metadata:\n\
+         \x20           issuer: {issuer}\n            authorization_endpoint: {issuer}/auth\n            token_endpoint: {issuer}/token\n\
+         \x20         registration: {{client_id: basic-client}}\n",
+        url = peers.url,
+        issuer = peers.issuer
+    ));
+    pinned.store().set_secret("mixed.client_secret", &SecretString::from("basic-secret")).unwrap();
+    pinned.authorize("mixed");
+    let before = pinned.store().credential_ids().unwrap().into_iter().find(|id| id.server == "mixed").unwrap();
+    let tokens = pinned.store().load_credential(&before).unwrap().unwrap().tokens;
+    let gateway = Setup::new(&unbound_client_entry(&peers.url));
+    let envelope = json!({"format": "latchkey.oauth-credential/1", "credential": {
+        "server": "mixed", "issuer": peers.issuer, "client_id": "basic-client", "provider": "standard",
+        "tokens": {"access_token": tokens.access_token.expose_secret(), "token_type": "Bearer",
+                   "refresh_token": tokens.refresh_token.as_ref().unwrap().expose_secret(),
+                   "expires_at": 1, "scopes": ["openid", "offline_access"]},
+        "status": {"state": "authorized"}}});
+    let file = json!({"version": 1, "entries": {
+        before.key(): {"kind": "credential", "server": "mixed", "issuer": peers.issuer, "client_id": "basic-client", "value": envelope.to_string()},
+        "secret/mixed.client_secret": {"kind": "secret", "name": "mixed.client_secret", "value": "basic-secret"}}});
+    latchkey::paths::write_private_atomically(&gateway.home.path().join("secrets.json"), file.to_string().as_bytes()).unwrap();
+
+    // The expired token is refreshed at the issuer it came from, and sent: no sign-in.
+    let steps = gateway.stdio(&["--servers", "mixed"], &[json!({"call": "mixed__whoami"})]);
+    assert_eq!(identity(&steps[0])["client_id"], "basic-client");
+    gateway.latchkey(&["oauth", "refresh", "mixed"]);
+
+    // The server turns hostile: nothing goes to the authorization server it names now.
+    peers.name_authorization_server(attacker.issuer());
+    let (code, said) = gateway.run(&["oauth", "refresh", "mixed"], b"");
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains(&format!("bound to `{}`", peers.issuer)) && said.contains(attacker.issuer()), "{said}");
+    let (code, said) = gateway.run(&["oauth", "revoke", "mixed"], b"");
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("kept 1 local credential"), "{said}");
+    attacker.sink.assert_empty("refresh and revoke of a credential bound by its stored issuer");
+    assert!(gateway.store().credential_ids().unwrap().iter().any(|id| id.server == "mixed"), "the credential is kept");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -511,15 +741,34 @@ impl Setup {
 
     /// `oauth authorize <server>` with the scripted browser (tests/peers/browser.sh).
     fn authorize(&self, server: &str) {
-        let output = self
-            .command(latchkey_bin())
-            .args(["oauth", "authorize", server, "--timeout", "60"])
+        let output = self.try_authorize(&[server]);
+        assert!(output.status.success(), "authorizing {server}: {}", String::from_utf8_lossy(&output.stderr));
+    }
+
+    /// `oauth authorize <args>` with the scripted browser, however it ends.
+    fn try_authorize(&self, args: &[&str]) -> std::process::Output {
+        self.command(latchkey_bin())
+            .args(["oauth", "authorize", "--timeout", "60"])
+            .args(args)
             .env("BROWSER", peer("browser.sh"))
             .env_remove("CONSENT_MODE")
             .stdin(Stdio::null())
             .output()
-            .unwrap();
-        assert!(output.status.success(), "authorizing {server}: {}", String::from_utf8_lossy(&output.stderr));
+            .unwrap()
+    }
+
+    /// `latchkey <args>` with `stdin`, however it ends: the exit code and everything it printed.
+    fn run(&self, args: &[&str], stdin: &[u8]) -> (Option<i32>, String) {
+        let mut child =
+            self.command(latchkey_bin()).args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let _ = child.stdin.take().unwrap().write_all(stdin);
+        let output = child.wait_with_output().unwrap();
+        (output.status.code(), format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr)))
+    }
+
+    /// The catalog is now `catalog`.
+    fn rewrite_catalog(&self, catalog: &str) {
+        fs::write(self.home.path().join("catalogs/test.yaml"), catalog).unwrap();
     }
 
     /// The SDK client over stdio, with `latchkey gateway run <args>` as its server.
@@ -605,8 +854,7 @@ fn everything_command() -> String {
 struct Remote {
     setup: Setup,
     url: String,
-    _protected: Peer,
-    _oidc: Peer,
+    _peers: AuthPeers,
 }
 
 impl Remote {
@@ -619,14 +867,8 @@ impl Remote {
     /// [`Remote::start`], the entry sending `headers` (a YAML flow mapping's content); it
     /// declares `$API_KEY` (the secret `remote.api_key`, not stored) and `$TEAM` (`blue`).
     fn with_headers(ttl: u64, headers: &str) -> Remote {
-        let mut oidc = Command::new("node");
-        oidc.arg(peer("oidc-server.mjs")).arg("0").env("OIDC_ACCESS_TOKEN_TTL", ttl.to_string()).env("OIDC_LOOPBACK_RESOURCES", "1");
-        let oidc = Peer::spawn("oidc-server", &mut oidc);
-        let issuer = oidc.wait_for("ready ", Duration::from_secs(60)).trim_start_matches("ready ").to_string();
-        let mut protected = Command::new("node");
-        protected.arg(peer("protected-server.mjs")).env("ISSUER", &issuer);
-        let protected = Peer::spawn("protected-server", &mut protected);
-        let url = protected.wait_for("ready ", Duration::from_secs(60)).trim_start_matches("ready ").to_string();
+        let peers = AuthPeers::start(ttl);
+        let (issuer, url) = (peers.issuer.clone(), peers.url.clone());
         let setup = Setup::new(&format!(
             "servers:\n  remote:\n    remote: {{url: \"{url}\", headers: {{{headers}}}}}\n    env: [{{name: TEAM, value: blue}}]\n\
              \x20   secrets:\n      - {{name: remote.token}}\n      - {{name: remote.api_key, env: API_KEY}}\n    oauth:\n\
@@ -636,7 +878,36 @@ impl Remote {
              \x20         registration: {{client_id: basic-client}}\n"
         ));
         setup.store().set_secret("remote.client_secret", &SecretString::from("basic-secret")).unwrap();
-        Remote { setup, url, _protected: protected, _oidc: oidc }
+        Remote { setup, url, _peers: peers }
+    }
+}
+
+/// oidc-provider (`issuer`) and the protected MCP server (`url`) that checks its tokens, whose
+/// resource metadata names `issuer` as its authorization server until told otherwise.
+struct AuthPeers {
+    issuer: String,
+    url: String,
+    _protected: Peer,
+    _oidc: Peer,
+}
+
+impl AuthPeers {
+    fn start(ttl: u64) -> AuthPeers {
+        let mut oidc = Command::new("node");
+        oidc.arg(peer("oidc-server.mjs")).arg("0").env("OIDC_ACCESS_TOKEN_TTL", ttl.to_string()).env("OIDC_LOOPBACK_RESOURCES", "1");
+        let oidc = Peer::spawn("oidc-server", &mut oidc);
+        let issuer = oidc.wait_for("ready ", Duration::from_secs(60)).trim_start_matches("ready ").to_string();
+        let mut protected = Command::new("node");
+        protected.arg(peer("protected-server.mjs")).env("ISSUER", &issuer);
+        let protected = Peer::spawn("protected-server", &mut protected);
+        let url = protected.wait_for("ready ", Duration::from_secs(60)).trim_start_matches("ready ").to_string();
+        AuthPeers { issuer, url, _protected: protected, _oidc: oidc }
+    }
+
+    /// From now on the server's resource metadata names `issuer` as its authorization server.
+    fn name_authorization_server(&self, issuer: &str) {
+        let (status, body) = http_post(&self.url.replace("/mcp", "/authorization-server"), issuer);
+        assert_eq!(status, 204, "{body}");
     }
 }
 
@@ -664,6 +935,20 @@ impl HttpGateway {
         assert_eq!(status, 200, "{body}");
         serde_json::from_str(&body).unwrap()
     }
+}
+
+/// POST `body` as text over plain HTTP/1.0 (loopback only): the status and the body.
+fn http_post(url: &str, body: &str) -> (u16, String) {
+    let rest = url.strip_prefix("http://").expect("a loopback http URL");
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut stream = TcpStream::connect(host).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(stream, "POST {path} HTTP/1.0\r\nHost: {host}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    (head.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0), body.to_string())
 }
 
 /// GET over plain HTTP/1.0 (loopback only): the status and the body.
@@ -844,7 +1129,7 @@ impl Drop for Peer {
     }
 }
 
-fn eventually(what: &str, condition: impl Fn() -> bool) {
+fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !condition() {
         assert!(Instant::now() < deadline, "timed out waiting until {what}");

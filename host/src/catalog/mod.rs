@@ -51,6 +51,7 @@
 //! Not checked here: whether a named provider plugin exists and accepts the `config` keys (the
 //! OAuth engine asks the plugin registry), and whether secrets have values (the secret store).
 
+mod bindings;
 pub(crate) mod headers;
 mod model;
 mod parse;
@@ -60,6 +61,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use bindings::{Binding, BindingError, Entry as BindingEntry};
 pub use model::{
     Container, EnvVar, Kind, Located, OAuth, OAuthProvider, Registration, Remote, Secret, Server, ServerMetadata, Source, Transport,
 };

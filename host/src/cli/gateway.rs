@@ -64,7 +64,7 @@ pub fn run(command: GatewayCommand) -> Result<(), Failure> {
         // Drop-in providers are reloaded while the gateway runs; without the watcher they still
         // work, only changes need a restart.
         let _provider_watcher = engine
-            .registry
+            .registry()
             .watch()
             .map_err(|error| output::warning(&format!("{error:#}; changes to drop-in providers need a gateway restart")))
             .ok();

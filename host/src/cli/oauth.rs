@@ -27,9 +27,12 @@ pub enum OAuthCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Refresh a server's access token now.
+    /// Refresh a server's access tokens now (each of its providers', or the one --provider names).
     Refresh {
         server: String,
+        /// Which of the server's OAuth providers: its provider id, or the secret that receives its token.
+        #[arg(long)]
+        provider: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -94,7 +97,8 @@ pub struct RegisterArgs {
 #[derive(Args)]
 pub struct AuthorizeArgs {
     server: String,
-    /// Which of the server's OAuth providers, when it has several.
+    /// Which of the server's OAuth providers, when it has several: its provider id, or the
+    /// secret that receives its token.
     #[arg(long)]
     provider: Option<String>,
     /// Scopes to request instead of the catalog's, separated by commas or spaces.
@@ -116,10 +120,10 @@ pub fn run(command: OAuthCommand) -> Result<(), Failure> {
             Ok(engine)
         };
         match command {
-            OAuthCommand::Register(args) => register(paths, args),
+            OAuthCommand::Register(args) => register(&open(paths)?, args).await,
             OAuthCommand::Authorize(args) => authorize(&open(paths)?, args).await,
             OAuthCommand::Ls { json } => list(&open(paths)?, json).await,
-            OAuthCommand::Refresh { server, json } => refresh(&open(paths)?, &server, json).await,
+            OAuthCommand::Refresh { server, provider, json } => refresh(&open(paths)?, &server, provider.as_deref(), json).await,
             OAuthCommand::Revoke { server, forget, json } => revoke(&open(paths)?, &server, forget, json).await,
         }
     })
@@ -129,7 +133,7 @@ pub fn split_scopes(scopes: &str) -> Vec<String> {
     scopes.split([',', ' ']).filter(|s| !s.is_empty()).map(str::to_string).collect()
 }
 
-fn register(paths: Paths, args: RegisterArgs) -> Result<(), Failure> {
+async fn register(engine: &Engine, args: RegisterArgs) -> Result<(), Failure> {
     let RegisterArgs {
         server,
         client_id,
@@ -141,8 +145,8 @@ fn register(paths: Paths, args: RegisterArgs) -> Result<(), Failure> {
         provider,
         auth_method,
     } = args;
-    let catalog = crate::catalog::Catalog::load(&paths)?;
-    catalog.server(&server)?;
+    let paths = engine.paths();
+    engine.catalog().server(&server)?;
     if client_id.trim().is_empty() {
         return Err(anyhow::anyhow!("--client-id is empty; give the client id the provider's console shows").into());
     }
@@ -157,50 +161,46 @@ fn register(paths: Paths, args: RegisterArgs) -> Result<(), Failure> {
         engine::check_endpoint(url)?;
     }
     if let Some(id) = &provider {
-        let (_runtime, registry) = crate::plugins::load(&paths)?;
-        registry.get(id)?;
+        engine.registry().current().get(id)?;
     }
-    // The store (a keyring connection) only when there is a secret to put in it.
+    let client_id = client_id.trim().to_string();
+    let registration = ManualRegistration {
+        client_id: client_id.clone(),
+        provider,
+        issuer,
+        authorization_endpoint,
+        token_endpoint,
+        scopes: scopes.as_deref().map(split_scopes),
+        token_endpoint_auth_method: auth_method,
+    };
+    // A client secret goes only to the authorization server the client is bound to.
+    engine.check_registration(&server, &registration, client_secret_stdin).await?;
     let secret_store = if client_secret_stdin {
-        let store = crate::store::Store::open(&paths)?;
-        if let Some(notice) = store.notice() {
-            output::note(notice);
-        }
         let name = format!("{server}.client_secret");
-        store.set_secret(&name, &super::secret::read_value(&name)?)?;
-        Some(store.describe())
+        engine.set_secret(&name, super::secret::read_value(&name)?).await?;
+        Some(engine.store_description())
     } else {
         None
     };
-    let mut registrations = crate::oauth::manual::Registrations::load(&paths)?;
-    registrations.set(
-        &server,
-        ManualRegistration {
-            client_id: client_id.trim().to_string(),
-            provider,
-            issuer,
-            authorization_endpoint,
-            token_endpoint,
-            scopes: scopes.as_deref().map(split_scopes),
-            token_endpoint_auth_method: auth_method,
-        },
-    )?;
+    let mut registrations = crate::oauth::manual::Registrations::load(paths)?;
+    registrations.set(&server, registration)?;
     let secret_note = secret_store.map(|place| format!(", client secret in {place}")).unwrap_or_default();
-    anstream::println!("Registered client {BOLD}{}{BOLD:#} for {server}{secret_note}.", client_id.trim());
+    anstream::println!("Registered client {BOLD}{client_id}{BOLD:#} for {server}{secret_note}.");
     anstream::println!("Next: latchkey oauth authorize {server}");
     Ok(())
 }
 
 async fn authorize(engine: &Engine, args: AuthorizeArgs) -> Result<(), Failure> {
     let overrides = Overrides { scopes: args.scopes.as_deref().map(split_scopes), ..Overrides::default() };
-    let target = engine.target(&args.server, args.provider.as_deref(), &overrides).await?;
-    let (pending, target) = engine.start(target, mode(&args.interaction)).await?;
+    let binding = engine.binding(&args.server, args.provider.as_deref())?;
+    let mut target = engine.target(&binding, &overrides).await?;
+    let pending = engine.start(&target, mode(&args.interaction)).await?;
     let exchanged = complete(pending, &args.interaction).await?;
-    match engine.save(target, &exchanged).await {
+    match engine.save(&mut target, &exchanged).await {
         Ok(credential) => {
             exchanged.confirm("latchkey stored the tokens. You can close this tab.").await;
             let view = CredentialView::of(&credential, SystemTime::now());
-            anstream::println!("{GREEN}Authorized{GREEN:#} {} with {} ({}).", args.server, credential.provider, describe_expiry(&view));
+            anstream::println!("{GREEN}Authorized{GREEN:#} {binding} with {} ({}).", credential.provider, describe_expiry(&view));
             if !view.refreshable {
                 output::warning("no refresh token was issued: authorize again when the access token expires");
             }
@@ -284,7 +284,7 @@ async fn list(engine: &Engine, as_json: bool) -> Result<(), Failure> {
             Some(seconds) => format!("in {}", human_duration(seconds as u64)),
         };
         table.add_row(vec![
-            view.server.clone(),
+            view.binding.clone().unwrap_or_else(|| view.server.clone()),
             view.provider.clone(),
             view.state.replace('-', " "),
             expires,
@@ -304,13 +304,19 @@ async fn list(engine: &Engine, as_json: bool) -> Result<(), Failure> {
     Ok(())
 }
 
-async fn refresh(engine: &Engine, server: &str, as_json: bool) -> Result<(), Failure> {
-    let credential = engine.refresh(server).await?;
-    let view = CredentialView::of(&credential, SystemTime::now());
-    if as_json {
-        output::json(&view);
-    } else {
-        anstream::println!("{GREEN}Refreshed{GREEN:#} {server} ({}).", describe_expiry(&view));
+async fn refresh(engine: &Engine, server: &str, provider: Option<&str>, as_json: bool) -> Result<(), Failure> {
+    let credentials = engine.refresh_server(server, provider).await?;
+    let now = SystemTime::now();
+    let views: Vec<CredentialView> = credentials.iter().map(|credential| CredentialView::of(credential, now)).collect();
+    match (as_json, views.as_slice()) {
+        (true, [view]) => output::json(view),
+        (true, views) => output::json(&json!({ "credentials": views })),
+        (false, [view]) => anstream::println!("{GREEN}Refreshed{GREEN:#} {server} ({}).", describe_expiry(view)),
+        (false, views) => {
+            for view in views {
+                anstream::println!("{GREEN}Refreshed{GREEN:#} {server} with {} ({}).", view.provider, describe_expiry(view));
+            }
+        }
     }
     Ok(())
 }

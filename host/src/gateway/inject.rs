@@ -3,8 +3,9 @@
 //! variables a local server would get (its bearer token comes from
 //! [`crate::mcp::catalog_credential`], and replaces a catalog `Authorization` header).
 //!
-//! For every declared secret with an `env`: the current OAuth access token when the secret is an
-//! OAuth provider's `secret`, else the stored secret of that name. A secret without an `env` (a
+//! For every declared secret with an `env`: the current OAuth access token of the provider whose
+//! `secret` it is (each provider's own credential: its [`crate::catalog::Binding`]), else the
+//! stored secret of that name. A secret without an `env` (a
 //! client secret) is never passed on. A missing value is an error that names the command that
 //! provides it: starting a server without its credentials only moves the failure into the server.
 //! A remote server needs only the secrets its headers name.
@@ -18,7 +19,7 @@ use http::{HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::catalog::headers::{self, Piece};
-use crate::catalog::{Remote, Secret, Server};
+use crate::catalog::{BindingEntry, Remote, Secret, Server};
 use crate::oauth::engine::Engine;
 
 /// The environment variables carrying `server`'s secrets.
@@ -34,7 +35,12 @@ pub async fn secret_env(engine: &Arc<Engine>, server: &Server) -> anyhow::Result
 /// The headers of `remote` (`server`'s), expanded. Values are marked sensitive: they carry
 /// secrets, so neither these nor anything that prints them may log them.
 pub async fn remote_headers(engine: &Arc<Engine>, server: &Server, remote: &Remote) -> anyhow::Result<HashMap<HeaderName, HeaderValue>> {
-    let oauth = server.oauth.as_ref().is_some_and(|oauth| !oauth.providers.is_empty());
+    // The server's OAuth token goes out as its bearer: a provider's, or a discovered one stored.
+    let oauth = match server.bearer_binding().map(|binding| binding.entry) {
+        Some(BindingEntry::Provider { .. }) => true,
+        Some(BindingEntry::Discovery) => engine.tokens().any_for(&server.name).await?,
+        None => false,
+    };
     let mut expanded = HashMap::new();
     for (name, template) in &remote.headers {
         let header = headers::name(name).map_err(anyhow::Error::msg)?;
@@ -84,17 +90,10 @@ async fn variable_value(engine: &Arc<Engine>, server: &Server, variable: &str) -
 
 /// The value of `secret`, which `server` declares for `$variable`.
 async fn secret_value(engine: &Arc<Engine>, server: &Server, secret: &Secret, variable: &str) -> anyhow::Result<SecretString> {
-    let is_oauth = server
-        .oauth
-        .iter()
-        .flat_map(|oauth| &oauth.providers)
-        .any(|provider| provider.secret.as_deref().is_some_and(|name| name.as_str() == secret.name.as_str()));
-    if is_oauth {
-        return engine.access_token(&server.name).await;
+    if let Some(binding) = server.binding_for_secret(&secret.name) {
+        return engine.tokens().current(&binding).await;
     }
-    let store = engine.store.clone();
-    let name = secret.name.to_string();
-    let stored = tokio::task::spawn_blocking(move || store.get_secret(&name)).await??;
+    let stored = engine.secrets().get(&secret.name).await?;
     stored.ok_or_else(|| {
         anyhow::anyhow!(
             "server `{}` needs the secret `{}` (for ${variable}); store it with `latchkey secret set {}`",

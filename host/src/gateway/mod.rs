@@ -76,9 +76,9 @@ impl Gateway {
         let (events, receiver) = mpsc::unbounded_channel::<(String, Event)>();
         let mut upstreams = BTreeMap::new();
         let selected: Vec<&crate::catalog::Server> = if servers.is_empty() {
-            engine.catalog.servers().collect()
+            engine.catalog().servers().collect()
         } else {
-            servers.iter().map(|name| engine.catalog.server(name)).collect::<Result<_, _>>()?
+            servers.iter().map(|name| engine.catalog().server(name)).collect::<Result<_, _>>()?
         };
         for server in selected {
             upstreams.insert(server.name.clone(), Upstream::new(server.clone(), engine.clone(), events.clone(), timeout));

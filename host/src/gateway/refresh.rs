@@ -1,4 +1,5 @@
-//! Keeping tokens alive while the gateway runs: for each OAuth server, sleep until shortly before
+//! Keeping tokens alive while the gateway runs: for each OAuth credential (each binding of each
+//! server), sleep until shortly before
 //! the access token expires (with jitter, so that servers do not refresh in step), refresh, and
 //! tell the upstream (see [`super::upstream`] for how each kind picks the new token up).
 //!
@@ -20,7 +21,8 @@ use serde::Serialize;
 
 use super::Gateway;
 use super::upstream::Upstream;
-use crate::oauth::engine::{Engine, Overrides};
+use crate::catalog::{Binding, BindingEntry};
+use crate::oauth::access::Tokens;
 use crate::oauth::lifecycle::{REFRESH_SKEW, RefreshError, backoff};
 use crate::store::Status;
 
@@ -70,39 +72,42 @@ impl Credentials {
     }
 }
 
-/// Start a refresh loop for every OAuth server of `gateway`.
+/// Start a refresh loop for every OAuth credential of `gateway`'s servers: one per binding, so a
+/// server with two providers keeps both tokens alive, and a remote server signed in through
+/// discovery alone keeps its own.
 pub fn spawn(gateway: &Gateway) -> Credentials {
     let credentials = Credentials::default();
+    let tokens = gateway.engine().tokens();
     for upstream in gateway.upstreams() {
-        if upstream.server.oauth.as_ref().is_some_and(|oauth| !oauth.providers.is_empty()) {
-            tokio::spawn(keep_alive(gateway.engine().clone(), upstream.clone(), credentials.clone()));
+        for binding in upstream.server.bindings() {
+            tokio::spawn(keep_alive(tokens.clone(), binding, upstream.clone(), credentials.clone()));
         }
     }
     credentials
 }
 
-async fn keep_alive(engine: Arc<Engine>, upstream: Arc<Upstream>, credentials: Credentials) {
-    let server = upstream.name().to_string();
+async fn keep_alive(tokens: Tokens, binding: Binding, upstream: Arc<Upstream>, credentials: Credentials) {
+    let server = binding.server.clone();
+    // `/health` names the credential: the server, and which provider when it has several.
+    let name = binding.to_string();
     let mut failures = 0u32;
     let mut last_seen: Option<SystemTime> = None;
     loop {
-        let target = match engine.target(&server, None, &Overrides::default()).await {
-            Ok(target) => target,
-            Err(error) => {
-                credentials.set(&server, "error", Some(format!("{error:#}")), None);
-                tokio::time::sleep(RECHECK).await;
-                continue;
-            }
-        };
-        let stored = match engine.load(&target.id).await {
+        // A remote server without an `oauth` section that was never signed in may need no OAuth at
+        // all: it is not asked for an authorization server, and nothing is reported.
+        if binding.entry == BindingEntry::Discovery && !tokens.any_for(&server).await.unwrap_or(true) {
+            tokio::time::sleep(RECHECK).await;
+            continue;
+        }
+        let stored = match tokens.stored(&binding).await {
             Ok(Some(credential)) => credential,
             Ok(None) => {
-                credentials.set(&server, "not-authorized", Some(format!("run `latchkey oauth authorize {server}`")), None);
+                credentials.set(&name, "not-authorized", Some(format!("run `{}`", binding.authorize_command())), None);
                 tokio::time::sleep(RECHECK).await;
                 continue;
             }
             Err(error) => {
-                credentials.set(&server, "error", Some(format!("{error:#}")), None);
+                credentials.set(&name, "error", Some(format!("{error:#}")), None);
                 tokio::time::sleep(RECHECK).await;
                 continue;
             }
@@ -114,17 +119,17 @@ async fn keep_alive(engine: Arc<Engine>, upstream: Arc<Upstream>, credentials: C
         }
         last_seen = stored.tokens.expires_at;
         if let Status::NeedsReauthorization { reason } = &stored.status {
-            credentials.set(&server, "needs-reauthorization", Some(format!("{reason}; run `latchkey oauth authorize {server}`")), None);
+            credentials.set(&name, "needs-reauthorization", Some(format!("{reason}; run `{}`", binding.authorize_command())), None);
             tokio::time::sleep(RECHECK).await;
             continue;
         }
         let Some(expires_at) = stored.tokens.expires_at else {
-            credentials.set(&server, "authorized", Some("the token has no expiry".into()), None);
+            credentials.set(&name, "authorized", Some("the token has no expiry".into()), None);
             tokio::time::sleep(NO_EXPIRY_RECHECK).await;
             continue;
         };
         if failures == 0 {
-            credentials.set(&server, "authorized", None, Some(expires_at));
+            credentials.set(&name, "authorized", None, Some(expires_at));
         }
         let jitter = Duration::from_secs_f64(rand::random::<f64>() * 10.0);
         let remaining = expires_at.duration_since(SystemTime::now()).unwrap_or_default();
@@ -132,26 +137,26 @@ async fn keep_alive(engine: Arc<Engine>, upstream: Arc<Upstream>, credentials: C
         let wait = if failures > 0 { backoff(failures) } else { refresh_at.duration_since(SystemTime::now()).unwrap_or_default() };
         tokio::time::sleep(wait).await;
 
-        credentials.set(&server, "refreshing", None, Some(expires_at));
+        credentials.set(&name, "refreshing", None, Some(expires_at));
         // "Due" as of the token planned for: a stored token that expires later is someone else's
         // refresh, and is kept as it is.
         let planned_for = expires_at.checked_sub(REFRESH_SKEW).unwrap_or(expires_at);
-        match engine.refresh_target(&target, Some(planned_for)).await {
+        match tokens.refresh(&binding, Some(planned_for)).await {
             Ok(fresh) => {
                 failures = 0;
                 last_seen = fresh.tokens.expires_at;
                 if fresh.tokens.expires_at != Some(expires_at) {
                     upstream.credentials_changed().await;
                 }
-                credentials.set(&server, "authorized", None, fresh.tokens.expires_at);
+                credentials.set(&name, "authorized", None, fresh.tokens.expires_at);
             }
             Err(RefreshError::NeedsReauthorization { reason, .. }) => {
-                credentials.set(&server, "needs-reauthorization", Some(format!("{reason}; run `latchkey oauth authorize {server}`")), None);
+                credentials.set(&name, "needs-reauthorization", Some(format!("{reason}; run `{}`", binding.authorize_command())), None);
             }
             Err(error) => {
                 failures = failures.saturating_add(1);
                 let state = if error.is_transient() { "retrying" } else { "error" };
-                credentials.set(&server, state, Some(error.to_string()), Some(expires_at));
+                credentials.set(&name, state, Some(error.to_string()), Some(expires_at));
             }
         }
     }

@@ -16,37 +16,44 @@ use tokio::sync::Mutex;
 use super::bearer::TokenSource;
 use super::credential::usable;
 use super::remote::{Authorizer, Refusal};
-use crate::catalog::Server;
+use crate::catalog::{Binding, BindingEntry, Server};
+use crate::oauth::access::Tokens;
 use crate::oauth::discovery::Challenge;
-use crate::oauth::engine::{Engine, Overrides, Target};
+use crate::oauth::engine::Engine;
 use crate::oauth::lifecycle::RefreshError;
 use crate::store::Status;
 
 pub struct CatalogCredential {
-    engine: Arc<Engine>,
+    tokens: Tokens,
     server: String,
-    /// `None` for a server without OAuth: its requests go out without a token.
+    /// `None` for a server without a token: its requests go out without one.
     grant: Option<Grant>,
 }
 
 struct Grant {
-    target: Target,
+    binding: Binding,
     token: Mutex<SecretString>,
 }
 
 impl CatalogCredential {
-    /// `server`'s current token (refreshed first when due). A server that is not authorized
-    /// fails here, with the command to run, rather than in a round trip to the server.
+    /// The current token (refreshed first when due) of `server`'s bearer binding: its first
+    /// provider's, or, for a remote server without an `oauth` section, the discovered one if it was
+    /// signed in. A server that is not authorized fails here, with the command to run, rather than
+    /// in a round trip to the server.
     pub async fn load(engine: &Arc<Engine>, server: &Server) -> anyhow::Result<CatalogCredential> {
-        let grant = match server.oauth.as_ref().is_some_and(|oauth| !oauth.providers.is_empty()) {
-            true => {
-                let target = engine.target(&server.name, None, &Overrides::default()).await?;
-                let token = engine.access_token_for(&target).await?;
-                Some(Grant { target, token: Mutex::new(token) })
-            }
-            false => None,
+        let tokens = engine.tokens();
+        let binding = match server.bearer_binding() {
+            Some(binding) if binding.entry == BindingEntry::Discovery && !tokens.any_for(&server.name).await? => None,
+            other => other,
         };
-        Ok(CatalogCredential { engine: engine.clone(), server: server.name.clone(), grant })
+        let grant = match binding {
+            Some(binding) => {
+                let token = tokens.current(&binding).await?;
+                Some(Grant { binding, token: Mutex::new(token) })
+            }
+            None => None,
+        };
+        Ok(CatalogCredential { tokens, server: server.name.clone(), grant })
     }
 }
 
@@ -66,9 +73,8 @@ impl TokenSource for CatalogCredential {
             return Ok(Some(token.clone()));
         }
         tracing::info!("{}: the server answered 401; refreshing the token and retrying once", self.server);
-        let fresh = usable(
-            self.engine.refresh_target(&grant.target, None).await.map(|credential| credential.tokens.access_token).map_err(Into::into),
-        )?;
+        let fresh =
+            usable(self.tokens.refresh(&grant.binding, None).await.map(|credential| credential.tokens.access_token).map_err(Into::into))?;
         if let Some(fresh) = &fresh {
             *token = fresh.clone();
         }
@@ -89,17 +95,17 @@ impl Authorizer for CatalogCredential {
         }
         let Some(grant) = &self.grant else {
             anyhow::bail!(
-                "server `{server}` asks for authorization{said}, but its catalog entry has no `oauth` section; add one, then run `latchkey oauth authorize {server}`"
+                "server `{server}` asks for authorization{said}, and latchkey holds no credential for it; sign in with \
+                 `latchkey oauth authorize {server}`"
             );
         };
+        let command = grant.binding.authorize_command();
         // The refresh that failed left its verdict in the store.
-        match self.engine.load(&grant.target.id).await?.map(|credential| credential.status) {
+        match self.tokens.stored(&grant.binding).await?.map(|credential| credential.status) {
             Some(Status::NeedsReauthorization { reason }) => {
-                Err(RefreshError::NeedsReauthorization { server: server.clone(), reason }.into())
+                Err(RefreshError::NeedsReauthorization { server: server.clone(), reason, command }.into())
             }
-            _ => anyhow::bail!(
-                "server `{server}` refused latchkey's token{said}, and a refresh did not help; run `latchkey oauth authorize {server}`"
-            ),
+            _ => anyhow::bail!("server `{server}` refused latchkey's token{said}, and a refresh did not help; run `{command}`"),
         }
     }
 }

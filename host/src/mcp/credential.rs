@@ -85,18 +85,17 @@ impl<S: SignIn> UrlCredential<S> {
             .max_by_key(|credential| credential.tokens.expires_at))
     }
 
-    async fn sign_in(&self, state: &mut State, target: Target) -> anyhow::Result<()> {
-        let (pending, mut target) = self.engine.start(target, self.sign_in.mode()).await?;
+    async fn sign_in(&self, state: &mut State, mut target: Target) -> anyhow::Result<()> {
+        let pending = self.engine.start(&target, self.sign_in.mode()).await?;
         let exchanged = self.sign_in.complete(pending).await?;
-        let (client, scopes) = (exchanged.client.clone(), exchanged.scopes.clone());
-        match self.engine.save(target.clone(), &exchanged).await {
+        let scopes = exchanged.scopes.clone();
+        match self.engine.save(&mut target, &exchanged).await {
             Ok(_) => exchanged.confirm("latchkey stored the tokens. You can close this tab.").await,
             Err(error) => {
                 exchanged.fail("latchkey could not store the tokens. Check the terminal.").await;
                 return Err(error);
             }
         }
-        target.settle(&client);
         state.target = Some(target);
         state.scopes = scopes;
         Ok(())

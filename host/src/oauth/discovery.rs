@@ -144,8 +144,15 @@ pub fn canonical_resource(url: &Url) -> String {
 }
 
 /// Discover how to authorize against the MCP server at `server`, given the `WWW-Authenticate`
-/// header of its 401 answer if there was one.
-pub async fn discover(client: &Client, server: &Url, challenge: Option<&Challenge>) -> Result<Discovered, DiscoveryError> {
+/// header of its 401 answer if there was one. Of the authorization servers its metadata lists,
+/// `preferred` (the issuer a client is bound to) when it is one of them, else the first: the
+/// caller compares the result with the issuer it expects before sending anything to it.
+pub async fn discover(
+    client: &Client,
+    server: &Url,
+    challenge: Option<&Challenge>,
+    preferred: Option<&str>,
+) -> Result<Discovered, DiscoveryError> {
     let server_resource = canonical_resource(server);
     let prm = protected_resource_metadata(client, server, challenge).await?;
     let Some((prm_url, prm)) = prm else {
@@ -156,7 +163,8 @@ pub async fn discover(client: &Client, server: &Url, challenge: Option<&Challeng
     if !covers(&resource_url, server) {
         return Err(DiscoveryError::ResourceMismatch { url: prm_url.to_string(), resource, server: server_resource });
     }
-    let issuer = prm.authorization_servers.first().cloned().ok_or_else(|| DiscoveryError::Malformed {
+    let listed = preferred.and_then(|preferred| prm.authorization_servers.iter().find(|issuer| issuers_match(issuer, preferred)));
+    let issuer = listed.or(prm.authorization_servers.first()).cloned().ok_or_else(|| DiscoveryError::Malformed {
         url: prm_url.to_string(),
         what: "protected-resource metadata",
         reason: "it lists no authorization_servers".into(),
@@ -262,7 +270,7 @@ pub async fn authorization_server_metadata(client: &Client, issuer: &str) -> Res
 }
 
 /// Exact comparison, except that a root issuer may differ by a trailing slash.
-fn issuers_match(found: &str, expected: &str) -> bool {
+pub fn issuers_match(found: &str, expected: &str) -> bool {
     if found == expected {
         return true;
     }

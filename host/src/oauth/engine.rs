@@ -1,8 +1,13 @@
 //! The OAuth engine: the catalog, the provider plugins, the secret store and the manual
 //! registrations put together into [`Target`]s — everything needed to authorize, refresh or revoke
-//! one server's credential.
+//! one credential.
 //!
-//! How a catalog server becomes a target:
+//! A credential is named by a [`Binding`] (a server's `oauth.providers` entry, or the discovered
+//! authorization server of a remote server without one); the engine resolves a binding to its
+//! target once per process and keeps it ([`Engine::resolve`]), so handing out a token costs a store
+//! read, not a plugin call and a discovery.
+//!
+//! How a binding becomes a target:
 //! - provider: `oauth register --provider`, else the entry's `provider`, else the plugin that
 //!   declares the issuer, else `standard`;
 //! - endpoints: the plugin's defaults (for its configuration, e.g. the Microsoft tenant),
@@ -10,12 +15,23 @@
 //!   with none of these is discovered (RFC 9728 → RFC 8414 → OpenID Connect);
 //! - client: `oauth register`, else the catalog's `registration.client_id`, else (remote servers)
 //!   a Client ID Metadata Document or dynamic registration; the secret is the stored secret
-//!   `<server>.client_secret`;
+//!   `<server>.client_secret` (one per provider for a server with several:
+//!   [`Binding::client_secret_name`]);
 //! - client authentication: the registration's, else the provider's, unless the server's metadata
 //!   lists methods that exclude it;
 //! - `resource` (RFC 8707): the remote server's URL; local servers call provider APIs, not an MCP
 //!   server, so they get none.
+//!
+//! Issuer binding (the MCP specification's; RFC 9207's mix-up defence): a pre-registered client
+//! with a secret is bound to one authorization server — `oauth register --issuer`, the catalog's
+//! `server_metadata.issuer`, the provider's own issuer, or, for a credential stored before latchkey
+//! bound issuers, the issuer that credential came from ([`Pin`]). When the server's metadata names
+//! another one, resolution fails before anything that carries the secret, a code or a token is
+//! sent; discovered metadata never replaces a bound issuer. A confidential client bound to nothing
+//! is refused, naming the issuer discovery found and the command that binds it.
 
+use std::collections::HashMap;
+use std::fmt;
 use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -25,28 +41,40 @@ use super::authorize::{self, ClientSource, Exchanged, Mode, Pending};
 use super::discovery::{self, AuthServerMetadata, Challenge, Discovered};
 use super::exchange::{self, TokenEndpoint};
 use super::http::{self, Client};
-use super::manual::Registrations;
+use super::manual::{ManualRegistration, Registrations};
 use super::registration::{self, ClientRegistration, RegistrationSource};
-use crate::catalog::{Catalog, Kind, OAuthProvider, Server};
+use crate::catalog::{Binding, Catalog, Kind, OAuthProvider, Server};
 use crate::paths::Paths;
 use crate::plugins::{self, ClientAuth, Flow, LiveRegistry, Provider};
 use crate::store::{Credential, CredentialId, Status, Store};
 
-/// Loaded configuration and state, shared by every OAuth command and the gateway.
+/// Loaded configuration and state, shared by every OAuth command and the gateway. The gateway
+/// reaches it through narrow handles ([`super::access`]).
 pub struct Engine {
-    pub paths: Paths,
-    pub catalog: Catalog,
+    paths: Paths,
+    catalog: Catalog,
     /// The providers: reloaded while a long-running process watches the drop-in folder
     /// ([`LiveRegistry::watch`]), so each use takes the current registry.
-    pub registry: Arc<LiveRegistry>,
-    pub store: Arc<Store>,
-    pub http: Client,
-    pub registrations: Registrations,
+    registry: Arc<LiveRegistry>,
+    store: Arc<Store>,
+    http: Client,
+    registrations: Registrations,
+    /// Targets resolved without overrides, by binding (settled clients only).
+    targets: tokio::sync::Mutex<Targets>,
+}
+
+/// The targets [`Engine::resolve`] keeps, and the provider registry they were made with: a reload
+/// of the drop-in providers (a long-running gateway) starts afresh.
+#[derive(Default)]
+struct Targets {
+    registry: Option<Arc<plugins::Registry>>,
+    by_binding: HashMap<Binding, Target>,
 }
 
 /// One credential's flow: who to ask, as which client, for what.
 #[derive(Clone)]
 pub struct Target {
+    pub binding: Binding,
     pub id: CredentialId,
     pub endpoint: TokenEndpoint,
     pub scopes: Vec<String>,
@@ -56,17 +84,6 @@ pub struct Target {
     pub iss_required: bool,
     /// The client is not settled yet: it will be registered dynamically.
     pub dynamic: Option<(String, AuthServerMetadata)>,
-}
-
-impl Target {
-    /// After an authorization: the client it used (a dynamically registered one included), so
-    /// that refreshes go out as that client and find the stored credential.
-    pub fn settle(&mut self, client: &ClientRegistration) {
-        if self.dynamic.take().is_some() {
-            self.id.client_id = client.client_id.clone();
-            self.endpoint.client = client.clone();
-        }
-    }
 }
 
 /// Options that the command line can add to a target.
@@ -79,13 +96,43 @@ pub struct Overrides {
     pub client_metadata_url: Option<String>,
 }
 
+/// The issuer a client is bound to, and who said so.
+#[derive(Clone, Debug)]
+pub struct Pin {
+    pub issuer: String,
+    pub source: PinSource,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PinSource {
+    /// `latchkey oauth register --issuer`.
+    Registered,
+    /// The catalog's `server_metadata.issuer`.
+    Catalog,
+    /// The provider plugin's own issuer.
+    Provider,
+    /// The issuer of the credential stored for this client before latchkey bound issuers.
+    Stored,
+}
+
+impl fmt::Display for PinSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PinSource::Registered => "by `latchkey oauth register --issuer`",
+            PinSource::Catalog => "by the catalog's `server_metadata.issuer`",
+            PinSource::Provider => "by its provider plugin",
+            PinSource::Stored => "by the credential stored for it",
+        })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
     #[error(
         "server `{server}` needs a client secret ({method}), and none is stored; store it with \
-         `latchkey secret set {server}.client_secret` (the value is read from stdin)"
+         `latchkey secret set {name}` (the value is read from stdin)"
     )]
-    MissingSecret { server: String, method: &'static str },
+    MissingSecret { server: String, name: String, method: &'static str },
     #[error(
         "server `{server}` has no OAuth client id; register your app's id with \
          `latchkey oauth register {server} --client-id <id>`{}",
@@ -97,10 +144,27 @@ pub enum TargetError {
          `latchkey oauth register {server} --authorization-endpoint <url> --token-endpoint <url> --client-id <id>`"
     )]
     NoEndpoints { server: String, what: &'static str },
-    #[error("server `{server}` has no oauth section in its catalog entry, so there is nothing to authorize")]
-    NotOAuth { server: String },
-    #[error("server `{server}` has no oauth provider `{provider}`; it has {known}")]
-    NoSuchProvider { server: String, provider: String, known: String },
+    #[error(
+        "refusing to use client `{client_id}` of server `{server}` with the authorization server `{offered}`: the client is \
+         bound to `{expected}` ({pinned_by}), and the server's metadata names `{offered}` instead (a server may name any \
+         authorization server, and the client secret, codes and tokens go only to the one the client belongs to); \
+         nothing was sent to `{offered}`. {fix}"
+    )]
+    IssuerMismatch { server: String, client_id: String, expected: String, offered: String, pinned_by: PinSource, fix: String },
+    #[error(
+        "refusing to send the client secret of server `{server}`'s client `{client_id}` to `{offered}`, the authorization \
+         server that `{server}`'s metadata names: the client is bound to no issuer, and a server may name any; nothing was \
+         sent to it. If `{offered}` is the authorization server that registered client `{client_id}`, bind the client to it: \
+         `latchkey oauth register {server} --client-id {client_id} --issuer {offered}` (add --client-secret-stdin to store \
+         the secret again), or add `server_metadata` with `issuer: {offered}` and its endpoints to the server's catalog entry"
+    )]
+    Unpinned { server: String, client_id: String, offered: String },
+    #[error(
+        "server `{server}` has several OAuth providers, and a client registered with `latchkey oauth register` would not say \
+         whose it is; give each provider its client id in a catalog file instead: \
+         `registrations: {{{server}: {{provider: <id>, client_id: <client id>}}}}`"
+    )]
+    RegisterWhich { server: String },
 }
 
 impl Engine {
@@ -111,7 +175,34 @@ impl Engine {
         let store = Arc::new(Store::open(&paths)?);
         let registrations = Registrations::load(&paths)?;
         let registry = Arc::new(LiveRegistry::new(runtime, registry, paths.providers_dir()));
-        Ok(Engine { paths, catalog, registry, store, http: Client::new(), registrations })
+        Ok(Engine { paths, catalog, registry, store, http: Client::new(), registrations, targets: Default::default() })
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    pub fn registry(&self) -> &Arc<LiveRegistry> {
+        &self.registry
+    }
+
+    pub fn paths(&self) -> &Paths {
+        &self.paths
+    }
+
+    pub(crate) fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Where the store keeps entries, for people (`the OS keyring (Secret Service)`).
+    pub fn store_description(&self) -> String {
+        self.store.describe()
+    }
+
+    /// Store `value` as the secret `name`.
+    pub async fn set_secret(&self, name: &str, value: SecretString) -> anyhow::Result<()> {
+        let name = name.to_string();
+        self.blocking_store(move |store| store.set_secret(&name, &value)).await
     }
 
     /// Store notices (the file-store fallback) and plugin problems worth a warning.
@@ -124,63 +215,51 @@ impl Engine {
         notices
     }
 
-    /// The target for a catalog server's credential.
-    pub async fn target(&self, server_name: &str, provider_id: Option<&str>, overrides: &Overrides) -> anyhow::Result<Target> {
-        let server = self.catalog.server(server_name)?;
-        let manual = self.registrations.get(server_name).cloned();
-        let entry = oauth_entry(server, provider_id)?;
-        let remote = remote_url(server);
-        if entry.is_none() && remote.is_none() {
-            return Err(TargetError::NotOAuth { server: server_name.to_string() }.into());
+    /// The binding of catalog server `server` that `provider` names (a provider id, or the secret
+    /// that receives its token), or its only one.
+    pub fn binding(&self, server: &str, provider: Option<&str>) -> anyhow::Result<Binding> {
+        Ok(self.catalog.server(server)?.binding(provider)?)
+    }
+
+    /// `binding`'s target, resolved once per process: later calls get the same one without a
+    /// plugin call, a store read or a discovery. A target whose client is not settled yet (it
+    /// will be registered dynamically) is not kept.
+    pub async fn resolve(&self, binding: &Binding) -> anyhow::Result<Target> {
+        let mut targets = self.targets.lock().await;
+        let registry = self.registry.current();
+        if !targets.registry.as_ref().is_some_and(|kept| Arc::ptr_eq(kept, &registry)) {
+            *targets = Targets { registry: Some(registry), by_binding: HashMap::new() };
         }
+        if let Some(target) = targets.by_binding.get(binding) {
+            return Ok(target.clone());
+        }
+        let target = self.target(binding, &Overrides::default()).await?;
+        if target.dynamic.is_none() {
+            targets.by_binding.insert(binding.clone(), target.clone());
+        }
+        Ok(target)
+    }
 
+    /// The target for `binding`, resolved now (with `overrides` from the command line).
+    pub async fn target(&self, binding: &Binding, overrides: &Overrides) -> anyhow::Result<Target> {
+        let plan = self.plan(binding, None).await?;
+        let Plan { server, entry, manual, provider, config, mut flow, pin, remote } = plan;
+        let server_name = server.name.as_str();
         let metadata = entry.and_then(|entry| entry.server_metadata.as_ref());
-        let declared_issuer = manual.as_ref().and_then(|m| m.issuer.clone()).or_else(|| metadata.map(|m| m.issuer.to_string()));
-        let provider = self.pick_provider(
-            manual.as_ref().and_then(|m| m.provider.as_deref()).or(entry.and_then(|e| e.provider.as_deref().map(String::as_str))),
-            declared_issuer.as_deref(),
-        )?;
-        let catalog_config: Vec<(String, String)> =
-            entry.map(|entry| entry.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
-        let config = provider.resolve_config(&catalog_config)?;
-        let mut flow = configure(&provider, &config).await?;
 
-        // Endpoints: plugin defaults < catalog metadata < `oauth register`.
         let mut as_metadata = AuthServerMetadata::default();
         if let Some(metadata) = metadata {
-            flow.endpoints.authorization = metadata.authorization_endpoint.to_string();
-            flow.endpoints.token = metadata.token_endpoint.to_string();
-            flow.endpoints.issuer = Some(metadata.issuer.to_string());
-            if let Some(revocation) = &metadata.revocation_endpoint {
-                // Unless the provider says otherwise, the client authenticates there as it does at
-                // the token endpoint (settled when revoking: `TokenEndpoint::revoke`).
-                let auth = flow.endpoints.revocation.as_ref().map_or(flow.client_auth, |r| r.client_auth);
-                flow.endpoints.revocation = Some(plugins::RevocationEndpoint { url: revocation.to_string(), client_auth: auth });
-            }
             as_metadata.token_endpoint_auth_methods_supported = metadata.token_endpoint_auth_methods_supported.clone();
             as_metadata.authorization_response_iss_parameter_supported =
                 metadata.authorization_response_iss_parameter_supported.unwrap_or(false);
         }
-        if let Some(manual) = &manual {
-            if let Some(url) = &manual.authorization_endpoint {
-                flow.endpoints.authorization = url.clone();
-            }
-            if let Some(url) = &manual.token_endpoint {
-                flow.endpoints.token = url.clone();
-            }
-            if let Some(issuer) = &manual.issuer {
-                flow.endpoints.issuer = Some(issuer.clone());
-            }
-        }
-
         let mut discovered: Option<Discovered> = None;
-        if flow.endpoints.authorization.is_empty() || flow.endpoints.token.is_empty() {
+        if needs_discovery(&flow) {
             let Some(url) = &remote else {
                 let what = if flow.endpoints.authorization.is_empty() { "authorization endpoint" } else { "token endpoint" };
                 return Err(TargetError::NoEndpoints { server: server_name.to_string(), what }.into());
             };
-            let found = self.discover(url).await?;
-            apply_discovered(&mut flow, &found.metadata);
+            let found = self.discover(url, pin.as_ref().map(|pin| pin.issuer.as_str())).await?;
             as_metadata = found.metadata.clone();
             discovered = Some(found);
         }
@@ -205,7 +284,7 @@ impl Engine {
             Some((client_id, source)) => {
                 let secret = match &overrides.client_secret {
                     Some(secret) => Some(secret.clone()),
-                    None => self.secret(&format!("{server_name}.client_secret")).await?,
+                    None => self.client_secret(binding).await?,
                 };
                 // A hand registration may settle the method (a public client has no secret).
                 let auth_method = match source {
@@ -233,14 +312,30 @@ impl Engine {
             },
         };
 
+        if let Some(found) = &discovered {
+            let offered = discovered_issuer(&found.metadata);
+            // A confidential pre-registered client needs an issuer before discovery may pick one;
+            // a dynamically registered client is kept per issuer already.
+            let pin = match pin {
+                Some(pin) => Some(pin),
+                None if is_confidential(&client) => Some(self.stored_pin(server_name, &client, &offered).await?),
+                None => None,
+            };
+            if let Some(pin) = &pin {
+                check_pin(server_name, &client.client_id, pin, &offered)?;
+            }
+            apply_discovered(&mut flow, &found.metadata);
+        }
+
         let issuer = flow.endpoints.issuer.clone().unwrap_or_else(|| origin_of(&flow.endpoints.authorization));
         let iss_required = as_metadata.authorization_response_iss_parameter_supported;
         let mut endpoint = TokenEndpoint { provider: provider.clone(), flow, client, config, http: self.http.clone() };
         settle_client_auth(&mut endpoint, &as_metadata);
         if dynamic.is_none() {
-            check_secret(server_name, &endpoint)?;
+            check_secret(binding, &endpoint)?;
         }
         Ok(Target {
+            binding: binding.clone(),
             id: CredentialId::new(server_name, issuer.clone(), endpoint.client.client_id.clone()),
             endpoint,
             scopes,
@@ -251,12 +346,112 @@ impl Engine {
         })
     }
 
+    /// Everything about `binding` that needs no network: its entry, registration, provider, the
+    /// endpoints the plugin, the catalog and `oauth register` declare, and the issuer they bind
+    /// the client to. `proposed` stands in for the server's manual registration.
+    async fn plan<'a>(&'a self, binding: &Binding, proposed: Option<&ManualRegistration>) -> anyhow::Result<Plan<'a>> {
+        let server = self.catalog.server(&binding.server)?;
+        let several = server.bindings().len() > 1;
+        let manual = match proposed {
+            Some(proposed) => Some(proposed.clone()),
+            // A manual registration says nothing about which provider it is for.
+            None if several => None,
+            None => self.registrations.get(&server.name).cloned(),
+        };
+        let entry = binding.provider_index().and_then(|index| server.oauth.as_ref().and_then(|oauth| oauth.providers.get(index)));
+        let entry: Option<&OAuthProvider> = entry.map(|entry| &**entry);
+        let metadata = entry.and_then(|entry| entry.server_metadata.as_ref());
+        let declared_issuer = manual.as_ref().and_then(|m| m.issuer.clone()).or_else(|| metadata.map(|m| m.issuer.to_string()));
+        let provider = self.pick_provider(
+            manual.as_ref().and_then(|m| m.provider.as_deref()).or(entry.and_then(|e| e.provider.as_deref().map(String::as_str))),
+            declared_issuer.as_deref(),
+        )?;
+        let catalog_config: Vec<(String, String)> =
+            entry.map(|entry| entry.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
+        let config = provider.resolve_config(&catalog_config)?;
+        let mut flow = configure(&provider, &config).await?;
+        let mut pin = flow.endpoints.issuer.clone().map(|issuer| Pin { issuer, source: PinSource::Provider });
+
+        // Endpoints: plugin defaults < catalog metadata < `oauth register`.
+        if let Some(metadata) = metadata {
+            flow.endpoints.authorization = metadata.authorization_endpoint.to_string();
+            flow.endpoints.token = metadata.token_endpoint.to_string();
+            flow.endpoints.issuer = Some(metadata.issuer.to_string());
+            pin = Some(Pin { issuer: metadata.issuer.to_string(), source: PinSource::Catalog });
+            if let Some(revocation) = &metadata.revocation_endpoint {
+                // Unless the provider says otherwise, the client authenticates there as it does at
+                // the token endpoint (settled when revoking: `TokenEndpoint::revoke`).
+                let auth = flow.endpoints.revocation.as_ref().map_or(flow.client_auth, |r| r.client_auth);
+                flow.endpoints.revocation = Some(plugins::RevocationEndpoint { url: revocation.to_string(), client_auth: auth });
+            }
+        }
+        if let Some(manual) = &manual {
+            if let Some(url) = &manual.authorization_endpoint {
+                flow.endpoints.authorization = url.clone();
+            }
+            if let Some(url) = &manual.token_endpoint {
+                flow.endpoints.token = url.clone();
+            }
+            if let Some(issuer) = &manual.issuer {
+                flow.endpoints.issuer = Some(issuer.clone());
+                pin = Some(Pin { issuer: issuer.clone(), source: PinSource::Registered });
+            }
+        }
+        Ok(Plan { server, entry, manual, provider, config, flow, pin, remote: remote_url(server) })
+    }
+
+    /// Before `oauth register` records `registration` for `server`: a client with a secret whose
+    /// authorization server would be discovered must be bound to an issuer, so without
+    /// `--issuer` this discovers the one the server names and refuses, naming the command that
+    /// binds it.
+    pub async fn check_registration(&self, server: &str, registration: &ManualRegistration, with_secret: bool) -> anyhow::Result<()> {
+        let entry = self.catalog.server(server)?;
+        if entry.bindings().len() > 1 {
+            return Err(TargetError::RegisterWhich { server: server.to_string() }.into());
+        }
+        let binding = entry.binding(None)?;
+        let plan = self.plan(&binding, Some(registration)).await?;
+        if !with_secret || plan.pin.is_some() || !needs_discovery(&plan.flow) {
+            return Ok(());
+        }
+        let Some(url) = &plan.remote else { return Ok(()) };
+        let found = self.discover(url, None).await?;
+        Err(TargetError::Unpinned {
+            server: server.to_string(),
+            client_id: registration.client_id.clone(),
+            offered: discovered_issuer(&found.metadata),
+        }
+        .into())
+    }
+
+    /// The issuer a confidential client without a declared one was used with before latchkey bound
+    /// issuers: the issuer of its stored credential. None stored: the client is refused.
+    async fn stored_pin(&self, server: &str, client: &ClientRegistration, offered: &str) -> anyhow::Result<Pin> {
+        let (server, client_id) = (server.to_string(), client.client_id.clone());
+        let issuers: Vec<String> = {
+            let (server, client_id) = (server.clone(), client_id.clone());
+            self.blocking_store(move |store| {
+                Ok(store
+                    .credential_ids()?
+                    .into_iter()
+                    .filter(|id| id.server == server && id.client_id == client_id)
+                    .map(|id| id.issuer)
+                    .collect())
+            })
+            .await?
+        };
+        match issuers.iter().find(|issuer| discovery::issuers_match(issuer, offered)).or(issuers.first()) {
+            Some(issuer) => Ok(Pin { issuer: issuer.clone(), source: PinSource::Stored }),
+            None => Err(TargetError::Unpinned { server, client_id, offered: offered.to_string() }.into()),
+        }
+    }
+
     /// The target for an MCP server known only by its URL (`tools ls --url`): discovery, then the
     /// client from `overrides`, a metadata document, or dynamic registration.
     pub async fn target_for_url(&self, url: &Url, challenge: Option<&Challenge>, overrides: &Overrides) -> anyhow::Result<Target> {
-        let found = discovery::discover(&self.http, url, challenge).await?;
+        let found = discovery::discover(&self.http, url, challenge, None).await?;
         let server = discovery::canonical_resource(url);
-        let issuer = found.metadata.issuer.clone().unwrap_or_else(|| origin_of(&found.metadata.authorization_endpoint));
+        let issuer = discovered_issuer(&found.metadata);
         let provider = self.pick_provider(None, Some(&issuer))?;
         let config = provider.resolve_config(&[])?;
         let mut flow = configure(&provider, &config).await?;
@@ -292,6 +487,7 @@ impl Engine {
         let mut endpoint = TokenEndpoint { provider, flow, client, config, http: self.http.clone() };
         settle_client_auth(&mut endpoint, &found.metadata);
         Ok(Target {
+            binding: Binding { server: server.clone(), entry: crate::catalog::BindingEntry::Discovery },
             id: CredentialId::new(server, issuer.clone(), endpoint.client.client_id.clone()),
             endpoint,
             scopes,
@@ -302,9 +498,9 @@ impl Engine {
         })
     }
 
-    async fn discover(&self, url: &Url) -> anyhow::Result<Discovered> {
+    async fn discover(&self, url: &Url, preferred: Option<&str>) -> anyhow::Result<Discovered> {
         let challenge = probe(&self.http, url).await;
-        Ok(discovery::discover(&self.http, url, challenge.as_ref()).await?)
+        Ok(discovery::discover(&self.http, url, challenge.as_ref(), preferred).await?)
     }
 
     /// A client that needs no interaction to settle: one registered dynamically before, or the
@@ -336,14 +532,24 @@ impl Engine {
         Ok(registry.get("standard")?.clone())
     }
 
-    async fn secret(&self, name: &str) -> anyhow::Result<Option<SecretString>> {
-        let store = self.store.clone();
+    /// `binding`'s client secret. A server's first provider also takes `<server>.client_secret`,
+    /// which every provider of a server used before each had its own.
+    async fn client_secret(&self, binding: &Binding) -> anyhow::Result<Option<SecretString>> {
+        let name = binding.client_secret_name();
+        let shared = format!("{}.client_secret", binding.server);
+        match self.secret(&name).await? {
+            None if name != shared && binding.provider_index() == Some(0) => self.secret(&shared).await,
+            found => Ok(found),
+        }
+    }
+
+    pub(crate) async fn secret(&self, name: &str) -> anyhow::Result<Option<SecretString>> {
         let name = name.to_string();
-        tokio::task::spawn_blocking(move || store.get_secret(&name)).await?
+        self.blocking_store(move |store| store.get_secret(&name)).await
     }
 
     /// Start the browser flow for `target`.
-    pub async fn start(&self, target: Target, mode: Mode) -> anyhow::Result<(Pending, Target)> {
+    pub async fn start(&self, target: &Target, mode: Mode) -> anyhow::Result<Pending> {
         let client = match &target.dynamic {
             Some((endpoint, metadata)) => ClientSource::Dynamic { registration_endpoint: endpoint.clone(), metadata: metadata.clone() },
             None => ClientSource::Ready(target.endpoint.client.clone()),
@@ -355,17 +561,17 @@ impl Engine {
             issuer: target.expected_iss.clone(),
             iss_required: target.iss_required,
         };
-        let pending = authorize::start(request, client, mode).await?;
-        Ok((pending, target))
+        Ok(authorize::start(request, client, mode).await?)
     }
 
     /// Store what an authorization produced (and a dynamically registered client), returning the
-    /// stored credential.
-    pub async fn save(&self, mut target: Target, exchanged: &Exchanged) -> anyhow::Result<Credential> {
-        if target.dynamic.is_some() {
+    /// stored credential. `target` is settled: it now names the client the authorization used,
+    /// so that refreshes go out as that client and find the stored credential.
+    pub async fn save(&self, target: &mut Target, exchanged: &Exchanged) -> anyhow::Result<Credential> {
+        if let Some((_, metadata)) = target.dynamic.take() {
             target.id.client_id = exchanged.client.client_id.clone();
-            let metadata = &target.dynamic.as_ref().expect("checked").1;
-            let name = dynamic_client_secret_name(&target.id.server, metadata);
+            target.endpoint.client = exchanged.client.clone();
+            let name = dynamic_client_secret_name(&target.id.server, &metadata);
             let json = serde_json::to_string(&exchanged.client).expect("a client registration serializes");
             self.blocking_store(move |store| store.set_secret(&name, &SecretString::from(json))).await?;
         }
@@ -378,6 +584,8 @@ impl Engine {
         };
         let saved = credential.clone();
         self.blocking_store(move |store| store.save_credential(&saved)).await?;
+        // A process that keeps targets (the gateway) now has a settled one for this binding.
+        self.targets.lock().await.by_binding.remove(&target.binding);
         Ok(credential)
     }
 
@@ -390,20 +598,66 @@ impl Engine {
     }
 }
 
-/// The entry's OAuth provider: the one with `provider_id`, else the first.
-fn oauth_entry<'a>(server: &'a Server, provider_id: Option<&str>) -> anyhow::Result<Option<&'a OAuthProvider>> {
-    let providers: Vec<&OAuthProvider> = server.oauth.iter().flat_map(|oauth| oauth.providers.iter().map(|p| &**p)).collect();
-    match provider_id {
-        None => Ok(providers.first().copied()),
-        Some(id) => providers.iter().copied().find(|p| p.provider.as_deref().map(String::as_str) == Some(id)).map(Some).ok_or_else(|| {
-            TargetError::NoSuchProvider {
-                server: server.name.clone(),
-                provider: id.to_string(),
-                known: providers.iter().filter_map(|p| p.provider.as_deref().cloned()).collect::<Vec<_>>().join(", "),
-            }
-            .into()
-        }),
+/// What [`Engine::plan`] found.
+struct Plan<'a> {
+    server: &'a Server,
+    entry: Option<&'a OAuthProvider>,
+    manual: Option<ManualRegistration>,
+    provider: Provider,
+    config: plugins::Params,
+    flow: Flow,
+    pin: Option<Pin>,
+    remote: Option<Url>,
+}
+
+fn needs_discovery(flow: &Flow) -> bool {
+    flow.endpoints.authorization.is_empty() || flow.endpoints.token.is_empty()
+}
+
+/// A pre-registered client with a secret (or one it needs): what issuer binding protects.
+fn is_confidential(client: &ClientRegistration) -> bool {
+    matches!(client.source, RegistrationSource::Catalog | RegistrationSource::Manual | RegistrationSource::CommandLine)
+        && (client.client_secret.is_some() || client.auth_method.is_some_and(|method| method != ClientAuth::None))
+}
+
+/// Refuse an authorization server other than the one `pin` binds the client to.
+fn check_pin(server: &str, client_id: &str, pin: &Pin, offered: &str) -> Result<(), TargetError> {
+    if discovery::issuers_match(offered, &pin.issuer) {
+        return Ok(());
     }
+    let fix = match pin.source {
+        PinSource::Registered => format!(
+            "If `{server}` really moved to `{offered}` and client `{client_id}` is registered there, run \
+             `latchkey oauth register {server} --client-id {client_id} --issuer {offered}`; otherwise do not use this server"
+        ),
+        PinSource::Catalog => format!(
+            "If `{server}` really moved to `{offered}`, change `server_metadata` in its catalog entry (`latchkey catalog show \
+             {server}` names the file); otherwise do not use this server"
+        ),
+        PinSource::Provider => format!(
+            "The provider plugin serves only `{}`: if `{server}` really moved, name another provider for it in its catalog \
+             entry; otherwise do not use this server",
+            pin.issuer
+        ),
+        PinSource::Stored => format!(
+            "If `{server}` really moved to `{offered}` and client `{client_id}` is registered there, forget the old credential \
+             (`latchkey oauth revoke {server}`) and bind the client to the new issuer: `latchkey oauth register {server} \
+             --client-id {client_id} --issuer {offered}`; otherwise do not use this server"
+        ),
+    };
+    Err(TargetError::IssuerMismatch {
+        server: server.to_string(),
+        client_id: client_id.to_string(),
+        expected: pin.issuer.clone(),
+        offered: offered.to_string(),
+        pinned_by: pin.source,
+        fix,
+    })
+}
+
+/// The issuer that discovered metadata names, or its authorization endpoint's origin.
+fn discovered_issuer(metadata: &AuthServerMetadata) -> String {
+    metadata.issuer.clone().unwrap_or_else(|| origin_of(&metadata.authorization_endpoint))
 }
 
 fn remote_url(server: &Server) -> Option<Url> {
@@ -433,10 +687,14 @@ async fn configure(provider: &Provider, config: &plugins::Params) -> anyhow::Res
     Ok(exchange::blocking(move || provider.configure(&config)).await?)
 }
 
+/// Discovered endpoints into `flow`. An issuer already there (a bound one, which the caller has
+/// compared with the discovered one) is never replaced.
 fn apply_discovered(flow: &mut Flow, metadata: &AuthServerMetadata) {
     flow.endpoints.authorization = metadata.authorization_endpoint.clone();
     flow.endpoints.token = metadata.token_endpoint.clone();
-    flow.endpoints.issuer = metadata.issuer.clone();
+    if flow.endpoints.issuer.is_none() {
+        flow.endpoints.issuer = metadata.issuer.clone();
+    }
     if let Some(url) = &metadata.revocation_endpoint {
         flow.endpoints.revocation = Some(plugins::RevocationEndpoint { url: url.clone(), client_auth: flow.client_auth });
     }
@@ -472,10 +730,14 @@ fn settle_client_auth(endpoint: &mut TokenEndpoint, metadata: &AuthServerMetadat
     endpoint.client.auth_method = Some(method);
 }
 
-fn check_secret(server: &str, endpoint: &TokenEndpoint) -> Result<(), TargetError> {
+fn check_secret(binding: &Binding, endpoint: &TokenEndpoint) -> Result<(), TargetError> {
     let method = endpoint.client_auth();
     if method != ClientAuth::None && endpoint.client.client_secret.is_none() {
-        return Err(TargetError::MissingSecret { server: server.to_string(), method: registration::auth_method_name(method) });
+        return Err(TargetError::MissingSecret {
+            server: binding.server.clone(),
+            name: binding.client_secret_name(),
+            method: registration::auth_method_name(method),
+        });
     }
     Ok(())
 }
@@ -498,4 +760,49 @@ fn origin_of(url: &str) -> String {
 pub fn check_endpoint(url: &str) -> anyhow::Result<()> {
     http::endpoint_url(url)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pin(source: PinSource) -> Pin {
+        Pin { issuer: "https://as.example".into(), source }
+    }
+
+    #[test]
+    fn a_bound_client_accepts_its_own_issuer_only() {
+        assert!(check_pin("wiki", "app", &pin(PinSource::Registered), "https://as.example/").is_ok());
+        let error = check_pin("wiki", "app", &pin(PinSource::Registered), "https://evil.example").unwrap_err().to_string();
+        for part in [
+            "bound to `https://as.example` (by `latchkey oauth register --issuer`)",
+            "names `https://evil.example` instead",
+            "nothing was sent to `https://evil.example`",
+            "`latchkey oauth register wiki --client-id app --issuer https://evil.example`",
+        ] {
+            assert!(error.contains(part), "{part}: {error}");
+        }
+    }
+
+    #[test]
+    fn each_kind_of_binding_names_its_own_fix() {
+        let fix = |source| check_pin("wiki", "app", &pin(source), "https://evil.example").unwrap_err().to_string();
+        assert!(fix(PinSource::Catalog).contains("change `server_metadata` in its catalog entry"));
+        assert!(fix(PinSource::Provider).contains("name another provider"));
+        assert!(fix(PinSource::Stored).contains("by the credential stored for it") && fix(PinSource::Stored).contains("oauth revoke wiki"));
+    }
+
+    #[test]
+    fn only_pre_registered_clients_with_a_secret_are_confidential() {
+        let client = |source, secret: Option<&str>, auth_method| ClientRegistration {
+            client_id: "app".into(),
+            client_secret: secret.map(|s| SecretString::from(s.to_string())),
+            auth_method,
+            source,
+        };
+        assert!(is_confidential(&client(RegistrationSource::Catalog, Some("s"), None)));
+        assert!(is_confidential(&client(RegistrationSource::Manual, None, Some(ClientAuth::Basic))));
+        assert!(!is_confidential(&client(RegistrationSource::Manual, None, Some(ClientAuth::None))));
+        assert!(!is_confidential(&client(RegistrationSource::Dynamic, Some("s"), None)));
+    }
 }

@@ -13,9 +13,11 @@ use std::time::{Duration, SystemTime};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
-use super::engine::{Engine, Overrides, Target};
+use super::discovery;
+use super::engine::{Engine, Target};
 use super::exchange::{self, ExchangeError};
 use super::tokens;
+use crate::catalog::Binding;
 use crate::plugins::FailureKind;
 use crate::store::{Credential, CredentialId, Status};
 
@@ -26,18 +28,24 @@ const ATTEMPTS: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RefreshError {
-    #[error("server `{server}` is not authorized yet; run `latchkey oauth authorize {server}`")]
-    NotAuthorized { server: String },
-    #[error("server `{server}` needs re-authorization ({reason}); run `latchkey oauth authorize {server}`")]
-    NeedsReauthorization { server: String, reason: String },
+    #[error("server `{server}` is not authorized yet; run `{command}`")]
+    NotAuthorized { server: String, command: String },
+    #[error("server `{server}` needs re-authorization ({reason}); run `{command}`")]
+    NeedsReauthorization { server: String, reason: String, command: String },
     #[error(
-        "server `{server}` has no refresh token (the provider issued none{hint}); run `latchkey oauth authorize {server}` when the access token expires"
+        "server `{server}` has no refresh token (the authorization server issued none; many issue one only when asked for \
+         offline access, with the `offline_access` scope or a provider setting, at the first consent): add that to the \
+         server's `oauth.scopes` or its provider's `config` in the catalog, revoke the app's access in the provider's \
+         account settings and run `{command}`; or authorize again whenever the access token expires"
     )]
-    NoRefreshToken { server: String, hint: String },
+    NoRefreshToken { server: String, command: String },
     #[error("refreshing server `{server}` failed: {error}")]
     Failed { server: String, error: ExchangeError },
     #[error("the secret store failed while refreshing server `{server}`: {error:#}")]
     Store { server: String, error: anyhow::Error },
+    /// The credential's target could not be resolved (catalog, provider, discovery, issuer binding).
+    #[error("cannot refresh server `{server}`: {error:#}")]
+    Unresolved { server: String, error: anyhow::Error },
 }
 
 impl RefreshError {
@@ -54,6 +62,9 @@ impl RefreshError {
 #[derive(Clone, Debug, Serialize)]
 pub struct CredentialView {
     pub server: String,
+    /// Which of the server's credentials (`server[provider]` when it has several), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub binding: Option<String>,
     pub provider: String,
     pub issuer: String,
     pub client_id: String,
@@ -80,6 +91,7 @@ impl CredentialView {
         };
         CredentialView {
             server: credential.id.server.clone(),
+            binding: None,
             provider: credential.provider.clone(),
             issuer: credential.id.issuer.clone(),
             client_id: credential.id.client_id.clone(),
@@ -115,7 +127,31 @@ impl Engine {
                 store.credential_ids()?.iter().filter_map(|id| store.load_credential(id).transpose()).collect::<anyhow::Result<Vec<_>>>()
             })
             .await?;
-        Ok(credentials.iter().map(|credential| CredentialView::of(credential, now)).collect())
+        Ok(credentials
+            .iter()
+            .map(|credential| CredentialView { binding: self.binding_of(&credential.id), ..CredentialView::of(credential, now) })
+            .collect())
+    }
+
+    /// The name of the binding a stored credential belongs to, as far as the catalog tells without
+    /// asking anyone: the server's only binding, or the provider entry with that client and issuer.
+    fn binding_of(&self, id: &CredentialId) -> Option<String> {
+        let server = self.catalog().server(&id.server).ok()?;
+        let bindings = server.bindings();
+        if let [only] = bindings.as_slice() {
+            return Some(only.to_string());
+        }
+        let providers: Vec<_> = server.oauth.iter().flat_map(|oauth| oauth.providers.iter()).collect();
+        let mut matching = bindings.iter().filter(|binding| {
+            binding.provider_index().and_then(|index| providers.get(index)).is_some_and(|entry| {
+                entry.registration.as_ref().is_some_and(|registration| *registration.client_id == id.client_id)
+                    && entry.server_metadata.as_ref().is_none_or(|metadata| discovery::issuers_match(&metadata.issuer, &id.issuer))
+            })
+        });
+        match (matching.next(), matching.next()) {
+            (Some(binding), None) => Some(binding.to_string()),
+            _ => None,
+        }
     }
 
     /// The stored credential `id`, if any.
@@ -124,24 +160,47 @@ impl Engine {
         self.blocking_store(move |store| store.load_credential(&id)).await
     }
 
-    /// Refresh `server`'s credential now, whatever its expiry.
-    pub async fn refresh(&self, server: &str) -> anyhow::Result<Credential> {
-        let target = self.target(server, None, &Overrides::default()).await?;
+    /// Refresh `binding`'s credential now, whatever its expiry.
+    pub async fn refresh(&self, binding: &Binding) -> anyhow::Result<Credential> {
+        let target = self.resolve(binding).await?;
         Ok(self.refresh_target(&target, None).await?)
     }
 
-    /// A current access token for `server`, refreshed first when it expires within
+    /// Refresh the credential of `server`'s binding that `provider` names, or of each of its
+    /// bindings.
+    pub async fn refresh_server(&self, server: &str, provider: Option<&str>) -> anyhow::Result<Vec<Credential>> {
+        let entry = self.catalog().server(server)?;
+        let bindings = match provider {
+            Some(_) => vec![entry.binding(provider)?],
+            None => entry.bindings(),
+        };
+        if bindings.is_empty() {
+            entry.binding(None)?;
+        }
+        let mut refreshed = Vec::new();
+        for binding in &bindings {
+            refreshed.push(self.refresh(binding).await?);
+        }
+        Ok(refreshed)
+    }
+
+    /// A current access token for `binding`, refreshed first when it expires within
     /// [`REFRESH_SKEW`].
-    pub async fn access_token(&self, server: &str) -> anyhow::Result<SecretString> {
-        let target = self.target(server, None, &Overrides::default()).await?;
+    pub async fn access_token(&self, binding: &Binding) -> anyhow::Result<SecretString> {
+        let target = self.resolve(binding).await?;
         self.access_token_for(&target).await
     }
 
     pub async fn access_token_for(&self, target: &Target) -> anyhow::Result<SecretString> {
         let server = target.id.server.clone();
-        let credential = self.load(&target.id).await?.ok_or(RefreshError::NotAuthorized { server: server.clone() })?;
+        let credential = self
+            .load(&target.id)
+            .await?
+            .ok_or(RefreshError::NotAuthorized { server: server.clone(), command: target.binding.authorize_command() })?;
         if let Status::NeedsReauthorization { reason } = &credential.status {
-            return Err(RefreshError::NeedsReauthorization { server, reason: reason.clone() }.into());
+            return Err(
+                RefreshError::NeedsReauthorization { server, reason: reason.clone(), command: target.binding.authorize_command() }.into()
+            );
         }
         if !due(&credential, SystemTime::now()) {
             return Ok(credential.tokens.access_token.clone());
@@ -150,11 +209,17 @@ impl Engine {
         Ok(fresh.tokens.access_token)
     }
 
+    /// Whether any credential is stored for `server` (a store read, no token).
+    pub async fn has_credentials(&self, server: &str) -> anyhow::Result<bool> {
+        let server = server.to_string();
+        self.blocking_store(move |store| Ok(store.credential_ids()?.iter().any(|id| id.server == server))).await
+    }
+
     /// Refresh under the credential's lock. With `only_if_due_at`, a credential that another
     /// process refreshed meanwhile (no longer due at that time) is returned as it is.
     pub async fn refresh_target(&self, target: &Target, only_if_due_at: Option<SystemTime>) -> Result<Credential, RefreshError> {
         let server = target.id.server.clone();
-        let store = self.store.clone();
+        let store = self.store().clone();
         let id = target.id.clone();
         let lock = tokio::task::spawn_blocking(move || store.lock_credential(&id))
             .await
@@ -166,22 +231,17 @@ impl Engine {
             .load(&target.id)
             .await
             .map_err(|error| RefreshError::Store { server: server.clone(), error })?
-            .ok_or(RefreshError::NotAuthorized { server: server.clone() })?;
-        if let Some(at) = only_if_due_at {
-            if !due(&stored, at) {
-                return Ok(stored);
-            }
+            .ok_or(RefreshError::NotAuthorized { server: server.clone(), command: target.binding.authorize_command() })?;
+        if let Some(at) = only_if_due_at
+            && !due(&stored, at)
+        {
+            return Ok(stored);
         }
         if let Status::NeedsReauthorization { reason } = &stored.status {
-            return Err(RefreshError::NeedsReauthorization { server, reason: reason.clone() });
+            return Err(RefreshError::NeedsReauthorization { server, reason: reason.clone(), command: target.binding.authorize_command() });
         }
         let Some(refresh_token) = stored.tokens.refresh_token.clone() else {
-            let hint = match stored.provider.as_str() {
-                "google" => "; Google issues one only with access_type=offline on the first consent".to_string(),
-                "microsoft" => "; Microsoft issues one only with the offline_access scope".to_string(),
-                _ => String::new(),
-            };
-            return Err(RefreshError::NoRefreshToken { server, hint });
+            return Err(RefreshError::NoRefreshToken { server, command: target.binding.authorize_command() });
         };
 
         let mut attempt = 0;
@@ -243,16 +303,20 @@ impl Engine {
         match result {
             Ok(()) => Ok(updated),
             Err(error) => match &updated.status {
-                Status::NeedsReauthorization { reason } => Err(RefreshError::NeedsReauthorization { server, reason: reason.clone() }),
+                Status::NeedsReauthorization { reason } => {
+                    Err(RefreshError::NeedsReauthorization { server, reason: reason.clone(), command: target.binding.authorize_command() })
+                }
                 Status::Authorized => Err(RefreshError::Failed { server, error }),
             },
         }
     }
 
-    /// Revoke `server`'s grant at the provider where it has an endpoint, then delete the local
-    /// credentials. A credential whose revocation the provider did not confirm (it refused, did
-    /// not answer, or could not be asked) is kept, so that nothing still valid at the provider is
-    /// forgotten here; `forget` deletes it anyway.
+    /// Revoke `server`'s grants at the provider where it has an endpoint, then delete the local
+    /// credentials. Each credential goes only to the revocation endpoint of the binding it belongs
+    /// to (the same server, issuer and client): one that no binding of the server resolves to any
+    /// more is not sent anywhere. A credential whose revocation the provider did not confirm (it
+    /// refused, did not answer, or could not be asked) is kept, so that nothing still valid at the
+    /// provider is forgotten here; `forget` deletes it anyway.
     pub async fn revoke(&self, server: &str, forget: bool) -> anyhow::Result<RevokeReport> {
         let ids: Vec<CredentialId> = {
             let server = server.to_string();
@@ -263,14 +327,23 @@ impl Engine {
             report.remote_note = Some("nothing stored for this server".into());
             return Ok(report);
         }
-        let target = self.target(server, None, &Overrides::default()).await;
-        if let Err(error) = &target {
-            report.remote_note = Some(format!("the provider was not asked: {error:#}"));
-        }
+        let (targets, problems) = self.targets_of(server).await;
         for id in ids {
-            let settled = match (&target, self.load(&id).await?) {
-                (Ok(target), Some(credential)) => revoke_at_provider(target, &credential, &mut report).await,
-                (Err(_), Some(_)) => false,
+            let target = targets.iter().find(|target| target.id == id);
+            let settled = match (target, self.load(&id).await?) {
+                (Some(target), Some(credential)) => revoke_at_provider(target, &credential, &mut report).await,
+                (None, Some(_)) => {
+                    let why = if problems.is_empty() {
+                        "the server's catalog entry and registrations no longer lead to that issuer and client".to_string()
+                    } else {
+                        problems.join("; ")
+                    };
+                    report.remote_note = Some(format!(
+                        "the credential from issuer {} (client {}) was not sent to any provider: {why}",
+                        id.issuer, id.client_id
+                    ));
+                    false
+                }
                 (_, None) => true,
             };
             if !settled && !forget {
@@ -282,6 +355,22 @@ impl Engine {
             }
         }
         Ok(report)
+    }
+
+    /// The targets of every binding of `server`, and why the others could not be resolved.
+    async fn targets_of(&self, server: &str) -> (Vec<Target>, Vec<String>) {
+        let bindings = match self.catalog().server(server) {
+            Ok(entry) => entry.bindings(),
+            Err(error) => return (Vec::new(), vec![error.to_string()]),
+        };
+        let (mut targets, mut problems) = (Vec::new(), Vec::new());
+        for binding in bindings {
+            match self.resolve(&binding).await {
+                Ok(target) => targets.push(target),
+                Err(error) => problems.push(format!("{error:#}")),
+            }
+        }
+        (targets, problems)
     }
 }
 

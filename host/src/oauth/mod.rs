@@ -10,11 +10,14 @@
 //! - [`callback`]: the loopback redirect listener and pasted redirect URLs;
 //! - [`authorize`]: PKCE, `state`, `resource`, `iss`, and the code exchange;
 //! - [`exchange`]: token, refresh and revocation requests through the provider's hooks;
-//! - [`engine`]: catalog, plugins, store and manual registrations turned into a [`engine::Target`];
+//! - [`engine`]: catalog, plugins, store and manual registrations turned into a [`engine::Target`]
+//!   per credential binding, with the issuer each pre-registered client is bound to;
+//! - [`access`]: the narrow handles the gateway gets (secrets, tokens by binding);
 //! - [`lifecycle`]: listing, refresh that never loses a token, revocation;
 //! - [`manual`]: clients registered with `latchkey oauth register`;
 //! - [`tokens`]: token sets between their wire and stored forms.
 
+pub mod access;
 pub mod authorize;
 pub mod callback;
 pub mod discovery;
