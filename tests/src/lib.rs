@@ -6,6 +6,8 @@
 //! - [`Home`] is a private `LATCHKEY_HOME` for one test, and runs the `latchkey` binary in it.
 //! - [`keyring`] decides whether a test that needs the OS keyring runs, skips or fails, and reads
 //!   the keyring with `secret-tool`.
+//! - [`recorder`] is an HTTP endpoint that records what arrives (or must receive nothing), and
+//!   [`peers`] starts the Node peers of `tests/peers`.
 //!
 //! Compiling a component takes seconds in a debug build, so every [`Home`] starts with a copy of
 //! a compiled-code cache that already holds the built-ins and the fixtures (filled once, then kept
@@ -13,6 +15,9 @@
 
 pub mod hostile;
 pub mod keyring;
+pub mod peers;
+pub mod recorder;
+pub mod stored;
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -5,10 +5,17 @@
 //! The components are real: non-wasm bytes, modules and components from WebAssembly text, and the
 //! crates in `tests/fixtures/` built for wasm32-wasip2 (the `rogue` provider misbehaves in one way
 //! per cargo feature). The `latchkey` binary must have been built (`cargo build -p latchkey`).
+//!
+//! Hostile providers are run against a listener that must receive nothing (a
+//! [`Recorder::trap`]): a `prepare-request` that re-targets the host's requests, a provider that
+//! claims every issuer, and a hand-dropped file with a built-in's id.
 
+use latchkey::plugins::replacements::Replacements;
 use latchkey::plugins::{
     CallError, HttpResponse, Limits, Origin, PluginError, Problem, Provider, Registry, RequestKind, Runtime, TokenContext,
 };
+use latchkey_tests::recorder::{Recorder, Response};
+use latchkey_tests::stored::{self, Server};
 use latchkey_tests::{Home, fixture};
 
 /// `wasi:cli/run`, as exported by a command component (a Rust `main` built for wasm32-wasip2): a
@@ -202,15 +209,28 @@ fn built_ins_load_when_first_used() {
 }
 
 #[test]
-fn a_drop_in_with_a_built_in_id_overrides_it() {
+fn a_drop_in_with_a_built_in_id_replaces_it_only_when_allowed() {
     let home = Home::new();
     let dropped = home.drop_in("my-standard.wasm", &fixture("rogue", "claims-standard"));
+    let (_runtime, registry) = home.load();
+    assert!(matches!(registry.get("standard").unwrap().origin(), Origin::BuiltIn(_)), "the hand-dropped file replaced the built-in");
+    let failures = registry.failures();
+    let [failure] = failures.as_slice() else { panic!("expected one failure: {failures:?}") };
+    assert!(matches!(&failure.problem, Problem::ReplacesBuiltIn { id, .. } if id == "standard"), "{:?}", failure.problem);
+
+    // The hash that `provider install --replace` records allows exactly this file.
+    let sha256 =
+        Provider::load(&home.load().0, Origin::File(dropped.clone()), &std::fs::read(&dropped).unwrap()).unwrap().sha256().to_string();
+    Replacements::allow(&home.paths().providers_dir(), "standard", &sha256).unwrap();
     let (_runtime, registry) = home.load();
     assert!(registry.failures().is_empty(), "{:?}", registry.failures());
     let standard = registry.get("standard").unwrap();
     assert_eq!(standard.origin(), &Origin::File(dropped.clone()));
     assert_eq!(standard.info().version, "6.6.6");
-    let expected = format!("{} (provider `standard` 6.6.6) overrides the built-in `standard` 0.1.0", dropped.display());
+    let expected = format!(
+        "{} (provider `standard` 6.6.6) replaces the built-in `standard` 0.1.0, as `latchkey provider install --replace` allowed",
+        dropped.display()
+    );
     assert_eq!(registry.notices(), [expected.clone()]);
 
     let run = home.latchkey(&["provider", "ls"]);
@@ -218,7 +238,12 @@ fn a_drop_in_with_a_built_in_id_overrides_it() {
     let row = run.stdout.lines().find(|line| line.split_whitespace().next() == Some("standard")).expect("a standard row");
     assert!(row.trim_end().ends_with(dropped.to_str().unwrap()), "{row}");
     assert_eq!(run.stderr.trim_end(), format!("note: {expected}"));
-    println!("override: {expected}");
+
+    // Another file under the allowed name is not the allowed file.
+    std::fs::write(&dropped, fixture("rogue", "claims-standard,steals")).unwrap();
+    let (_runtime, registry) = home.load();
+    assert!(matches!(registry.get("standard").unwrap().origin(), Origin::BuiltIn(_)));
+    println!("replacement: {expected}");
 }
 
 #[test]
@@ -316,4 +341,172 @@ fn a_failing_hook_does_not_poison_the_next_call() {
         assert_eq!(flow.endpoints.token, "https://rogue.example/token");
     }
     assert_standard_works(registry.get("standard").unwrap());
+}
+
+#[test]
+fn a_provider_that_claims_every_issuer_is_refused() {
+    assert_refused(
+        "every-issuer.wasm",
+        &fixture("rogue", "claims-every-issuer"),
+        &["issuer `https://` does not name an https host, so it would match the issuers of every server", "https://login.example.com"],
+        |problem| matches!(problem, Problem::InvalidOutput { hook: "info", message } if message.contains("`https://`")),
+    );
+}
+
+#[test]
+fn a_loopback_redirect_with_route_syntax_is_refused() {
+    assert_refused(
+        "route.wasm",
+        &fixture("rogue", "loopback-route-syntax"),
+        &["`configure` returned invalid output", "the loopback redirect path `/:cb` is not a plain absolute path"],
+        |problem| matches!(problem, Problem::InvalidOutput { hook: "configure", .. }),
+    );
+}
+
+#[test]
+fn a_loopback_redirect_to_another_host_is_refused() {
+    assert_refused(
+        "far.wasm",
+        &fixture("rogue", "loopback-foreign-host"),
+        &["the loopback redirect host `evil.example` is not one of 127.0.0.1, localhost, [::1]"],
+        |problem| matches!(problem, Problem::InvalidOutput { hook: "configure", .. }),
+    );
+}
+
+/// A token endpoint that answers a refresh as the standard says.
+fn token_endpoint() -> Recorder {
+    Recorder::start(Response::json(200, serde_json::json!({"access_token": "at-2", "token_type": "Bearer", "expires_in": 3600})))
+}
+
+/// What the trap received, for an assertion message.
+fn received(trap: &Recorder) -> String {
+    trap.requests().iter().map(|request| request.text()).collect::<Vec<_>>().join("\n---\n")
+}
+
+#[test]
+fn a_provider_that_retargets_its_requests_sends_nothing() {
+    let home = Home::new();
+    let (trap, endpoint) = (Recorder::trap(), token_endpoint());
+    let file = home.file("rogue.wasm", &fixture("rogue", "steals"));
+    let install = home.latchkey(&["provider", "install", file.to_str().unwrap()]);
+    assert_eq!(install.code, Some(0), "{install:#?}");
+    assert!(install.stdout.contains("It may send requests to: https://rogue.example (or the token endpoint's origin"), "{install:#?}");
+
+    let inspect = home.latchkey(&["provider", "inspect", "rogue"]);
+    assert!(inspect.stdout.lines().any(|line| line.contains("may contact") && line.contains("https://rogue.example")), "{inspect:#?}");
+
+    let mut server = Server::new("notes", Some("rogue"), &endpoint.origin());
+    server.config = vec![("steal_to".into(), trap.url("/steal"))];
+    server.revocation_endpoint = Some(endpoint.url("/revoke"));
+    server.install(&home, "the-client-secret", "at-1", Some("rt-1"));
+
+    let refresh = stored::run(&home, &["oauth", "refresh", "notes"]);
+    assert_eq!(refresh.code, Some(1), "{refresh:#?}");
+    let message = refresh.stderr.trim_end();
+    for piece in [
+        "provider `rogue`",
+        &format!("tried to send the request for the token endpoint to {}", trap.origin()),
+        &format!("this flow allows only {}", endpoint.origin()),
+        "the request was not sent",
+        "`latchkey provider remove rogue`",
+    ] {
+        assert!(message.contains(piece), "`{piece}` is not in: {message}");
+    }
+    assert!(!message.contains("/steal") && !message.contains("rt-1"), "{message}");
+
+    let revoke = stored::run(&home, &["oauth", "revoke", "notes"]);
+    assert_eq!(revoke.code, Some(1), "{revoke:#?}");
+    assert!(revoke.output().contains("tried to send the request for the revocation endpoint to"), "{revoke:#?}");
+    assert_eq!(server.stored(&home).len(), 1, "the credential is kept: nothing was revoked");
+
+    assert_eq!(trap.connections(), 0, "the trap received:\n{}", received(&trap));
+    assert_eq!(endpoint.connections(), 0, "a refused request is not sent anywhere");
+    println!("re-targeted: {message}");
+}
+
+#[test]
+fn a_provider_that_claims_every_issuer_is_not_chosen() {
+    let home = Home::new();
+    let (trap, endpoint) = (Recorder::trap(), token_endpoint());
+    home.drop_in("every-issuer.wasm", &fixture("rogue", "claims-every-issuer,steals"));
+    // No `provider:`: the provider that declares the issuer is chosen, else `standard`. The
+    // stolen-to URL travels as a requested scope, which every provider is handed.
+    let mut server = Server::new("notes", None, &endpoint.origin());
+    server.issuer = "https://login.example.com".into();
+    server.scopes = vec!["read".into(), trap.url("/steal")];
+    server.install(&home, "the-client-secret", "at-1", Some("rt-1"));
+
+    let ls = home.latchkey(&["provider", "ls"]);
+    assert!(ls.stderr.contains("issuer `https://` does not name an https host"), "{ls:#?}");
+    let refresh = stored::run(&home, &["oauth", "refresh", "notes"]);
+    assert_eq!(refresh.code, Some(0), "{refresh:#?}");
+    let requests = endpoint.requests();
+    assert_eq!(requests.len(), 1, "{requests:#?}");
+    assert_eq!(requests[0].field("refresh_token").as_deref(), Some("rt-1"));
+    assert_eq!(server.stored(&home)[0].provider, "standard");
+    assert_eq!(trap.connections(), 0, "the trap received:\n{}", received(&trap));
+}
+
+#[test]
+fn a_hand_dropped_built_in_replacement_is_not_loaded_until_installed_with_replace() {
+    let home = Home::new();
+    let (trap, endpoint) = (Recorder::trap(), token_endpoint());
+    let hostile = fixture("rogue", "claims-google,steals");
+    let dropped = home.drop_in("google.wasm", &hostile);
+    let mut server = Server::new("mail", Some("google"), &endpoint.origin());
+    server.scopes = vec!["openid".into(), trap.url("/steal")];
+    server.install(&home, "the-client-secret", "at-1", Some("rt-1"));
+
+    // `provider ls` says why the file is not loaded and how to allow it.
+    let ls = home.latchkey(&["provider", "ls"]);
+    assert_eq!(ls.code, Some(0), "{ls:#?}");
+    let row = ls.stdout.lines().find(|line| line.split_whitespace().next() == Some("google")).expect("a google row");
+    assert!(row.trim_end().ends_with("built-in"), "{row}");
+    let warning = ls.stderr.lines().find(|line| line.contains(dropped.to_str().unwrap())).expect("a warning about the file");
+    for piece in [
+        "its id `google` is the built-in provider `google`'s",
+        "a drop-in replaces a built-in only when asked to",
+        &format!("`latchkey provider install --replace {}`", dropped.display()),
+    ] {
+        assert!(warning.contains(piece), "`{piece}` is not in: {warning}");
+    }
+
+    // The built-in serves the server: the refresh goes to the catalog's token endpoint.
+    let refresh = stored::run(&home, &["oauth", "refresh", "mail"]);
+    assert_eq!(refresh.code, Some(0), "{refresh:#?}");
+    assert_eq!(endpoint.requests().len(), 1);
+    assert_eq!(trap.connections(), 0, "the trap received:\n{}", received(&trap));
+
+    // Without `--replace`, installing it is refused, saying how.
+    let file = home.file("google-replacement.wasm", &hostile);
+    let file_text = file.to_str().unwrap();
+    let refused = home.latchkey(&["provider", "install", file_text]);
+    assert_eq!(refused.code, Some(1), "{refused:#?}");
+    assert!(refused.stderr.contains(&format!("`latchkey provider install --replace {file_text}`")), "{refused:#?}");
+
+    // With it, the file's hash is recorded and shown, and the replacement is used; still confined.
+    let installed = home.latchkey(&["provider", "install", "--replace", file_text]);
+    assert_eq!(installed.code, Some(0), "{installed:#?}");
+    let sha256 = Provider::load(&home.load().0, Origin::File(file.clone()), &hostile).unwrap().sha256().to_string();
+    for piece in
+        ["Installed `google` 6.6.6", "it replaces the built-in `google`", &sha256, "It may send requests to: https://rogue.example"]
+    {
+        assert!(installed.stdout.contains(piece), "`{piece}` is not in: {installed:#?}");
+    }
+    let ls = home.latchkey(&["provider", "ls"]);
+    let row = ls.stdout.lines().find(|line| line.split_whitespace().next() == Some("google")).expect("a google row");
+    assert!(row.contains("6.6.6") && row.trim_end().ends_with(dropped.to_str().unwrap()), "{ls:#?}");
+    assert!(ls.stderr.contains("replaces the built-in `google`"), "{ls:#?}");
+    let refresh = stored::run(&home, &["oauth", "refresh", "mail"]);
+    assert_eq!(refresh.code, Some(1), "{refresh:#?}");
+    assert!(refresh.stderr.contains("provider `google`") && refresh.stderr.contains("the request was not sent"), "{refresh:#?}");
+    assert_eq!(trap.connections(), 0, "the trap received:\n{}", received(&trap));
+
+    // `provider remove` brings the built-in back and forgets the hash.
+    let removed = home.latchkey(&["provider", "remove", "google"]);
+    assert_eq!(removed.code, Some(0), "{removed:#?}");
+    assert!(removed.stdout.contains("The built-in `google`"), "{removed:#?}");
+    home.drop_in("google.wasm", &hostile);
+    let (_runtime, registry) = home.load();
+    assert!(matches!(registry.get("google").unwrap().origin(), Origin::BuiltIn(_)), "the forgotten hash allowed the file again");
 }

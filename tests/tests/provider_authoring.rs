@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use latchkey::plugins::{LiveRegistry, Origin, Registry};
+use latchkey::plugins::replacements::Replacements;
+use latchkey::plugins::{LiveRegistry, Origin, Provider, Registry};
 use latchkey_tests::{Home, fixture};
 
 /// The files in the drop-in folder, hidden ones included.
@@ -111,9 +112,13 @@ fn install_checks_then_copies_and_remove_takes_only_drop_ins() {
     assert_eq!(dropin_names(&home), ["rogue.wasm"], "the file is named by its id, and no temporary file is left");
     assert_eq!(fs::read(&installed).unwrap(), fs::read(&rogue).unwrap());
 
-    // A drop-in may replace a built-in; removing it brings the built-in back.
+    // A drop-in replaces a built-in only when asked to; removing it brings the built-in back.
     let standard = home.file("standard-build.wasm", &fixture("rogue", "claims-standard"));
     let run = home.latchkey(&["provider", "install", standard.to_str().unwrap()]);
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert!(run.stderr.contains(&format!("`latchkey provider install --replace {}`", standard.display())), "{run:#?}");
+    assert_eq!(dropin_names(&home), ["rogue.wasm"], "nothing was installed");
+    let run = home.latchkey(&["provider", "install", "--replace", standard.to_str().unwrap()]);
     assert_eq!(run.code, Some(0), "{run:#?}");
     assert!(run.stdout.contains("it replaces the built-in `standard` 0.1.0"), "{}", run.stdout);
     assert_eq!(home.load().1.get("standard").unwrap().info().version, "6.6.6");
@@ -162,8 +167,12 @@ fn a_watched_folder_reloads_new_changed_and_removed_files_but_never_a_broken_one
     home.drop_in("extra.wasm", &fixture("rogue", ""));
     wait_for(&live, "a new file", |registry| origin_of(registry, "rogue") == dropped);
 
-    // Changed: the same file now holds a provider that replaces the built-in `standard`.
-    home.drop_in("extra.wasm", &fixture("rogue", "claims-standard"));
+    // Changed: the same file now holds a provider that replaces the built-in `standard`, as
+    // `provider install --replace` allowed.
+    let replacement = fixture("rogue", "claims-standard");
+    let sha256 = Provider::load(&home.load().0, Origin::File(file.clone()), &replacement).unwrap().sha256().to_string();
+    Replacements::allow(&home.paths().providers_dir(), "standard", &sha256).unwrap();
+    home.drop_in("extra.wasm", &replacement);
     wait_for(&live, "a changed file", |registry| origin_of(registry, "standard") == dropped && registry.get("rogue").is_err());
     let working = live.current().get("standard").unwrap().sha256().to_string();
 

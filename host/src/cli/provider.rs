@@ -10,9 +10,11 @@ use serde_json::json;
 use super::Failure;
 use super::output::{self, BOLD, GREEN, RED};
 use crate::paths::Paths;
+use crate::plugins::provider::request_origins;
+use crate::plugins::replacements::Replacements;
 use crate::plugins::scaffold::{self, SdkSource};
 use crate::plugins::vectors::{self, Outcome};
-use crate::plugins::{self, Flow, Origin, PluginError, Provider, Registry, Runtime};
+use crate::plugins::{self, Flow, Origin, PluginError, Problem, Provider, Registry, Runtime};
 
 #[derive(Subcommand)]
 pub enum ProviderCommand {
@@ -64,9 +66,15 @@ pub enum ProviderCommand {
     },
     /// Verify a component, then copy it into the providers folder as <id>.wasm (atomically). A
     /// running gateway picks it up without a restart.
-    Install { file: PathBuf },
+    Install {
+        file: PathBuf,
+        /// Let this file replace the built-in provider with the same id: its sha256 is recorded,
+        /// and only a file with that hash replaces the built-in.
+        #[arg(long)]
+        replace: bool,
+    },
     /// Remove a dropped-in provider. Built-in providers cannot be removed (a drop-in with the same
-    /// id replaces one).
+    /// id replaces one when installed with `--replace`).
     Remove { id: String },
 }
 
@@ -78,7 +86,7 @@ pub fn run(command: ProviderCommand) -> Result<(), Failure> {
         ProviderCommand::Verify { file, json } => verify(&paths, file, json),
         ProviderCommand::New { name, path, sdk_path } => scaffold(&name, path, sdk_path.as_deref()),
         ProviderCommand::Test { file, vectors, json } => test(&paths, &file, &vectors, json),
-        ProviderCommand::Install { file } => install(&paths, &file),
+        ProviderCommand::Install { file, replace } => install(&paths, &file, replace),
         ProviderCommand::Remove { id } => remove(&paths, &id),
     }
 }
@@ -154,6 +162,7 @@ fn inspect(paths: &Paths, id: &str, entries: &[(String, String)], as_json: bool)
         ),
         ("sends resource", if flow.send_resource { "yes" } else { "no (RFC 8707 resource is omitted)" }.to_string()),
         ("issuers", if info.issuers.is_empty() { "-".into() } else { info.issuers.join(", ") }),
+        ("may contact", contacted_text(&flow)),
         ("documentation", if info.documentation.is_empty() { "-".into() } else { info.documentation.clone() }),
     ];
     for (name, value) in rows {
@@ -169,6 +178,13 @@ fn inspect(paths: &Paths, id: &str, entries: &[(String, String)], as_json: bool)
         output::print_table(&keys);
     }
     Ok(())
+}
+
+/// The origins the host sends requests to for this provider, as `inspect` and `install` show them.
+fn contacted_text(flow: &Flow) -> String {
+    let origins = request_origins(flow);
+    let catalog = "the token endpoint's origin in the catalog's server_metadata";
+    if origins.is_empty() { format!("only {catalog}") } else { format!("{} (or {catalog}, which replaces them)", origins.join(", ")) }
 }
 
 fn or_catalog(endpoint: &str) -> String {
@@ -221,6 +237,7 @@ pub fn describe(provider: &Provider, flow: &Flow, authorize: &Result<plugins::Pa
         "refresh": flow.refresh.to_string(),
         "redirect": flow.redirect.to_string(),
         "send_resource": flow.send_resource,
+        "request_origins": request_origins(flow),
     });
     described["authorize"] = match authorize {
         Ok(params) => {
@@ -339,10 +356,21 @@ fn test(paths: &Paths, file: &Path, vectors_dir: &Path, as_json: bool) -> Result
     if failed == 0 { Ok(()) } else { Err(Failure::Invalid) }
 }
 
-fn install(paths: &Paths, file: &Path) -> Result<(), Failure> {
+fn install(paths: &Paths, file: &Path, replace: bool) -> Result<(), Failure> {
     let (provider, bytes) = load_component(paths, file)?.map_err(|error| invalid(file, &error, false))?;
     let (id, version) = (provider.id(), &provider.info().version);
-    let (_runtime, registry) = plugins::load(paths)?;
+    let (runtime, registry) = plugins::load(paths)?;
+    let built_in = Registry::load(&runtime, None).get(id).ok().cloned();
+    if built_in.is_some() && !replace {
+        return Err(anyhow::anyhow!(
+            "{} is provider `{id}`, the id of a built-in provider, and nothing was installed: a drop-in replaces a built-in \
+             only when asked to. To replace the built-in `{id}` with this file, run `latchkey provider install --replace {}`; \
+             otherwise give the provider another id",
+            file.display(),
+            file.display()
+        )
+        .into());
+    }
     let existing = registry.get(id).ok();
     // Replace the drop-in that has this id now, whatever its file is called: two files with one
     // id would make the second fail to load.
@@ -351,22 +379,34 @@ fn install(paths: &Paths, file: &Path) -> Result<(), Failure> {
         _ => paths.providers_dir().join(format!("{id}.wasm")),
     };
     crate::paths::create_private_dir(&paths.providers_dir())?;
+    if built_in.is_some() {
+        // Recorded before the file lands, so that a watching gateway that sees the file allows it.
+        Replacements::allow(&paths.providers_dir(), id, provider.sha256())?;
+    }
     // A hidden temporary file renamed into place: the registry and the gateway's watcher skip
     // hidden files, so they never see a half-written component.
     crate::paths::write_private_atomically(&target, &bytes)?;
     let mut out = anstream::stdout();
-    let _ = match existing {
-        Some(previous) if matches!(previous.origin(), Origin::BuiltIn(_)) => writeln!(
+    let _ = match (&built_in, existing.filter(|previous| matches!(previous.origin(), Origin::File(_)))) {
+        (Some(built_in), _) => writeln!(
             out,
-            "{GREEN}Installed{GREEN:#} `{id}` {version} as {}; it replaces the built-in `{id}` {} (`latchkey provider remove {id}` brings the built-in back).",
+            "{GREEN}Installed{GREEN:#} `{id}` {version} as {}; it replaces the built-in `{id}` {} (sha256 {} recorded in {}; \
+             `latchkey provider remove {id}` brings the built-in back).",
             target.display(),
-            previous.info().version
+            built_in.info().version,
+            provider.sha256(),
+            Replacements::path(&paths.providers_dir()).display()
         ),
-        Some(previous) => {
+        (None, Some(previous)) => {
             writeln!(out, "{GREEN}Replaced{GREEN:#} `{id}` {} with {version} in {}.", previous.info().version, target.display())
         }
-        None => writeln!(out, "{GREEN}Installed{GREEN:#} `{id}` {version} as {}.", target.display()),
+        (None, None) => writeln!(out, "{GREEN}Installed{GREEN:#} `{id}` {version} as {}.", target.display()),
     };
+    let contacted = match provider.resolve_config(&[]).and_then(|config| provider.configure(&config)) {
+        Ok(flow) => contacted_text(&flow),
+        Err(_) => format!("depends on its configuration (`latchkey provider inspect {id} --config KEY=VALUE` shows them)"),
+    };
+    let _ = writeln!(out, "It may send requests to: {contacted}.");
     let _ = writeln!(out, "A running gateway picks it up without a restart; catalog entries use it with `provider: {id}`.");
     Ok(())
 }
@@ -374,30 +414,34 @@ fn install(paths: &Paths, file: &Path) -> Result<(), Failure> {
 fn remove(paths: &Paths, id: &str) -> Result<(), Failure> {
     let (runtime, registry) = plugins::load(paths)?;
     let mut out = anstream::stdout();
-    let provider = match registry.get(id) {
-        Ok(provider) => provider,
-        Err(unknown) => {
-            // A drop-in that does not load has no id to go by; its file name usually is the id.
-            let file = paths.providers_dir().join(format!("{id}.wasm"));
-            if registry.failures().iter().any(|failure| failure.origin == Origin::File(file.clone())) {
-                std::fs::remove_file(&file).with_context(|| format!("cannot remove {}", file.display()))?;
-                let _ = writeln!(out, "{GREEN}Removed{GREEN:#} {}, which did not load.", file.display());
-                return Ok(());
-            }
-            return Err(unknown.into());
-        }
-    };
+    // A drop-in that does not load has no provider to go by: one that would replace the built-in
+    // `id`, or one whose file name is the id.
+    let named = paths.providers_dir().join(format!("{id}.wasm"));
+    let unloaded = registry.failures().into_iter().find_map(|failure| match (&failure.origin, &failure.problem) {
+        (Origin::File(file), Problem::ReplacesBuiltIn { id: claimed, .. }) if claimed == id => Some(file.clone()),
+        (Origin::File(file), _) if *file == named && registry.get(id).is_err() => Some(file.clone()),
+        _ => None,
+    });
+    if let Some(file) = unloaded {
+        std::fs::remove_file(&file).with_context(|| format!("cannot remove {}", file.display()))?;
+        let _ = writeln!(out, "{GREEN}Removed{GREEN:#} {}, which did not load.", file.display());
+        return Ok(());
+    }
+    let provider = registry.get(id)?;
     let Origin::File(file) = provider.origin() else {
         return Err(anyhow::anyhow!(
-            "`{id}` is built into latchkey and cannot be removed; to change it, install a provider with the id `{id}` \
-             (`latchkey provider install <file.wasm>`), which replaces the built-in"
+            "`{id}` is built into latchkey and cannot be removed; to change it, replace it with a provider that has the id \
+             `{id}`: `latchkey provider install --replace <file.wasm>`"
         )
         .into());
     };
     std::fs::remove_file(file).with_context(|| format!("cannot remove {}", file.display()))?;
     let _ = write!(out, "{GREEN}Removed{GREEN:#} `{id}` {} ({}).", provider.info().version, file.display());
     match Registry::load(&runtime, None).get(id) {
-        Ok(built_in) => writeln!(out, " The built-in `{id}` {} is used again.", built_in.info().version),
+        Ok(built_in) => {
+            Replacements::forget(&paths.providers_dir(), id)?;
+            writeln!(out, " The built-in `{id}` {} is used again.", built_in.info().version)
+        }
         Err(_) => writeln!(out),
     }
     .ok();

@@ -154,29 +154,19 @@ pub async fn discover(
     preferred: Option<&str>,
 ) -> Result<Discovered, DiscoveryError> {
     let server_resource = canonical_resource(server);
-    let prm = protected_resource_metadata(client, server, challenge).await?;
-    let Some((prm_url, prm)) = prm else {
+    let prm = protected_resource_metadata(client, server, challenge, preferred).await?;
+    let Some(prm) = prm else {
         return legacy_discovery(client, server, challenge, server_resource).await;
     };
-    let resource = prm.resource.clone().unwrap_or_else(|| server_resource.clone());
-    let resource_url = http::endpoint_url(&resource)?;
-    if !covers(&resource_url, server) {
-        return Err(DiscoveryError::ResourceMismatch { url: prm_url.to_string(), resource, server: server_resource });
-    }
-    let listed = preferred.and_then(|preferred| prm.authorization_servers.iter().find(|issuer| issuers_match(issuer, preferred)));
-    let issuer = listed.or(prm.authorization_servers.first()).cloned().ok_or_else(|| DiscoveryError::Malformed {
-        url: prm_url.to_string(),
-        what: "protected-resource metadata",
-        reason: "it lists no authorization_servers".into(),
-    })?;
-    let metadata = authorization_server_metadata(client, &issuer).await?;
+    let metadata = authorization_server_metadata(client, &prm.issuer).await?;
     let scopes = match challenge.and_then(|c| c.scope.as_deref()) {
         Some(scope) => scope.split_whitespace().map(str::to_string).collect(),
-        None => prm.scopes_supported.clone(),
+        None => prm.scopes_supported,
     };
-    Ok(Discovered { resource: canonical_resource(&resource_url), metadata, scopes })
+    Ok(Discovered { resource: canonical_resource(&prm.resource), metadata, scopes })
 }
 
+/// A protected-resource metadata document as served.
 #[derive(Deserialize)]
 struct ProtectedResourceMetadata {
     resource: Option<String>,
@@ -184,6 +174,42 @@ struct ProtectedResourceMetadata {
     authorization_servers: Vec<String>,
     #[serde(default)]
     scopes_supported: Vec<String>,
+}
+
+/// What discovery takes from protected-resource metadata, checked.
+#[doc(hidden)]
+#[derive(Clone, Debug)]
+pub struct ProtectedResource {
+    /// The resource identifier; it covers the MCP server's URL.
+    pub resource: Url,
+    /// The authorization server to use: the preferred one when it is listed, else the first.
+    pub issuer: String,
+    pub scopes_supported: Vec<String>,
+}
+
+/// Read the protected-resource metadata `body` fetched from `url` for the MCP server `server`: its
+/// `resource` (the server's URL when absent) must cover the server, and it must list an
+/// authorization server; `preferred` is chosen when listed. Public for the fuzz targets (`fuzz/`)
+/// only.
+#[doc(hidden)]
+pub fn read_protected_resource(
+    url: &Url,
+    body: Option<serde_json::Value>,
+    server: &Url,
+    preferred: Option<&str>,
+) -> Result<ProtectedResource, DiscoveryError> {
+    let malformed = |reason: String| DiscoveryError::Malformed { url: url.to_string(), what: "protected-resource metadata", reason };
+    let body = body.ok_or_else(|| malformed("the body is not JSON".into()))?;
+    let prm: ProtectedResourceMetadata = serde_json::from_value(body).map_err(|e| malformed(e.to_string()))?;
+    let resource = prm.resource.unwrap_or_else(|| canonical_resource(server));
+    let resource_url = http::endpoint_url(&resource)?;
+    if !covers(&resource_url, server) {
+        return Err(DiscoveryError::ResourceMismatch { url: url.to_string(), resource, server: canonical_resource(server) });
+    }
+    let listed = preferred.and_then(|preferred| prm.authorization_servers.iter().find(|issuer| issuers_match(issuer, preferred)));
+    let issuer =
+        listed.or(prm.authorization_servers.first()).cloned().ok_or_else(|| malformed("it lists no authorization_servers".into()))?;
+    Ok(ProtectedResource { resource: resource_url, issuer, scopes_supported: prm.scopes_supported })
 }
 
 /// Whether the resource identifier `resource` covers the server URL: the same origin, and the
@@ -198,7 +224,8 @@ async fn protected_resource_metadata(
     client: &Client,
     server: &Url,
     challenge: Option<&Challenge>,
-) -> Result<Option<(Url, ProtectedResourceMetadata)>, DiscoveryError> {
+    preferred: Option<&str>,
+) -> Result<Option<ProtectedResource>, DiscoveryError> {
     let mut candidates = Vec::new();
     if let Some(url) = challenge.and_then(|c| c.resource_metadata.as_deref()) {
         candidates.push(http::endpoint_url(url)?);
@@ -212,17 +239,7 @@ async fn protected_resource_metadata(
     for url in candidates {
         let (status, body) = client.get_json(&url, &[]).await?;
         if status == 200 {
-            let body = body.ok_or_else(|| DiscoveryError::Malformed {
-                url: url.to_string(),
-                what: "protected-resource metadata",
-                reason: "the body is not JSON".into(),
-            })?;
-            let prm = serde_json::from_value(body).map_err(|e| DiscoveryError::Malformed {
-                url: url.to_string(),
-                what: "protected-resource metadata",
-                reason: e.to_string(),
-            })?;
-            return Ok(Some((url, prm)));
+            return read_protected_resource(&url, body, server, preferred).map(Some);
         }
     }
     Ok(None)
@@ -253,20 +270,30 @@ pub async fn authorization_server_metadata(client: &Client, issuer: &str) -> Res
         if status != 200 {
             continue;
         }
-        let metadata: AuthServerMetadata =
-            body.and_then(|body| serde_json::from_value(body).ok()).ok_or_else(|| DiscoveryError::Malformed {
-                url: url.to_string(),
-                what: "authorization-server metadata",
-                reason: "it lacks authorization_endpoint or token_endpoint".into(),
-            })?;
-        let found = metadata.issuer.clone().unwrap_or_default();
-        if !issuers_match(&found, issuer) {
-            return Err(DiscoveryError::IssuerMismatch { url: url.to_string(), found, expected: issuer.to_string() });
-        }
-        validate_endpoints(&metadata)?;
-        return Ok(metadata);
+        return read_auth_server_metadata(url, body, Some(issuer));
     }
     Err(DiscoveryError::NoMetadata { issuer: issuer.to_string(), tried: candidates.iter().map(Url::as_str).collect::<Vec<_>>().join(", ") })
+}
+
+/// Read the authorization-server metadata `body` fetched from `url`: it must name `issuer` when
+/// one is expected, and its endpoints must be usable. Public for the fuzz targets (`fuzz/`) only.
+#[doc(hidden)]
+pub fn read_auth_server_metadata(
+    url: &Url,
+    body: Option<serde_json::Value>,
+    issuer: Option<&str>,
+) -> Result<AuthServerMetadata, DiscoveryError> {
+    let malformed = |reason: String| DiscoveryError::Malformed { url: url.to_string(), what: "authorization-server metadata", reason };
+    let body = body.ok_or_else(|| malformed("the body is not JSON".into()))?;
+    let metadata: AuthServerMetadata = serde_json::from_value(body).map_err(|e| malformed(e.to_string()))?;
+    if let Some(expected) = issuer {
+        let found = metadata.issuer.clone().unwrap_or_default();
+        if !issuers_match(&found, expected) {
+            return Err(DiscoveryError::IssuerMismatch { url: url.to_string(), found, expected: expected.to_string() });
+        }
+    }
+    validate_endpoints(&metadata)?;
+    Ok(metadata)
 }
 
 /// Exact comparison, except that a root issuer may differ by a trailing slash.
@@ -298,11 +325,7 @@ async fn legacy_discovery(
     let url = well_known(server, "oauth-authorization-server", "");
     let (status, body) = client.get_json(&url, &[]).await?;
     let metadata = if status == 200 {
-        let metadata: AuthServerMetadata = body.and_then(|body| serde_json::from_value(body).ok()).ok_or_else(|| {
-            DiscoveryError::Malformed { url: url.to_string(), what: "authorization-server metadata", reason: "missing endpoints".into() }
-        })?;
-        validate_endpoints(&metadata)?;
-        metadata
+        read_auth_server_metadata(&url, body, None)?
     } else {
         AuthServerMetadata {
             issuer: None,
@@ -351,6 +374,27 @@ mod tests {
         assert!(covers(&url("https://mcp.example"), &url("https://mcp.example/mcp")));
         assert!(!covers(&url("https://mcp.example/other"), &url("https://mcp.example/mcp")));
         assert!(!covers(&url("https://evil.example/mcp"), &url("https://mcp.example/mcp")));
+    }
+
+    #[test]
+    fn documents_that_are_refused_say_why() {
+        let url = Url::parse("https://as.example/.well-known/oauth-authorization-server").unwrap();
+        let body = serde_json::json!({"issuer": "https://as.example", "authorization_endpoint": "https://as.example/authorize"});
+        let error = read_auth_server_metadata(&url, Some(body), Some("https://as.example")).unwrap_err().to_string();
+        assert!(error.contains("missing field `token_endpoint`"), "{error}");
+        let body = serde_json::json!({"issuer": "https://as.example", "authorization_endpoint": "https://as.example/a", "token_endpoint": "https://as.example/t", "scopes_supported": "a b"});
+        let error = read_auth_server_metadata(&url, Some(body), None).unwrap_err().to_string();
+        assert!(error.contains("invalid type: string \"a b\", expected a sequence"), "{error}");
+
+        let server = Url::parse("https://mcp.example/mcp").unwrap();
+        let body = serde_json::json!({"resource": "https://mcp.example", "authorization_servers": ["https://as.example", "https://bound.example/"]});
+        let prm = read_protected_resource(&url, Some(body.clone()), &server, None).unwrap();
+        assert_eq!((prm.resource.as_str(), prm.issuer.as_str()), ("https://mcp.example/", "https://as.example"));
+        let prm = read_protected_resource(&url, Some(body), &server, Some("https://bound.example")).unwrap();
+        assert_eq!(prm.issuer, "https://bound.example/", "the bound issuer is chosen when listed");
+        let body = serde_json::json!({"resource": "https://mcp.example/mcp", "authorization_servers": []});
+        let error = read_protected_resource(&url, Some(body), &server, None).unwrap_err().to_string();
+        assert!(error.contains("lists no authorization_servers"), "{error}");
     }
 
     #[test]

@@ -1,10 +1,17 @@
 //! Requests to the token and revocation endpoints, shaped by the provider's hooks.
 //!
 //! The host builds the standard form request (RFC 6749 §4.1.3, §6; RFC 7009 §2.1), lets the
-//! provider reshape it (`prepare-request`: JSON bodies, headers, another URL), then adds the client
-//! credentials itself — the provider never sees the secret — in the way the registration or the
-//! provider declares (HTTP Basic, in the body, or none), sends it, and hands the raw answer to the
-//! provider (`read-token-response`), which normalises it or classifies the failure.
+//! provider reshape it (`prepare-request`: JSON bodies, headers, path, method — never another
+//! origin, which [`Provider::prepare_request`] refuses), then adds the client credentials itself —
+//! the provider never sees the secret — in the way the registration or the provider declares
+//! (HTTP Basic, in the body, or none), sends it, and hands the raw answer to the provider
+//! (`read-token-response`), which normalises it or classifies the failure. Client credentials
+//! that the host adds win over anything the provider put in their place: a provider's own
+//! `Authorization` header survives only where the client authenticates with `none` (Slack's and
+//! Dropbox's revocation take the token itself as a bearer).
+//!
+//! Messages name the endpoint the flow declared, never the URL a provider shaped: HubSpot puts
+//! the refresh token in its revocation URL's path.
 
 use base64::Engine as _;
 use secrecy::ExposeSecret;
@@ -36,6 +43,9 @@ pub enum ExchangeError {
     MissingSecret { method: &'static str },
     #[error("the provider has no revocation endpoint")]
     NoRevocation,
+    /// The provider's `prepare-request` refused to revoke each token the credential has.
+    #[error("provider `{provider}` revokes none of the credential's tokens: {}", .refusals.join("; "))]
+    NothingToRevoke { provider: String, refusals: Vec<String> },
 }
 
 impl ExchangeError {
@@ -76,7 +86,7 @@ impl TokenEndpoint {
         }
         self.push_resource(&mut form, exchange.resource);
         let context = self.context(RequestKind::AuthorizationCode, exchange.requested_scopes, exchange.callback);
-        self.token_request(&self.flow.endpoints.token, form, context).await
+        self.token_request(&self.flow.endpoints.token, "the token endpoint", form, context).await
     }
 
     /// Use a refresh token (RFC 6749 §6). The answer is not yet merged with the stored set.
@@ -84,31 +94,51 @@ impl TokenEndpoint {
         let mut form: Params = vec![("grant_type".into(), "refresh_token".into()), ("refresh_token".into(), refresh_token.into())];
         self.push_resource(&mut form, resource);
         let context = self.context(RequestKind::RefreshToken, scopes, Vec::new());
-        let url = self.flow.endpoints.refresh.clone().unwrap_or_else(|| self.flow.endpoints.token.clone());
-        self.token_request(&url, form, context).await
+        let (url, name) = match &self.flow.endpoints.refresh {
+            Some(refresh) => (refresh.clone(), "the refresh endpoint"),
+            None => (self.flow.endpoints.token.clone(), "the token endpoint"),
+        };
+        self.token_request(&url, name, form, context).await
     }
 
-    /// Revoke `token` (RFC 7009, or the provider's variant).
+    /// Revoke a credential's grant (RFC 7009, or the provider's variant): its refresh token, whose
+    /// revocation ends the grant, or its access token when the provider's `prepare-request` refuses
+    /// the refresh token (Slack's `auth.revoke` and Dropbox's RPC take an access token, HubSpot
+    /// only a refresh token). `Ok` only when the provider's `read-revocation-response` confirmed it.
     ///
-    /// At a revocation endpoint the provider itself declares, its declared client authentication
-    /// holds exactly (`none` there means no client credentials at all: Google's and Slack's take
-    /// only the token, Dropbox's a bearer header). At an endpoint from the catalog or discovery, the
-    /// client authenticates as at the token endpoint (RFC 7009 §2.1).
-    pub async fn revoke(&self, token: &str, hint: &str) -> Result<(), ExchangeError> {
+    /// Client authentication: at a provider that declares a revocation endpoint, what it declares
+    /// for it (`none` there means no client credentials at all: Google's and Slack's take only the
+    /// token) — also when the catalog moved the endpoint, since the provider's `prepare-request`
+    /// still shapes the request; without one, the client authenticates as at the token endpoint
+    /// (RFC 7009 §2.1). A public client never sends a secret.
+    pub async fn revoke(&self, refresh_token: Option<&str>, access_token: &str) -> Result<(), ExchangeError> {
         let revocation = self.flow.endpoints.revocation.clone().ok_or(ExchangeError::NoRevocation)?;
-        let form: Params = vec![("token".into(), token.into()), ("token_type_hint".into(), hint.into())];
-        let context = self.context(RequestKind::Revocation, &[], Vec::new());
         let (provider, config) = (self.provider.clone(), self.config.clone());
         let declared = blocking(move || provider.configure(&config)).await?.endpoints.revocation;
-        let auth = match declared {
-            Some(own) if own.url == revocation.url => Some(own.client_auth).filter(|auth| *auth != ClientAuth::None),
+        let auth = match declared.map(|own| own.client_auth) {
+            Some(ClientAuth::None) => None,
+            Some(own) if self.client_auth() != ClientAuth::None => Some(own),
             _ => Some(self.client_auth()),
         };
-        let request = self.prepare(&revocation.url, form, &context, auth).await?;
-        let response = self.http.send(&request).await.map_err(ExchangeError::Send)?;
-        let provider = self.provider.clone();
-        let answer = blocking(move || provider.read_revocation_response(&response)).await?;
-        answer.map_err(|failure| ExchangeError::Failed { endpoint: revocation.url, failure })
+        let offers = refresh_token.map(|token| (token, "refresh_token")).into_iter().chain([(access_token, "access_token")]);
+        let context = self.context(RequestKind::Revocation, &[], Vec::new());
+        let mut refusals = Vec::new();
+        for (token, hint) in offers {
+            let form: Params = vec![("token".into(), token.into()), ("token_type_hint".into(), hint.into())];
+            let request = match self.prepare(&revocation.url, "the revocation endpoint", form, &context, auth).await {
+                Ok(request) => request,
+                Err(ExchangeError::Plugin(CallError::Refused { message, .. })) => {
+                    refusals.push(format!("{} refused: {message}", hint.replace('_', " ")));
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
+            let response = self.http.send(&request).await.map_err(ExchangeError::Send)?;
+            let provider = self.provider.clone();
+            let answer = blocking(move || provider.read_revocation_response(&response)).await?;
+            return answer.map_err(|failure| ExchangeError::Failed { endpoint: revocation.url, failure });
+        }
+        Err(ExchangeError::NothingToRevoke { provider: self.provider.id().to_string(), refusals })
     }
 
     fn push_resource(&self, form: &mut Params, resource: Option<&str>) {
@@ -121,20 +151,22 @@ impl TokenEndpoint {
         TokenContext { kind, requested_scopes: scopes.to_vec(), callback, config: self.config.clone() }
     }
 
-    async fn token_request(&self, url: &str, form: Params, context: TokenContext) -> Result<TokenSet, ExchangeError> {
-        let request = self.prepare(url, form, &context, Some(self.client_auth())).await?;
-        let endpoint = request.url.clone();
+    async fn token_request(&self, url: &str, name: &'static str, form: Params, context: TokenContext) -> Result<TokenSet, ExchangeError> {
+        let request = self.prepare(url, name, form, &context, Some(self.client_auth())).await?;
+        let endpoint = url.to_string();
         let response = self.http.send(&request).await.map_err(ExchangeError::Send)?;
         let provider = self.provider.clone();
         let answer = blocking(move || provider.read_token_response(&context, &response)).await?;
         answer.map_err(|failure| ExchangeError::Failed { endpoint, failure })
     }
 
-    /// The standard request, reshaped by the provider, with client credentials added.
-    /// With `auth` `None`, no client credentials are added.
+    /// The standard request for the endpoint at `url` (called `name` in errors), reshaped by the
+    /// provider within `url`'s origin, with client credentials added. With `auth` `None`, no
+    /// client credentials are added.
     async fn prepare(
         &self,
         url: &str,
+        name: &'static str,
         form: Params,
         context: &TokenContext,
         auth: Option<ClientAuth>,
@@ -150,7 +182,7 @@ impl TokenEndpoint {
         };
         let provider = self.provider.clone();
         let context = context.clone();
-        let shaped = blocking(move || provider.prepare_request(&context, &request)).await?;
+        let shaped = blocking(move || provider.prepare_request(&context, &request, name)).await?;
         match auth {
             Some(auth) => apply_client_auth(shaped, &self.client, auth),
             None => Ok(shaped),
@@ -158,7 +190,9 @@ impl TokenEndpoint {
     }
 }
 
-/// Add the client's credentials to a request the provider has shaped.
+/// Add the client's credentials to a request the provider has shaped. They win: with `basic` or
+/// `post` the provider's `Authorization` header goes, and body fields of the same names are
+/// replaced; with `none` (a public client) the provider's header stays.
 pub fn apply_client_auth(mut request: HttpRequest, client: &ClientRegistration, auth: ClientAuth) -> Result<HttpRequest, ExchangeError> {
     let secret = || {
         client
@@ -172,16 +206,21 @@ pub fn apply_client_auth(mut request: HttpRequest, client: &ClientRegistration, 
             // RFC 6749 §2.3.1: both parts are form-urlencoded before base64.
             let credentials = format!("{}:{}", form_encode(&client.client_id), form_encode(&secret()?));
             let value = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(credentials));
-            request.headers.retain(|(name, _)| !name.eq_ignore_ascii_case("authorization"));
+            without_authorization(&mut request);
             request.headers.push(("authorization".into(), value));
         }
         ClientAuth::Post => {
             let secret = secret()?;
+            without_authorization(&mut request);
             add_body_fields(&mut request, &[("client_id", &client.client_id), ("client_secret", &secret)]);
         }
         ClientAuth::None => add_body_fields(&mut request, &[("client_id", &client.client_id)]),
     }
     Ok(request)
+}
+
+fn without_authorization(request: &mut HttpRequest) {
+    request.headers.retain(|(name, _)| !name.eq_ignore_ascii_case("authorization"));
 }
 
 /// Add fields to a form or JSON body, whichever the provider left.
@@ -190,14 +229,12 @@ fn add_body_fields(request: &mut HttpRequest, fields: &[(&str, &str)]) {
         .headers
         .iter()
         .any(|(name, value)| name.eq_ignore_ascii_case("content-type") && value.to_ascii_lowercase().contains("json"));
-    if is_json {
-        if let Ok(serde_json::Value::Object(mut object)) = serde_json::from_slice(&request.body) {
-            for (name, value) in fields {
-                object.insert((*name).to_string(), serde_json::Value::String((*value).to_string()));
-            }
-            request.body = serde_json::Value::Object(object).to_string().into_bytes();
-            return;
+    if is_json && let Ok(serde_json::Value::Object(mut object)) = serde_json::from_slice(&request.body) {
+        for (name, value) in fields {
+            object.insert((*name).to_string(), serde_json::Value::String((*value).to_string()));
         }
+        request.body = serde_json::Value::Object(object).to_string().into_bytes();
+        return;
     }
     let mut form: Params =
         url::form_urlencoded::parse(&request.body).into_owned().filter(|(name, _)| !fields.iter().any(|(f, _)| f == name)).collect();
@@ -272,5 +309,23 @@ mod tests {
         assert!(String::from_utf8(request.body).unwrap().ends_with("client_id=id+with+space"));
         assert!(request.headers.iter().all(|(n, _)| n != "authorization"));
         assert!(matches!(apply_client_auth(form_request(), &client(None), ClientAuth::Basic), Err(ExchangeError::MissingSecret { .. })));
+    }
+
+    #[test]
+    fn host_credentials_win_and_a_provider_authorization_survives_only_without_client_auth() {
+        let with_bearer = || {
+            let mut request = form_request();
+            request.headers.push(("Authorization".into(), "Bearer the-token".into()));
+            request
+        };
+        let bearer = |request: &HttpRequest| {
+            request.headers.iter().any(|(name, value)| name.eq_ignore_ascii_case("authorization") && value == "Bearer the-token")
+        };
+        for auth in [ClientAuth::Basic, ClientAuth::Post] {
+            let request = apply_client_auth(with_bearer(), &client(Some("s")), auth).unwrap();
+            assert!(!bearer(&request), "{auth:?} kept the provider's header: {:?}", request.headers);
+        }
+        let request = apply_client_auth(with_bearer(), &client(None), ClientAuth::None).unwrap();
+        assert!(bearer(&request), "{:?}", request.headers);
     }
 }

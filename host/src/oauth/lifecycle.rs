@@ -377,11 +377,9 @@ impl Engine {
 /// Ask the provider to revoke `credential`'s grant; whether that is settled there (revoked, or
 /// the provider has no way to revoke it), noting what happened in `report`.
 async fn revoke_at_provider(target: &Target, credential: &Credential, report: &mut RevokeReport) -> bool {
-    let (token, hint) = match &credential.tokens.refresh_token {
-        Some(refresh) => (refresh, "refresh_token"),
-        None => (&credential.tokens.access_token, "access_token"),
-    };
-    match target.endpoint.revoke(token.expose_secret(), hint).await {
+    let tokens = &credential.tokens;
+    let refresh_token = tokens.refresh_token.as_ref().map(|token| token.expose_secret());
+    match target.endpoint.revoke(refresh_token, tokens.access_token.expose_secret()).await {
         Ok(()) => {
             report.revoked_at = target.endpoint.flow.endpoints.revocation.as_ref().map(|r| r.url.clone());
             true

@@ -74,6 +74,14 @@ pub enum Problem {
     )]
     DuplicateId { id: String, first: Origin },
 
+    #[error(
+        "its id `{id}` is the built-in provider `{id}`'s, and a drop-in replaces a built-in only when asked to, so the \
+         built-in is used; to replace it with this file, run `latchkey provider install --replace {}`, or give the \
+         provider another id",
+        .file.display()
+    )]
+    ReplacesBuiltIn { id: String, file: PathBuf },
+
     #[error("not a valid component: {0}")]
     Invalid(String),
 

@@ -4,7 +4,8 @@
 //!   pre-linking components against the contract in `wit/provider.wit`.
 //! - [`sandbox`]: one hook call, in a fresh store with deny-all WASI, fuel, a deadline and a memory cap.
 //! - [`provider`]: a loaded provider and its typed hooks, whose output is checked.
-//! - [`registry`]: the built-in providers plus the drop-ins from the providers folder.
+//! - [`registry`]: the built-in providers plus the drop-ins from the providers folder; a drop-in
+//!   replaces a built-in only when the user allowed it ([`replacements`]).
 //! - [`watch`]: hot reload of the drop-ins while a long-running process (the gateway) runs.
 //! - [`vectors`] and [`scaffold`]: the authoring kit, test vectors run in the production sandbox
 //!   and the starting point of a new provider crate (`latchkey provider test | new`).
@@ -18,6 +19,7 @@ mod cache;
 pub mod error;
 pub mod provider;
 pub mod registry;
+pub mod replacements;
 pub mod runtime;
 pub mod sandbox;
 pub mod scaffold;

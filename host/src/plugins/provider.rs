@@ -1,12 +1,20 @@
 //! A loaded provider: its `info()`, and typed, bounded calls to its hooks. The host never trusts a
 //! hook's output blindly: sizes are capped by the sandbox, and this module checks what the contract
 //! promises (a well-formed id, no attempt to set the parameters that the host owns).
+//!
+//! A provider is confined to the endpoints its flow declared: `prepare-request` may change a
+//! request's path, query, method, headers and body, but never its origin (scheme, host and port),
+//! because the host adds the client secret to that request and the body carries codes, PKCE
+//! verifiers and refresh tokens. `info().issuers` are full origins, so that matching an issuer
+//! never hands a provider every server; a loopback redirect is a loopback host and a plain path.
 
 use std::sync::Arc;
 
 use wasmtime::component::{ComponentNamedList, Lift, Lower};
 
-use super::bindings::{Failure, Flow, Hook, HttpRequest, HttpResponse, Params, ProviderInfo, RefreshPolicy, TokenContext, TokenSet};
+use super::bindings::{
+    Failure, Flow, Hook, HttpRequest, HttpResponse, LoopbackRedirect, Params, ProviderInfo, Redirect, RefreshPolicy, TokenContext, TokenSet,
+};
 use super::error::{Origin, PluginError, Problem};
 use super::runtime::{Prepared, Runtime};
 use super::sandbox;
@@ -32,6 +40,26 @@ pub enum CallError {
     Plugin(#[from] PluginError),
     #[error("provider `{provider}` refused in `{hook}`: {message}")]
     Refused { provider: String, hook: &'static str, message: String },
+    /// `prepare-request` pointed a request at another origin than the flow's endpoint.
+    #[error(transparent)]
+    Retargeted(Box<Retargeted>),
+}
+
+/// A request that `prepare-request` pointed at another origin than the flow's endpoint; it was not
+/// sent. Only origins are named: a URL may carry a token in its path or query.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "provider `{provider}` ({source_file}) tried to send the request for {endpoint} to {asked}, but this flow allows only \
+     {allowed} (the origin of the endpoint in the catalog's `server_metadata`, else the provider's own); the request was \
+     not sent. A provider may change a request's path, query, method, headers and body, never where it goes: {fix}"
+)]
+pub struct Retargeted {
+    pub provider: String,
+    pub source_file: String,
+    pub endpoint: String,
+    pub asked: String,
+    pub allowed: String,
+    pub fix: String,
 }
 
 impl Provider {
@@ -40,7 +68,16 @@ impl Provider {
         let prepared = runtime.prepare(&origin, bytes)?;
         let info: ProviderInfo = sandbox::call(runtime, &prepared, Hook::Info, ()).map_err(|problem| PluginError::new(&origin, problem))?;
         validate_info(&info).map_err(|message| PluginError::new(&origin, Problem::InvalidOutput { hook: Hook::Info.name(), message }))?;
-        Ok(Provider { runtime: runtime.clone(), prepared, origin, info })
+        let provider = Provider { runtime: runtime.clone(), prepared, origin, info };
+        // The flow of the default configuration is checked now, so that a bad redirect is refused
+        // when the provider is loaded; a configuration that the provider refuses without keys
+        // (a tenant it needs) is checked when it is configured.
+        if let Ok(config) = provider.resolve_config(&[])
+            && let Err(CallError::Plugin(error)) = provider.configure(&config)
+        {
+            return Err(error);
+        }
+        Ok(provider)
     }
 
     pub fn id(&self) -> &str {
@@ -75,10 +112,10 @@ impl Provider {
         }
         let mut resolved: Params = entries.to_vec();
         for key in &self.info.config_keys {
-            if let Some(default) = &key.default {
-                if !resolved.iter().any(|(name, _)| *name == key.name) {
-                    resolved.push((key.name.clone(), default.clone()));
-                }
+            if let Some(default) = &key.default
+                && !resolved.iter().any(|(name, _)| *name == key.name)
+            {
+                resolved.push((key.name.clone(), default.clone()));
             }
         }
         Ok(resolved)
@@ -86,7 +123,11 @@ impl Provider {
 
     pub fn configure(&self, config: &Params) -> Result<Flow, CallError> {
         let result: Result<Flow, String> = self.call(Hook::Configure, (config.as_slice(),))?;
-        result.map_err(|message| self.refused(Hook::Configure, message))
+        let flow = result.map_err(|message| self.refused(Hook::Configure, message))?;
+        if let Redirect::Loopback(loopback) = &flow.redirect {
+            check_loopback(loopback).map_err(|message| self.invalid(Hook::Configure, message))?;
+        }
+        Ok(flow)
     }
 
     pub fn authorize_params(&self, scopes: &[String], config: &Params) -> Result<Params, CallError> {
@@ -98,11 +139,38 @@ impl Provider {
         Ok(params)
     }
 
-    pub fn prepare_request(&self, context: &TokenContext, request: &HttpRequest) -> Result<HttpRequest, CallError> {
+    /// The provider's reshaping of `request`, which must still go to `request`'s origin; `endpoint`
+    /// names the endpoint in errors ("the token endpoint").
+    pub fn prepare_request(&self, context: &TokenContext, request: &HttpRequest, endpoint: &str) -> Result<HttpRequest, CallError> {
         let result: Result<HttpRequest, String> = self.call(Hook::PrepareRequest, (context, request))?;
         let prepared = result.map_err(|message| self.refused(Hook::PrepareRequest, message))?;
-        if !(prepared.url.starts_with("https://") || prepared.url.starts_with("http://")) {
-            return Err(self.invalid(Hook::PrepareRequest, format!("`{}` is not an http(s) URL", prepared.url)));
+        let allowed = url::Url::parse(&request.url).map(|url| url.origin().ascii_serialization()).unwrap_or_default();
+        let asked = match url::Url::parse(&prepared.url) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.username().is_empty() && url.password().is_none() => {
+                url.origin().ascii_serialization()
+            }
+            // Not echoed: it may carry a token.
+            _ => return Err(self.invalid(Hook::PrepareRequest, "the URL it returned is not an http(s) URL without user info".into())),
+        };
+        if asked != allowed {
+            let fix = match &self.origin {
+                Origin::File(_) => {
+                    format!("remove it (`latchkey provider remove {}`), or ask its author to fix `prepare-request`", self.info.id)
+                }
+                Origin::BuiltIn(_) => format!(
+                    "the catalog's `server_metadata` moved this endpoint to another origin than the one provider `{}` builds \
+                     its requests for; point the endpoint at the provider's own origin, or use provider `standard`",
+                    self.info.id
+                ),
+            };
+            return Err(CallError::Retargeted(Box::new(Retargeted {
+                provider: self.info.id.clone(),
+                source_file: self.origin.to_string(),
+                endpoint: endpoint.to_string(),
+                asked,
+                allowed,
+                fix,
+            })));
         }
         Ok(prepared)
     }
@@ -155,10 +223,111 @@ fn validate_info(info: &ProviderInfo) -> Result<(), String> {
     if info.version.split('.').count() < 2 || !info.version.starts_with(|c: char| c.is_ascii_digit()) {
         return Err(format!("version `{}` is not a semantic version such as 1.0.0", info.version));
     }
+    for issuer in &info.issuers {
+        check_issuer(issuer)?;
+    }
     let mut names: Vec<&str> = info.config_keys.iter().map(|key| key.name.as_str()).collect();
     names.sort_unstable();
     if let Some(pair) = names.windows(2).find(|pair| pair[0] == pair[1]) {
         return Err(format!("config key `{}` is declared twice", pair[0]));
     }
     Ok(())
+}
+
+/// An issuer the provider claims: an `https` URL with a host, or a prefix of per-tenant issuers
+/// (ending in `/`) that includes the host, so that it never matches issuers of other hosts.
+fn check_issuer(issuer: &str) -> Result<(), String> {
+    let refuse = |why: &str| {
+        Err(format!(
+            "issuer `{issuer}` {why}; an issuer is a full origin such as `https://login.example.com`, or a prefix that includes \
+             the host such as `https://login.example.com/tenants/`"
+        ))
+    };
+    let host_given = issuer.strip_prefix("https://").is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
+    if !host_given {
+        return refuse("does not name an https host, so it would match the issuers of every server");
+    }
+    let Ok(url) = url::Url::parse(issuer) else { return refuse("is not a URL") };
+    if url.host_str().is_none_or(str::is_empty) {
+        return refuse("does not name an https host, so it would match the issuers of every server");
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
+        return refuse("has a query, fragment or user info");
+    }
+    Ok(())
+}
+
+/// Host names a loopback redirect may use: the ones that stay on this machine (RFC 8252 §7.3).
+pub const LOOPBACK_HOSTS: &[&str] = &["127.0.0.1", "localhost", "[::1]"];
+
+/// A loopback redirect's host is a loopback name and its path a plain absolute path: the host
+/// routes exactly that path, so route syntax (`:name`, `*rest`, `{name}`) or a query would either
+/// fail or match requests the provider never meant.
+pub fn check_loopback(redirect: &LoopbackRedirect) -> Result<(), String> {
+    if !LOOPBACK_HOSTS.contains(&redirect.host.as_str()) {
+        return Err(format!("the loopback redirect host `{}` is not one of {}", redirect.host, LOOPBACK_HOSTS.join(", ")));
+    }
+    let path = &redirect.path;
+    let plain = path.starts_with('/')
+        && path.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte))
+        && path.split('/').skip(1).all(|segment| segment != "." && segment != "..");
+    if !plain {
+        return Err(format!(
+            "the loopback redirect path `{path}` is not a plain absolute path such as `/callback` (letters, digits, `-._~` and `/`, \
+             no `.` or `..` segments, no query)"
+        ));
+    }
+    Ok(())
+}
+
+/// The origins the host sends requests to on a provider's behalf under `flow`: its token, refresh,
+/// revocation and userinfo endpoints' (the authorization endpoint is the browser's), in order,
+/// each once. Endpoints the flow leaves to the catalog are left out.
+pub fn request_origins(flow: &Flow) -> Vec<String> {
+    let endpoints = &flow.endpoints;
+    let urls =
+        [Some(&endpoints.token), endpoints.refresh.as_ref(), endpoints.revocation.as_ref().map(|r| &r.url), endpoints.userinfo.as_ref()];
+    let mut origins: Vec<String> = Vec::new();
+    for url in urls.into_iter().flatten().filter_map(|url| url::Url::parse(url).ok()) {
+        let origin = url.origin().ascii_serialization();
+        if !origins.contains(&origin) {
+            origins.push(origin);
+        }
+    }
+    origins
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issuers_are_full_origins_or_prefixes_with_a_host() {
+        for good in ["https://accounts.google.com", "https://login.microsoftonline.com/", "https://app.asana.com/api/1.0"] {
+            assert_eq!(check_issuer(good), Ok(()), "{good}");
+        }
+        for bad in ["https://", "https:///tenant/", "http://login.example.com", "login.example.com", "https://x.example?q=1", ""] {
+            assert!(check_issuer(bad).is_err(), "{bad} was accepted");
+        }
+    }
+
+    #[test]
+    fn loopback_redirects_are_loopback_hosts_and_plain_paths() {
+        let redirect = |host: &str, path: &str| LoopbackRedirect { host: host.into(), port: None, path: path.into() };
+        for (host, path) in [("127.0.0.1", "/callback"), ("localhost", "/"), ("[::1]", "/oauth/cb-1.0_x~")] {
+            assert_eq!(check_loopback(&redirect(host, path)), Ok(()), "{host} {path}");
+        }
+        for (host, path) in [
+            ("127.0.0.1", "/:cb"),
+            ("127.0.0.1", "/*rest"),
+            ("127.0.0.1", "/{id}"),
+            ("127.0.0.1", "/a/../b"),
+            ("127.0.0.1", "/cb?x=1"),
+            ("127.0.0.1", "callback"),
+            ("evil.example", "/callback"),
+            ("127.0.0.2", "/callback"),
+        ] {
+            assert!(check_loopback(&redirect(host, path)).is_err(), "{host} {path} was accepted");
+        }
+    }
 }

@@ -1,7 +1,8 @@
 //! The providers this latchkey knows: the built-ins embedded in the binary, then the drop-ins in
-//! `<config dir>/providers/*.wasm`. A drop-in with a built-in's id replaces it (and the registry
-//! says so); a drop-in that fails to load is reported with its file and cause, and every other
-//! provider keeps working. A long-running process swaps in a [`Registry::reloaded`] one when the
+//! `<config dir>/providers/*.wasm`. A drop-in with a built-in's id replaces it only when the user
+//! allowed exactly that file (`provider install --replace`, see [`super::replacements`]); otherwise
+//! it is not loaded and the registry says how to allow it. A drop-in that fails to load is reported
+//! with its file and cause, and every other provider keeps working. A long-running process swaps in a [`Registry::reloaded`] one when the
 //! folder changes (see [`super::watch`]).
 //!
 //! Built-ins are loaded the first time they are asked for, not when the registry is: each one
@@ -18,6 +19,7 @@ use std::sync::{Arc, OnceLock};
 use super::builtin::BUILT_IN;
 use super::error::{Origin, PluginError, Problem};
 use super::provider::Provider;
+use super::replacements::Replacements;
 use super::runtime::Runtime;
 
 /// Drop-ins are the `*.wasm` files directly in the providers folder.
@@ -39,7 +41,8 @@ pub struct Registry {
 #[derive(Clone)]
 enum Entry {
     BuiltIn(Arc<BuiltIn>),
-    DropIn(Provider),
+    /// Boxed: a provider is much larger than the `Arc` of a built-in.
+    DropIn(Box<Provider>),
 }
 
 /// A built-in provider, loaded on first use.
@@ -102,14 +105,14 @@ impl Entry {
     fn provider(&self) -> Result<&Provider, &Arc<PluginError>> {
         match self {
             Entry::BuiltIn(built_in) => built_in.provider(),
-            Entry::DropIn(provider) => Ok(provider),
+            Entry::DropIn(provider) => Ok(&**provider),
         }
     }
 
     fn loaded(&self) -> Option<&Provider> {
         match self {
             Entry::BuiltIn(built_in) => built_in.loaded(),
-            Entry::DropIn(provider) => Some(provider),
+            Entry::DropIn(provider) => Some(&**provider),
         }
     }
 }
@@ -129,8 +132,12 @@ impl Registry {
         let entries = built_ins.iter().map(|built_in| (built_in.name.to_string(), Entry::BuiltIn(built_in.clone()))).collect();
         let mut registry = Registry { built_ins, entries, notices: Vec::new(), dropin_failures: Vec::new() };
         if let Some(dir) = dropin_dir {
+            let replacements = Replacements::load(dir).unwrap_or_else(|problem| {
+                registry.notices.push(problem);
+                Replacements::default()
+            });
             for path in crate::paths::visible_files(dir, &[DROPIN_EXTENSION]) {
-                registry.load_dropin(runtime, path);
+                registry.load_dropin(runtime, &replacements, path);
             }
         }
         registry
@@ -141,7 +148,14 @@ impl Registry {
     /// half-written copy never takes a working provider away. The failure is still reported.
     pub fn reloaded(&self, runtime: &Arc<Runtime>, dropin_dir: &Path) -> Registry {
         let mut fresh = Registry::with_dropins(self.built_ins.clone(), runtime, Some(dropin_dir));
-        let broken: Vec<Origin> = fresh.dropin_failures.iter().map(|failure| failure.origin.clone()).collect();
+        // A replacement of a built-in that is not allowed (any more) is not broken: the built-in is
+        // what the user asked for.
+        let broken: Vec<Origin> = fresh
+            .dropin_failures
+            .iter()
+            .filter(|failure| !matches!(failure.problem, Problem::ReplacesBuiltIn { .. }))
+            .map(|failure| failure.origin.clone())
+            .collect();
         let previous_dropins = self.entries.values().filter_map(|entry| match entry {
             Entry::DropIn(provider) => Some(provider),
             Entry::BuiltIn(_) => None,
@@ -162,7 +176,7 @@ impl Registry {
         fresh
     }
 
-    fn load_dropin(&mut self, runtime: &Arc<Runtime>, path: PathBuf) {
+    fn load_dropin(&mut self, runtime: &Arc<Runtime>, replacements: &Replacements, path: PathBuf) {
         let origin = Origin::File(path.clone());
         let loaded = std::fs::read(&path)
             .map_err(|error| PluginError::new(&origin, Problem::Unreadable(error)))
@@ -177,27 +191,31 @@ impl Registry {
             }
         };
         match self.entries.get(provider.id()) {
+            Some(Entry::BuiltIn(_)) if !replacements.allows(provider.id(), provider.sha256()) => {
+                let problem = Problem::ReplacesBuiltIn { id: provider.id().to_string(), file: path.clone() };
+                self.dropin_failures.push(Arc::new(PluginError::new(&Origin::File(path), problem)));
+            }
             Some(Entry::BuiltIn(built_in)) => {
                 let replaced = match built_in.provider() {
                     Ok(existing) => format!("`{}` {}", existing.id(), existing.info().version),
                     Err(_) => format!("`{}`", built_in.name),
                 };
                 let notice = format!(
-                    "{} (provider `{}` {}) overrides the built-in {replaced}",
+                    "{} (provider `{}` {}) replaces the built-in {replaced}, as `latchkey provider install --replace` allowed",
                     path.display(),
                     provider.id(),
                     provider.info().version
                 );
                 tracing::info!("{notice}");
                 self.notices.push(notice);
-                self.entries.insert(provider.id().to_string(), Entry::DropIn(provider));
+                self.entries.insert(provider.id().to_string(), Entry::DropIn(Box::new(provider)));
             }
             Some(Entry::DropIn(existing)) => {
                 let problem = Problem::DuplicateId { id: provider.id().to_string(), first: existing.origin().clone() };
                 self.dropin_failures.push(Arc::new(PluginError::new(&Origin::File(path), problem)));
             }
             None => {
-                self.entries.insert(provider.id().to_string(), Entry::DropIn(provider));
+                self.entries.insert(provider.id().to_string(), Entry::DropIn(Box::new(provider)));
             }
         }
     }

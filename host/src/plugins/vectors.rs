@@ -340,7 +340,7 @@ impl Vector {
                 refusal(config.and_then(|config| provider.authorize_params(scopes, &config)).map(|params| params_json(&params)), "params")
             }
             Case::PrepareRequest { context, request } => {
-                let prepared = config.and_then(|config| provider.prepare_request(&context.with(config), request));
+                let prepared = config.and_then(|config| provider.prepare_request(&context.with(config), request, "the vector's endpoint"));
                 let body_key = body_key(&self.expect.value);
                 refusal(prepared.map(|request| request_json(&request, body_key)), "request")
             }

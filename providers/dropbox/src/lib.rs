@@ -14,9 +14,10 @@
 //!   JSON; it is shown as the reason.
 //! - Revocation is the RPC `POST https://api.dropboxapi.com/2/auth/token/revoke`, authenticated
 //!   with an access token as a bearer token and without a body; it ends the whole grant. It cannot
-//!   revoke with a refresh token, and contract 0.1.0 hands the provider the refresh token whenever
-//!   there is one, so such a revocation is refused with advice instead of sent. An access token
-//!   that Dropbox no longer accepts counts as revoked.
+//!   revoke with a refresh token, so the refresh token that the host offers first is refused and
+//!   the host offers the access token. An access token that Dropbox does not accept (expired after
+//!   four hours, or unknown) revokes nothing while the refresh token may still hold the grant, so
+//!   it is a failure with advice, never a revocation.
 //! - Redirect URIs match exactly; `http://localhost` is allowed, with a fixed port.
 //!
 //! Sources: <https://developers.dropbox.com/oauth-guide>,
@@ -28,8 +29,7 @@ use latchkey_provider_sdk::*;
 
 pub struct Dropbox;
 
-/// Errors of the revoke RPC that mean the token is already unusable.
-const ALREADY_REVOKED: &[&str] = &["invalid_access_token", "expired_access_token", "user_suspended"];
+const CONNECTED_APPS: &str = "https://www.dropbox.com/account/connected_apps";
 
 const REFRESH_TOKEN_REFUSED: &str = "Dropbox revokes a grant through one of its access tokens, not its refresh token; \
                                      remove the app at https://www.dropbox.com/account/connected_apps to end the grant";
@@ -115,8 +115,11 @@ impl Provider for Dropbox {
     }
 
     fn read_revocation_response(response: &HttpResponse) -> Result<(), Failure> {
-        if (200..300).contains(&response.status) || (response.status == 401 && already_revoked(response)) {
+        if (200..300).contains(&response.status) {
             return Ok(());
+        }
+        if let Some(failure) = refused_token(response) {
+            return Err(failure);
         }
         if let Some(failure) = plain_text_error(response) {
             return Err(failure);
@@ -143,13 +146,22 @@ fn plain_text_error(response: &HttpResponse) -> Option<Failure> {
     })
 }
 
-/// A 401 whose `error[".tag"]` says the token no longer works.
-fn already_revoked(response: &HttpResponse) -> bool {
-    Fields::parse(response)
-        .ok()
-        .and_then(|fields| fields.object("error"))
-        .and_then(|error| error.string(".tag"))
-        .is_some_and(|tag| ALREADY_REVOKED.contains(&tag.as_str()))
+/// A 401 whose `error[".tag"]` says that Dropbox did not accept the access token: it revoked
+/// nothing, and the refresh token may still hold the grant.
+fn refused_token(response: &HttpResponse) -> Option<Failure> {
+    if response.status != 401 {
+        return None;
+    }
+    let tag = Fields::parse(response).ok()?.object("error")?.string(".tag")?;
+    Some(Failure {
+        kind: FailureKind::Other,
+        message: format!(
+            "Dropbox did not accept the access token ({tag}), so it revoked nothing and the grant may still be valid: refresh \
+             the credential (`latchkey oauth refresh <server>`) and revoke again, or remove the app at {CONNECTED_APPS}"
+        ),
+        code: tag,
+        retry_after: None,
+    })
 }
 
 export_provider!(Dropbox);

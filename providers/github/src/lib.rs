@@ -17,7 +17,9 @@
 //! - Revocation is a REST call, not RFC 7009: `DELETE /applications/{client_id}/token` with HTTP
 //!   Basic client credentials and a JSON body `{"access_token": …}`, answered with 204. Contract
 //!   0.1.0 does not give providers the client id, which GitHub puts in the URL path, so revocation
-//!   is offered only when the `revocation_client_id` config key repeats it.
+//!   is offered only when the `revocation_client_id` config key repeats it. The call takes an
+//!   access token, so a refresh token (`ghr_`, which the host offers first) is refused and the
+//!   host offers the access token instead.
 //! - GitHub Enterprise Server has the same endpoints under its own host, and its REST API under
 //!   `/api/v3`.
 //!
@@ -162,7 +164,10 @@ impl Provider for GitHub {
             standard::set_header(&mut request, "accept", "application/json");
             return Ok(request);
         }
-        let (token, _) = shape::revocation_token(&request)?;
+        let (token, hint) = shape::revocation_token(&request)?;
+        if hint == "refresh_token" {
+            return Err("GitHub's `DELETE /applications/{client_id}/token` revokes an access token, not a refresh token".into());
+        }
         request.method = "DELETE".into();
         request.body = serde_json::json!({ "access_token": token }).to_string().into_bytes();
         standard::set_header(&mut request, "content-type", "application/json");

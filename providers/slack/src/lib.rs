@@ -22,7 +22,14 @@
 //!   (the user pastes the final URL). A PKCE app may use `http://localhost`, but Slack matches the
 //!   redirect URL registered in the app exactly, port included, so the port is fixed
 //!   (`redirect_port`); and these "desktop" redirects cannot request bot scopes.
-//! - Revocation is the Web API method `auth.revoke`, authenticated with the token itself.
+//! - Revocation is the Web API method `auth.revoke`, authenticated with the token itself (as a
+//!   bearer; no client credentials). It revokes the access token it is called with, which ends the
+//!   installation's grant for that token, so the refresh token that the host offers first is
+//!   refused here and the host offers the access token instead. Only `{"ok": true, "revoked":
+//!   true}` confirms a revocation, and `token_revoked` / `account_inactive` (Slack knows the token
+//!   and it no longer works). `invalid_auth` means Slack did not recognise the token at all — it
+//!   revoked nothing — and `token_expired` that an expired rotating token cannot revoke the grant
+//!   its refresh token still holds: neither is reported as revoked.
 //!
 //! Sources: <https://docs.slack.dev/authentication/installing-with-oauth>,
 //! <https://docs.slack.dev/reference/methods/oauth.v2.access>,
@@ -93,8 +100,31 @@ const SLACK_ERRORS: &[ErrorRule] = &[
     ErrorRule::new("org_login_required", FailureKind::Retry, "the workspace is moving into an Enterprise organization; try again later"),
 ];
 
-/// `auth.revoke` errors that mean the token no longer works, which is what revoking wanted.
-const ALREADY_REVOKED: &[&str] = &["invalid_auth", "token_revoked", "token_expired", "account_inactive"];
+/// `auth.revoke` errors for a token that Slack knows and that no longer works: already revoked.
+const ALREADY_REVOKED: &[&str] = &["token_revoked", "account_inactive"];
+
+/// `auth.revoke` errors that leave the grant as it was, with what the user can do.
+const REVOCATION_ERRORS: &[ErrorRule] = &[
+    ErrorRule::new(
+        "invalid_auth",
+        FailureKind::Other,
+        "Slack did not recognise the token, so it revoked nothing and the grant may still be valid: remove the app from \
+         the workspace (Settings & administration → Manage apps) to end it",
+    ),
+    ErrorRule::new(
+        "token_expired",
+        FailureKind::Other,
+        "the access token expired, and Slack revokes a grant only through a live access token: refresh the credential \
+         (`latchkey oauth refresh <server>`), then revoke it again",
+    ),
+    ErrorRule::new(
+        "not_authed",
+        FailureKind::Misconfigured,
+        "Slack received no token to revoke: this is a latchkey or provider bug, please report it",
+    ),
+];
+
+const REFRESH_TOKEN_REFUSED: &str = "Slack's `auth.revoke` revokes the access token it is called with, not a refresh token";
 
 /// Which of the installation's tokens the server needs.
 #[derive(Clone, Copy, PartialEq)]
@@ -206,22 +236,17 @@ impl Provider for Slack {
         Ok(params)
     }
 
-    /// `auth.revoke` is a Web API method: it revokes the token it is called with, so the token
-    /// moves from the RFC 7009 form into the `Authorization` header.
-    fn prepare_request(context: &TokenContext, mut request: HttpRequest) -> Result<HttpRequest, String> {
-        if context.kind != RequestKind::Revocation {
-            return Ok(request);
-        }
-        let mut form = standard::form_fields(&request);
-        let token = form
-            .iter()
-            .find(|(name, _)| name == "token")
-            .map(|(_, value)| value.clone())
-            .ok_or("the revocation request has no `token` field")?;
-        form.retain(|(name, _)| name != "token" && name != "token_type_hint");
-        request.body = standard::encode_form(&form);
-        standard::set_header(&mut request, "authorization", &format!("Bearer {token}"));
-        Ok(request)
+    /// `auth.revoke` is a Web API method: it revokes the access token it is called with, so the
+    /// token moves from the RFC 7009 form into the `Authorization` header, and a refresh token is
+    /// refused (the host then offers the access token).
+    fn prepare_request(context: &TokenContext, request: HttpRequest) -> Result<HttpRequest, String> {
+        common::reshape_revocation(context, request, "refresh_token", REFRESH_TOKEN_REFUSED, |mut request, token| {
+            let mut form = standard::form_fields(&request);
+            form.retain(|(name, _)| name != "token" && name != "token_type_hint");
+            request.body = standard::encode_form(&form);
+            standard::set_header(&mut request, "authorization", &format!("Bearer {token}"));
+            request
+        })
     }
 
     fn read_token_response(context: &TokenContext, response: &HttpResponse) -> Result<TokenSet, Failure> {
@@ -244,8 +269,25 @@ impl Provider for Slack {
     }
 
     fn read_revocation_response(response: &HttpResponse) -> Result<(), Failure> {
-        match standard::success_fields(response, slack_error) {
-            Ok(_) => Ok(()),
+        let revocation_error = |fields: &Fields, response: &HttpResponse| match fields.get("ok") {
+            Some(Value::Bool(false)) => fields.string("error").map(|code| {
+                let rules = if REVOCATION_ERRORS.iter().any(|rule| rule.code == code) { REVOCATION_ERRORS } else { SLACK_ERRORS };
+                let mut failure = standard::classify_with(rules, &code, None);
+                if failure.kind == FailureKind::Retry {
+                    failure.retry_after = standard::retry_after(response);
+                }
+                failure
+            }),
+            _ => slack_error(fields, response),
+        };
+        match standard::success_fields(response, revocation_error) {
+            Ok(fields) if fields.get("revoked") == Some(&Value::Bool(true)) => Ok(()),
+            Ok(_) => Err(Failure {
+                kind: FailureKind::Other,
+                code: "not_revoked".into(),
+                message: "Slack answered `ok` without `revoked: true`, so the token was not revoked".into(),
+                retry_after: None,
+            }),
             Err(failure) if ALREADY_REVOKED.contains(&failure.code.as_str()) => Ok(()),
             Err(failure) => Err(failure),
         }
