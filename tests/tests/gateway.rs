@@ -663,6 +663,61 @@ fn a_credential_stored_before_issuer_binding_keeps_working_and_binds_its_client(
     assert!(gateway.store().credential_ids().unwrap().iter().any(|id| id.server == "mixed"), "the credential is kept");
 }
 
+/// `tools call --url <url> whoami` as client `basic-client`, its secret on stdin, with `extra`
+/// options: the exit code, the identity the server saw (when it answered) and stderr.
+fn whoami_with_client_secret(setup: &Setup, url: &str, extra: &[&str]) -> (Option<i32>, Option<Value>, String) {
+    let args = [
+        &["tools", "call", "--url", url, "--client-id", "basic-client", "--client-secret-stdin", "--timeout", "60"][..],
+        extra,
+        &["whoami"],
+    ]
+    .concat();
+    let output = setup.run_signing_in(&args, b"basic-secret\n");
+    let said = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!said.contains("basic-secret"), "the secret is never printed: {said}");
+    (output.status.code(), serde_json::from_slice(&output.stdout).ok(), said)
+}
+
+#[test]
+fn tools_url_with_a_client_secret_needs_issuer_and_refuses_the_authorization_server_a_hostile_server_names() {
+    let peers = AuthPeers::start(3600);
+    let attacker = Attacker::start();
+
+    // Without --issuer: refused, with the command that binds the client to the issuer found.
+    let unbound = Setup::new("servers: {}\n");
+    let (code, _, said) = whoami_with_client_secret(&unbound, &peers.url, &[]);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains(&format!("--client-id basic-client --client-secret-stdin --issuer {}", peers.issuer)), "{said}");
+    assert!(unbound.store().credential_ids().unwrap().is_empty(), "nothing was signed in");
+
+    // With the issuer that registered the client: signed in, and the call goes through.
+    let (code, identity, said) = whoami_with_client_secret(&unbound, &peers.url, &["--issuer", &peers.issuer]);
+    assert_eq!(code, Some(0), "{said}");
+    assert_eq!(identity.expect("whoami answered")["client_id"], "basic-client");
+
+    // The server names the attacker's authorization server: refused before anything reaches it.
+    peers.name_authorization_server(attacker.issuer());
+    let bound = Setup::new("servers: {}\n");
+    let (code, identity, said) = whoami_with_client_secret(&bound, &peers.url, &["--issuer", &peers.issuer]);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(identity.is_none(), "{said}");
+    for part in [
+        format!("bound to `{}` (by `--issuer`)", peers.issuer),
+        format!("names `{}` instead", attacker.issuer()),
+        format!("--issuer {}", attacker.issuer()),
+    ] {
+        assert!(said.contains(&part), "{part}: {said}");
+    }
+    attacker.sink.assert_empty("tools --url with --issuer and a server that names another authorization server");
+    assert!(bound.store().credential_ids().unwrap().is_empty(), "nothing was signed in");
+
+    // Without --issuer the hostile server's authorization server is named, and refused too.
+    let (code, _, said) = whoami_with_client_secret(&bound, &peers.url, &[]);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains(&format!("--issuer {}", attacker.issuer())), "{said}");
+    attacker.sink.assert_empty("the whole test");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Tests: bad input
 
@@ -930,11 +985,19 @@ impl Setup {
 
     /// `latchkey <args>` with `stdin`, however it ends: the exit code and everything it printed.
     fn run(&self, args: &[&str], stdin: &[u8]) -> (Option<i32>, String) {
-        let mut child =
-            self.command(latchkey_bin()).args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-        let _ = child.stdin.take().unwrap().write_all(stdin);
-        let output = child.wait_with_output().unwrap();
+        let output = self.output(self.command(latchkey_bin()).args(args), stdin);
         (output.status.code(), format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr)))
+    }
+
+    /// `latchkey <args>` with `stdin` and the scripted browser, however it ends.
+    fn run_signing_in(&self, args: &[&str], stdin: &[u8]) -> std::process::Output {
+        self.output(self.command(latchkey_bin()).args(args).env("BROWSER", peer("browser.sh")).env_remove("CONSENT_MODE"), stdin)
+    }
+
+    fn output(&self, command: &mut Command, stdin: &[u8]) -> std::process::Output {
+        let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let _ = child.stdin.take().unwrap().write_all(stdin);
+        child.wait_with_output().unwrap()
     }
 
     /// The catalog is now `catalog`.

@@ -52,7 +52,7 @@ pub struct ServerArgs {
     #[arg(long, required_unless_present = "server")]
     url: Option<String>,
     /// A catalog server (see `latchkey catalog ls`), run as the gateway runs it.
-    #[arg(long, conflicts_with_all = ["url", "client_id", "client_metadata_url", "scopes", "protocol_version"])]
+    #[arg(long, conflicts_with_all = ["url", "client_id", "issuer", "client_metadata_url", "scopes", "protocol_version"])]
     server: Option<String>,
     /// The id of an OAuth client you registered with the server's authorization server; without
     /// it latchkey uses a client metadata document or registers itself, where the server allows.
@@ -61,6 +61,11 @@ pub struct ServerArgs {
     /// Read that client's secret from standard input (or a hidden prompt), never from argv.
     #[arg(long, requires = "client_id", conflicts_with = "paste")]
     client_secret_stdin: bool,
+    /// The issuer of the authorization server that registered `--client-id`. Required with
+    /// `--client-secret-stdin`: latchkey refuses any other authorization server the MCP server
+    /// names, so the secret, codes and tokens never reach one the client does not belong to.
+    #[arg(long, requires = "client_id")]
+    issuer: Option<String>,
     /// The URL of a Client ID Metadata Document describing latchkey, used as the client id where
     /// the authorization server accepts those.
     #[arg(long)]
@@ -141,6 +146,9 @@ impl Session {
     async fn open(paths: Paths, args: ServerArgs) -> anyhow::Result<Session> {
         let url = crate::oauth::http::endpoint_url(args.url.as_deref().expect("clap requires --url without --server"))?;
         let protocol = args.protocol_version.as_deref().map(remote::protocol_version).transpose()?;
+        if let Some(issuer) = &args.issuer {
+            crate::oauth::engine::check_endpoint(issuer)?;
+        }
         let client_secret = match args.client_secret_stdin {
             true => Some(super::secret::read_value("the client secret")?),
             false => None,
@@ -154,6 +162,7 @@ impl Session {
             client_secret,
             scopes: args.scopes.as_deref().map(split_scopes),
             client_metadata_url: args.client_metadata_url,
+            issuer: args.issuer,
         };
         let credential = UrlCredential::new(Arc::new(engine), &url, overrides, Browser(args.interaction));
         let lifecycle = remote::lifecycle(protocol.as_ref());

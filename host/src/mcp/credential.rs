@@ -56,23 +56,27 @@ struct State {
 }
 
 impl<S: SignIn> UrlCredential<S> {
-    /// `overrides` carries `--client-id`, `--client-secret-stdin`, `--client-metadata-url` and
-    /// `--scopes`.
+    /// `overrides` carries `--client-id`, `--client-secret-stdin`, `--issuer`,
+    /// `--client-metadata-url` and `--scopes`.
     pub fn new(engine: Arc<Engine>, url: &Url, overrides: Overrides, sign_in: S) -> UrlCredential<S> {
         UrlCredential { engine, url: url.clone(), server: discovery::canonical_resource(url), overrides, sign_in, state: Mutex::default() }
     }
 
-    /// The freshest usable credential stored for this URL (and `--client-id`, when given).
+    /// The freshest usable credential stored for this URL (and `--client-id` and `--issuer`, when
+    /// given).
     async fn stored(&self) -> anyhow::Result<Option<Credential>> {
         let server = self.server.clone();
-        let client_id = self.overrides.client_id.clone();
+        let (client_id, issuer) = (self.overrides.client_id.clone(), self.overrides.issuer.clone());
         let now = SystemTime::now();
         let credentials = self
             .engine
             .blocking_store(move |store| {
                 let mut found = Vec::new();
                 for id in store.credential_ids()? {
-                    if id.server == server && client_id.as_ref().is_none_or(|client| *client == id.client_id) {
+                    if id.server == server
+                        && client_id.as_ref().is_none_or(|client| *client == id.client_id)
+                        && issuer.as_ref().is_none_or(|issuer| discovery::issuers_match(&id.issuer, issuer))
+                    {
                         found.extend(store.load_credential(&id)?);
                     }
                 }

@@ -23,7 +23,8 @@
 //!   server, so they get none.
 //!
 //! Issuer binding (the MCP specification's; RFC 9207's mix-up defence): a pre-registered client
-//! with a secret is bound to one authorization server — `oauth register --issuer`, the catalog's
+//! with a secret is bound to one authorization server — `oauth register --issuer` (or
+//! `tools --url … --issuer` for a client given on the command line), the catalog's
 //! `server_metadata.issuer`, the provider's own issuer, or, for a credential stored before latchkey
 //! bound issuers, the issuer that credential came from ([`Pin`]). When the server's metadata names
 //! another one, resolution fails before anything that carries the secret, a code or a token is
@@ -94,6 +95,8 @@ pub struct Overrides {
     pub scopes: Option<Vec<String>>,
     /// A Client ID Metadata Document URL to use as the client id where the server supports it.
     pub client_metadata_url: Option<String>,
+    /// The issuer `client_id` belongs to (`--issuer`); a client with a secret needs one.
+    pub issuer: Option<String>,
 }
 
 /// The issuer a client is bound to, and who said so.
@@ -113,6 +116,8 @@ pub enum PinSource {
     Provider,
     /// The issuer of the credential stored for this client before latchkey bound issuers.
     Stored,
+    /// `--issuer` next to `--client-id` on the command line (`latchkey tools --url`).
+    CommandLine,
 }
 
 impl fmt::Display for PinSource {
@@ -122,6 +127,7 @@ impl fmt::Display for PinSource {
             PinSource::Catalog => "by the catalog's `server_metadata.issuer`",
             PinSource::Provider => "by its provider plugin",
             PinSource::Stored => "by the credential stored for it",
+            PinSource::CommandLine => "by `--issuer`",
         })
     }
 }
@@ -155,16 +161,36 @@ pub enum TargetError {
         "refusing to send the client secret of server `{server}`'s client `{client_id}` to `{offered}`, the authorization \
          server that `{server}`'s metadata names: the client is bound to no issuer, and a server may name any; nothing was \
          sent to it. If `{offered}` is the authorization server that registered client `{client_id}`, bind the client to it: \
-         `latchkey oauth register {server} --client-id {client_id} --issuer {offered}` (add --client-secret-stdin to store \
-         the secret again), or add `server_metadata` with `issuer: {offered}` and its endpoints to the server's catalog entry"
+         {bind}"
     )]
-    Unpinned { server: String, client_id: String, offered: String },
+    Unpinned { server: String, client_id: String, offered: String, bind: String },
     #[error(
         "server `{server}` has several OAuth providers, and a client registered with `latchkey oauth register` would not say \
          whose it is; give each provider its client id in a catalog file instead: \
          `registrations: {{{server}: {{provider: <id>, client_id: <client id>}}}}`"
     )]
     RegisterWhich { server: String },
+}
+
+impl TargetError {
+    /// A catalog server's confidential client bound to no issuer: `oauth register --issuer` or
+    /// the catalog's `server_metadata` binds it.
+    fn unpinned_catalog_client(server: &str, client_id: &str, offered: &str) -> TargetError {
+        let bind = format!(
+            "`latchkey oauth register {server} --client-id {client_id} --issuer {offered}` (add --client-secret-stdin to store \
+             the secret again), or add `server_metadata` with `issuer: {offered}` and its endpoints to the server's catalog entry"
+        );
+        TargetError::Unpinned { server: server.to_string(), client_id: client_id.to_string(), offered: offered.to_string(), bind }
+    }
+
+    /// A confidential client given with `tools --url` without `--issuer`: the same command with it.
+    fn unpinned_command_line_client(url: &Url, client_id: &str, offered: &str) -> TargetError {
+        let bind = format!(
+            "run the command again with `--issuer {offered}`, e.g. `latchkey tools ls --url {url} --client-id {client_id} \
+             --client-secret-stdin --issuer {offered}` (`tools call` takes the same options)"
+        );
+        TargetError::Unpinned { server: url.to_string(), client_id: client_id.to_string(), offered: offered.to_string(), bind }
+    }
 }
 
 impl Engine {
@@ -416,12 +442,7 @@ impl Engine {
         }
         let Some(url) = &plan.remote else { return Ok(()) };
         let found = self.discover(url, None).await?;
-        Err(TargetError::Unpinned {
-            server: server.to_string(),
-            client_id: registration.client_id.clone(),
-            offered: discovered_issuer(&found.metadata),
-        }
-        .into())
+        Err(TargetError::unpinned_catalog_client(server, &registration.client_id, &discovered_issuer(&found.metadata)).into())
     }
 
     /// The issuer a confidential client without a declared one was used with before latchkey bound
@@ -442,14 +463,16 @@ impl Engine {
         };
         match issuers.iter().find(|issuer| discovery::issuers_match(issuer, offered)).or(issuers.first()) {
             Some(issuer) => Ok(Pin { issuer: issuer.clone(), source: PinSource::Stored }),
-            None => Err(TargetError::Unpinned { server, client_id, offered: offered.to_string() }.into()),
+            None => Err(TargetError::unpinned_catalog_client(&server, &client_id, offered).into()),
         }
     }
 
     /// The target for an MCP server known only by its URL (`tools ls --url`): discovery, then the
-    /// client from `overrides`, a metadata document, or dynamic registration.
+    /// client from `overrides`, a metadata document, or dynamic registration. A client from
+    /// `overrides` is held to `overrides.issuer` as a catalog client is to its bound issuer, and
+    /// one with a secret needs that issuer: the server may name any authorization server.
     pub async fn target_for_url(&self, url: &Url, challenge: Option<&Challenge>, overrides: &Overrides) -> anyhow::Result<Target> {
-        let found = discovery::discover(&self.http, url, challenge, None).await?;
+        let found = discovery::discover(&self.http, url, challenge, overrides.issuer.as_deref()).await?;
         let server = discovery::canonical_resource(url);
         let issuer = discovered_issuer(&found.metadata);
         let provider = self.pick_provider(None, Some(&issuer))?;
@@ -483,6 +506,16 @@ impl Engine {
                 },
             },
         };
+        match &overrides.issuer {
+            Some(issuer_given) => {
+                let pin = Pin { issuer: issuer_given.clone(), source: PinSource::CommandLine };
+                check_pin(url.as_str(), &client.client_id, &pin, &issuer)?;
+            }
+            None if is_confidential(&client) => {
+                return Err(TargetError::unpinned_command_line_client(url, &client.client_id, &issuer).into());
+            }
+            None => {}
+        }
         let iss_required = found.metadata.authorization_response_iss_parameter_supported;
         let mut endpoint = TokenEndpoint { provider, flow, client, config, http: self.http.clone() };
         settle_client_auth(&mut endpoint, &found.metadata);
@@ -638,6 +671,10 @@ fn check_pin(server: &str, client_id: &str, pin: &Pin, offered: &str) -> Result<
             "The provider plugin serves only `{}`: if `{server}` really moved, name another provider for it in its catalog \
              entry; otherwise do not use this server",
             pin.issuer
+        ),
+        PinSource::CommandLine => format!(
+            "If `{server}` really moved to `{offered}` and client `{client_id}` is registered there, run the command again \
+             with `--issuer {offered}`; otherwise do not use this server"
         ),
         PinSource::Stored => format!(
             "If `{server}` really moved to `{offered}` and client `{client_id}` is registered there, forget the old credential \
