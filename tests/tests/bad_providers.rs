@@ -231,7 +231,7 @@ fn a_drop_in_with_a_built_in_id_replaces_it_only_when_allowed() {
         "{} (provider `standard` 6.6.6) replaces the built-in `standard` 0.1.0, as `latchkey provider install --replace` allowed",
         dropped.display()
     );
-    assert_eq!(registry.notices(), [expected.clone()]);
+    assert_eq!(registry.notices(), std::slice::from_ref(&expected));
 
     let run = home.latchkey(&["provider", "ls"]);
     assert_eq!(run.code, Some(0), "{run:#?}");
@@ -320,7 +320,9 @@ fn a_failing_hook_does_not_poison_the_next_call() {
         let entries: Vec<(String, String)> = how.map(|how| ("misbehave".to_string(), how.to_string())).into_iter().collect();
         rogue.configure(&rogue.resolve_config(&entries).unwrap())
     };
-    let failures: [(&str, fn(&Problem) -> bool); 3] = [
+    /// A misbehaviour the fixture can be told to show, and how its refusal must read.
+    type Expected = (&'static str, fn(&Problem) -> bool);
+    let failures: [Expected; 3] = [
         ("loop", |problem| matches!(problem, Problem::OutOfFuel { hook: "configure", .. })),
         (
             "panic",

@@ -74,12 +74,10 @@ pub fn run(command: GatewayCommand) -> Result<(), Failure> {
         let naming = Naming { separator: (!no_prefix).then_some(separator) };
         let gateway = Gateway::new(engine, &servers, naming, Duration::from_secs(timeout))?;
         let containers = gateway.upstreams().any(|upstream| matches!(upstream.server.kind, crate::catalog::Kind::Image { .. }));
-        if containers {
-            if let Ok(docker) = gateway::container::connect().await {
-                match gateway::container::remove_leftovers(&docker).await {
-                    Ok(0) | Err(_) => {}
-                    Ok(removed) => output::note(&format!("removed {removed} container(s) left by earlier gateways")),
-                }
+        if containers && let Ok(docker) = gateway::container::connect().await {
+            match gateway::container::remove_leftovers(&docker).await {
+                Ok(0) | Err(_) => {}
+                Ok(removed) => output::note(&format!("removed {removed} container(s) left by earlier gateways")),
             }
         }
         // Started while the client connects: a slow or broken server must not hold up the
@@ -118,10 +116,8 @@ pub fn run(command: GatewayCommand) -> Result<(), Failure> {
             }
         };
         // Process upstreams die with the gateway (kill on drop); containers are removed here.
-        if containers {
-            if let Ok(docker) = gateway::container::connect().await {
-                let _ = gateway::container::remove_own(&docker).await;
-            }
+        if containers && let Ok(docker) = gateway::container::connect().await {
+            let _ = gateway::container::remove_own(&docker).await;
         }
         Ok(served?)
     })

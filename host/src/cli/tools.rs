@@ -236,10 +236,10 @@ fn print_result(tool: &str, result: &CallToolResult, as_json: bool) -> Result<()
                 None => output::json(content),
             }
         }
-        if result.content.is_empty() {
-            if let Some(structured) = &result.structured_content {
-                output::json(structured);
-            }
+        if result.content.is_empty()
+            && let Some(structured) = &result.structured_content
+        {
+            output::json(structured);
         }
     }
     if result.is_error == Some(true) {

@@ -107,10 +107,10 @@ impl Runtime {
     }
 
     fn compile(&self, sha256: &str, bytes: &[u8]) -> Result<(Component, bool), String> {
-        if let Some(cache) = &self.cache {
-            if let Some(component) = cache.load(&self.engine, sha256) {
-                return Ok((component, true));
-            }
+        if let Some(cache) = &self.cache
+            && let Some(component) = cache.load(&self.engine, sha256)
+        {
+            return Ok((component, true));
         }
         let component = Component::new(&self.engine, bytes).map_err(|e| format!("{e:#}"))?;
         if let Some(cache) = &self.cache {

@@ -164,10 +164,10 @@ fn panic_message(stderr: &str) -> String {
     let mut text = stderr;
     if let Some(after_name) = text.strip_prefix("thread '").and_then(|rest| rest.split_once("' ")).map(|(_, rest)| rest) {
         text = after_name;
-        if let Some((number, rest)) = text.strip_prefix('(').and_then(|rest| rest.split_once(") ")) {
-            if number.chars().all(|c| c.is_ascii_digit()) {
-                text = rest;
-            }
+        if let Some((number, rest)) = text.strip_prefix('(').and_then(|rest| rest.split_once(") "))
+            && number.chars().all(|c| c.is_ascii_digit())
+        {
+            text = rest;
         }
     }
     let mut lines = text.lines().filter(|line| !line.starts_with("note: run with `RUST_BACKTRACE"));

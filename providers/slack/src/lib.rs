@@ -43,8 +43,6 @@ use serde_json::Value;
 
 pub struct Slack;
 
-/// A port that other software rarely listens on (rclone's), for PKCE apps' localhost redirect.
-
 const AUTHORIZE_AGAIN: &str = "the authorization is no longer valid: authorize again";
 const CHECK_APP: &str = "Slack rejected the app's credentials or settings: check the client id, secret and redirect URL";
 const BAD_CALL: &str = "Slack rejected the request: this is a latchkey or provider bug, please report it";
