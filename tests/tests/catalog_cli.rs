@@ -101,3 +101,73 @@ fn validate_exits_3_with_every_problem_and_its_line() {
     assert_eq!(run.code, Some(1));
     assert!(run.stderr.contains("web.yaml:3:19: `http://example.com/mcp` is not https"), "{}", run.stderr);
 }
+
+/// A catalog file written in the shapes of Docker's own catalogs (host/src/catalog/testdata).
+fn docker_fixture(name: &str) -> String {
+    std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../host/src/catalog/testdata").join(name)).unwrap()
+}
+
+#[test]
+fn docker_catalogs_load_as_docker_loads_them_and_say_what_is_ignored() {
+    let home = home_with(&[("docker-remote.yaml", &docker_fixture("docker-remote.yaml"))]);
+    let run = home.latchkey(&["catalog", "validate"]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert!(run.stdout.contains("ok: 2 catalogs: 8 servers"), "{}", run.stdout);
+    assert!(run.stderr.contains("docker-remote.yaml:41:5: `featured` is not a field of a server entry"), "{}", run.stderr);
+
+    let ls = home.latchkey(&["catalog", "ls"]).stdout;
+    let kind = |name: &str| {
+        ls.lines()
+            .find(|line| line.split_whitespace().next() == Some(name))
+            .and_then(|line| line.split_whitespace().nth(1))
+            .map(str::to_string)
+    };
+    assert_eq!(kind("notion-remote").as_deref(), Some("remote"), "{ls}");
+    assert_eq!(kind("curl").as_deref(), Some("poci"), "{ls}");
+    let show = home.latchkey(&["catalog", "show", "curl"]).stdout;
+    assert!(show.contains("never: latchkey does not run Docker's per-tool containers"), "{show}");
+    let show = home.latchkey(&["catalog", "show", "notion-remote"]).stdout;
+    assert!(show.contains("discovered from the server (RFC 9728)"), "the older `oauth: {{enabled: true}}` means discovery: {show}");
+}
+
+#[test]
+fn config_set_checks_values_against_the_entry_and_show_and_ls_present_them() {
+    let home = home_with(&[("docker-config.yaml", &docker_fixture("docker-config.yaml"))]);
+    let show = home.latchkey(&["catalog", "show", "my-mcp"]);
+    assert!(show.stdout.contains("my-mcp.mode") && show.stdout.contains("missing"), "{show:#?}");
+    assert!(
+        show.stderr.contains("`my-mcp` does not start without `my-mcp.mode`: run `latchkey config set my-mcp.mode fast|safe`"),
+        "{show:#?}"
+    );
+
+    for (args, expected) in [
+        (&["config", "set", "my-mcp.mode", "quick"][..], "`my-mcp.mode` must be one of fast, safe; `quick` is not"),
+        (&["config", "set", "my-mcp.mod", "fast"], "`my-mcp` has no setting `mod` (did you mean `mode`?)"),
+        (&["config", "set", "my-mpc.mode", "fast"], "no catalog entry declares settings named `my-mpc` (did you mean `my-mcp`?)"),
+        (&["config", "set", "my-mcp.port", "eighty"], "`my-mcp.port` is an integer, such as 8080; `eighty` is not"),
+        (&["config", "set", "my-mcp.SECRET_KEY", "x"], "`my-mcp.SECRET_KEY` is a secret of server `my-mcp`, not a setting"),
+    ] {
+        let run = home.latchkey(args);
+        assert_eq!(run.code, Some(1), "{args:?}: {run:#?}");
+        assert!(run.stderr.contains(expected), "{args:?}: {}", run.stderr);
+    }
+    assert!(!home.path().join("config.json").exists(), "a refused value writes nothing");
+
+    let run = home.latchkey(&["config", "set", "my-mcp.mode", "fast"]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    let run = home.run(&["config", "set", "my-mcp.paths"], &[], b"/data,/logs\n");
+    assert_eq!(run.code, Some(0), "the value can come from standard input: {run:#?}");
+    let json = home.latchkey(&["config", "ls", "--json"]).json();
+    let setting = |name: &str| json["settings"].as_array().unwrap().iter().find(|row| row["setting"] == name).cloned().unwrap();
+    assert_eq!(setting("my-mcp.mode")["value"], "fast");
+    assert_eq!(setting("my-mcp.mode")["status"], "set");
+    assert_eq!(setting("my-mcp.paths")["value"], serde_json::json!(["/data", "/logs"]));
+    assert_eq!(setting("my-mcp.port")["status"], "default");
+    assert_eq!(setting("my-mcp.level")["status"], "empty");
+    let show = home.latchkey(&["catalog", "show", "my-mcp"]);
+    assert!(!show.stderr.contains("does not start without"), "{show:#?}");
+
+    assert_eq!(home.latchkey(&["config", "rm", "my-mcp.mode"]).code, Some(0));
+    let ls = home.latchkey(&["config", "ls"]).stdout;
+    assert!(ls.lines().any(|line| line.trim_start().starts_with("my-mcp.mode") && line.contains("missing (required)")), "{ls}");
+}

@@ -87,6 +87,38 @@ fn a_local_server_gets_a_minimal_environment_and_what_its_entry_inherits() {
 }
 
 #[test]
+fn settings_reach_a_server_through_its_placeholders_and_a_missing_required_one_names_the_fix() {
+    let gateway = Setup::new(&format!(
+        "servers:\n  everything:\n    command: {}\n    env:\n      - {{name: MODE, value: \"{{{{everything.mode}}}}\"}}\n\
+         \x20     - {{name: LEVEL, value: \"{{{{everything.level|or:info}}}}\"}}\n    config:\n      - name: everything\n\
+         \x20       type: object\n        properties:\n          mode: {{type: string, enum: [fast, safe]}}\n\
+         \x20         level: {{type: string}}\n        required: [mode]\n",
+        everything_command()
+    ));
+    // Without its required setting the server does not start, and /health says what to run.
+    let http = gateway.http(&["--servers", "everything"]);
+    // The gateway starts its servers in the background: wait until this one has been tried.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let health = loop {
+        let health = http.health();
+        if health["upstreams"]["everything"]["state"] == "failed" || std::time::Instant::now() > deadline {
+            break health;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let error = health["upstreams"]["everything"]["error"].as_str().unwrap_or_else(|| panic!("{health:#}"));
+    assert!(error.contains("run `latchkey config set everything.mode fast|safe`"), "{health:#}");
+    drop(http);
+
+    gateway.latchkey(&["config", "set", "everything.mode", "safe"]);
+    let http = gateway.http(&["--servers", "everything"]);
+    let env_json = text(&http.client(&[json!({"call": "everything__get-env"})])[0]);
+    let env: Value = serde_json::from_str(&env_json).unwrap_or_else(|e| panic!("get-env did not answer JSON ({e}): {env_json}"));
+    assert_eq!(env["MODE"], "safe", "the stored setting arrives: {env_json}");
+    assert_eq!(env["LEVEL"], "info", "an unset setting takes the placeholder's `or:` default: {env_json}");
+}
+
+#[test]
 fn a_separator_inside_a_server_name_is_refused() {
     let gateway = Setup::new(&format!("servers:\n  team-notes:\n    command: {}\n", everything_command()));
     let output = gateway

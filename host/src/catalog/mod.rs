@@ -30,29 +30,40 @@
 //! wins. `latchkey oauth register <server> --client-id …` records a client id outside the catalogs
 //! (`registrations.json`, [`crate::oauth::manual`]), which the OAuth engine prefers to these.
 //!
-//! Rules, each reported with file, line and column: YAML syntax; unknown or missing fields; exactly
-//! one of `image` / `command` / `remote` (`command` with `image` is the container's command);
-//! https for every URL (http only for loopback addresses); declared, unique secret names; a
-//! provider `secret` that is declared (and, for a local server, has an `env`); container limits
-//! (`network`, default `none`; `cpus`; `memory`) on images only, and never `network: host`; a
-//! remote's `headers` valid HTTP, naming only the server's variables ([`headers`]), and its
-//! `transport_type` Streamable HTTP (the deprecated `sse` is refused: latchkey has no client for
-//! it). A
+//! Rules, each reported with file, line and column: YAML syntax; misspelt keys where spelling
+//! matters, with a "did you mean" ([`keys`]); missing fields; exactly one of `image` / `command` /
+//! `remote` (`command` with `image` is the container's command); https for every URL (http only
+//! for loopback addresses); declared, unique secret names; a provider `secret` that is declared
+//! (and, for a local server, has an `env`); container limits (`network`, default `none`; `cpus`;
+//! `memory`) on images only, and never `network: host`; a remote's `headers` valid HTTP, naming
+//! only the server's variables ([`headers`]), and its `transport_type` Streamable HTTP (`http`,
+//! `streamable`, `streaming`, `streamable-http`; the deprecated `sse` is refused: latchkey has no
+//! client for it); `config` schemas whose `required` settings exist ([`config`]). A
 //! `client_secret` key anywhere, or an env variable holding one, is refused with the command that
 //! stores it instead: `latchkey secret set <server>.client_secret` (value read from stdin).
 //!
-//! Docker's fields that latchkey does not use are accepted. Those that change how Docker would run
-//! the server (`volumes`, `user`, `allowHosts`, `extraHosts`, `disableNetwork`, `config`,
-//! `sseEndpoint`) are listed in [`Server::ignored`], which `catalog show` and `catalog validate`
-//! print; the descriptive ones (`icon`, `readme`, `metadata`, `tools`, `prefix`, `policy`,
-//! `longLived`, and `oauth.providers[].env`, which Docker never reads either) are dropped quietly.
-//! `type` is checked against the entry's kind. Any other key is an error naming it.
+//! Docker's catalogs load as Docker loads them: every field of Docker's catalog types is known,
+//! and a key that neither Docker nor latchkey knows, at the top level or in a server entry, is a
+//! notice naming it (Docker ignores it too), not an error; inside `remote`, `oauth`, `secrets`,
+//! `env` and `registrations` it is a problem, since a typo there changes what latchkey does.
+//! Docker's fields that change how Docker would run the server (`volumes`, `user`, `allowHosts`,
+//! `extraHosts`, `disableNetwork`, `sseEndpoint`) are listed in [`Server::ignored`], which
+//! `catalog show` and `catalog validate` print; the descriptive ones (`icon`, `readme`,
+//! `metadata`, `tools`, `prefix`, `policy`, `longLived`, `dateAdded`, `upstream`, `source`, a
+//! secret's `example`, and `oauth.providers[].env`, which Docker never reads either) are dropped
+//! quietly. Docker's older OAuth shape `oauth: {enabled: true, provider: <app>}` means "discover
+//! the authorization server and sign in" (a remote server), `enabled: false` no OAuth. `type` is
+//! checked against the entry's kind; `type: poci` (Docker's per-tool containers) is listed and
+//! refused when started. Per-server settings (`config:` and `{{<server>.<key>}}` in `env` and
+//! `command`) work as in Docker: see [`config`].
 //!
 //! Not checked here: whether a named provider plugin exists and accepts the `config` keys (the
 //! OAuth engine asks the plugin registry), and whether secrets have values (the secret store).
 
 mod bindings;
+pub mod config;
 pub(crate) mod headers;
+mod keys;
 mod model;
 mod parse;
 pub(crate) mod rules;
@@ -63,7 +74,8 @@ use std::path::{Path, PathBuf};
 
 pub use bindings::{Binding, BindingError, Entry as BindingEntry};
 pub use model::{
-    Container, EnvVar, Kind, Located, OAuth, OAuthProvider, Registration, Remote, Secret, Server, ServerMetadata, Source, Transport,
+    ConfigObject, ConfigProperty, Container, EnvVar, Kind, Located, OAuth, OAuthProvider, Registration, Remote, Secret, Server,
+    ServerMetadata, Source, Transport, ValueType,
 };
 
 use crate::paths::Paths;
@@ -240,6 +252,7 @@ fn assemble(sources: Vec<(Source, Result<String, Problem>)>, dir: Option<PathBuf
         };
         let parsed = parse::parse(&source, &text);
         problems.extend(parsed.problems);
+        catalog.notices.extend(parsed.notices.iter().map(Problem::to_string));
         for server in parsed.servers {
             if let Some(earlier) = catalog.servers.get(&server.name) {
                 catalog.notices.push(format!(

@@ -123,9 +123,13 @@ pub struct Server {
     pub env: Vec<EnvVar>,
     pub secrets: Vec<Secret>,
     pub oauth: Option<OAuth>,
+    /// Docker's per-server configuration: the settings the user gives with `latchkey config set`,
+    /// which `{{<server>.<key>}}` placeholders in `env` and `command` receive (see [`super::config`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub config: Vec<ConfigObject>,
     /// Fields of Docker's catalog format that change how Docker runs the server but that latchkey
     /// does not act on (`volumes`, `user`, `allowHosts`…). Purely descriptive Docker fields (`icon`,
-    /// `readme`, `metadata`, `tools`…) are dropped without a mention.
+    /// `readme`, `metadata`, `tools`, `dateAdded`…) are dropped without a mention.
     pub ignored: Vec<String>,
     pub source: Source,
     /// The line of the entry's key in `source`.
@@ -160,6 +164,10 @@ pub enum Kind {
     },
     /// An MCP server reached over HTTP.
     Remote { remote: Remote },
+    /// Docker's `type: poci`: each tool runs in a container of its own, per call. Listed, so that a
+    /// Docker catalog loads whole, but never started: latchkey runs MCP servers, not tool
+    /// containers ([`Kind::refusal`]).
+    Poci { tools: Vec<String> },
 }
 
 impl Kind {
@@ -169,7 +177,19 @@ impl Kind {
             Kind::Image { .. } => "image",
             Kind::Command { .. } => "command",
             Kind::Remote { .. } => "remote",
+            Kind::Poci { .. } => "poci",
         }
+    }
+
+    /// Why a server of this kind is never started, when it is not.
+    pub fn refusal(&self, server: &str) -> Option<String> {
+        matches!(self, Kind::Poci { .. }).then(|| {
+            format!(
+                "`{server}` is a Docker tool-container entry (`type: poci`), which runs each tool in a container of its own; \
+                 latchkey runs MCP servers, not per-tool containers, so it does not start `{server}` (Docker's `docker mcp \
+                 gateway` does; or describe a server image with `image:`)"
+            )
+        })
     }
 }
 
@@ -230,6 +250,9 @@ pub struct Secret {
     /// to the server (a client secret, which only latchkey uses).
     #[serde(default)]
     pub env: Option<Located<String>>,
+    /// Docker's catalogs show users an example value; descriptive only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub example: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -240,6 +263,27 @@ pub struct OAuth {
     pub scopes: Vec<Located<String>>,
     #[serde(default)]
     pub providers: Vec<Located<OAuthProvider>>,
+    /// Docker's older shape, `oauth: {enabled: true, provider: <Docker Desktop app>}`: a remote
+    /// server that signs its user in through the authorization server it names (RFC 9728
+    /// discovery). `enabled: false` means no OAuth at all. Read by the parser, not kept.
+    #[serde(default, skip_serializing)]
+    pub enabled: Option<Located<bool>>,
+    #[serde(default, skip_serializing)]
+    pub provider: Option<Located<String>>,
+}
+
+impl OAuth {
+    /// Docker's older shape read into the current one: `enabled: false` is no OAuth at all; with
+    /// `enabled: true` and no `providers`, the server's authorization server is discovered, which
+    /// is what an `oauth` without providers already means.
+    pub(crate) fn normalized(mut self) -> Option<OAuth> {
+        if self.enabled.as_ref().is_some_and(|enabled| !**enabled) {
+            return None;
+        }
+        self.enabled = None;
+        self.provider = None;
+        Some(self)
+    }
 }
 
 /// One authorization server the server's tokens come from.
@@ -265,6 +309,72 @@ pub struct OAuthProvider {
     /// Docker declares `env` here but never reads it; accepted so Docker entries load, unused.
     #[serde(default, rename = "env", skip_serializing)]
     _docker_env: Option<IgnoredAny>,
+}
+
+/// One object of Docker's `config:` list: a JSON Schema (`type: object`) of the settings under
+/// `name` (usually the server's own name), whose values `latchkey config set <name>.<key>` stores.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct ConfigObject {
+    pub name: Located<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Always `object` in Docker's catalogs; descriptive.
+    #[serde(default, rename = "type", skip_serializing)]
+    pub schema_type: Option<IgnoredAny>,
+    #[serde(default)]
+    pub properties: BTreeMap<String, ConfigProperty>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required: Vec<Located<String>>,
+}
+
+impl ConfigObject {
+    pub fn is_required(&self, key: &str) -> bool {
+        self.required.iter().any(|required| required.as_str() == key)
+    }
+}
+
+/// One setting of a [`ConfigObject`], in JSON Schema's terms.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct ConfigProperty {
+    /// Without a type, any text.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub value_type: Option<ValueType>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The values allowed, when only some are.
+    #[serde(default, rename = "enum", skip_serializing_if = "Vec::is_empty")]
+    pub choices: Vec<serde_json::Value>,
+    /// Used when the user has set no value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<Box<ConfigProperty>>,
+}
+
+/// JSON Schema's value types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ValueType {
+    String,
+    Number,
+    Integer,
+    Boolean,
+    Array,
+    Object,
+}
+
+impl fmt::Display for ValueType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            ValueType::String => "string",
+            ValueType::Number => "number",
+            ValueType::Integer => "integer",
+            ValueType::Boolean => "boolean",
+            ValueType::Array => "array",
+            ValueType::Object => "object",
+        };
+        f.write_str(name)
+    }
 }
 
 /// RFC 8414 authorization server metadata, under its field names.

@@ -10,10 +10,11 @@ use std::collections::HashMap;
 use std::fmt;
 
 use serde::Deserialize;
-use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 
-use super::model::{Container, EnvVar, Kind, Located, OAuth, Remote, Secret, Server, Source, Transport};
-use super::{headers, rules};
+use super::keys::{self, Unknown};
+use super::model::{ConfigObject, Container, EnvVar, Kind, Located, OAuth, Remote, Secret, Server, Source, Transport};
+use super::{config, headers, rules};
 
 /// What a file says and what is wrong with it.
 #[derive(Debug, Default)]
@@ -21,6 +22,8 @@ pub struct Parsed {
     pub servers: Vec<Server>,
     pub registrations: Vec<RegistrationEntry>,
     pub problems: Vec<super::Problem>,
+    /// What the user should know that does not stop the file (a key Docker and latchkey ignore).
+    pub notices: Vec<super::Problem>,
 }
 
 /// A `registrations:` entry: a client id for a server that may be defined in another file.
@@ -32,10 +35,10 @@ pub struct RegistrationEntry {
     pub client_id: Located<String>,
 }
 
-/// The top level of a catalog file.
+/// The top level of a catalog file. Unknown keys are not refused here but reported as notices by
+/// [`keys`], as Docker ignores them.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFile {
+pub(crate) struct RawFile {
     /// Our name for the server map.
     #[serde(default)]
     servers: Entries<RawServer>,
@@ -51,21 +54,24 @@ struct RawFile {
     _display_name: Option<IgnoredAny>,
     #[serde(default, rename = "policy")]
     _policy: Option<IgnoredAny>,
+    /// The version of Docker's catalog format (2 today); the fields it adds are all known.
+    #[serde(default, rename = "version")]
+    _version: Option<IgnoredAny>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawRegistration {
+pub(crate) struct RawRegistration {
     client_id: Located<String>,
     #[serde(default)]
     provider: Option<Located<String>>,
 }
 
-/// A server entry as written. Docker's fields that latchkey does not use are listed so that a
-/// Docker catalog loads; see [`Server::ignored`].
+/// A server entry as written. Every field of Docker's `Server` is listed, so that a Docker catalog
+/// loads (see [`Server::ignored`]); other keys are notices from [`keys`], as Docker ignores them.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawServer {
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RawServer {
     #[serde(default)]
     name: Option<Located<String>>,
     #[serde(default)]
@@ -107,8 +113,9 @@ struct RawServer {
     extra_hosts: Option<IgnoredAny>,
     #[serde(default)]
     disable_network: Option<IgnoredAny>,
+    /// Docker's per-server configuration schema (see [`super::config`]).
     #[serde(default)]
-    config: Option<IgnoredAny>,
+    config: Vec<ConfigObject>,
     #[serde(default)]
     sse_endpoint: Option<IgnoredAny>,
     // Docker fields that only describe the server (or tune Docker's own container reuse).
@@ -118,14 +125,21 @@ struct RawServer {
     _readme: Option<IgnoredAny>,
     #[serde(default, rename = "metadata")]
     _metadata: Option<IgnoredAny>,
-    #[serde(default, rename = "tools")]
-    _tools: Option<IgnoredAny>,
+    /// Docker's tool list: names only here (a `type: poci` entry lists its tools by them).
+    #[serde(default)]
+    tools: Option<Vec<ToolName>>,
     #[serde(default, rename = "prefix")]
     _prefix: Option<IgnoredAny>,
     #[serde(default, rename = "policy")]
     _policy: Option<IgnoredAny>,
     #[serde(default, rename = "longLived")]
     _long_lived: Option<IgnoredAny>,
+    #[serde(default, rename = "dateAdded")]
+    _date_added: Option<IgnoredAny>,
+    #[serde(default, rename = "upstream")]
+    _upstream: Option<IgnoredAny>,
+    #[serde(default, rename = "source")]
+    _source: Option<IgnoredAny>,
 }
 
 impl RawServer {
@@ -137,7 +151,6 @@ impl RawServer {
             ("allowHosts", self.allow_hosts.is_some()),
             ("extraHosts", self.extra_hosts.is_some()),
             ("disableNetwork", self.disable_network.is_some()),
-            ("config", self.config.is_some()),
             ("sseEndpoint", self.sse_endpoint.is_some()),
         ]
         .into_iter()
@@ -145,6 +158,14 @@ impl RawServer {
         .map(|(field, _)| field.to_string())
         .collect()
     }
+}
+
+/// A tool of Docker's `tools:` list, by name; the rest (a POCI tool's container and parameters) is
+/// Docker's to read.
+#[derive(Deserialize)]
+struct ToolName {
+    #[serde(default)]
+    name: String,
 }
 
 /// A YAML mapping kept in file order, each key with its position. (Duplicate keys are already a
@@ -219,13 +240,18 @@ impl Problems<'_> {
 /// Parse and check one catalog file.
 pub fn parse(source: &Source, text: &str) -> Parsed {
     let mut problems = Problems { source, list: Vec::new() };
-    match find_client_secrets(text) {
+    let mut notices = Problems { source, list: Vec::new() };
+    let found = match keys::scan(text) {
+        Ok(found) => found,
         Err(error) => {
             yaml_error(&mut problems, &error);
             return Parsed { problems: problems.list, ..Parsed::default() };
         }
-        Ok(found) if !found.is_empty() => {
-            for key in found {
+    };
+    let secrets: Vec<_> = found.iter().filter(|key| keys::is_client_secret(&key.name)).collect();
+    match secrets {
+        secrets if !secrets.is_empty() => {
+            for key in secrets {
                 let server = key.server().unwrap_or("<server>");
                 problems.at_position(
                     key.line,
@@ -240,7 +266,19 @@ pub fn parse(source: &Source, text: &str) -> Parsed {
             }
             return Parsed { problems: problems.list, ..Parsed::default() };
         }
-        Ok(_) => {}
+        _ => {}
+    }
+    for key in &found {
+        match keys::unknown(key) {
+            Some(Unknown::Refused(message)) => problems.at_position(key.line, key.column, message),
+            Some(Unknown::Ignored(message)) => notices.at_position(key.line, key.column, message),
+            None => {}
+        }
+    }
+    // A misspelt key where spelling matters: report them all now, with their suggestions, rather
+    // than the first one as serde would.
+    if problems.count() > 0 {
+        return Parsed { problems: problems.list, ..Parsed::default() };
     }
     let file = match serde_saphyr::from_str::<Option<RawFile>>(text) {
         Ok(Some(file)) => file,
@@ -257,7 +295,7 @@ pub fn parse(source: &Source, text: &str) -> Parsed {
             problems.at(&key, format!("server `{key}` is also defined on line {first} (under `servers:` and `registry:`); keep one"));
             continue;
         }
-        if let Some(server) = check_server(source, key, raw, &mut problems) {
+        if let Some(server) = check_server(source, key, raw, &mut problems, &mut notices) {
             servers.push(server);
         }
     }
@@ -273,7 +311,7 @@ pub fn parse(source: &Source, text: &str) -> Parsed {
             registrations.push(RegistrationEntry { server, provider: raw.provider, client_id: raw.client_id });
         }
     }
-    Parsed { servers, registrations, problems: problems.list }
+    Parsed { servers, registrations, problems: problems.list, notices: notices.list }
 }
 
 /// A serde-saphyr error as a problem: its own message, our file and line.
@@ -295,7 +333,7 @@ fn yaml_error(problems: &mut Problems, error: &serde_saphyr::Error) {
 }
 
 /// Check one entry and build the [`Server`], or record why not.
-fn check_server(source: &Source, key: Located<String>, raw: RawServer, problems: &mut Problems) -> Option<Server> {
+fn check_server(source: &Source, key: Located<String>, raw: RawServer, problems: &mut Problems, notices: &mut Problems) -> Option<Server> {
     let before = problems.count();
     let name = key.to_string();
     problems.check(&key, rules::server_name(&name));
@@ -309,9 +347,12 @@ fn check_server(source: &Source, key: Located<String>, raw: RawServer, problems:
     check_env(&raw, problems);
     check_inherit_env(&raw, problems);
     let secrets = check_secrets(&raw.secrets, problems);
-    if let (Some(oauth), Some(kind)) = (&raw.oauth, &kind) {
+    if let (Some(oauth), Some(kind)) = (&raw.oauth, &kind)
+        && !matches!(kind, Kind::Poci { .. })
+    {
         check_oauth(&name, oauth, kind, &raw.secrets, problems);
     }
+    check_config(&name, &raw, problems, notices);
     if problems.count() > before {
         return None;
     }
@@ -322,7 +363,8 @@ fn check_server(source: &Source, key: Located<String>, raw: RawServer, problems:
         kind: kind?,
         env: raw.env,
         secrets,
-        oauth: raw.oauth.map(Located::into_inner),
+        oauth: raw.oauth.map(Located::into_inner).and_then(OAuth::normalized),
+        config: raw.config,
         ignored,
         source: source.clone(),
         line: key.line(),
@@ -340,6 +382,11 @@ fn check_kind(key: &Located<String>, raw: &RawServer, problems: &mut Problems) -
                  (`command`) or a remote URL (`remote`); keep one"
             ),
         );
+    }
+    let poci = raw.docker_type.as_ref().is_some_and(|docker_type| docker_type.as_str() == "poci");
+    if poci {
+        // Docker's tool containers: the tools carry their own images; nothing else applies.
+        return Some(Kind::Poci { tools: raw.tools.iter().flatten().map(|tool| tool.name.clone()).collect() });
     }
     if raw.image.is_none() && raw.command.is_none() && raw.remote.is_none() {
         let hint = if raw.sse_endpoint.is_some() {
@@ -372,12 +419,13 @@ fn check_kind(key: &Located<String>, raw: &RawServer, problems: &mut Problems) -
     if let Some(docker_type) = &raw.docker_type {
         let expected = if raw.remote.is_some() { "remote" } else { "server" };
         match docker_type.as_str() {
-            "poci" => problems.at(docker_type, "`type: poci` (Docker's tool containers) is not supported by latchkey"),
             "server" | "remote" if docker_type.as_str() != expected => problems
                 .at(docker_type, format!("`type: {docker_type}` does not match the entry, which is `{expected}`; fix or remove `type`")),
             "server" | "remote" => {}
-            other => problems
-                .at(docker_type, format!("`type: {other}` is not one of `server` or `remote`; remove it (latchkey infers the kind)")),
+            other => problems.at(
+                docker_type,
+                format!("`type: {other}` is not one of `server`, `remote` or `poci`; remove it (latchkey infers the kind)"),
+            ),
         }
     }
     let container = check_container(raw, problems);
@@ -467,6 +515,52 @@ fn check_container(raw: &RawServer, problems: &mut Problems) -> Container {
     container
 }
 
+/// Docker's `config:` schemas, and the `{{<name>.<key>}}` placeholders in `env` and `command` that
+/// read them (see [`config`]). A placeholder naming no declared setting is empty, as in Docker: a
+/// notice, not a problem.
+fn check_config(server: &str, raw: &RawServer, problems: &mut Problems, notices: &mut Problems) {
+    for object in &raw.config {
+        if object.name.trim().is_empty() {
+            problems.at(
+                &object.name,
+                format!("this `config` object needs a `name` (usually the server's, `{server}`): its settings are set as `<name>.<key>`"),
+            );
+        }
+        for required in &object.required {
+            if !object.properties.contains_key(required.as_str()) {
+                problems.at(
+                    required,
+                    format!(
+                        "required setting `{required}` is not among the `properties` of config `{}`; add it there or remove it from `required`",
+                        object.name
+                    ),
+                );
+            }
+        }
+    }
+    let env = raw.env.iter().map(|var| ((var.name.line(), var.name.column()), var.value.as_str()));
+    let command =
+        raw.command.iter().flat_map(|command| command.iter().map(|argument| ((command.line(), command.column()), argument.as_str())));
+    for ((line, column), text) in env.chain(command) {
+        for piece in config::pieces(text) {
+            let config::Piece::Setting(placeholder) = piece else { continue };
+            if config::property(&raw.config, placeholder.name, placeholder.key).is_none() {
+                notices.at_position(
+                    line,
+                    column,
+                    format!(
+                        "placeholder `{{{{{}}}}}` names no setting declared under `config:`, so it is empty unless it has an `|or:` \
+                         default; declare `{}` in the `config` object named `{}`",
+                        placeholder.written.trim(),
+                        placeholder.key,
+                        placeholder.name
+                    ),
+                );
+            }
+        }
+    }
+}
+
 /// `inherit_env`: variable names, for a local process only (a container or a remote server has no
 /// part of the gateway's environment to inherit).
 fn check_inherit_env(raw: &RawServer, problems: &mut Problems) {
@@ -513,11 +607,23 @@ fn check_secrets(secrets: &[Secret], problems: &mut Problems) -> Vec<Secret> {
             problems.at(&secret.name, format!("secret `{}` is already declared on line {first}; declare it once", secret.name));
         }
     }
-    secrets.iter().map(|secret| Secret { name: secret.name.clone(), env: secret.env.clone().filter(|env| !env.is_empty()) }).collect()
+    secrets.iter().map(|secret| Secret { env: secret.env.clone().filter(|env| !env.is_empty()), ..secret.clone() }).collect()
 }
 
 fn check_oauth(server: &str, oauth: &Located<OAuth>, kind: &Kind, secrets: &[Secret], problems: &mut Problems) {
     let local = !matches!(kind, Kind::Remote { .. });
+    if let Some(provider) = &oauth.provider
+        && !oauth.providers.is_empty()
+    {
+        problems
+            .at(provider, "`oauth.provider` (Docker's older shape) and `oauth.providers` are both set; keep `providers`, which says more");
+    }
+    if oauth.enabled.as_ref().is_some_and(|enabled| !**enabled) {
+        if !oauth.providers.is_empty() {
+            problems.at(oauth, "`oauth` says `enabled: false` but lists `providers`; remove one");
+        }
+        return;
+    }
     for scope in &oauth.scopes {
         if scope.is_empty() || scope.contains(char::is_whitespace) {
             problems.at(scope, format!("scope `{scope}` contains spaces; write each scope as its own list item"));
@@ -590,156 +696,4 @@ fn client_id(id: &str) -> Result<(), String> {
             .into());
     }
     Ok(())
-}
-
-/// A key that names a client secret, with the path of keys above it.
-struct SecretKey {
-    name: String,
-    line: u64,
-    column: u64,
-    path: Vec<String>,
-}
-
-impl SecretKey {
-    /// The server whose entry holds the key, when it is inside one.
-    fn server(&self) -> Option<&str> {
-        match self.path.as_slice() {
-            [top, server, ..] if matches!(top.as_str(), "servers" | "registry" | "registrations") => Some(server),
-            _ => None,
-        }
-    }
-}
-
-/// Every key spelled `client_secret` (or `clientSecret`, `client-secret`) in the document.
-fn find_client_secrets(text: &str) -> Result<Vec<SecretKey>, serde_saphyr::Error> {
-    Ok(serde_saphyr::from_str::<Option<Scan>>(text)?.map(|scan| scan.0).unwrap_or_default())
-}
-
-fn is_client_secret(key: &str) -> bool {
-    let folded: String = key.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-    folded.eq_ignore_ascii_case("clientsecret")
-}
-
-/// Any YAML node, reduced to the client-secret keys found inside it.
-struct Scan(Vec<SecretKey>);
-
-impl<'de> Deserialize<'de> for Scan {
-    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(ScanVisitor)
-    }
-}
-
-struct ScanVisitor;
-
-macro_rules! scalars_hold_no_keys {
-    ($($method:ident: $type:ty),*) => {
-        $(fn $method<E: de::Error>(self, _: $type) -> Result<Scan, E> { Ok(Scan(Vec::new())) })*
-    };
-}
-
-impl<'de> Visitor<'de> for ScanVisitor {
-    type Value = Scan;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any YAML value")
-    }
-
-    scalars_hold_no_keys!(visit_bool: bool, visit_i64: i64, visit_u64: u64, visit_i128: i128, visit_u128: u128,
-        visit_f64: f64, visit_str: &str, visit_bytes: &[u8]);
-
-    fn visit_unit<E: de::Error>(self) -> Result<Scan, E> {
-        Ok(Scan(Vec::new()))
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Scan, E> {
-        Ok(Scan(Vec::new()))
-    }
-
-    fn visit_some<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Scan, D::Error> {
-        Scan::deserialize(deserializer)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scan, A::Error> {
-        let mut found = Vec::new();
-        let mut index = 0usize;
-        while let Some(Scan(inner)) = seq.next_element()? {
-            found.extend(inner.into_iter().map(|mut key| {
-                key.path.insert(0, index.to_string());
-                key
-            }));
-            index += 1;
-        }
-        Ok(Scan(found))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scan, A::Error> {
-        let mut found = Vec::new();
-        while let Some(key) = map.next_key::<Located<KeyText>>()? {
-            let Scan(inner) = map.next_value()?;
-            let text = key.0.clone().unwrap_or_default();
-            if is_client_secret(&text) {
-                found.push(SecretKey { name: text.clone(), line: key.line(), column: key.column(), path: Vec::new() });
-            }
-            found.extend(inner.into_iter().map(|mut secret| {
-                secret.path.insert(0, text.clone());
-                secret
-            }));
-        }
-        Ok(Scan(found))
-    }
-}
-
-/// A mapping key: its text when it is a scalar.
-#[derive(Clone)]
-struct KeyText(Option<String>);
-
-impl<'de> Deserialize<'de> for KeyText {
-    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = KeyText;
-
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a mapping key")
-            }
-
-            fn visit_str<E: de::Error>(self, value: &str) -> Result<KeyText, E> {
-                Ok(KeyText(Some(value.to_string())))
-            }
-
-            fn visit_bool<E: de::Error>(self, value: bool) -> Result<KeyText, E> {
-                Ok(KeyText(Some(value.to_string())))
-            }
-
-            fn visit_i64<E: de::Error>(self, value: i64) -> Result<KeyText, E> {
-                Ok(KeyText(Some(value.to_string())))
-            }
-
-            fn visit_u64<E: de::Error>(self, value: u64) -> Result<KeyText, E> {
-                Ok(KeyText(Some(value.to_string())))
-            }
-
-            fn visit_f64<E: de::Error>(self, value: f64) -> Result<KeyText, E> {
-                Ok(KeyText(Some(value.to_string())))
-            }
-
-            fn visit_unit<E: de::Error>(self) -> Result<KeyText, E> {
-                Ok(KeyText(None))
-            }
-
-            // A complex key (a mapping or list used as a key) has no name to match.
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<KeyText, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(KeyText(None))
-            }
-
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<KeyText, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(KeyText(None))
-            }
-        }
-
-        deserializer.deserialize_any(KeyVisitor)
-    }
 }

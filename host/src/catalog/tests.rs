@@ -65,7 +65,7 @@ fn the_default_catalog_validates_and_ships_no_client_id() {
         match &server.kind {
             Kind::Remote { remote } => assert!(remote.url.starts_with("https://")),
             Kind::Command { .. } => assert!(token.env.is_some(), "a local server gets its token in a variable"),
-            Kind::Image { .. } => panic!("no container entries in the default catalog"),
+            Kind::Image { .. } | Kind::Poci { .. } => panic!("only remote and local servers in the default catalog"),
         }
     }
     // The anchor shares Google's metadata between the three Google servers.
@@ -209,18 +209,121 @@ fn each_problem_of_a_file_is_reported_with_its_line() {
     );
 }
 
+/// The notices of `yaml`, which must have no problem, as `(line, column, message)`.
+fn notices(yaml: &str) -> Vec<(u64, u64, String)> {
+    let parsed = parse::parse(&source(), yaml);
+    assert!(parsed.problems.is_empty(), "{:#?}", parsed.problems);
+    parsed.notices.into_iter().map(|notice| (notice.line, notice.column, notice.message)).collect()
+}
+
 #[test]
-fn unknown_fields_are_named_with_their_line() {
-    let (line, column, message) = problem("servers:\n  s:\n    image: x\n    imagee: y\n");
-    assert_eq!((line, column), (4, 5));
-    assert!(message.contains("unknown field `imagee`"), "{message}");
-    assert!(message.contains("image"), "the message lists the known fields: {message}");
+fn unknown_keys_of_an_entry_or_the_file_are_notices_as_docker_ignores_them() {
+    let found = notices("version: 3\nlabels: [a]\nservers:\n  s:\n    image: x\n    imagee: y\n    featured: true\n");
+    assert_eq!(found.len(), 3, "{found:#?}");
+    // `version` (Docker's catalog format version) is known; `labels` is not.
+    assert_eq!((found[0].0, found[0].1), (2, 1));
+    assert!(found[0].2.starts_with("`labels` is not a field of the top level of a catalog"), "{found:#?}");
+    let imagee = found.iter().find(|(line, ..)| *line == 6).unwrap();
+    assert_eq!(imagee.1, 5);
+    assert!(imagee.2.starts_with("`imagee` is not a field of a server entry"), "{}", imagee.2);
+    assert!(imagee.2.contains("did you mean `image`?"), "{}", imagee.2);
+    let featured = found.iter().find(|(line, ..)| *line == 7).unwrap();
+    assert!(featured.2.contains("the fields are `name`, `title`"), "an unlike key lists the fields: {}", featured.2);
+}
+
+#[test]
+fn misspelt_keys_where_spelling_matters_are_problems_with_a_suggestion_each() {
+    let found = problems(
+        "servers:\n  s:\n    remote: {url: https://s.example.com/mcp, header: {X-A: b}}\n    secrets:\n      - {name: s.key, evn: KEY}\n    oauth:\n      scope: [a]\n      providers:\n        - server_metadata:\n            issuer: https://a.example.com\n            authorization_endpoint: https://a.example.com/a\n            token_endpoint: https://a.example.com/t\n            token_endpont: https://a.example.com/t\nregistrations:\n  s: {clientid: abc}\n",
+    );
+    let found: Vec<(u64, &str)> = found.iter().map(|(line, _, message)| (*line, message.as_str())).collect();
+    assert_eq!(
+        found,
+        [
+            (3, "unknown field `header` in `remote`; did you mean `headers`?"),
+            (5, "unknown field `evn` in a secret; did you mean `env`?"),
+            (7, "unknown field `scope` in `oauth`; did you mean `scopes`?"),
+            (13, "unknown field `token_endpont` in `server_metadata`; did you mean `token_endpoint`?"),
+            (15, "unknown field `clientid` in a registration; did you mean `client_id`?"),
+        ]
+    );
+}
+
+#[test]
+fn docker_remote_catalogs_load_with_their_older_oauth_shape_and_tool_containers() {
+    let parsed = parse::parse(&source(), &fixture("docker-remote.yaml"));
+    assert!(parsed.problems.is_empty(), "{:#?}", parsed.problems);
+    let names: Vec<&str> = parsed.servers.iter().map(|server| server.name.as_str()).collect();
+    assert_eq!(names, ["notion-remote", "stripe-remote", "curl"]);
+    // `oauth: {enabled: true, provider: …}`: sign in through the discovered authorization server.
+    let notion = &parsed.servers[0];
+    assert!(matches!(&notion.kind, Kind::Remote { remote } if *remote.transport == Transport::StreamableHttp));
+    assert!(notion.oauth.as_ref().is_some_and(|oauth| oauth.providers.is_empty()));
+    assert!(matches!(notion.bindings()[0].entry, BindingEntry::Discovery));
+    // `enabled: false`: no OAuth; the header carries the secret.
+    let stripe = &parsed.servers[1];
+    assert!(stripe.oauth.is_none());
+    assert_eq!(stripe.secret("stripe-remote.secret_key").unwrap().example.as_deref(), Some("sk_test_123"));
+    // A tool-container entry is listed, and refused when started.
+    let curl = &parsed.servers[2];
+    assert!(matches!(&curl.kind, Kind::Poci { tools } if tools == &["curl"]));
+    assert!(curl.kind.refusal("curl").unwrap().contains("latchkey runs MCP servers, not per-tool containers"));
+    // Only the key neither Docker nor latchkey knows is mentioned.
+    let notices: Vec<(u64, &str)> = parsed.notices.iter().map(|notice| (notice.line, notice.message.as_str())).collect();
+    assert_eq!(notices.len(), 1, "{notices:#?}");
+    assert_eq!(notices[0].0, 41);
+    assert!(notices[0].1.starts_with("`featured` is not a field of a server entry"), "{notices:#?}");
+}
+
+#[test]
+fn the_older_oauth_shape_cannot_contradict_itself() {
+    let found = problems(
+        "servers:\n  a:\n    remote: {url: https://a.example.com/mcp}\n    oauth: {enabled: false, providers: [{provider: google}]}\n  b:\n    remote: {url: https://b.example.com/mcp}\n    oauth: {provider: b, providers: [{provider: google}]}\n",
+    );
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert!(found[0].2.contains("`enabled: false` but lists `providers`"), "{found:#?}");
+    assert!(found[1].2.contains("`oauth.provider` (Docker's older shape) and `oauth.providers` are both set"), "{found:#?}");
+}
+
+#[test]
+fn docker_config_schemas_are_read_and_placeholders_checked() {
+    let parsed = parse::parse(&source(), &fixture("docker-config.yaml"));
+    assert!(parsed.problems.is_empty(), "{:#?}", parsed.problems);
+    let server = &parsed.servers[0];
+    assert!(server.ignored.is_empty(), "`config` is no longer ignored: {:?}", server.ignored);
+    assert_eq!(server.config[0].name.as_str(), "my-mcp");
+    assert_eq!(server.config[0].properties.keys().collect::<Vec<_>>(), ["level", "mode", "paths", "port"]);
+    assert!(server.config[0].is_required("mode"));
+    // `{{my-mcp.region}}` names nothing declared: empty, as in Docker, with a notice.
+    assert_eq!(parsed.notices.len(), 1, "{:#?}", parsed.notices);
+    assert_eq!(parsed.notices[0].line, 21);
+    assert!(parsed.notices[0].message.contains("`{{my-mcp.region}}` names no setting declared under `config:`"), "{:#?}", parsed.notices);
 
     let (line, _, message) = problem(
-        "servers:\n  s:\n    remote: {url: https://s.example.com/mcp}\n    oauth:\n      providers:\n        - server_metadata:\n            issuer: https://a.example.com\n            authorization_endpoint: https://a.example.com/a\n            token_endpoint: https://a.example.com/t\n            token_endpont: https://a.example.com/t\n",
+        "servers:\n  s:\n    command: [s]\n    config:\n      - name: s\n        properties: {a: {type: string}}\n        required: [b]\n",
     );
-    assert_eq!(line, 10);
-    assert!(message.contains("unknown field `token_endpont`"), "{message}");
+    assert_eq!(line, 7);
+    assert!(message.contains("required setting `b` is not among the `properties` of config `s`"), "{message}");
+}
+
+#[test]
+fn settings_fill_placeholders_from_values_defaults_and_fallbacks() {
+    let server = servers(&fixture("docker-config.yaml")).remove(0);
+    let mut values = config::Values::new();
+    let error = config::resolve(&server, &values).unwrap_err();
+    assert_eq!(error, "it needs a value for its required setting `my-mcp.mode`: run `latchkey config set my-mcp.mode fast|safe`");
+    values.insert("my-mcp.mode".into(), serde_json::json!("safe"));
+    values.insert("my-mcp.paths".into(), serde_json::json!(["/a", "/b c"]));
+    let resolved = config::resolve(&server, &values).unwrap();
+    let env: Vec<(&str, &str)> = resolved.env.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect();
+    assert_eq!(env, [("MODE", "safe"), ("LEVEL", "info"), ("REGION", "")]);
+    // The default port; a list-valued argument becomes one argument per item.
+    assert_eq!(resolved.command, ["--transport=stdio", "--port=8080", "/a", "/b c"]);
+    values.insert("my-mcp.level".into(), serde_json::json!("debug"));
+    values.insert("my-mcp.port".into(), serde_json::json!(9000));
+    let resolved = config::resolve(&server, &values).unwrap();
+    assert_eq!(resolved.env[1].1, "debug");
+    assert_eq!(resolved.command[1], "--port=9000");
 }
 
 #[test]
@@ -375,8 +478,8 @@ fn docker_type_must_match_the_entry() {
     let (line, _, message) = problem("servers:\n  s:\n    type: remote\n    image: s\n");
     assert_eq!(line, 3);
     assert!(message.contains("does not match the entry, which is `server`"), "{message}");
-    let (_, _, message) = problem("servers:\n  s:\n    type: poci\n    image: s\n");
-    assert!(message.contains("not supported"), "{message}");
+    let (_, _, message) = problem("servers:\n  s:\n    type: sever\n    image: s\n");
+    assert!(message.contains("`type: sever` is not one of `server`, `remote` or `poci`"), "{message}");
 }
 
 #[test]

@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::Failure;
 use super::output::{self, BOLD, GREEN, RED};
+use crate::catalog::config::{self, ValueFile};
 use crate::catalog::{self, Catalog, Kind, OAuthProvider, Server, Transport};
 use crate::oauth::manual::Registrations;
 use crate::paths::Paths;
@@ -154,6 +155,10 @@ fn show(paths: &Paths, name: &str, as_json: bool) -> Result<(), Failure> {
                 row("headers", remote.headers.keys().cloned().collect::<Vec<_>>().join(", "));
             }
         }
+        Kind::Poci { tools } => {
+            row("tools", tools.join(", "));
+            row("runs", "never: latchkey does not run Docker's per-tool containers".into());
+        }
     }
     for var in &server.env {
         row("env", format!("{}={}", var.name, var.value));
@@ -192,6 +197,25 @@ fn show(paths: &Paths, name: &str, as_json: bool) -> Result<(), Failure> {
             ]);
         }
         output::print_table(&secrets);
+    }
+    let values = ValueFile::new(paths).read()?;
+    let settings: Vec<_> = config::list(std::iter::once(server), &values);
+    if !settings.is_empty() {
+        let _ = writeln!(out, "\n{BOLD}settings{BOLD:#} (give values with `latchkey config set <setting> <value>`)");
+        let mut table = output::table(&["SETTING", "TYPE", "VALUE", "STATUS", "DESCRIPTION"]);
+        for setting in settings.iter().filter(|setting| setting.server.is_some()) {
+            table.add_row(vec![
+                setting.setting.clone(),
+                setting.value_type.map_or_else(|| "string".into(), |value_type| value_type.to_string()),
+                setting.value.as_ref().or(setting.default.as_ref()).map_or_else(|| "-".into(), config::text_of),
+                setting.status.to_string(),
+                setting.description.clone().unwrap_or_default(),
+            ]);
+        }
+        output::print_table(&table);
+        for missing in config::missing(server, &values) {
+            output::note(&format!("`{}` does not start without `{}`: run `{}`", server.name, missing.setting, missing.fix));
+        }
     }
     let registered = Registrations::load(paths)?.get(&server.name).map(|registration| registration.client_id.clone());
     for provider in server.oauth.iter().flat_map(|oauth| &oauth.providers) {

@@ -5,6 +5,7 @@
 //! wrong; 3 the input was checked and found invalid (`provider verify`, `catalog validate`).
 
 mod catalog;
+mod config;
 mod gateway;
 mod oauth;
 mod output;
@@ -31,6 +32,9 @@ enum Command {
     /// MCP servers and their OAuth setup: list, show, validate.
     #[command(subcommand)]
     Catalog(catalog::CatalogCommand),
+    /// Settings that catalog entries declare (Docker's per-server `config`): set, list, remove.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
     /// The MCP gateway: serve the catalog's servers to an AI client.
     #[command(subcommand)]
     Gateway(gateway::GatewayCommand),
@@ -68,6 +72,7 @@ pub fn main() -> ExitCode {
     init_logging(cli.verbose);
     let outcome = match cli.command {
         Command::Catalog(command) => catalog::run(command),
+        Command::Config(command) => config::run(command),
         Command::Gateway(command) => gateway::run(command),
         Command::Oauth(command) => oauth::run(command),
         Command::Provider(command) => provider::run(command),

@@ -23,6 +23,7 @@ use futures::StreamExt;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::catalog::config::Resolved;
 use crate::catalog::{Kind, Server};
 
 /// The label every gateway container carries; its value is the gateway's process id.
@@ -46,13 +47,15 @@ pub async fn connect() -> anyhow::Result<Docker> {
     Ok(docker)
 }
 
-/// Start `server`'s container with `env` and return its stdout and stdin.
+/// Start `server`'s container with its `env` and `command` as `resolved` (placeholders filled)
+/// and its secrets `env`, and return its stdout and stdin.
 pub async fn start(
     server: &Server,
     image: &str,
+    resolved: &Resolved,
     env: &[(String, SecretString)],
 ) -> anyhow::Result<(impl AsyncRead + Send + Unpin + 'static, impl AsyncWrite + Send + Unpin + 'static)> {
-    let Kind::Image { command, container, .. } = &server.kind else {
+    let Kind::Image { container, .. } = &server.kind else {
         anyhow::bail!("server `{}` is not a container", server.name);
     };
     let docker = connect().await?;
@@ -63,12 +66,12 @@ pub async fn start(
             server.name
         );
     }
-    let mut environment: Vec<String> = server.env.iter().map(|variable| format!("{}={}", *variable.name, variable.value)).collect();
+    let mut environment: Vec<String> = resolved.env.iter().map(|(name, value)| format!("{name}={value}")).collect();
     environment.extend(env.iter().map(|(name, value)| format!("{name}={}", value.expose_secret())));
     let labels = HashMap::from([(LABEL.to_string(), std::process::id().to_string()), (SERVER_LABEL.to_string(), server.name.clone())]);
     let body = ContainerCreateBody {
         image: Some(image.to_string()),
-        cmd: (!command.is_empty()).then(|| command.clone()),
+        cmd: (!resolved.command.is_empty()).then(|| resolved.command.clone()),
         env: Some(environment),
         labels: Some(labels),
         attach_stdin: Some(true),

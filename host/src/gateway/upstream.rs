@@ -40,6 +40,7 @@ use tokio::sync::{RwLock, RwLockReadGuard, mpsc};
 use url::Url;
 
 use super::inject;
+use crate::catalog::config::{self, Resolved, ValueFile};
 use crate::catalog::{Kind, Server};
 use crate::mcp::catalog_credential::CatalogCredential;
 use crate::mcp::remote::{Failure, Refusal, Remote};
@@ -377,16 +378,20 @@ impl Upstream {
     async fn launch(&self) -> Result<(RunningService<RoleClient, Handler>, Option<Arc<RemoteClient>>), String> {
         let handler = self.handler();
         match &self.server.kind {
-            Kind::Command { command, inherit_env } => {
+            Kind::Command { inherit_env, .. } => {
+                let resolved = self.resolved()?;
                 let env = inject::secret_env(&self.engine, &self.server).await.map_err(|e| format!("{e:#}"))?;
-                let mut process = tokio::process::Command::new(&command[0]);
+                let Some((program, arguments)) = resolved.command.split_first().filter(|(program, _)| !program.is_empty()) else {
+                    return Err("its `command` names no program once its settings are filled in; check `latchkey config ls`".into());
+                };
+                let mut process = tokio::process::Command::new(program);
                 // Not the gateway's environment: a minimal one, then what the entry declares.
-                process.args(&command[1..]).env_clear().envs(super::environment::inherited(std::env::vars_os(), inherit_env));
+                process.args(arguments).env_clear().envs(super::environment::inherited(std::env::vars_os(), inherit_env));
                 // Killed with the gateway, even when it exits with a call in flight: closing stdin
                 // is not enough for a server that is busy.
                 process.kill_on_drop(true);
-                for variable in &self.server.env {
-                    process.env(variable.name.as_str(), &variable.value);
+                for (name, value) in &resolved.env {
+                    process.env(name, value);
                 }
                 for (name, value) in &env {
                     process.env(name, value.expose_secret());
@@ -394,7 +399,7 @@ impl Upstream {
                 let (transport, _) = rmcp::transport::TokioChildProcess::builder(process)
                     .stderr(Stdio::inherit())
                     .spawn()
-                    .map_err(|e| format!("cannot run `{}`: {e}", command[0]))?;
+                    .map_err(|e| format!("cannot run `{program}`: {e}"))?;
                 Ok((handler.serve(transport).await.map_err(|e| format!("it did not initialize: {e}"))?, None))
             }
             Kind::Remote { remote } => {
@@ -408,10 +413,18 @@ impl Upstream {
                 Ok((service, Some(Arc::new(client))))
             }
             Kind::Image { image, .. } => {
+                let resolved = self.resolved()?;
                 let env = inject::secret_env(&self.engine, &self.server).await.map_err(|e| format!("{e:#}"))?;
-                let transport = super::container::start(&self.server, image, &env).await.map_err(|e| format!("{e:#}"))?;
+                let transport = super::container::start(&self.server, image, &resolved, &env).await.map_err(|e| format!("{e:#}"))?;
                 Ok((handler.serve(transport).await.map_err(|e| format!("it did not initialize: {e}"))?, None))
             }
+            Kind::Poci { .. } => Err(self.server.kind.refusal(self.name()).unwrap_or_default()),
         }
+    }
+
+    /// The entry's `env` and `command` with its settings (`latchkey config set`) filled in.
+    fn resolved(&self) -> Result<Resolved, String> {
+        let values = ValueFile::new(self.engine.paths()).read().map_err(|e| format!("{e:#}"))?;
+        config::resolve(&self.server, &values)
     }
 }

@@ -33,6 +33,7 @@ pub use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
 pub use self::credential::{Credential, LATEST_EXPIRY, Status, TokenSet, expiry_after};
+pub(crate) use self::document::Document;
 pub use self::keyring::{KEYRING_KIND, KeyringError};
 pub use self::lock::CredentialLock;
 pub use self::names::{CredentialId, validate_secret_name};
