@@ -48,14 +48,19 @@
 //! `longLived`, and `oauth.providers[].env`, which Docker never reads either) are dropped quietly.
 //! `type` is checked against the entry's kind. Any other key is an error naming it.
 //!
+//! `latchkey catalog import` turns MCP registry `server.json` documents into entries ([`import`])
+//! and adds them to the user catalog `imported.yaml` ([`user_file`]).
+//!
 //! Not checked here: whether a named provider plugin exists and accepts the `config` keys (the
 //! OAuth engine asks the plugin registry), and whether secrets have values (the secret store).
 
 mod bindings;
 pub(crate) mod headers;
+pub mod import;
 mod model;
 mod parse;
 pub(crate) mod rules;
+pub mod user_file;
 
 use std::collections::BTreeMap;
 use std::fmt;
