@@ -57,16 +57,21 @@
 //! refused when started. Per-server settings (`config:` and `{{<server>.<key>}}` in `env` and
 //! `command`) work as in Docker: see [`config`].
 //!
+//! `latchkey catalog import` turns MCP registry `server.json` documents into entries ([`import`])
+//! and adds them to the user catalog `imported.yaml` ([`user_file`]).
+//!
 //! Not checked here: whether a named provider plugin exists and accepts the `config` keys (the
 //! OAuth engine asks the plugin registry), and whether secrets have values (the secret store).
 
 mod bindings;
 pub mod config;
 pub(crate) mod headers;
+pub mod import;
 mod keys;
 mod model;
 mod parse;
 pub(crate) mod rules;
+pub mod user_file;
 
 use std::collections::BTreeMap;
 use std::fmt;

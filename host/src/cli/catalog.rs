@@ -1,4 +1,4 @@
-//! `latchkey catalog ls | show | validate`.
+//! `latchkey catalog ls | show | validate | import`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -10,7 +10,8 @@ use serde_json::json;
 use super::Failure;
 use super::output::{self, BOLD, GREEN, RED};
 use crate::catalog::config::{self, ValueFile};
-use crate::catalog::{self, Catalog, Kind, OAuthProvider, Server, Transport};
+use crate::catalog::user_file::{self, NewEntry};
+use crate::catalog::{self, Catalog, Kind, OAuthProvider, Server, Transport, import};
 use crate::oauth::manual::Registrations;
 use crate::paths::Paths;
 
@@ -37,6 +38,31 @@ pub enum CatalogCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Add MCP registry `server.json` documents to the user catalog `imported.yaml`: an npm
+    /// package runs with npx, a PyPI package with uvx, an OCI image in Docker, a remote over
+    /// Streamable HTTP. Secrets become declared secrets (stored with `latchkey secret set`),
+    /// values to choose become per-server config (`latchkey config set`).
+    Import {
+        /// A server.json file, or a folder: every `*.json` in it, and `<folder>/server.json`.
+        path: PathBuf,
+        /// Print the entries and the commands to run afterwards; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The entry's name (one document only); by default the last part of the registry
+        /// name (`io.github.user/weather` → `weather`).
+        #[arg(long)]
+        name: Option<String>,
+        /// Import the package of this registry type (npm, pypi, oci) instead of the first one
+        /// that speaks stdio.
+        #[arg(long, value_name = "REGISTRY_TYPE")]
+        package: Option<String>,
+        /// Import the document's Streamable HTTP remote instead of a package.
+        #[arg(long, conflicts_with = "package")]
+        remote: bool,
+        /// Replace an entry of the same name in imported.yaml, or override a built-in one.
+        #[arg(long)]
+        replace: bool,
+    },
 }
 
 pub fn run(command: CatalogCommand) -> Result<(), Failure> {
@@ -45,6 +71,9 @@ pub fn run(command: CatalogCommand) -> Result<(), Failure> {
         CatalogCommand::Ls { json } => list(&paths, json),
         CatalogCommand::Show { server, json } => show(&paths, &server, json),
         CatalogCommand::Validate { file, json } => validate(&paths, file, json),
+        CatalogCommand::Import { path, dry_run, name, package, remote, replace } => {
+            import(&paths, &path, &import::Options { name, package, remote }, dry_run, replace)
+        }
     }
 }
 
@@ -318,5 +347,82 @@ fn validate(paths: &Paths, file: Option<PathBuf>, as_json: bool) -> Result<(), F
         let count = report.problems.len();
         let _ = writeln!(out, "{RED}invalid{RED:#}: {what}: {count} problem{}", if count == 1 { "" } else { "s" });
         Err(Failure::Invalid)
+    }
+}
+
+fn import(paths: &Paths, path: &std::path::Path, options: &import::Options, dry_run: bool, replace: bool) -> Result<(), Failure> {
+    let documents = import::read_documents(path)?;
+    if options.name.is_some() && documents.len() > 1 {
+        return Err(Failure::Error(anyhow!(
+            "`--name` names one entry, and {} holds {} documents; import them one at a time to name each",
+            path.display(),
+            documents.len()
+        )));
+    }
+    let mut entries = Vec::new();
+    let mut failed = 0;
+    for (file, text) in &documents {
+        let document = file.display().to_string();
+        match import::convert(&document, text, options) {
+            Ok(entry) => entries.push((document, entry)),
+            Err(error) => {
+                output::error(&error.to_string());
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(Failure::Error(anyhow!("nothing was imported: {failed} of {} documents cannot be imported", documents.len())));
+    }
+    for (index, (document, entry)) in entries.iter().enumerate() {
+        if let Some((first, _)) = entries[..index].iter().find(|(_, other)| other.name == entry.name) {
+            return Err(Failure::Error(anyhow!(
+                "{first} and {document} both become `{}`; import one of them on its own with `--name <name>`",
+                entry.name
+            )));
+        }
+    }
+    let new: Vec<NewEntry> = entries.iter().map(|(document, entry)| NewEntry { entry, document }).collect();
+    let mut out = anstream::stdout();
+    if dry_run {
+        let _ = writeln!(out, "servers:");
+        for entry in &new {
+            let _ = write!(out, "{}", entry.entry.yaml(entry.document, 2));
+        }
+        for (document, entry) in &entries {
+            after_import(document, entry, "would import");
+        }
+        output::note("dry run: nothing was written");
+        return Ok(());
+    }
+    let plan = user_file::add(paths, &new, replace)?;
+    plan.write()?;
+    for replaced in &plan.replaced {
+        output::note(&format!("replaced the entry at {replaced}"));
+    }
+    for (document, entry) in &entries {
+        let _ = writeln!(out, "{GREEN}imported{GREEN:#} `{}` ({}) from {document} into {}", entry.name, entry.chosen, plan.path.display());
+        after_import(document, entry, "imported");
+    }
+    Ok(())
+}
+
+/// What the user should know about an imported entry, and the commands that finish its set-up.
+fn after_import(document: &str, entry: &import::Entry, done: &str) {
+    if !entry.alternatives.is_empty() {
+        output::note(&format!(
+            "{document} {done} the {}; it also offers {} (choose with `--package <registryType>` or `--remote`)",
+            entry.chosen,
+            entry.alternatives.join(", ")
+        ));
+    }
+    for notice in &entry.notices {
+        output::note(&format!("{document}: {notice}"));
+    }
+    for command in entry.secret_commands() {
+        output::note(&format!("store a secret of `{}` with `{command}` (the value is read from stdin)", entry.name));
+    }
+    for command in entry.config_commands() {
+        output::note(&format!("set a value `{}` needs with `{command}`", entry.name));
     }
 }
