@@ -134,6 +134,10 @@ fn a_folder_of_documents_imports_into_entries_that_show_and_validate() {
     assert_eq!(remote["secrets"][0], json!({"name": "remote-weather.authorization", "env": "AUTHORIZATION"}), "{remote:#}");
     let boxed = home.latchkey(&["catalog", "show", "boxed", "--json"]).json();
     assert_eq!(boxed["image"], "ghcr.io/owner/boxed:v1.0.0", "{boxed:#}");
+    // The setting the import declared takes values as the document allows them.
+    let wrong = home.latchkey(&["config", "set", "weather.weather_units", "kelvin"]);
+    assert!(wrong.stderr.contains("`weather.weather_units` must be one of metric, imperial"), "{wrong:#?}");
+    assert_eq!(home.latchkey(&["config", "set", "weather.weather_units", "metric"]).code, Some(0));
 
     // Importing again would overwrite: refused, and the file stays as it was.
     let before = fs::read_to_string(imported(&home)).unwrap();
