@@ -5,6 +5,8 @@
 //! wrong; 3 the input was checked and found invalid (`provider verify`, `catalog validate`).
 
 mod catalog;
+mod client;
+mod docs;
 mod gateway;
 mod oauth;
 mod output;
@@ -31,6 +33,13 @@ enum Command {
     /// MCP servers and their OAuth setup: list, show, validate.
     #[command(subcommand)]
     Catalog(catalog::CatalogCommand),
+    /// AI clients (Claude, Cursor, VS Code, Zed, Codex...): connect the gateway to one, list them.
+    #[command(subcommand)]
+    Client(client::ClientCommand),
+    /// Print the shell completion script for bash, zsh, fish, PowerShell or elvish.
+    Completions(docs::CompletionsArgs),
+    /// Print latchkey's man page (roff), or write a page per command into a folder.
+    Man(docs::ManArgs),
     /// The MCP gateway: serve the catalog's servers to an AI client.
     #[command(subcommand)]
     Gateway(gateway::GatewayCommand),
@@ -68,6 +77,9 @@ pub fn main() -> ExitCode {
     init_logging(cli.verbose);
     let outcome = match cli.command {
         Command::Catalog(command) => catalog::run(command),
+        Command::Client(command) => client::run(command),
+        Command::Completions(args) => docs::completions(args),
+        Command::Man(args) => docs::man(args),
         Command::Gateway(command) => gateway::run(command),
         Command::Oauth(command) => oauth::run(command),
         Command::Provider(command) => provider::run(command),
