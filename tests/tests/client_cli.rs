@@ -211,3 +211,32 @@ fn completions_and_man_pages_come_from_the_command_line_definition() {
     let page = fs::read_to_string(dir.join("latchkey-client-connect.1")).unwrap();
     assert!(page.contains("\\-\\-dry\\-run"), "{page}");
 }
+
+#[cfg(unix)]
+#[test]
+fn a_configuration_file_that_is_a_link_stays_a_link() {
+    let user = User::new();
+    let kept = user.file("dotfiles/cursor-mcp.json", "{\n  \"mcpServers\": {}\n}\n");
+    fs::create_dir_all(user.home().join(".cursor")).unwrap();
+    let link = user.home().join(".cursor/mcp.json");
+    std::os::unix::fs::symlink(&kept, &link).unwrap();
+
+    let run = user.latchkey(&["client", "connect", "cursor"]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link was replaced by a file");
+    assert!(fs::read_to_string(&kept).unwrap().contains("\"latchkey\": {"), "{}", fs::read_to_string(&kept).unwrap());
+}
+
+#[test]
+fn an_entry_that_already_runs_the_gateway_is_left_as_the_user_formatted_it() {
+    let user = User::new();
+    let program = serde_json::to_string(&latchkey_program()).unwrap();
+    let text = format!(
+        "{{\n  \"mcpServers\": {{\n    \"latchkey\": {{\n      \"command\": {program},\n      \"args\": [\n        \"gateway\",\n        \"run\"\n      ],\n      \"env\": {{}}\n    }}\n  }}\n}}\n"
+    );
+    let config = user.file(".cursor/mcp.json", &text);
+    let run = user.latchkey(&["client", "connect", "cursor"]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert!(run.stdout.contains("already runs latchkey's gateway"), "{run:#?}");
+    assert_eq!(fs::read_to_string(&config).unwrap(), text);
+}

@@ -185,7 +185,10 @@ impl Change {
         if read_text(&self.path)? != self.before {
             anyhow::bail!("{} changed while latchkey was editing it; run the command again", self.path.display());
         }
-        let permissions = fs::metadata(&self.path).ok().map(|meta| meta.permissions());
+        // A file that is a link (dotfiles kept in a repository) stays a link: the file it points
+        // to is replaced.
+        let target = fs::canonicalize(&self.path).unwrap_or_else(|_| self.path.clone());
+        let permissions = fs::metadata(&target).ok().map(|meta| meta.permissions());
         let backup = match &self.before {
             Some(before) => {
                 let backup = self.backup_path();
@@ -196,10 +199,10 @@ impl Change {
         };
         match &self.after {
             Some(after) => {
-                if let Some(dir) = self.path.parent() {
+                if let Some(dir) = target.parent() {
                     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
                 }
-                crate::paths::write_atomically(&self.path, after.as_bytes(), permissions)?;
+                crate::paths::write_atomically(&target, after.as_bytes(), permissions)?;
             }
             None => fs::remove_file(&self.path).with_context(|| format!("cannot remove {}", self.path.display()))?,
         }
