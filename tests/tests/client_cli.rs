@@ -59,6 +59,7 @@ fn connect_adds_one_entry_keeps_a_backup_is_idempotent_and_disconnect_restores_t
     let run = user.latchkey(&["client", "connect", "claude-code", "--servers", "gmail,slack"]);
     assert_eq!(run.code, Some(0), "{run:#?}");
     assert!(run.stdout.contains("connected Claude Code"), "{run:#?}");
+    assert!(run.stderr.contains("LATCHKEY_HOME is set here, but Claude Code starts the gateway without it"), "{run:#?}");
     let written: serde_json::Value = serde_json::from_str(&fs::read_to_string(&config).unwrap()).unwrap();
     assert_eq!(
         written["mcpServers"]["latchkey"],

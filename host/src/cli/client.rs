@@ -68,6 +68,15 @@ pub fn run(command: ClientCommand) -> Result<(), Failure> {
                     catalog.server(server)?;
                 }
             }
+            if std::env::var_os(crate::paths::HOME_VAR).is_some_and(|home| !home.is_empty()) {
+                // The client starts the gateway with its own environment, not this shell's.
+                output::warning(&format!(
+                    "{} is set here, but {} starts the gateway without it: add it to the `latchkey` entry's environment, \
+                     or the gateway uses the default configuration folder",
+                    crate::paths::HOME_VAR,
+                    client.name
+                ));
+            }
             let program = std::env::current_exe().and_then(|exe| exe.canonicalize())?;
             let change = clients::connect(client, &scope(project)?, &Launch::gateway(&program, &servers))?;
             finish(&change, dry_run, "connected", "already runs latchkey's gateway")
