@@ -36,10 +36,9 @@ pub fn command() -> clap::Command {
 }
 
 pub fn completions(args: CompletionsArgs) -> Result<(), Failure> {
-    let mut out = std::io::stdout().lock();
-    clap_complete::generate(args.shell, &mut command(), "latchkey", &mut out);
-    out.flush().context("cannot write the completion script")?;
-    Ok(())
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut command(), "latchkey", &mut script);
+    print(&script)
 }
 
 pub fn man(args: ManArgs) -> Result<(), Failure> {
@@ -47,11 +46,22 @@ pub fn man(args: ManArgs) -> Result<(), Failure> {
         Some(dir) => {
             std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
             clap_mangen::generate_to(command(), &dir).with_context(|| format!("cannot write the man pages into {}", dir.display()))?;
+            Ok(())
         }
         None => {
-            let mut out = std::io::stdout().lock();
-            clap_mangen::Man::new(command()).render(&mut out).context("cannot write the man page")?;
+            let mut page = Vec::new();
+            clap_mangen::Man::new(command()).render(&mut page).context("cannot render the man page")?;
+            print(&page)
         }
     }
-    Ok(())
+}
+
+/// Write `bytes` to stdout; a reader that stops early (`| head`) is not an error.
+fn print(bytes: &[u8]) -> Result<(), Failure> {
+    match std::io::stdout().lock().write_all(bytes).and_then(|()| std::io::stdout().lock().flush()) {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::from(error).context("cannot write to stdout").into())
+        }
+        _ => Ok(()),
+    }
 }
