@@ -5,11 +5,12 @@
 //! its OAuth tokens; [`plugins`] loads the provider components (built-in and dropped in) and calls
 //! their hooks in a sandbox; [`oauth`] signs in, refreshes and revokes with them; [`store`] keeps
 //! secrets and credentials; [`mcp`] talks to remote MCP servers with those tokens; [`gateway`]
-//! serves the catalog's servers as one; [`paths`] says where files live; [`cli`] only parses
-//! arguments and prints.
+//! serves the catalog's servers as one; [`clients`] puts the gateway into AI clients'
+//! configuration; [`paths`] says where files live; [`cli`] only parses arguments and prints.
 
 pub mod catalog;
 pub mod cli;
+pub mod clients;
 pub mod gateway;
 pub mod mcp;
 pub mod oauth;

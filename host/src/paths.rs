@@ -74,6 +74,12 @@ const STALE_AFTER: Duration = Duration::from_secs(60);
 /// A writer that is killed between the two leaves its temporary file, which holds secrets, behind:
 /// each write first removes the ones that are stale (see [`remove_stale_temporaries`]).
 pub fn write_private_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    write_atomically(path, bytes, None)
+}
+
+/// [`write_private_atomically`], with `permissions` for the new file instead of the private
+/// default (a file someone else's program owns keeps the mode it had).
+pub fn write_atomically(path: &Path, bytes: &[u8], permissions: Option<fs::Permissions>) -> anyhow::Result<()> {
     let dir = path.parent().context("a file to write needs a parent folder")?;
     remove_stale_temporaries(dir);
     let mut temp = tempfile::Builder::new()
@@ -82,6 +88,9 @@ pub fn write_private_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()>
         .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
     // tempfile creates files with mode 0600 on Unix.
     temp.write_all(bytes).and_then(|_| temp.as_file().sync_all()).with_context(|| format!("cannot write {}", path.display()))?;
+    if let Some(permissions) = permissions {
+        temp.as_file().set_permissions(permissions).with_context(|| format!("cannot set the permissions of {}", path.display()))?;
+    }
     temp.persist(path).map_err(|e| e.error).with_context(|| format!("cannot replace {}", path.display()))?;
     #[cfg(unix)]
     if let Ok(folder) = fs::File::open(dir) {

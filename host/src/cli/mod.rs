@@ -5,7 +5,9 @@
 //! wrong; 3 the input was checked and found invalid (`provider verify`, `catalog validate`).
 
 mod catalog;
+mod client;
 mod config;
+mod docs;
 mod gateway;
 mod oauth;
 mod output;
@@ -32,6 +34,13 @@ enum Command {
     /// MCP servers and their OAuth setup: list, show, validate.
     #[command(subcommand)]
     Catalog(catalog::CatalogCommand),
+    /// AI clients (Claude, Cursor, VS Code, Zed, Codex...): connect the gateway to one, list them.
+    #[command(subcommand)]
+    Client(client::ClientCommand),
+    /// Print the shell completion script for bash, zsh, fish, PowerShell or elvish.
+    Completions(docs::CompletionsArgs),
+    /// Print latchkey's man page (roff), or write a page per command into a folder.
+    Man(docs::ManArgs),
     /// Settings that catalog entries declare (Docker's per-server `config`): set, list, remove.
     #[command(subcommand)]
     Config(config::ConfigCommand),
@@ -72,6 +81,9 @@ pub fn main() -> ExitCode {
     init_logging(cli.verbose);
     let outcome = match cli.command {
         Command::Catalog(command) => catalog::run(command),
+        Command::Client(command) => client::run(command),
+        Command::Completions(args) => docs::completions(args),
+        Command::Man(args) => docs::man(args),
         Command::Config(command) => config::run(command),
         Command::Gateway(command) => gateway::run(command),
         Command::Oauth(command) => oauth::run(command),
