@@ -152,6 +152,9 @@ fn config_set_checks_values_against_the_entry_and_show_and_ls_present_them() {
         assert!(run.stderr.contains(expected), "{args:?}: {}", run.stderr);
     }
     assert!(!home.path().join("config.json").exists(), "a refused value writes nothing");
+    let run = home.run(&["secret", "set", "my-mcp.mode"], &[("LATCHKEY_STORE", "file")], b"fast\n");
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert!(run.stderr.contains("`my-mcp.mode` is a setting of server `my-mcp` (its `config:`), not a secret"), "{run:#?}");
 
     let run = home.latchkey(&["config", "set", "my-mcp.mode", "fast"]);
     assert_eq!(run.code, Some(0), "{run:#?}");

@@ -9,6 +9,8 @@ use serde_json::json;
 
 use super::Failure;
 use super::output::{self, BOLD, DIM};
+use crate::catalog::Catalog;
+use crate::catalog::config;
 use crate::paths::Paths;
 use crate::store::{self, ExposeSecret, SecretString, Store};
 
@@ -40,12 +42,16 @@ fn parse_name(name: &str) -> Result<String, String> {
 }
 
 pub fn run(command: SecretCommand) -> Result<(), Failure> {
-    let store = Store::open(&Paths::discover()?)?;
+    let paths = Paths::discover()?;
+    let store = Store::open(&paths)?;
     if let Some(notice) = store.notice() {
         output::note(notice);
     }
     match command {
-        SecretCommand::Set { name } => set(&store, &name),
+        SecretCommand::Set { name } => {
+            refuse_setting(&paths, &name)?;
+            set(&store, &name)
+        }
         SecretCommand::Ls { json } => list(&store, json),
         SecretCommand::Rm { name } => remove(&store, &name),
     }
@@ -61,6 +67,20 @@ fn set(store: &Store, name: &str) -> Result<(), Failure> {
     store.set_secret(name, &value)?;
     anstream::println!("Stored secret {BOLD}{name}{BOLD:#} in {}.", store.describe());
     Ok(())
+}
+
+/// A setting that a catalog entry declares (`config:`) is configuration, which the server reads
+/// through a placeholder; stored as a secret it would never arrive. (A catalog that does not load
+/// is `catalog validate`'s business, not a reason to refuse a secret.)
+fn refuse_setting(paths: &Paths, name: &str) -> anyhow::Result<()> {
+    let Ok(catalog) = Catalog::load(paths) else { return Ok(()) };
+    match config::declared(&catalog, name) {
+        Ok(declared) => Err(anyhow::anyhow!(
+            "`{name}` is a setting of server `{}` (its `config:`), not a secret: give it with `latchkey config set {name} <value>`",
+            declared.server.name
+        )),
+        Err(_) => Ok(()),
+    }
 }
 
 /// The value from piped standard input, or from a prompt that does not echo.
