@@ -210,12 +210,43 @@ fn container_upstream_gets_its_token_runs_confined_and_is_removed() {
     assert_eq!(host["CapDrop"], json!(["ALL"]), "{host:#}");
     assert_eq!(host["PidsLimit"], latchkey::gateway::container::PIDS_LIMIT, "{host:#}");
     assert_eq!(host["AutoRemove"], true, "{host:#}");
-    assert_eq!(inspected[0]["Config"]["Labels"]["dev.latchkey.gateway"], http.child.pid().to_string().as_str());
+    // The label names the gateway instance, whose lock the gateway holds while it lives.
+    let instance = inspected[0]["Config"]["Labels"]["dev.latchkey.gateway"].as_str().unwrap().to_string();
+    assert!(instance.starts_with(&format!("{}-", http.child.pid())), "{instance}");
+    assert!(gateway.home.path().join(format!("cache/gateways/{instance}.lock")).is_file(), "{instance}");
 
     drop(http);
     eventually("the container is removed after the gateway ends", || {
         docker(&["ps", "-aq", "--filter", "label=dev.latchkey.server=boxed"]).trim().is_empty()
     });
+}
+
+#[test]
+fn containers_of_a_gateway_that_died_are_removed_and_those_of_a_live_one_are_kept() {
+    let Some(image) = docker_image() else { return };
+    // Its own server name: another test waits for the containers of `boxed` to go.
+    let gateway = Setup::new(&local_server("sweeper", &format!("image: {image}")));
+    gateway.store_local_credential("sweeper", "access-token-for-the-container");
+    // Two containers labelled as earlier gateways': one whose instance lock nobody holds any more
+    // (that gateway died), one whose lock this test holds (that gateway still runs).
+    let instances = gateway.home.path().join("cache/gateways");
+    fs::create_dir_all(&instances).unwrap();
+    fs::write(instances.join("4242-dead.lock"), "").unwrap();
+    let live = fs::File::create(instances.join("4343-beef.lock")).unwrap();
+    live.lock().unwrap();
+    let create = |owner: &str| {
+        let label = format!("dev.latchkey.gateway={owner}");
+        docker(&["create", "--network", "none", "--label", &label, "--label", "dev.latchkey.test=leftover", &image]).trim().to_string()
+    };
+    let (dead, alive) = (create("4242-dead"), create("4343-beef"));
+
+    let http = gateway.http(&["--servers", "sweeper"]);
+    let remaining = docker(&["ps", "-aq", "--no-trunc", "--filter", "label=dev.latchkey.test=leftover"]);
+    let _ = docker(&["rm", "-f", &alive]);
+    drop(http);
+    assert!(!remaining.contains(&dead), "the dead gateway's container is removed: {remaining}");
+    assert!(remaining.contains(&alive), "the live gateway's container is kept: {remaining}");
+    assert!(!instances.join("4242-dead.lock").exists(), "the dead gateway's lock file is forgotten");
 }
 
 // ---------------------------------------------------------------------------------------------

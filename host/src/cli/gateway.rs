@@ -57,7 +57,7 @@ pub fn run(command: GatewayCommand) -> Result<(), Failure> {
     // bench/gateway). Blocking work still goes to tokio's blocking pool.
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     runtime.block_on(async move {
-        let engine = Arc::new(Engine::open(paths)?);
+        let engine = Arc::new(Engine::open(paths.clone())?);
         for notice in engine.notices() {
             output::note(&notice);
         }
@@ -75,7 +75,7 @@ pub fn run(command: GatewayCommand) -> Result<(), Failure> {
         let gateway = Gateway::new(engine, &servers, naming, Duration::from_secs(timeout))?;
         let containers = gateway.upstreams().any(|upstream| matches!(upstream.server.kind, crate::catalog::Kind::Image { .. }));
         if containers && let Ok(docker) = gateway::container::connect().await {
-            match gateway::container::remove_leftovers(&docker).await {
+            match gateway::container::remove_leftovers(&docker, &paths).await {
                 Ok(0) | Err(_) => {}
                 Ok(removed) => output::note(&format!("removed {removed} container(s) left by earlier gateways")),
             }

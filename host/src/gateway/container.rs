@@ -4,7 +4,7 @@
 //! stdin/stdout; Docker removes it when it exits (its stdin closes when the gateway lets go). It
 //! runs with `no-new-privileges`, every capability dropped, at most [`PIDS_LIMIT`] processes and
 //! threads, on network `none` unless the catalog asks for another, with the catalog's CPU and
-//! memory limits, and with labels that name the gateway process, so that
+//! memory limits, and with labels that name the gateway instance ([`Instance`]), so that
 //! containers left by a gateway that died can be found (`docker ps --filter label=dev.latchkey.gateway`)
 //! and are removed the next time a gateway starts. The image must already be present: a gateway
 //! never pulls behind the user's back.
@@ -14,6 +14,9 @@
 //! who may use the Docker socket) reads them while it runs. README.md says so.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use bollard::Docker;
 use bollard::container::LogOutput;
@@ -25,14 +28,47 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::catalog::config::Resolved;
 use crate::catalog::{Kind, Server};
+use crate::paths::Paths;
+use crate::store::FileLock;
 
-/// The label every gateway container carries; its value is the gateway's process id.
+/// The label every gateway container carries; its value is the gateway's [`Instance`] id.
 pub const LABEL: &str = "dev.latchkey.gateway";
 const SERVER_LABEL: &str = "dev.latchkey.server";
 
 /// Processes and threads a server's container may run: a fork bomb stops here, and a Node or
 /// Python server uses a few dozen.
 pub const PIDS_LIMIT: i64 = 512;
+
+/// This gateway process as its containers' label names it: `<pid>-<random>`, and an exclusive lock
+/// on `<cache dir>/gateways/<id>.lock` held for as long as the process lives. Another gateway tells
+/// a live owner from a dead one by trying that lock, which the operating system drops when the
+/// process dies, on every platform: no process table (`/proc`) is read, and a process id that a
+/// later process reuses cannot pass for the owner. A container whose instance has no lock file
+/// here belongs to a gateway of another user or `LATCHKEY_HOME`, and is left alone.
+pub struct Instance {
+    pub id: String,
+    _alive: Option<FileLock>,
+}
+
+static INSTANCE: OnceLock<Instance> = OnceLock::new();
+
+impl Instance {
+    /// This process's instance, its lock taken on first use. Without the lock (the cache folder
+    /// cannot be written) the containers still run; a later gateway then leaves them alone.
+    pub fn current(paths: &Paths) -> &'static Instance {
+        INSTANCE.get_or_init(|| {
+            let id = format!("{}-{:016x}", std::process::id(), rand::random::<u64>());
+            let alive = FileLock::acquire_within(&lock_path(paths, &id), Duration::ZERO)
+                .inspect_err(|error| tracing::warn!("containers of this gateway cannot be told from leftovers: {error:#}"))
+                .ok();
+            Instance { id, _alive: alive }
+        })
+    }
+}
+
+fn lock_path(paths: &Paths, id: &str) -> PathBuf {
+    paths.cache_dir.join("gateways").join(format!("{id}.lock"))
+}
 
 /// Connect to the Docker Engine that `DOCKER_HOST` (or the platform default) names.
 pub async fn connect() -> anyhow::Result<Docker> {
@@ -54,6 +90,7 @@ pub async fn start(
     image: &str,
     resolved: &Resolved,
     env: &[(String, SecretString)],
+    paths: &Paths,
 ) -> anyhow::Result<(impl AsyncRead + Send + Unpin + 'static, impl AsyncWrite + Send + Unpin + 'static)> {
     let Kind::Image { container, .. } = &server.kind else {
         anyhow::bail!("server `{}` is not a container", server.name);
@@ -68,7 +105,7 @@ pub async fn start(
     }
     let mut environment: Vec<String> = resolved.env.iter().map(|(name, value)| format!("{name}={value}")).collect();
     environment.extend(env.iter().map(|(name, value)| format!("{name}={}", value.expose_secret())));
-    let labels = HashMap::from([(LABEL.to_string(), std::process::id().to_string()), (SERVER_LABEL.to_string(), server.name.clone())]);
+    let labels = HashMap::from([(LABEL.to_string(), Instance::current(paths).id.clone()), (SERVER_LABEL.to_string(), server.name.clone())]);
     let body = ContainerCreateBody {
         image: Some(image.to_string()),
         cmd: (!resolved.command.is_empty()).then(|| resolved.command.clone()),
@@ -130,25 +167,45 @@ pub async fn start(
     Ok((tokio_util::io::StreamReader::new(Box::pin(stdout)), attached.input))
 }
 
-/// Remove containers left by gateways that are no longer running.
-pub async fn remove_leftovers(docker: &Docker) -> anyhow::Result<usize> {
-    remove_where(docker, |owner| !owner.is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())).await
+/// Remove containers left by gateways (of this user and `LATCHKEY_HOME`) that are no longer
+/// running, and forget those gateways' lock files.
+pub async fn remove_leftovers(docker: &Docker, paths: &Paths) -> anyhow::Result<usize> {
+    let own = Instance::current(paths).id.as_str();
+    let mut dead = Vec::new();
+    let removed = remove_where(docker, |owner| {
+        // The id becomes a file name: only what this module writes is looked up.
+        if owner == own || !owner.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            return false;
+        }
+        let path = lock_path(paths, owner);
+        let gone = path.exists() && FileLock::acquire_within(&path, Duration::ZERO).is_ok();
+        if gone {
+            dead.push(path);
+        }
+        gone
+    })
+    .await?;
+    for path in dead {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(removed)
 }
 
 /// Remove this gateway's own containers, as it shuts down: Docker removes a container once its
 /// server exits on the end of its input, which a server busy with a call may not do for a while.
 pub async fn remove_own(docker: &Docker) -> anyhow::Result<usize> {
-    remove_where(docker, |owner| owner == Some(std::process::id())).await
+    let Some(instance) = INSTANCE.get() else { return Ok(0) };
+    remove_where(docker, |owner| owner == instance.id).await
 }
 
-/// Force-remove the gateway containers whose owner (the PID in their label) `matches`.
-async fn remove_where(docker: &Docker, matches: impl Fn(Option<u32>) -> bool) -> anyhow::Result<usize> {
+/// Force-remove the gateway containers whose owner (the instance id in their label) `matches`.
+async fn remove_where(docker: &Docker, mut matches: impl FnMut(&str) -> bool) -> anyhow::Result<usize> {
     let filters = HashMap::from([("label".to_string(), vec![LABEL.to_string()])]);
     let containers =
         docker.list_containers(Some(ListContainersOptions { all: true, filters: Some(filters), ..Default::default() })).await?;
     let mut removed = 0;
     for container in containers {
-        let owner = container.labels.as_ref().and_then(|labels| labels.get(LABEL)).and_then(|pid| pid.parse::<u32>().ok());
+        let owner = container.labels.as_ref().and_then(|labels| labels.get(LABEL)).map_or("", String::as_str);
         if let (true, Some(id)) = (matches(owner), container.id)
             && docker.remove_container(&id, Some(RemoveContainerOptions { force: true, ..Default::default() })).await.is_ok()
         {

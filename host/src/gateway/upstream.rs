@@ -415,7 +415,9 @@ impl Upstream {
             Kind::Image { image, .. } => {
                 let resolved = self.resolved()?;
                 let env = inject::secret_env(&self.engine, &self.server).await.map_err(|e| format!("{e:#}"))?;
-                let transport = super::container::start(&self.server, image, &resolved, &env).await.map_err(|e| format!("{e:#}"))?;
+                let transport = super::container::start(&self.server, image, &resolved, &env, self.engine.paths())
+                    .await
+                    .map_err(|e| format!("{e:#}"))?;
                 Ok((handler.serve(transport).await.map_err(|e| format!("it did not initialize: {e}"))?, None))
             }
             Kind::Poci { .. } => Err(self.server.kind.refusal(self.name()).unwrap_or_default()),

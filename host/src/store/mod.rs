@@ -36,11 +36,11 @@ pub use self::credential::{Credential, LATEST_EXPIRY, Status, TokenSet, expiry_a
 pub(crate) use self::document::Document;
 pub use self::keyring::{KEYRING_KIND, KeyringError};
 pub use self::lock::CredentialLock;
+pub(crate) use self::lock::FileLock;
 pub use self::names::{CredentialId, validate_secret_name};
 
 use self::file::FileStore;
 use self::keyring::KeyringStore;
-use self::lock::FileLock;
 use self::names::Name;
 use crate::paths::Paths;
 
