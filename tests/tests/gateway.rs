@@ -215,10 +215,14 @@ fn sdk_client_over_http_needs_the_token_and_sees_every_server() {
     let health_url = http.url.replace("/mcp", "/health");
     let (status, _) = http_get(&health_url, &[]);
     assert_eq!(status, 200);
-    let (status, _) = http_get(&http.url, &[("Origin", "http://evil.example"), ("Authorization", &format!("Bearer {}", http.token))]);
-    assert_eq!(status, 403, "a foreign Origin is refused (DNS rebinding)");
-    // A DNS-rebinding page reads /health with its own name as Host, and its own Origin.
+    // A DNS-rebinding page sends its own name as Host, and its own Origin: rmcp refuses both on /mcp.
     let port = http.url.split(':').nth(2).and_then(|rest| rest.split('/').next()).unwrap();
+    let bearer = format!("Bearer {}", http.token);
+    for (header, value) in [("Host", format!("evil.example:{port}")), ("Origin", "http://evil.example".to_string())] {
+        let (status, body) = http_get(&http.url, &[(header, &value), ("Authorization", &bearer)]);
+        assert_eq!(status, 403, "{header}: {value} must be refused on /mcp: {body}");
+    }
+    // The same page reads /health the same way.
     for (header, value) in [("Host", format!("evil.example:{port}")), ("Origin", "http://evil.example".to_string())] {
         let (status, body) = http_get(&health_url, &[(header, &value)]);
         assert_eq!(status, 403, "{header}: {value} must be refused on /health: {body}");
