@@ -4,9 +4,9 @@
 //! which owns its streams and the handler's serve loop). A session ends when the client sends
 //! `DELETE /mcp` with its `Mcp-Session-Id`, or when it has been idle for the idle timeout (no
 //! request, notification or response in either direction; an open `GET` stream alone does not
-//! keep it alive), which rmcp's worker enforces as its `keep_alive`. Most clients never send
-//! `DELETE`, so without the timeout a gateway that runs for weeks would keep every session it ever
-//! served. A client that comes back after its session ended gets `404`, and the protocol has it
+//! keep it alive), which rmcp's worker enforces as its `keep_alive` (`--session-idle-timeout`
+//! instead of rmcp's 5 minutes). Most clients never send `DELETE`, so the timeout is what ends most
+//! sessions. A client that comes back after its session ended gets `404`, and the protocol has it
 //! start a new session.
 //!
 //! [`Sessions`] wraps rmcp's manager to add what it lacks:
