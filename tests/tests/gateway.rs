@@ -137,24 +137,25 @@ fn list_changed_notifications_reach_the_client() {
     let gateway = Setup::new(&format!("servers:\n  everything:\n    command: {}\n", everything_command()));
     // server-everything registers a session resource for the file, and says so with
     // notifications/resources/list_changed.
-    let steps = gateway.stdio(
-        &["--servers", "everything"],
-        &[
-            json!({"list": "resources"}),
-            json!({"call": "everything__gzip-file-as-resource",
-               "arguments": {"name": "hello.gz", "data": "data:text/plain;base64,aGVsbG8=", "outputType": "resourceLink"}}),
-            json!({"wait": "resources", "ms": 10000}),
-            json!({"list": "resources"}),
-            json!({"read": "demo://resource/session/hello.gz"}),
-        ],
-    );
-    let uri = "latchkey://everything/demo://resource/session/hello.gz".to_string();
-    assert!(!names(&steps[0]).contains(&uri), "{:?}", steps[0]);
-    ok(&steps[1]);
-    ok(&steps[2]);
-    assert!(names(&steps[3]).contains(&uri), "the new resource is listed: {:?}", steps[3]);
-    // A resource link names the server's own URI, which goes to the one server that listed it.
-    assert_eq!(ok(&steps[4])["contents"][0]["uri"], "demo://resource/session/hello.gz");
+    let steps = [
+        json!({"list": "resources"}),
+        json!({"call": "everything__gzip-file-as-resource",
+           "arguments": {"name": "hello.gz", "data": "data:text/plain;base64,aGVsbG8=", "outputType": "resourceLink"}}),
+        json!({"wait": "resources", "ms": 10000}),
+        json!({"list": "resources"}),
+        json!({"read": "demo://resource/session/hello.gz"}),
+    ];
+    // Over stdio, and to an HTTP session (the gateway keeps its clients by session).
+    let http = gateway.http(&["--servers", "everything"]);
+    for steps in [gateway.stdio(&["--servers", "everything"], &steps), http.client(&steps)] {
+        let uri = "latchkey://everything/demo://resource/session/hello.gz".to_string();
+        assert!(!names(&steps[0]).contains(&uri), "{:?}", steps[0]);
+        ok(&steps[1]);
+        ok(&steps[2]);
+        assert!(names(&steps[3]).contains(&uri), "the new resource is listed: {:?}", steps[3]);
+        // A resource link names the server's own URI, which goes to the one server that listed it.
+        assert_eq!(ok(&steps[4])["contents"][0]["uri"], "demo://resource/session/hello.gz");
+    }
 }
 
 #[test]
@@ -278,10 +279,14 @@ fn sdk_client_over_http_needs_the_token_and_sees_every_server() {
     let health_url = http.url.replace("/mcp", "/health");
     let (status, _) = http_get(&health_url, &[]);
     assert_eq!(status, 200);
-    let (status, _) = http_get(&http.url, &[("Origin", "http://evil.example"), ("Authorization", &format!("Bearer {}", http.token))]);
-    assert_eq!(status, 403, "a foreign Origin is refused (DNS rebinding)");
-    // A DNS-rebinding page reads /health with its own name as Host, and its own Origin.
+    // A DNS-rebinding page sends its own name as Host, and its own Origin: rmcp refuses both on /mcp.
     let port = http.url.split(':').nth(2).and_then(|rest| rest.split('/').next()).unwrap();
+    let bearer = format!("Bearer {}", http.token);
+    for (header, value) in [("Host", format!("evil.example:{port}")), ("Origin", "http://evil.example".to_string())] {
+        let (status, body) = http_get(&http.url, &[(header, &value), ("Authorization", &bearer)]);
+        assert_eq!(status, 403, "{header}: {value} must be refused on /mcp: {body}");
+    }
+    // The same page reads /health the same way.
     for (header, value) in [("Host", format!("evil.example:{port}")), ("Origin", "http://evil.example".to_string())] {
         let (status, body) = http_get(&health_url, &[(header, &value)]);
         assert_eq!(status, 403, "{header}: {value} must be refused on /health: {body}");
@@ -292,6 +297,60 @@ fn sdk_client_over_http_needs_the_token_and_sees_every_server() {
     let health = http.health();
     assert_eq!(health["status"], "ok", "{health:#}");
     assert_eq!(health["upstreams"]["everything"]["state"], "running", "{health:#}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests: HTTP sessions end, and are limited
+
+#[test]
+fn http_sessions_that_are_deleted_or_left_idle_end_with_everything_they_held() {
+    let gateway = Setup::new(&format!("servers:\n  everything:\n    command: {}\n", everything_command()));
+    let http = gateway.http(&["--servers", "everything", "--session-idle-timeout", "8"]);
+    // The server is up first, so that opening the sessions takes well under their idle timeout.
+    eventually("the server is up", || http.health()["upstreams"]["everything"]["state"] == "running");
+    let sessions: Vec<String> = (0..3).map(|n| http.session(n)).collect();
+    let open = |http: &HttpGateway| http.health()["sessions"].clone();
+    assert_eq!(open(&http)["open"], 3, "{:#}", http.health());
+    assert_eq!(open(&http)["notified_clients"], 3, "every session is a client to notify: {:#}", http.health());
+
+    // DELETE ends a session at once, and the gateway stops holding it as a client.
+    assert_eq!(http.delete(&sessions[0]), 202);
+    let after_delete = open(&http);
+    assert_eq!((after_delete["open"].as_u64(), after_delete["notified_clients"].as_u64()), (Some(2), Some(2)), "{after_delete:#}");
+    assert_eq!(http.call(&sessions[0], "gone").0, 404, "a deleted session is unknown");
+
+    // The two never deleted end after the idle timeout, and so does the gateway's hold on them.
+    eventually("the idle sessions ended", || open(&http)["open"] == 0);
+    eventually("the gateway forgot their clients", || open(&http)["notified_clients"] == 0);
+    assert_eq!(http.call(&sessions[1], "late").0, 404, "an expired session is unknown; its client starts a new one");
+    let fresh = http.session(3);
+    assert!(http.call(&fresh, "new").1.contains("Echo: new"));
+}
+
+#[test]
+fn a_session_beyond_the_limit_gets_503_with_retry_after_until_one_ends() {
+    let gateway = Setup::new(&format!("servers:\n  everything:\n    command: {}\n", everything_command()));
+    let http = gateway.http(&["--servers", "everything", "--max-sessions", "2"]);
+    let sessions: Vec<String> = (0..2).map(|n| http.session(n)).collect();
+
+    let refused = http.initialize(&[]);
+    assert_eq!(refused.status, 503, "{refused:?}");
+    assert_eq!(refused.header("retry-after"), Some("60"), "{refused:?}");
+    let error: Value = serde_json::from_str(&refused.body).unwrap_or_else(|e| panic!("{e}: {}", refused.body));
+    assert_eq!(error["jsonrpc"], "2.0");
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(message.contains("all 2 sessions are in use") && message.contains("DELETE") && message.contains("--max-sessions"), "{message}");
+    // A foreign page learns nothing, not even that the gateway is full.
+    let foreign = http.initialize(&[("Origin", "http://evil.example")]);
+    assert_eq!(foreign.status, 403, "{foreign:?}");
+    assert!(!foreign.body.contains("sessions"), "{foreign:?}");
+
+    // The open sessions keep working; once one ends, a new one gets in.
+    assert!(http.call(&sessions[1], "still here").1.contains("Echo: still here"));
+    assert_eq!(http.delete(&sessions[0]), 202);
+    let admitted = http.session(2);
+    assert!(http.call(&admitted, "admitted").1.contains("Echo: admitted"));
+    assert_eq!(http.health()["sessions"]["open"], 2);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1233,37 +1292,110 @@ impl HttpGateway {
         assert_eq!(status, 200, "{body}");
         serde_json::from_str(&body).unwrap()
     }
+
+    /// A session opened by hand, as a client that never sends `DELETE` would: `initialize`,
+    /// `notifications/initialized`, one call. Its `Mcp-Session-Id`.
+    fn session(&self, n: usize) -> String {
+        let initialized = self.initialize(&[]);
+        assert_eq!(initialized.status, 200, "{initialized:?}");
+        let id = initialized.header("mcp-session-id").unwrap_or_else(|| panic!("no session ID: {initialized:?}")).to_string();
+        let notification = json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string();
+        let accepted = http_request("POST", &self.url, &self.session_headers(&id), &notification);
+        assert_eq!(accepted.status, 202, "{accepted:?}");
+        let (status, body) = self.call(&id, &format!("session {n}"));
+        assert!(status == 200 && body.contains(&format!("Echo: session {n}")), "{status}: {body}");
+        id
+    }
+
+    /// An `initialize` request with the token and `extra` headers, however it is answered.
+    fn initialize(&self, extra: &[(&str, &str)]) -> HttpResponse {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                          "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}});
+        let bearer = format!("Bearer {}", self.token);
+        let mut headers = vec![("Authorization", bearer.as_str()), ("Accept", "application/json, text/event-stream")];
+        headers.extend_from_slice(extra);
+        http_request("POST", &self.url, &headers, &body.to_string())
+    }
+
+    /// `everything__echo` with `message` on session `id`: the status and the body (SSE).
+    fn call(&self, id: &str, message: &str) -> (u16, String) {
+        let body = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                          "params": {"name": "everything__echo", "arguments": {"message": message}}});
+        let response = http_request("POST", &self.url, &self.session_headers(id), &body.to_string());
+        (response.status, response.body)
+    }
+
+    /// `DELETE /mcp` for session `id`: the status.
+    fn delete(&self, id: &str) -> u16 {
+        http_request("DELETE", &self.url, &self.session_headers(id), "").status
+    }
+
+    fn session_headers<'a>(&'a self, id: &'a str) -> [(&'a str, String); 4] {
+        [
+            ("Authorization", format!("Bearer {}", self.token)),
+            ("Accept", "application/json, text/event-stream".to_string()),
+            ("Mcp-Session-Id", id.to_string()),
+            ("MCP-Protocol-Version", "2025-06-18".to_string()),
+        ]
+    }
 }
 
-/// POST `body` as text over plain HTTP/1.0 (loopback only): the status and the body.
+#[derive(Debug)]
+struct HttpResponse {
+    status: u16,
+    /// Each header line as it came.
+    head: String,
+    body: String,
+}
+
+impl HttpResponse {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
+        })
+    }
+}
+
+/// One request over plain HTTP/1.0 (loopback only; the server closes the connection after the
+/// response, SSE streams included). `Host` is the address connected to unless `headers` has one;
+/// a non-empty body goes as JSON unless `headers` says otherwise.
+fn http_request<V: AsRef<str>>(method: &str, url: &str, headers: &[(&str, V)], body: &str) -> HttpResponse {
+    let rest = url.strip_prefix("http://").expect("a loopback http URL");
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut stream = TcpStream::connect(host).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let has = |wanted: &str| headers.iter().any(|(name, _)| name.eq_ignore_ascii_case(wanted));
+    let mut head = format!("{method} {path} HTTP/1.0\r\n");
+    if !has("host") {
+        head.push_str(&format!("Host: {host}\r\n"));
+    }
+    if !body.is_empty() && !has("content-type") {
+        head.push_str("Content-Type: application/json\r\n");
+    }
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {}\r\n", value.as_ref()));
+    }
+    write!(stream, "{head}Content-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
+    HttpResponse { status, head: head.to_string(), body: body.to_string() }
+}
+
+/// POST `body` as text: the status and the body.
 fn http_post(url: &str, body: &str) -> (u16, String) {
-    let rest = url.strip_prefix("http://").expect("a loopback http URL");
-    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let mut stream = TcpStream::connect(host).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(stream, "POST {path} HTTP/1.0\r\nHost: {host}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}", body.len())
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    (head.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0), body.to_string())
+    let response = http_request("POST", url, &[("Content-Type", "text/plain")], body);
+    (response.status, response.body)
 }
 
-/// GET over plain HTTP/1.0 (loopback only): the status and the body.
+/// GET with `headers` (and an `Accept` for JSON and SSE): the status and the body.
 fn http_get(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
-    let rest = url.strip_prefix("http://").expect("a loopback http URL");
-    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let mut stream = TcpStream::connect(host).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let extra: String = headers.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
-    // The address connected to, unless the test sends a Host of its own.
-    let host_line =
-        if headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("host")) { String::new() } else { format!("Host: {host}\r\n") };
-    write!(stream, "GET {path} HTTP/1.0\r\n{host_line}Accept: application/json, text/event-stream\r\n{extra}\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    (head.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0), body.to_string())
+    let mut headers = headers.to_vec();
+    headers.push(("Accept", "application/json, text/event-stream"));
+    let response = http_request("GET", url, &headers, "");
+    (response.status, response.body)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -12,7 +12,11 @@
 //! calls in flight on one session; the CPU time the proxy process spent per call (and its
 //! upstream's, i.e. its descendants'), from `/proc/<pid>/stat` before and after each batch; and the
 //! proxy's peak resident memory (VmHWM) at the end.
+//!
+//! `--scenario churn` measures something else: the proxy's memory over rounds of short sessions
+//! ([`churn`]).
 
+mod churn;
 mod mcp;
 mod procfs;
 mod report;
@@ -22,7 +26,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use serde_json::{Value, json};
 
 use report::{Batch, Measured};
@@ -49,6 +53,27 @@ struct Args {
     /// Untimed calls per target first (start-up, JIT, connection pools).
     #[arg(long, default_value_t = 200)]
     warmup: usize,
+    #[arg(long, value_enum, default_value_t = Scenario::Calls)]
+    scenario: Scenario,
+    /// churn: sessions opened per round, each used for one call.
+    #[arg(long, default_value_t = 500)]
+    sessions: usize,
+    /// churn: end each session with DELETE instead of abandoning it.
+    #[arg(long)]
+    delete: bool,
+    /// churn: seconds to wait after each round before measuring (longer than the gateway's idle
+    /// timeout, to see abandoned sessions expire).
+    #[arg(long, default_value_t = 10)]
+    settle: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    /// tools/call latency, throughput and CPU per call, interleaved across the targets.
+    Calls,
+    /// Rounds of short sessions (`--rounds`, `--sessions`, `--concurrency` at a time), each
+    /// target in turn, with the proxy's memory after each round.
+    Churn,
 }
 
 pub struct Target {
@@ -88,6 +113,19 @@ impl Target {
 async fn main() -> Result<()> {
     let args = Args::parse();
     let targets: Vec<Target> = args.targets.iter().map(|spec| Target::parse(spec)).collect::<Result<_>>()?;
+    if args.scenario == Scenario::Churn {
+        let churn = churn::Churn {
+            rounds: args.rounds,
+            sessions: args.sessions,
+            concurrency: args.concurrency,
+            delete: args.delete,
+            settle: Duration::from_secs(args.settle),
+        };
+        for target in &targets {
+            print!("{}", churn::run(target, &churn).await?);
+        }
+        return Ok(());
+    }
     let mut sessions = Vec::new();
     for target in &targets {
         let session = Arc::new(mcp::Session::open(&target.url).await?);

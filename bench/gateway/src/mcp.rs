@@ -29,7 +29,11 @@ pub struct Session {
 impl Session {
     /// Open a session: `initialize`, then `notifications/initialized`.
     pub async fn open(url: &str) -> Result<Session> {
-        let http = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(64).timeout(Duration::from_secs(30)).build()?;
+        Session::open_with(client()?, url).await
+    }
+
+    /// [`Session::open`] on `http`'s connections (many sessions, one client).
+    pub async fn open_with(http: reqwest::Client, url: &str) -> Result<Session> {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(ACCEPT, HeaderValue::from_static("application/json, text/event-stream"));
@@ -53,6 +57,18 @@ impl Session {
             bail!("{url} answered notifications/initialized with HTTP {}", response.status());
         }
         Ok(session)
+    }
+
+    /// End the session: `DELETE` with its `Mcp-Session-Id` (a server without sessions has none to end).
+    pub async fn delete(self) -> Result<()> {
+        if !self.headers.contains_key("mcp-session-id") {
+            return Ok(());
+        }
+        let response = self.http.delete(&self.url).headers(self.headers.clone()).send().await?;
+        if !response.status().is_success() {
+            bail!("{} answered DELETE with HTTP {}", self.url, response.status());
+        }
+        Ok(())
     }
 
     /// Call `tool` with `arguments`: the `result` object of the response, and when the response
@@ -92,6 +108,11 @@ impl Session {
             _ => Err(anyhow!("{method}: not a JSON-RPC response: {message}")),
         }
     }
+}
+
+/// An HTTP client for sessions: connections pooled, no proxy, nothing waits forever.
+pub fn client() -> Result<reqwest::Client> {
+    Ok(reqwest::Client::builder().no_proxy().pool_max_idle_per_host(64).timeout(Duration::from_secs(30)).build()?)
 }
 
 /// Read SSE events until one carries the response with `id`; notifications and priming events

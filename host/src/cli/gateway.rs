@@ -4,11 +4,13 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use clap::builder::TypedValueParser;
 use clap::{Subcommand, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::Failure;
 use super::output;
+use crate::gateway::sessions::Limits;
 use crate::gateway::{self, Gateway, Naming, http};
 use crate::oauth::engine::Engine;
 use crate::paths::Paths;
@@ -39,6 +41,12 @@ pub enum GatewayCommand {
         /// Seconds an upstream server may take to start, and to answer each request.
         #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
         timeout: u64,
+        /// Seconds an HTTP session may be idle before it ends (its client then starts a new one).
+        #[arg(long, default_value_t = Limits::DEFAULT_IDLE_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+        session_idle_timeout: u64,
+        /// HTTP sessions open at once; a new one beyond that gets 503 with Retry-After.
+        #[arg(long, default_value_t = Limits::DEFAULT_MAX_SESSIONS, value_parser = clap::value_parser!(u64).range(1..).map(|n| n as usize))]
+        max_sessions: usize,
     },
 }
 
@@ -49,7 +57,18 @@ pub enum Transport {
 }
 
 pub fn run(command: GatewayCommand) -> Result<(), Failure> {
-    let GatewayCommand::Run { transport, host, port, servers, separator, no_prefix, allow_unauthenticated, timeout } = command;
+    let GatewayCommand::Run {
+        transport,
+        host,
+        port,
+        servers,
+        separator,
+        no_prefix,
+        allow_unauthenticated,
+        timeout,
+        session_idle_timeout,
+        max_sessions,
+    } = command;
     let paths = Paths::discover()?;
     // One worker: the gateway only moves messages between sockets and pipes, and with a second
     // worker every call hops between threads (3 context switches per tools/call instead of 1);
@@ -112,7 +131,8 @@ pub fn run(command: GatewayCommand) -> Result<(), Failure> {
                 if !host.is_loopback() {
                     output::warning(&format!("listening on {host}, which other machines can reach"));
                 }
-                http::serve(gateway, credentials, http::Options { host, port, token }, terminated()).await
+                let sessions = Limits { idle_timeout: Duration::from_secs(session_idle_timeout), max_sessions };
+                http::serve(gateway, credentials, http::Options { host, port, token, sessions }, terminated()).await
             }
         };
         // Process upstreams die with the gateway (kill on drop); containers are removed here.

@@ -2,11 +2,15 @@
 //!
 //! It binds 127.0.0.1 unless told otherwise, and `/mcp` wants `Authorization: Bearer <token>` (a
 //! token from `LATCHKEY_GATEWAY_TOKEN`, or one generated and printed at start) unless
-//! `--allow-unauthenticated`. On every route, `/health` included, `Host` must be a loopback name
-//! (or the address given to `--host`) and `Origin`, when sent, a loopback `http` origin: that stops
-//! DNS-rebinding pages from reading or driving the gateway through a browser. (rmcp checks the same
-//! on `/mcp`; the check here covers the routes rmcp does not serve.) The client's token ends here:
-//! upstreams only ever see their own credentials.
+//! `--allow-unauthenticated`. On every route `Host` must be a loopback name (or the address given
+//! to `--host`) and `Origin`, when sent, a loopback `http` origin: that stops DNS-rebinding pages
+//! from reading or driving the gateway through a browser. rmcp checks that itself on `/mcp`
+//! (configured here), so this module's check runs on the other routes only (`/health`): running
+//! it on every MCP call as well cost about 7 % of the gateway's CPU per call. The client's token
+//! ends here: upstreams only ever see their own credentials.
+//!
+//! `/mcp` sessions end and are limited ([`super::sessions`]); a new session beyond the limit gets
+//! `503 Service Unavailable` with `Retry-After` and a JSON-RPC error saying what to do.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -17,13 +21,14 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::serve::ListenerExt;
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::common::http_header::HEADER_SESSION_ID;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
 use super::Gateway;
 use super::refresh::Credentials;
+use super::sessions::{Limits, Sessions};
 use super::upstream::Health;
 
 /// The environment variable that sets the front door's bearer token.
@@ -34,6 +39,7 @@ pub struct Options {
     pub port: u16,
     /// `None`: no authentication (`--allow-unauthenticated`).
     pub token: Option<SecretString>,
+    pub sessions: Limits,
 }
 
 /// A random token for the front door: 32 bytes, hex.
@@ -64,17 +70,22 @@ pub async fn serve(
         .with_allowed_origins(["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"])
         .enforce_origin_validation();
     let mcp_gateway = gateway.clone();
-    let service = StreamableHttpService::new(move || Ok(mcp_gateway.clone()), Arc::new(LocalSessionManager::default()), config);
+    let sessions = Arc::new(Sessions::new(gateway.clone(), options.sessions));
+    let service = StreamableHttpService::new(move || Ok(mcp_gateway.clone()), sessions.clone(), config);
+    let hosts = Arc::new(hosts);
 
-    let mut mcp = axum::Router::new().nest_service("/mcp", service);
+    // Layers run outside in: the token first, then the session limit.
+    let mut mcp = axum::Router::new()
+        .nest_service("/mcp", service)
+        .layer(middleware::from_fn_with_state((sessions.clone(), hosts.clone()), refuse_sessions_beyond_the_limit));
     if let Some(token) = options.token {
         mcp = mcp.layer(middleware::from_fn_with_state(Arc::new(token), require_bearer));
     }
     let app = axum::Router::new()
         .route("/health", axum::routing::get(health))
-        .with_state((gateway, credentials))
-        .merge(mcp)
-        .layer(middleware::from_fn_with_state(Arc::new(hosts), require_local_host_and_origin));
+        .with_state(HealthState { gateway, credentials, sessions })
+        .layer(middleware::from_fn_with_state(hosts, require_local_host_and_origin))
+        .merge(mcp);
 
     tracing::info!("gateway listening on http://{bound}/mcp");
     eprintln!("latchkey gateway: MCP at http://{bound}/mcp, health at http://{bound}/health");
@@ -96,6 +107,15 @@ const LOOPBACK_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 /// loopback `http` origin: a page on another site that rebinds its name to 127.0.0.1 sends its own
 /// name in both.
 async fn require_local_host_and_origin(State(hosts): State<Arc<Vec<String>>>, request: Request, next: Next) -> Response {
+    match foreign_host_or_origin(&hosts, &request) {
+        Some(refusal) => refusal,
+        None => next.run(request).await,
+    }
+}
+
+/// The `403` for a request whose `Host` or `Origin` is not this machine's (see
+/// [`require_local_host_and_origin`]), or `None`.
+fn foreign_host_or_origin(hosts: &[String], request: &Request) -> Option<Response> {
     let host = request
         .headers()
         .get(header::HOST)
@@ -107,7 +127,7 @@ async fn require_local_host_and_origin(State(hosts): State<Arc<Vec<String>>>, re
         let names = hosts.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", ");
         let message =
             format!("latchkey gateway: refused: the Host header must name this machine ({names}); connect through one of those names\n");
-        return (StatusCode::FORBIDDEN, message).into_response();
+        return Some((StatusCode::FORBIDDEN, message).into_response());
     }
     if let Some(origin) = request.headers().get(header::ORIGIN) {
         let origin_allowed = origin.to_str().ok().and_then(|origin| url::Url::parse(origin).ok()).is_some_and(|origin| {
@@ -116,11 +136,44 @@ async fn require_local_host_and_origin(State(hosts): State<Arc<Vec<String>>>, re
         if !origin_allowed {
             let message = "latchkey gateway: refused: a request from a web page is accepted only from a page on this machine \
                            (Origin http://localhost, http://127.0.0.1 or http://[::1])\n";
-            return (StatusCode::FORBIDDEN, message).into_response();
+            return Some((StatusCode::FORBIDDEN, message).into_response());
         }
     }
-    next.run(request).await
+    None
 }
+
+/// Answer a request for a new session (a `POST` without `Mcp-Session-Id`: `initialize`) with
+/// `503`, `Retry-After` and a JSON-RPC error while every session is in use. A foreign page learns
+/// nothing from it: that request gets rmcp's `403` otherwise, so it gets this module's here.
+async fn refuse_sessions_beyond_the_limit(
+    State((sessions, hosts)): State<(Arc<Sessions>, Arc<Vec<String>>)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let new_session = request.method() == axum::http::Method::POST && !request.headers().contains_key(HEADER_SESSION_ID);
+    if !new_session || !sessions.is_full() {
+        return next.run(request).await;
+    }
+    if let Some(refusal) = foreign_host_or_origin(&hosts, &request) {
+        return refusal;
+    }
+    let limits = sessions.limits();
+    let retry_after = limits.retry_after().as_secs();
+    tracing::warn!("refused a new session: all {} are in use", limits.max_sessions);
+    let message = format!(
+        "latchkey gateway: all {} sessions are in use; try again in {retry_after} s. Sessions end when their client sends DELETE \
+         /mcp with its Mcp-Session-Id, or after {} s idle; an operator can raise --max-sessions or lower --session-idle-timeout",
+        limits.max_sessions,
+        limits.idle_timeout.as_secs()
+    );
+    let body = json!({"jsonrpc": "2.0", "id": null, "error": {"code": SESSIONS_EXHAUSTED, "message": message}});
+    let mut response = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    response
+}
+
+/// The JSON-RPC error code of the `503` (implementation-defined server errors are -32000 to -32099).
+const SESSIONS_EXHAUSTED: i32 = -32000;
 
 /// `host` without the brackets of an IPv6 literal.
 fn bare_host(host: &str) -> &str {
@@ -148,7 +201,14 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn health(State((gateway, credentials)): State<(Gateway, Credentials)>) -> impl IntoResponse {
+#[derive(Clone)]
+struct HealthState {
+    gateway: Gateway,
+    credentials: Credentials,
+    sessions: Arc<Sessions>,
+}
+
+async fn health(State(HealthState { gateway, credentials, sessions }): State<HealthState>) -> impl IntoResponse {
     let upstreams: BTreeMap<&str, Health> = gateway.upstreams().map(|upstream| (upstream.name(), upstream.health())).collect();
     let credentials = credentials.snapshot();
     let degraded = upstreams.values().any(|health| health.state == "failed")
@@ -157,6 +217,12 @@ async fn health(State((gateway, credentials)): State<(Gateway, Credentials)>) ->
         "status": if degraded { "degraded" } else { "ok" },
         "upstreams": upstreams,
         "credentials": credentials,
+        "sessions": {
+            "open": sessions.open(),
+            "max": sessions.limits().max_sessions,
+            "idle_timeout_seconds": sessions.limits().idle_timeout.as_secs(),
+            "notified_clients": gateway.clients(),
+        },
     }))
 }
 

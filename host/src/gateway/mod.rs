@@ -6,7 +6,8 @@
 //! - [`environment`]: the rest of a local process's environment, which is not the gateway's;
 //! - [`refresh`]: the scheduler that refreshes tokens before they expire while the gateway runs;
 //! - [`http`]: the Streamable HTTP front door (`/mcp`, `/health`) with its bearer token and
-//!   Origin/Host checks; stdio needs none of that.
+//!   Origin/Host checks; stdio needs none of that;
+//! - [`sessions`]: its sessions, which end (`DELETE`, idle timeout) and are limited in number.
 //!
 //! Aggregation: tools and prompts are exposed as `<server><separator><name>` (default `__`), sorted
 //! by that name, so the list is the same on every call; no server name contains the separator (the
@@ -25,6 +26,7 @@ pub mod environment;
 pub mod http;
 pub mod inject;
 pub mod refresh;
+pub mod sessions;
 pub mod upstream;
 
 use std::collections::{BTreeMap, HashMap};
@@ -37,6 +39,7 @@ use rmcp::model::{
     ReadResourceResponse, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::{NotificationContext, RequestContext};
+use rmcp::transport::common::http_header::HEADER_SESSION_ID;
 use rmcp::{ErrorData as McpError, Peer, RoleServer, ServerHandler};
 use tokio::sync::mpsc;
 
@@ -45,6 +48,10 @@ use upstream::{Event, Upstream};
 
 /// The start of an exposed resource URI, followed by `<server>/` and the server's own URI.
 pub const RESOURCE_PREFIX: &str = "latchkey://";
+
+/// The key of the one client over stdio among [`Inner::clients`] (HTTP clients are keyed by
+/// their session ID, a UUID).
+const STDIO_CLIENT: &str = "stdio";
 
 /// How long a list waits for one server before it goes out without it.
 pub const LIST_WAIT: Duration = Duration::from_secs(10);
@@ -73,8 +80,9 @@ struct Inner {
     upstreams: BTreeMap<String, Arc<Upstream>>,
     naming: Naming,
     engine: Arc<Engine>,
-    /// Connected clients, for list-changed notifications.
-    peers: StdMutex<Vec<Peer<RoleServer>>>,
+    /// Connected clients, for list-changed notifications, by HTTP session ID ([`STDIO_CLIENT`]
+    /// over stdio). A session's entry goes when the session ends ([`Gateway::forget_client`]).
+    clients: StdMutex<HashMap<String, Peer<RoleServer>>>,
     /// The servers that listed each (server's own) resource URI.
     resource_owners: StdMutex<HashMap<String, Vec<String>>>,
 }
@@ -109,7 +117,7 @@ impl Gateway {
                 upstreams,
                 naming,
                 engine,
-                peers: StdMutex::new(Vec::new()),
+                clients: StdMutex::new(HashMap::new()),
                 resource_owners: StdMutex::new(HashMap::new()),
             }),
         };
@@ -144,21 +152,30 @@ impl Gateway {
             while let Some((server, event)) = receiver.recv().await {
                 let Some(inner) = inner.upgrade() else { break };
                 tracing::info!("{server}: {event:?}; telling connected clients");
-                let peers: Vec<Peer<RoleServer>> = inner.peers.lock().expect("peers lock").clone();
-                let mut alive = Vec::new();
-                for peer in peers {
+                let clients: Vec<(String, Peer<RoleServer>)> =
+                    inner.clients.lock().expect("clients lock").iter().map(|(key, peer)| (key.clone(), peer.clone())).collect();
+                for (key, peer) in clients {
                     let sent = match event {
                         Event::ToolsChanged => peer.notify_tool_list_changed().await,
                         Event::PromptsChanged => peer.notify_prompt_list_changed().await,
                         Event::ResourcesChanged => peer.notify_resource_list_changed().await,
                     };
-                    if sent.is_ok() {
-                        alive.push(peer);
+                    if sent.is_err() {
+                        inner.clients.lock().expect("clients lock").remove(&key);
                     }
                 }
-                *inner.peers.lock().expect("peers lock") = alive;
             }
         });
+    }
+
+    /// A client's session ended: stop notifying it, and drop what its peer handle holds.
+    pub fn forget_client(&self, session: &str) {
+        self.inner.clients.lock().expect("clients lock").remove(session);
+    }
+
+    /// How many clients list-changed notifications go to.
+    pub fn clients(&self) -> usize {
+        self.inner.clients.lock().expect("clients lock").len()
     }
 
     fn exposed(&self, server: &str, name: &str) -> String {
@@ -310,7 +327,18 @@ impl ServerHandler for Gateway {
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
-        self.inner.peers.lock().expect("peers lock").push(context.peer);
+        let session = context.extensions.get::<::http::request::Parts>().and_then(|request| request.headers.get(HEADER_SESSION_ID));
+        let key = match session.and_then(|id| id.to_str().ok()) {
+            Some(id) => id.to_string(),
+            None => STDIO_CLIENT.to_string(),
+        };
+        let mut clients = self.inner.clients.lock().expect("clients lock");
+        // A session that ended between this notification and now must not linger here: its
+        // transport is closed already (this sweep is cheap: one flag per open session).
+        clients.retain(|_, peer| !peer.is_transport_closed());
+        if !context.peer.is_transport_closed() {
+            clients.insert(key, context.peer);
+        }
     }
 
     async fn list_tools(
