@@ -41,7 +41,7 @@ fn parse_name(name: &str) -> Result<String, String> {
 
 pub fn run(command: SecretCommand) -> Result<(), Failure> {
     let store = Store::open(&Paths::discover()?)?;
-    if let Some(notice) = store.notice() {
+    if let Some(notice) = store.notice_once() {
         output::note(notice);
     }
     match command {
