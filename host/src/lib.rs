@@ -6,11 +6,12 @@
 //! their hooks in a sandbox; [`oauth`] signs in, refreshes and revokes with them; [`store`] keeps
 //! secrets and credentials; [`mcp`] talks to remote MCP servers with those tokens; [`gateway`]
 //! serves the catalog's servers as one; [`clients`] puts the gateway into AI clients'
-//! configuration; [`paths`] says where files live; [`cli`] only parses arguments and prints.
+//! configuration; [`doctor`] checks all of it at once; [`paths`] says where files live; [`cli`] only parses arguments and prints.
 
 pub mod catalog;
 pub mod cli;
 pub mod clients;
+pub mod doctor;
 pub mod gateway;
 pub mod mcp;
 pub mod oauth;

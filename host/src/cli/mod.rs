@@ -2,12 +2,14 @@
 //! colour (on a terminal only); `--json` gives machines a stable shape.
 //!
 //! Exit codes: 0 success; 1 the command failed (the message says why); 2 the command line is
-//! wrong; 3 the input was checked and found invalid (`provider verify`, `catalog validate`).
+//! wrong; 3 the input was checked and found invalid (`provider verify`, `catalog validate`), or
+//! `doctor` found a problem.
 
 mod catalog;
 mod client;
 mod config;
 mod docs;
+mod doctor;
 mod gateway;
 mod oauth;
 mod output;
@@ -37,6 +39,9 @@ enum Command {
     /// AI clients (Claude, Cursor, VS Code, Zed, Codex...): connect the gateway to one, list them.
     #[command(subcommand)]
     Client(client::ClientCommand),
+    /// Check everything that can stop latchkey working (store, catalogs, OAuth clients,
+    /// credentials, providers, AI clients), each with its fix. Exits 3 when something is a problem.
+    Doctor(doctor::DoctorArgs),
     /// Print the shell completion script for bash, zsh, fish, PowerShell or elvish.
     Completions(docs::CompletionsArgs),
     /// Print latchkey's man page (roff), or write a page per command into a folder.
@@ -83,6 +88,7 @@ pub fn main() -> ExitCode {
         Command::Catalog(command) => catalog::run(command),
         Command::Client(command) => client::run(command),
         Command::Completions(args) => docs::completions(args),
+        Command::Doctor(args) => doctor::run(args),
         Command::Man(args) => docs::man(args),
         Command::Config(command) => config::run(command),
         Command::Gateway(command) => gateway::run(command),

@@ -10,7 +10,7 @@ use super::Failure;
 use super::output::{self, BOLD, GREEN, YELLOW};
 use crate::oauth::authorize::{Mode, Pending};
 use crate::oauth::engine::{self, Engine, Overrides};
-use crate::oauth::lifecycle::CredentialView;
+use crate::oauth::lifecycle::{CredentialView, human_duration};
 use crate::oauth::manual::ManualRegistration;
 use crate::paths::Paths;
 
@@ -254,15 +254,6 @@ fn describe_expiry(view: &CredentialView) -> String {
         None => "no expiry given".into(),
         Some(seconds) if seconds <= 0 => "expired".into(),
         Some(seconds) => format!("expires in {}", human_duration(seconds as u64)),
-    }
-}
-
-fn human_duration(seconds: u64) -> String {
-    match seconds {
-        s if s < 120 => format!("{s}s"),
-        s if s < 7200 => format!("{}m", s / 60),
-        s if s < 172_800 => format!("{}h", s / 3600),
-        s => format!("{}d", s / 86400),
     }
 }
 

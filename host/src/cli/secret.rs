@@ -44,7 +44,7 @@ fn parse_name(name: &str) -> Result<String, String> {
 pub fn run(command: SecretCommand) -> Result<(), Failure> {
     let paths = Paths::discover()?;
     let store = Store::open(&paths)?;
-    if let Some(notice) = store.notice() {
+    if let Some(notice) = store.notice_once() {
         output::note(notice);
     }
     match command {

@@ -198,9 +198,21 @@ impl Engine {
     pub fn open(paths: Paths) -> anyhow::Result<Engine> {
         let catalog = Catalog::load(&paths)?;
         let (runtime, registry) = plugins::load(&paths)?;
-        let store = Arc::new(Store::open(&paths)?);
+        let store = Store::open(&paths)?;
+        Engine::assemble(paths, catalog, (runtime, registry), store)
+    }
+
+    /// An engine of parts loaded already: `latchkey doctor` keeps going with the servers of a
+    /// catalog that has problems, and reports on the store and providers it opened itself.
+    pub fn assemble(
+        paths: Paths,
+        catalog: Catalog,
+        plugins: (Arc<plugins::Runtime>, plugins::Registry),
+        store: Store,
+    ) -> anyhow::Result<Engine> {
         let registrations = Registrations::load(&paths)?;
-        let registry = Arc::new(LiveRegistry::new(runtime, registry, paths.providers_dir()));
+        let registry = Arc::new(LiveRegistry::new(plugins.0, plugins.1, paths.providers_dir()));
+        let store = Arc::new(store);
         Ok(Engine { paths, catalog, registry, store, http: Client::new(), registrations, targets: Default::default() })
     }
 
@@ -233,7 +245,7 @@ impl Engine {
 
     /// Store notices (the file-store fallback) and plugin problems worth a warning.
     pub fn notices(&self) -> Vec<String> {
-        let mut notices: Vec<String> = self.store.notice().map(str::to_string).into_iter().collect();
+        let mut notices: Vec<String> = self.store.notice_once().map(str::to_string).into_iter().collect();
         notices.extend(self.catalog.notices().iter().cloned());
         let registry = self.registry.current();
         notices.extend(registry.notices().iter().cloned());
@@ -424,6 +436,38 @@ impl Engine {
             }
         }
         Ok(Plan { server, entry, manual, provider, config, flow, pin, remote: remote_url(server) })
+    }
+
+    /// What a sign-in for `binding` would use, found without the network: the client id and where
+    /// it comes from, whether the client secret it needs is stored, and the redirect URI the
+    /// provider's rules give (as `oauth authorize` builds it). For `latchkey doctor`.
+    pub async fn readiness(&self, binding: &Binding) -> anyhow::Result<Readiness> {
+        let Plan { entry, manual, provider, config, flow, remote, .. } = self.plan(binding, None).await?;
+        let redirect = flow.redirect.clone();
+        let discovers = needs_discovery(&flow) && remote.is_some();
+        let client_id = manual
+            .as_ref()
+            .map(|m| (m.client_id.clone(), RegistrationSource::Manual))
+            .or_else(|| entry.and_then(|e| e.registration.as_ref()).map(|r| (r.client_id.to_string(), RegistrationSource::Catalog)));
+        let Some((client_id, source)) = client_id else {
+            return Ok(Readiness { client: None, missing_secret: None, redirect, discovers });
+        };
+        let auth_method = match source {
+            RegistrationSource::Manual => {
+                manual.as_ref().and_then(|m| m.token_endpoint_auth_method.as_deref()).and_then(registration::parse_auth_method)
+            }
+            _ => None,
+        };
+        let client =
+            ClientRegistration { client_id: client_id.clone(), client_secret: self.client_secret(binding).await?, auth_method, source };
+        let mut as_metadata = AuthServerMetadata::default();
+        if let Some(metadata) = entry.and_then(|entry| entry.server_metadata.as_ref()) {
+            as_metadata.token_endpoint_auth_methods_supported = metadata.token_endpoint_auth_methods_supported.clone();
+        }
+        let mut endpoint = TokenEndpoint { provider, flow, client, config, http: self.http.clone() };
+        settle_client_auth(&mut endpoint, &as_metadata);
+        let missing_secret = check_secret(binding, &endpoint).err();
+        Ok(Readiness { client: Some((client_id, source)), missing_secret, redirect, discovers })
     }
 
     /// Before `oauth register` records `registration` for `server`: a client with a secret whose
@@ -629,6 +673,20 @@ impl Engine {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || job(&store)).await?
     }
+}
+
+/// What [`Engine::readiness`] found.
+#[derive(Debug)]
+pub struct Readiness {
+    /// The client id, and whether the catalog or `oauth register` gave it.
+    pub client: Option<(String, RegistrationSource)>,
+    /// The client needs a secret that is not stored ([`TargetError::MissingSecret`]).
+    pub missing_secret: Option<TargetError>,
+    /// The provider's redirect rule: the URI to register with the provider.
+    pub redirect: plugins::Redirect,
+    /// The endpoints come from the MCP server's discovery (a remote server), which may also offer
+    /// dynamic registration when there is no client id.
+    pub discovers: bool,
 }
 
 /// What [`Engine::plan`] found.

@@ -104,6 +104,16 @@ impl CredentialView {
     }
 }
 
+/// `seconds` for people, in one unit: `90s`, `45m`, `5h`, `3d`.
+pub fn human_duration(seconds: u64) -> String {
+    match seconds {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86400),
+    }
+}
+
 /// What `oauth revoke` did.
 #[derive(Clone, Debug, Serialize)]
 pub struct RevokeReport {

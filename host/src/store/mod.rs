@@ -7,7 +7,8 @@
 //!
 //! Which one: `LATCHKEY_STORE=keyring|file` decides; unset, latchkey uses the keyring and falls
 //! back to the file store only when the keyring is unreachable (no D-Bus session, no Secret
-//! Service), with a [`Store::notice`] to show the user. A locked keyring or any other keyring
+//! Service), with a [`Store::notice`] to show the user (commands show it once, see
+//! [`Store::notice_once`]; `latchkey doctor` every time). A locked keyring or any other keyring
 //! failure is an error: falling back then would hide the user's entries or split them between two
 //! stores.
 //!
@@ -43,6 +44,9 @@ use self::file::FileStore;
 use self::keyring::KeyringStore;
 use self::names::Name;
 use crate::paths::Paths;
+
+/// The marker in the configuration folder that says the file-store notice was shown.
+const NOTICE_MARKER: &str = "file-store-notice-shown";
 
 /// The environment variable that chooses the store: `keyring` or `file`.
 pub const STORE_VAR: &str = "LATCHKEY_STORE";
@@ -138,9 +142,27 @@ impl Store {
         }
     }
 
-    /// Why this is the file store although no one chose it; one line, for stderr.
+    /// Why this is the file store although no one chose it; one line. `latchkey doctor` shows it;
+    /// other commands show [`Store::notice_once`].
     pub fn notice(&self) -> Option<&str> {
         self.notice.as_deref()
+    }
+
+    /// [`Store::notice`] the first time the file store is chosen as the fallback in this
+    /// configuration folder, and `None` after: a marker file remembers that it was shown, so that
+    /// every command does not repeat it (`latchkey doctor` still reports it).
+    pub fn notice_once(&self) -> Option<&str> {
+        let notice = self.notice.as_deref()?;
+        let marker = self.locks_dir.parent()?.join(NOTICE_MARKER);
+        if marker.exists() {
+            return None;
+        }
+        let remembered = crate::paths::create_private_dir(self.locks_dir.parent()?)
+            .and_then(|()| crate::paths::write_private_atomically(&marker, b"the file-store notice was shown\n"));
+        if let Err(error) = remembered {
+            tracing::debug!("cannot remember that the file-store notice was shown: {error:#}");
+        }
+        Some(notice)
     }
 
     /// The secret called `name`, if it is stored.
