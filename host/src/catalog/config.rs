@@ -367,11 +367,12 @@ pub fn coerce(setting: &str, property: &ConfigProperty, text: &str) -> Result<Va
 
 fn coerce_type(setting: &str, value_type: Option<ValueType>, items: Option<&ConfigProperty>, text: &str) -> Result<Value, String> {
     let wrong = |example: &str| {
-        format!(
-            "`{setting}` is a{} {}, such as {example}; `{text}` is not",
-            if value_type == Some(ValueType::Integer) { "n" } else { "" },
-            { value_type.map_or_else(|| "string".to_string(), |value_type| value_type.to_string()) }
-        )
+        let (article, name) = match value_type {
+            Some(ValueType::Integer) => ("an", "integer".to_string()),
+            Some(other) => ("a", other.to_string()),
+            None => ("a", "string".to_string()),
+        };
+        format!("`{setting}` is {article} {name}, such as {example}; `{text}` is not")
     };
     Ok(match value_type {
         None | Some(ValueType::String) => Value::String(text.to_string()),
