@@ -213,11 +213,18 @@ pub fn read_protected_resource(
 }
 
 /// Whether the resource identifier `resource` covers the server URL: the same origin, and the
-/// server's path at or below the resource's.
+/// server's path at or below the resource's. A resource with a query (which RFC 8707 says it
+/// should not have) names that one URL, not a tree: `https://mcp.example/?x` is not the root.
 fn covers(resource: &Url, server: &Url) -> bool {
     let resource_path = resource.path().trim_end_matches('/');
     let server_path = server.path().trim_end_matches('/');
-    resource.origin() == server.origin() && (server_path == resource_path || server_path.starts_with(&format!("{resource_path}/")))
+    if resource.origin() != server.origin() {
+        return false;
+    }
+    if resource.query().is_some() {
+        return server_path == resource_path && resource.query() == server.query();
+    }
+    server_path == resource_path || server_path.starts_with(&format!("{resource_path}/"))
 }
 
 async fn protected_resource_metadata(
@@ -374,6 +381,9 @@ mod tests {
         assert!(covers(&url("https://mcp.example"), &url("https://mcp.example/mcp")));
         assert!(!covers(&url("https://mcp.example/other"), &url("https://mcp.example/mcp")));
         assert!(!covers(&url("https://evil.example/mcp"), &url("https://mcp.example/mcp")));
+        // Found by the discovery_metadata fuzz target: a query made the root cover every path.
+        assert!(!covers(&url("https://mcp.example?mcp"), &url("https://mcp.example/mcp")));
+        assert!(covers(&url("https://mcp.example/mcp?v=2"), &url("https://mcp.example/mcp?v=2")));
     }
 
     #[test]
