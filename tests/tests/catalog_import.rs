@@ -218,9 +218,9 @@ fn an_imported_npm_package_runs_through_the_gateway() {
         .args(["stdio", latchkey_bin().to_str().unwrap(), "gateway", "run", "--servers", "everything"])
         // npx resolves the package from the project it runs in: tests/peers.
         .current_dir(peers_dir())
-        .env("MCP_STEPS", steps.to_string())
-        .envs(store);
-    home.environment(&mut client);
+        .env("MCP_STEPS", steps.to_string());
+    // The home's environment first: it clears any store choice, and the secret is in the file store.
+    home.environment(&mut client).envs(store);
     let (code, stdout, stderr) = run_within(client, Duration::from_secs(120), home.path());
     assert_eq!(code, Some(0), "the MCP client failed:\n{stdout}\n{stderr}");
     let results: Vec<Value> = stdout.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
@@ -228,7 +228,8 @@ fn an_imported_npm_package_runs_through_the_gateway() {
         assert_eq!(step["ok"], true, "{step}");
         step["result"]["content"][0]["text"].as_str().unwrap_or_else(|| panic!("no text: {step}")).to_string()
     };
-    let env: Value = serde_json::from_str(&text(&results[0])).unwrap();
+    let env_json = text(&results[0]);
+    let env: Value = serde_json::from_str(&env_json).unwrap_or_else(|e| panic!("get-env did not answer JSON ({e}): {env_json}"));
     assert_eq!(env["EVERYTHING_TOKEN"], "token-from-the-secret-store", "the declared secret arrives");
     assert_eq!(env["EVERYTHING_MODE"], "imported-default", "the fixed variable arrives");
     assert!(text(&results[1]).contains("an imported server"), "{:?}", results[1]);
