@@ -9,16 +9,19 @@
 //! loaded, Docker as the gateway connects to it, and the AI clients as `client ls` reads them.
 //!
 //! A check that cannot run because an earlier one failed (no store, so no credentials) says so
-//! instead of failing the report. Nothing here touches the network: the clock, which could only
-//! be compared with an authorization server's `Date` header, is reported as not checked. No
-//! message holds a secret: secrets are only tested for presence.
+//! instead of failing the report. Nothing here touches the network: the clock is compared with
+//! the `Date` header of the last OAuth server a sign-in or refresh reached ([`crate::oauth::clock`]),
+//! and reported as not checked before there was one. No message holds a secret: secrets are only
+//! tested for presence.
 
 use std::path::Path;
+use std::time::SystemTime;
 
 use serde::Serialize;
 
 use crate::catalog::{self, Catalog, Kind, Source};
 use crate::clients::{self, Scope};
+use crate::oauth::clock::{ClockFile, Reading};
 use crate::oauth::engine::Engine;
 use crate::oauth::lifecycle::{CredentialView, human_duration};
 use crate::oauth::registration::RegistrationSource;
@@ -98,15 +101,48 @@ pub async fn run(paths: &Paths) -> Report {
         _ => report.add("oauth", "servers", Status::Warning, "not checked: the secret store or the providers did not open", None),
     }
     check_clients(&known_servers, &mut report);
-    report.add(
-        "clock",
-        "system clock",
-        Status::Ok,
-        "not checked: the doctor reaches no authorization server, whose `Date` header it would compare the clock with",
-        None,
-    );
+    check_clock(ClockFile::read(&paths.clock_file()), SystemTime::now(), &mut report);
     report
 }
+
+/// How far the clock may be from a server's before tokens are at risk: ID tokens and client
+/// assertions are commonly accepted with a minute or so of skew, and expiries are checked to the
+/// minute (the refresh-ahead margin).
+const CLOCK_WARNING: u64 = 30;
+const CLOCK_PROBLEM: u64 = 120;
+
+/// The clock against the last OAuth server's `Date` header, if one was read.
+fn check_clock(reading: Option<Reading>, now: SystemTime, report: &mut Report) {
+    let Some(reading) = reading else {
+        let message = "not checked yet: the clock is compared with an OAuth server's `Date` header when a sign-in or refresh reaches one";
+        report.add("clock", "system clock", Status::Ok, message, None);
+        return;
+    };
+    let drift = reading.offset_seconds.unsigned_abs();
+    let when = format!("its `Date` header {} ago", human_duration(reading.age(now).as_secs()));
+    let (status, fix) = match drift {
+        drift if drift <= CLOCK_WARNING => (Status::Ok, None),
+        drift if drift <= CLOCK_PROBLEM => (Status::Warning, Some(SYNC_CLOCK.to_string())),
+        _ => (Status::Problem, Some(SYNC_CLOCK.to_string())),
+    };
+    let message = if drift <= 2 {
+        format!("agrees with {} ({when})", reading.origin)
+    } else {
+        let side = if reading.offset_seconds > 0 { "behind" } else { "ahead of" };
+        let consequence = if status == Status::Ok { "" } else { ": fresh tokens can look expired, and signed ones not yet valid" };
+        format!("{} {side} {} ({when}){consequence}", human_duration(drift), reading.origin)
+    };
+    report.add("clock", "system clock", status, message, fix);
+}
+
+/// How to set the clock from the network, on this platform.
+const SYNC_CLOCK: &str = if cfg!(target_os = "macos") {
+    "turn on System Settings › General › Date & Time › Set time and date automatically"
+} else if cfg!(windows) {
+    "Settings › Time & language › Date & time: turn on Set time automatically, then Sync now"
+} else {
+    "synchronise the clock from the network: `timedatectl set-ntp true` (systemd), or start chrony or ntpd"
+};
 
 /// The store that every command would open, and whether it answers.
 fn check_store(paths: &Paths, report: &mut Report) -> Option<Store> {
@@ -385,5 +421,45 @@ fn check_clients(known_servers: &[String], report: &mut Report) {
             "no AI client runs latchkey's gateway",
             Some("latchkey client connect <client> (`latchkey client ls` lists them)".into()),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::*;
+
+    fn clock_check(offset_seconds: Option<i64>) -> Check {
+        let now = UNIX_EPOCH + Duration::from_secs(1_780_000_600);
+        let reading =
+            offset_seconds.map(|offset_seconds| Reading { origin: "https://auth.example".into(), offset_seconds, taken_at: 1_780_000_000 });
+        let mut report = Report::default();
+        check_clock(reading, now, &mut report);
+        report.checks.pop().unwrap()
+    }
+
+    #[test]
+    fn the_clock_is_judged_by_how_far_it_is_from_the_last_server() {
+        let never = clock_check(None);
+        assert_eq!(never.status, Status::Ok);
+        assert!(never.message.starts_with("not checked yet"), "{}", never.message);
+
+        let agrees = clock_check(Some(-1));
+        assert_eq!((agrees.status, agrees.message.as_str()), (Status::Ok, "agrees with https://auth.example (its `Date` header 10m ago)"));
+        assert_eq!(clock_check(Some(20)).status, Status::Ok);
+
+        let slightly = clock_check(Some(-90));
+        assert_eq!(slightly.status, Status::Warning);
+        assert!(slightly.message.starts_with("90s ahead of https://auth.example"), "{}", slightly.message);
+
+        let behind = clock_check(Some(420));
+        assert_eq!(behind.status, Status::Problem);
+        assert!(
+            behind.message.starts_with("7m behind https://auth.example") && behind.message.contains("look expired"),
+            "{}",
+            behind.message
+        );
+        assert_eq!(behind.fix.as_deref(), Some(SYNC_CLOCK));
     }
 }

@@ -46,6 +46,11 @@ impl Paths {
     pub fn compiled_dir(&self) -> PathBuf {
         self.cache_dir.join("compiled")
     }
+
+    /// The latest comparison of the clock with an OAuth server's ([`crate::oauth::clock`]).
+    pub fn clock_file(&self) -> PathBuf {
+        self.cache_dir.join("clock.json")
+    }
 }
 
 /// Create `dir` and its parents, readable by the current user only (mode 0700 on Unix). An

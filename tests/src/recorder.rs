@@ -15,16 +15,24 @@ use std::time::Duration;
 pub struct Response {
     pub status: u16,
     pub content_type: String,
+    /// Headers besides the content's type and length.
+    pub headers: Vec<(String, String)>,
     pub body: String,
 }
 
 impl Response {
     pub fn json(status: u16, body: serde_json::Value) -> Response {
-        Response { status, content_type: "application/json".into(), body: body.to_string() }
+        Response { status, content_type: "application/json".into(), headers: Vec::new(), body: body.to_string() }
     }
 
     pub fn empty(status: u16) -> Response {
-        Response { status, content_type: "text/plain".into(), body: String::new() }
+        Response { status, content_type: "text/plain".into(), headers: Vec::new(), body: String::new() }
+    }
+
+    /// This response with the header `name: value` too.
+    pub fn with_header(mut self, name: &str, value: &str) -> Response {
+        self.headers.push((name.into(), value.into()));
+        self
     }
 }
 
@@ -134,9 +142,10 @@ fn serve(stream: TcpStream, response: &Response, recorded: &Mutex<Vec<Request>>)
         let close = request.header("connection").is_some_and(|value| value.eq_ignore_ascii_case("close"));
         recorded.lock().unwrap().push(request);
         let reason = if (200..300).contains(&response.status) { "OK" } else { "Error" };
+        let headers: String = response.headers.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
         let written = write!(
             writer,
-            "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\n\r\n{}",
+            "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{headers}\r\n{}",
             response.status,
             response.content_type,
             response.body.len(),

@@ -3,9 +3,12 @@
 
 use std::fs;
 use std::path::Path;
+use std::time::{Duration, SystemTime};
 
+use latchkey_tests::recorder::{Recorder, Response};
+use latchkey_tests::stored::Server;
 use latchkey_tests::{Home, Run};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// A latchkey home beside a user's home folder for the clients' files.
 struct User {
@@ -97,7 +100,7 @@ fn a_clean_home_has_no_problem() {
     assert_eq!(one(&checks, "store", "secrets.json", "LATCHKEY_STORE=file").0, "ok");
     let (status, fix) = one(&checks, "client", "AI clients", "no AI client");
     assert_eq!((status.as_str(), fix.as_str()), ("warning", "latchkey client connect <client> (`latchkey client ls` lists them)"));
-    assert_eq!(one(&checks, "clock", "", "not checked").0, "ok");
+    assert_eq!(one(&checks, "clock", "", "not checked yet").0, "ok");
     assert!(checks.iter().all(|check| check["status"] != "problem"), "{checks:#?}");
 
     let run = user.run(&["doctor"], &[]);
@@ -188,4 +191,31 @@ fn the_file_store_notice_shows_once_then_in_the_doctor() {
     let (status, fix) = one(&checks, "store", "secrets.json", "the OS keyring is not reachable");
     assert_eq!(status, "warning");
     assert!(fix.contains("LATCHKEY_STORE=file"), "{fix}");
+}
+
+/// A token endpoint that answers with `Date: <now + ahead>`.
+fn token_endpoint_ahead_by(ahead: Duration) -> Recorder {
+    let tokens = Response::json(200, json!({"access_token": "at-2", "token_type": "Bearer", "expires_in": 3600}));
+    Recorder::start(tokens.with_header("Date", &httpdate::fmt_http_date(SystemTime::now() + ahead)))
+}
+
+/// The clock is compared with the `Date` header of the last OAuth server a refresh reached: one
+/// that agrees, then one whose clock is seven and a half minutes ahead of this machine's.
+#[test]
+fn the_clock_is_compared_with_the_last_oauth_server_a_refresh_reached() {
+    let user = User::new();
+    let (agreeing, ahead) = (token_endpoint_ahead_by(Duration::ZERO), token_endpoint_ahead_by(Duration::from_secs(450)));
+    Server::new("notes", None, &agreeing.origin()).install(&user.latchkey, "notes-secret", "at-1", Some("rt-1"));
+    Server::new("mail", None, &ahead.origin()).install(&user.latchkey, "mail-secret", "at-1", Some("rt-1"));
+
+    let refresh = user.run(&["oauth", "refresh", "notes"], &[]);
+    assert_eq!(refresh.code, Some(0), "{refresh:#?}");
+    let (status, fix) = one(&user.doctor(0), "clock", "system clock", &format!("agrees with {}", agreeing.origin()));
+    assert_eq!((status.as_str(), fix.as_str()), ("ok", ""));
+
+    let refresh = user.run(&["oauth", "refresh", "mail"], &[]);
+    assert_eq!(refresh.code, Some(0), "{refresh:#?}");
+    let (status, fix) = one(&user.doctor(3), "clock", "system clock", &format!("7m behind {}", ahead.origin()));
+    assert_eq!(status, "problem");
+    assert!(!fix.is_empty(), "the fix says how to set the clock");
 }

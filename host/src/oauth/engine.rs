@@ -39,6 +39,7 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use super::authorize::{self, ClientSource, Exchanged, Mode, Pending};
+use super::clock::ClockFile;
 use super::discovery::{self, AuthServerMetadata, Challenge, Discovered};
 use super::exchange::{self, TokenEndpoint};
 use super::http::{self, Client};
@@ -213,7 +214,8 @@ impl Engine {
         let registrations = Registrations::load(&paths)?;
         let registry = Arc::new(LiveRegistry::new(plugins.0, plugins.1, paths.providers_dir()));
         let store = Arc::new(store);
-        Ok(Engine { paths, catalog, registry, store, http: Client::new(), registrations, targets: Default::default() })
+        let http = Client::new().recording_clock(ClockFile::new(paths.clock_file()));
+        Ok(Engine { paths, catalog, registry, store, http, registrations, targets: Default::default() })
     }
 
     pub fn catalog(&self) -> &Catalog {

@@ -4,10 +4,12 @@
 //! practices). Redirects are not followed for token, registration and revocation requests: a
 //! redirected POST would carry credentials to wherever the server points.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use url::Url;
 
+use super::clock::{ClockFile, Reading};
 use crate::plugins::{HttpRequest, HttpResponse};
 
 /// A URL that may not be an OAuth endpoint; the message says why and what to write instead.
@@ -26,6 +28,8 @@ pub fn endpoint_url(url: &str) -> Result<Url, UrlError> {
 #[derive(Clone)]
 pub struct Client {
     inner: reqwest::Client,
+    /// Where the servers' `Date` headers are kept as readings of the clock, if anywhere.
+    clock: Option<Arc<ClockFile>>,
 }
 
 /// A request that did not get an answer. It names the endpoint by its origin only: a request
@@ -59,7 +63,23 @@ impl Client {
             .user_agent(concat!("latchkey/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("building the HTTP client");
-        Client { inner }
+        Client { inner, clock: None }
+    }
+
+    /// This client, keeping the clock readings that answers' `Date` headers give in `clock`.
+    pub fn recording_clock(self, clock: ClockFile) -> Client {
+        Client { clock: Some(Arc::new(clock)), ..self }
+    }
+
+    /// Note what an answer from `url` says about the clock.
+    fn received(&self, url: &Url, response: &HttpResponse) {
+        let Some(clock) = &self.clock else { return };
+        let date = response.headers.iter().find(|(name, _)| name.eq_ignore_ascii_case("date"));
+        if let Some(reading) =
+            date.and_then(|(_, date)| Reading::from_date_header(&url.origin().ascii_serialization(), date, SystemTime::now()))
+        {
+            clock.record(reading);
+        }
     }
 
     /// Send a request the provider hooks have shaped, and read the whole (bounded) answer.
@@ -70,7 +90,7 @@ impl Client {
             fail("not an endpoint latchkey may use: it must be https (http only on loopback), without a user name or fragment".into())
         })?;
         let method = reqwest::Method::from_bytes(request.method.as_bytes()).map_err(|e| fail(e.to_string()))?;
-        let mut builder = self.inner.request(method, url);
+        let mut builder = self.inner.request(method, url.clone());
         for (name, value) in &request.headers {
             builder = builder.header(name, value);
         }
@@ -78,7 +98,9 @@ impl Client {
             builder = builder.body(request.body.clone());
         }
         let response = builder.send().await.map_err(|e| fail(describe(e)))?;
-        read_response(response).await.map_err(fail)
+        let response = read_response(response).await.map_err(fail)?;
+        self.received(&url, &response);
+        Ok(response)
     }
 
     /// GET a JSON document (discovery), returning the status and the parsed body.
@@ -90,6 +112,7 @@ impl Client {
         }
         let response = builder.send().await.map_err(|e| fail(describe(e)))?;
         let response = read_response(response).await.map_err(fail)?;
+        self.received(url, &response);
         let body = serde_json::from_slice(&response.body).ok();
         Ok((response.status, body))
     }
@@ -100,6 +123,7 @@ impl Client {
         let fail = |reason: String| SendError::new("POST", url.as_str(), reason);
         let response = self.inner.post(url.clone()).json(body).send().await.map_err(|e| fail(describe(e)))?;
         let response = read_response(response).await.map_err(fail)?;
+        self.received(url, &response);
         Ok((response.status, serde_json::from_slice(&response.body).ok()))
     }
 

@@ -5,6 +5,7 @@
 //! Everything provider-specific goes through the provider's hooks ([`crate::plugins`]); this
 //! module is the generic pipeline:
 //! - [`http`]: the HTTP client and the https-except-loopback rule for endpoints;
+//! - [`clock`]: the clock compared with the servers' `Date` headers, for `latchkey doctor`;
 //! - [`discovery`]: RFC 9728 → RFC 8414 → OpenID Connect discovery for MCP servers;
 //! - [`registration`]: pre-registered → Client ID Metadata Document → RFC 7591;
 //! - [`callback`]: the loopback redirect listener and pasted redirect URLs;
@@ -20,6 +21,7 @@
 pub mod access;
 pub mod authorize;
 pub mod callback;
+pub mod clock;
 pub mod discovery;
 pub mod engine;
 pub mod exchange;
