@@ -5,6 +5,10 @@
 //
 //     node tests/peers/consent.mjs <authorization-url>
 //
+// A URL of latchkey's gateway sign-in page (`http://127.0.0.1:<port>/sign-in/<id>`, the link of a
+// URL elicitation) is opened first, as a browser would, and the authorization URL it redirects
+// to is where the sign-in starts.
+//
 // CONSENT_MODE picks what the "user" and the "network" do (default `approve`):
 //   approve        sign in and consent, deliver the redirect as it is
 //   deny           sign in, then abort the consent: the redirect carries error=access_denied
@@ -86,9 +90,19 @@ async function authorize(start) {
   throw new Error(`no redirect back after 20 steps (last: ${url})`);
 }
 
+// The authorization URL behind latchkey's sign-in page, or `start` itself.
+async function throughSignInPage(start) {
+  if (!new URL(start).pathname.startsWith('/sign-in/')) return start;
+  const response = await fetch(start, { redirect: 'manual' });
+  log(`sign-in page ${response.status}`);
+  const location = response.headers.get('location');
+  if (!location) throw new Error(`the sign-in page answered ${response.status} without a redirect: ${await response.text()}`);
+  return new URL(location, start).href;
+}
+
 try {
   if (mode !== 'ignore') {
-    const redirect = await authorize(process.argv[2]);
+    const redirect = await authorize(await throughSignInPage(process.argv[2]));
     if (mode === 'tamper-state') redirect.searchParams.set('state', 'forged-state');
     if (mode === 'drop-code') redirect.searchParams.delete('code');
     if (mode === 'wrong-iss') redirect.searchParams.set('iss', 'http://127.0.0.1:1/evil');

@@ -16,13 +16,27 @@
 //                                                     during an earlier step counts)
 //   {"sleep": <ms>}
 //   {"post": "<url>"}                              → POSTs to a test peer, answers the HTTP status
+//   {"wait": "elicitation", "ms": 30000}            → waits for notifications/elicitation/complete
+//                                                     (counted like list_changed), answers the ids
+//   {"follow": "elicitation"}                       → the test's stand-in for a person: opens the URL
+//                                                     of the last URL elicitation a call was refused
+//                                                     with in tests/peers/consent.mjs (CONSENT_*
+//                                                     from this environment); answers its exit code
+//
+// MCP_ELICITATION=url declares URL-mode elicitation (2025-11-25) in the client's capabilities.
 // Each step prints one JSON line, {"step": i, "ok": true, "result": …} or {"step": i, "ok": false,
-// "error": "…"}; a failed step does not stop the script. Exit code 0 when the client connected and
+// "error": "…", "code": …, "data": …} (the JSON-RPC error's code and data, when it had them); a
+// failed step does not stop the script. Exit code 0 when the client connected and
 // closed cleanly, 1 otherwise (with the reason on stderr).
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import {
+  ElicitationCompleteNotificationSchema,
+  ErrorCode,
   PromptListChangedNotificationSchema,
   ResourceListChangedNotificationSchema,
   ToolListChangedNotificationSchema,
@@ -42,8 +56,11 @@ function transport() {
   throw new Error(`unknown mode ${mode}: use stdio or http`);
 }
 
-const client = new Client({ name: 'latchkey-test-client', version: '1.0.0' });
-const seen = { tools: 0, prompts: 0, resources: 0 };
+const capabilities = process.env.MCP_ELICITATION === 'url' ? { elicitation: { url: {} } } : {};
+const client = new Client({ name: 'latchkey-test-client', version: '1.0.0' }, { capabilities });
+const seen = { tools: 0, prompts: 0, resources: 0, elicitation: 0 };
+const completed = [];
+let lastElicitation;
 const waiters = [];
 const notified = (kind) => {
   seen[kind] += 1;
@@ -52,6 +69,10 @@ const notified = (kind) => {
 client.setNotificationHandler(ToolListChangedNotificationSchema, () => notified('tools'));
 client.setNotificationHandler(PromptListChangedNotificationSchema, () => notified('prompts'));
 client.setNotificationHandler(ResourceListChangedNotificationSchema, () => notified('resources'));
+client.setNotificationHandler(ElicitationCompleteNotificationSchema, (notification) => {
+  completed.push(notification.params.elicitationId);
+  notified('elicitation');
+});
 
 async function waitFor(kind, ms) {
   const deadline = Date.now() + ms;
@@ -63,7 +84,18 @@ async function waitFor(kind, ms) {
       waiters.push(() => { clearTimeout(timer); resolve(); });
     });
   }
-  return { notifications: seen[kind] };
+  return kind === 'elicitation' ? { completed } : { notifications: seen[kind] };
+}
+
+// A person following the link: the scripted browser, run on the URL, until it is done.
+function follow() {
+  if (!lastElicitation) throw new Error('no call was refused with a URL elicitation yet');
+  const consent = path.join(path.dirname(fileURLToPath(import.meta.url)), 'consent.mjs');
+  const browser = spawn(process.execPath, [consent, lastElicitation.url], { stdio: ['ignore', 'ignore', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    browser.on('error', reject);
+    browser.on('exit', (code) => resolve({ exitCode: code }));
+  });
 }
 
 async function run(step) {
@@ -78,6 +110,7 @@ async function run(step) {
   if (step.wait) return waitFor(step.wait, step.ms ?? 10000);
   if (step.sleep !== undefined) return new Promise((resolve) => setTimeout(() => resolve(null), step.sleep));
   if (step.post) return (await fetch(step.post, { method: 'POST' })).status;
+  if (step.follow === 'elicitation') return follow();
   throw new Error(`unknown step ${JSON.stringify(step)}`);
 }
 
@@ -91,7 +124,8 @@ for (const [index, step] of steps.entries()) {
   try {
     console.log(JSON.stringify({ step: index, ok: true, result: await run(step) }));
   } catch (error) {
-    console.log(JSON.stringify({ step: index, ok: false, error: String(error.message ?? error) }));
+    if (error.code === ErrorCode.UrlElicitationRequired) [lastElicitation] = error.data?.elicitations ?? [];
+    console.log(JSON.stringify({ step: index, ok: false, error: String(error.message ?? error), code: error.code, data: error.data }));
   }
 }
 await client.close();

@@ -426,6 +426,75 @@ fn a_request_for_more_scope_is_reported_and_the_server_keeps_working() {
     assert_eq!(health["upstreams"]["remote"]["restarts"], 0, "{health:#}");
 }
 
+// ---------------------------------------------------------------------------------------------
+// Tests: signing in from inside the client (URL-mode elicitation)
+
+#[test]
+fn a_server_that_needs_a_sign_in_is_signed_in_through_url_elicitation() {
+    let remote = Remote::start(3600);
+    let consent_log = remote.setup.home.path().join("consent.log");
+    let env = [("MCP_ELICITATION", "url"), ("CONSENT_LOG", consent_log.to_str().unwrap())];
+    let run = remote.setup.stdio_run_with(
+        &["--servers", "remote"],
+        &env,
+        &[
+            json!({"list": "tools"}),
+            json!({"call": "remote__whoami"}),
+            json!({"follow": "elicitation"}),
+            json!({"wait": "elicitation", "ms": 30_000}),
+            json!({"wait": "tools", "ms": 30_000}),
+            json!({"list": "tools"}),
+            json!({"call": "remote__whoami"}),
+        ],
+    );
+    let steps = run.steps();
+    assert_eq!(names(&steps[0]), ["remote__sign_in"], "the server stays visible by its sign-in tool");
+
+    // The first call is refused with the elicitation: a link to the gateway's loopback page.
+    assert_eq!(steps[1]["code"], -32042, "{}", steps[1]);
+    let elicitation = &steps[1]["data"]["elicitations"][0];
+    assert_eq!(elicitation["mode"], "url", "{elicitation}");
+    let (id, url) = (elicitation["elicitationId"].as_str().unwrap(), elicitation["url"].as_str().unwrap());
+    assert!(url.starts_with("http://127.0.0.1:") && url.ends_with(&format!("/sign-in/{id}")), "{url}");
+
+    // The person follows it: the page sends the browser to the provider, and back to latchkey.
+    assert_eq!(ok(&steps[2])["exitCode"], 0, "the scripted browser failed: {}", fs::read_to_string(&consent_log).unwrap_or_default());
+    let browser = fs::read_to_string(&consent_log).unwrap();
+    assert!(
+        browser.contains("sign-in page 303") && browser.contains("status 200") && browser.contains("go back to your AI client"),
+        "{browser}"
+    );
+    assert_eq!(ok(&steps[3])["completed"], json!([id]), "notifications/elicitation/complete for that link");
+    ok(&steps[4]);
+    let tools = names(&steps[5]);
+    assert!(tools.contains(&"remote__whoami".to_string()) && !tools.contains(&"remote__sign_in".to_string()), "{tools:?}");
+
+    // The retry succeeds with the stored token, which never passed through the client.
+    let identity = identity(&steps[6]);
+    assert_eq!(identity["sub"], "alice");
+    let token = identity["token"].as_str().unwrap();
+    assert!(steps[..6].iter().all(|step| !step.to_string().contains(token)), "only the server's own answer carries the token");
+    assert!(!run.stderr.contains(token), "the gateway never logs it");
+    let store = remote.setup.store();
+    let ids = store.credential_ids().unwrap();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert_eq!(store.load_credential(&ids[0]).unwrap().unwrap().tokens.access_token.expose_secret(), token);
+}
+
+#[test]
+fn a_client_without_url_elicitation_gets_the_link_and_the_command_in_the_tool_error() {
+    let remote = Remote::start(3600);
+    let steps = remote.setup.stdio(&["--servers", "remote"], &[json!({"call": "remote__whoami"}), json!({"call": "remote__sign_in"})]);
+    for step in &steps {
+        let message = tool_error(step);
+        assert!(message.contains("To sign in, open http://127.0.0.1:") && message.contains("/sign-in/"), "{message}");
+        assert!(message.contains("or run `latchkey oauth authorize remote`"), "{message}");
+    }
+    // One sign-in per server: both calls were given the same link.
+    let link = |step: &Value| tool_error(step).split_whitespace().find(|word| word.starts_with("http://")).unwrap().to_string();
+    assert_eq!(link(&steps[0]), link(&steps[1]));
+}
+
 #[test]
 fn remote_headers_arrive_expanded_and_an_oauth_token_replaces_their_authorization() {
     let remote = Remote::with_headers(3600, r#"X-Api-Key: "key-${API_KEY}", X-Team: "$TEAM-$$1", Authorization: "Bearer $API_KEY""#);
@@ -1129,10 +1198,15 @@ impl Setup {
 
     /// The SDK client over stdio, with `latchkey gateway run <args>` as its server.
     fn stdio_run(&self, args: &[&str], steps: &[Value]) -> ClientRun {
+        self.stdio_run_with(args, &[], steps)
+    }
+
+    /// [`Self::stdio_run`] with `env` for the client (and the gateway it starts).
+    fn stdio_run_with(&self, args: &[&str], env: &[(&str, &str)], steps: &[Value]) -> ClientRun {
         let mut gateway_args = vec!["gateway", "run"];
         gateway_args.extend_from_slice(args);
         let mut command = client_command("stdio", latchkey_bin().to_str().unwrap(), &gateway_args, None);
-        self.prepare(&mut command);
+        self.prepare(&mut command).envs(env.iter().copied());
         run_client(command, steps)
     }
 

@@ -7,12 +7,15 @@
 //! - [`refresh`]: the scheduler that refreshes tokens before they expire while the gateway runs;
 //! - [`http`]: the Streamable HTTP front door (`/mcp`, `/health`) with its bearer token and
 //!   Origin/Host checks; stdio needs none of that;
-//! - [`sessions`]: its sessions, which end (`DELETE`, idle timeout) and are limited in number.
+//! - [`sessions`]: its sessions, which end (`DELETE`, idle timeout) and are limited in number;
+//! - [`sign_in`]: a server that needs its user to sign in, signed in from inside the AI client
+//!   (URL-mode elicitation and a loopback page that starts the provider's authorization).
 //!
 //! Aggregation: tools and prompts are exposed as `<server><separator><name>` (default `__`), sorted
 //! by that name, so the list is the same on every call; no server name contains the separator (the
 //! catalog refuses `__`, [`Gateway::new`] any other), so the first separator in a name ends the
-//! server's part. Resources are exposed as `latchkey://<server>/<the server's own URI>`
+//! server's part. A server that cannot start until its user signs in is listed with one tool,
+//! `<server><separator>sign_in` ([`sign_in`]). Resources are exposed as `latchkey://<server>/<the server's own URI>`
 //! ([`RESOURCE_PREFIX`]), so two servers that list the same URI cannot shadow each other; a read
 //! of a server's own URI (a resource link in a tool's result) goes to the one server that listed
 //! it, and is refused when several did. With `--no-prefix` (one server) names and URIs are the
@@ -27,6 +30,7 @@ pub mod http;
 pub mod inject;
 pub mod refresh;
 pub mod sessions;
+pub mod sign_in;
 pub mod upstream;
 
 use std::collections::{BTreeMap, HashMap};
@@ -44,7 +48,7 @@ use rmcp::{ErrorData as McpError, Peer, RoleServer, ServerHandler};
 use tokio::sync::mpsc;
 
 use crate::oauth::engine::Engine;
-use upstream::{Event, Upstream};
+use upstream::{Event, Upstream, UpstreamError};
 
 /// The start of an exposed resource URI, followed by `<server>/` and the server's own URI.
 pub const RESOURCE_PREFIX: &str = "latchkey://";
@@ -85,6 +89,7 @@ struct Inner {
     clients: StdMutex<HashMap<String, Peer<RoleServer>>>,
     /// The servers that listed each (server's own) resource URI.
     resource_owners: StdMutex<HashMap<String, Vec<String>>>,
+    sign_ins: sign_in::SignIns,
 }
 
 impl Gateway {
@@ -119,6 +124,7 @@ impl Gateway {
                 engine,
                 clients: StdMutex::new(HashMap::new()),
                 resource_owners: StdMutex::new(HashMap::new()),
+                sign_ins: sign_in::SignIns::default(),
             }),
         };
         gateway.forward_events(receiver);
@@ -228,8 +234,8 @@ impl Gateway {
     }
 
     /// Ask every upstream concurrently, each for at most [`LIST_WAIT`]; failures and late
-    /// answers are logged and left out.
-    async fn gather<T, F, Fut>(&self, ask: F) -> Vec<(String, T)>
+    /// answers are logged and left out. The answers by server, and the upstreams left out.
+    async fn gather<T, F, Fut>(&self, ask: F) -> (Vec<(String, T)>, Vec<Arc<Upstream>>)
     where
         F: Fn(Arc<Upstream>) -> Fut,
         Fut: std::future::Future<Output = Result<T, upstream::UpstreamError>>,
@@ -238,33 +244,33 @@ impl Gateway {
             let answer = tokio::time::timeout(LIST_WAIT, ask(upstream.clone()));
             async move { (name, upstream, answer.await) }
         });
-        futures::future::join_all(asks)
-            .await
-            .into_iter()
-            .filter_map(|(name, upstream, answer)| {
-                let error = match answer {
-                    Ok(Ok(value)) => return Some((name.clone(), value)),
-                    Ok(Err(error)) => error.to_string(),
-                    Err(_) => format!("server `{name}` did not answer within {} s; listing without it for now", LIST_WAIT.as_secs()),
-                };
-                tracing::warn!("{error}");
-                upstream.mark_left_out();
-                None
-            })
-            .collect()
+        let (mut answers, mut left_out) = (Vec::new(), Vec::new());
+        for (name, upstream, answer) in futures::future::join_all(asks).await {
+            let error = match answer {
+                Ok(Ok(value)) => {
+                    answers.push((name.clone(), value));
+                    continue;
+                }
+                Ok(Err(error)) => error.to_string(),
+                Err(_) => format!("server `{name}` did not answer within {} s; listing without it for now", LIST_WAIT.as_secs()),
+            };
+            tracing::warn!("{error}");
+            upstream.mark_left_out();
+            left_out.push(upstream.clone());
+        }
+        (answers, left_out)
     }
 
     /// [`Self::gather`] for tools or prompts: every server's items under their exposed names,
-    /// sorted by them.
-    async fn gather_exposed<T, F, Fut>(&self, ask: F) -> Vec<T>
+    /// sorted by them, and the upstreams left out.
+    async fn gather_exposed<T, F, Fut>(&self, ask: F) -> (Vec<T>, Vec<Arc<Upstream>>)
     where
         T: Exposed,
         F: Fn(Arc<Upstream>) -> Fut,
         Fut: std::future::Future<Output = Result<Vec<T>, upstream::UpstreamError>>,
     {
-        let mut items: Vec<T> = self
-            .gather(ask)
-            .await
+        let (answers, left_out) = self.gather(ask).await;
+        let mut items: Vec<T> = answers
             .into_iter()
             .flat_map(|(server, items)| {
                 items.into_iter().map(move |mut item| {
@@ -275,7 +281,7 @@ impl Gateway {
             })
             .collect();
         items.sort_by(|a, b| a.name().cmp(b.name()));
-        items
+        (items, left_out)
     }
 }
 
@@ -303,6 +309,22 @@ impl Exposed for Prompt {
     }
 }
 
+/// The key a client is known by among [`Inner::clients`]: its HTTP session ID, or
+/// [`STDIO_CLIENT`].
+fn client_key(extensions: &rmcp::model::Extensions) -> String {
+    let session = extensions.get::<::http::request::Parts>().and_then(|request| request.headers.get(HEADER_SESSION_ID));
+    match session.and_then(|id| id.to_str().ok()) {
+        Some(id) => id.to_string(),
+        None => STDIO_CLIENT.to_string(),
+    }
+}
+
+/// A call that did not reach its tool, as a tool error: clients show those to the user, where a
+/// protocol error would hide the message.
+fn tool_error(error: &UpstreamError) -> CallToolResponse {
+    CallToolResponse::Complete(CallToolResult::error(vec![ContentBlock::text(error.to_string())]))
+}
+
 fn unknown(kind: &str, name: &str) -> McpError {
     McpError::invalid_params(format!("unknown {kind} `{name}`; list them with {kind}s/list"), None)
 }
@@ -327,11 +349,7 @@ impl ServerHandler for Gateway {
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
-        let session = context.extensions.get::<::http::request::Parts>().and_then(|request| request.headers.get(HEADER_SESSION_ID));
-        let key = match session.and_then(|id| id.to_str().ok()) {
-            Some(id) => id.to_string(),
-            None => STDIO_CLIENT.to_string(),
-        };
+        let key = client_key(&context.extensions);
         let mut clients = self.inner.clients.lock().expect("clients lock");
         // A session that ended between this notification and now must not linger here: its
         // transport is closed already (this sweep is cheap: one flag per open session).
@@ -346,7 +364,18 @@ impl ServerHandler for Gateway {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        let tools = self.gather_exposed(|upstream| async move { upstream.list_tools().await }).await;
+        let (mut tools, left_out) = self.gather_exposed(|upstream| async move { upstream.list_tools().await }).await;
+        // A server that waits for its user to sign in stays visible, by the tool that signs it in.
+        let mut waiting = Vec::new();
+        for upstream in left_out {
+            if self.sign_in_needed(&upstream).await.is_some() {
+                waiting.push(self.sign_in_tool(&upstream));
+            }
+        }
+        if !waiting.is_empty() {
+            tools.extend(waiting);
+            tools.sort_by(|a, b| a.name.cmp(&b.name));
+        }
         Ok(ListToolsResult::with_all_items(tools))
     }
 
@@ -359,8 +388,15 @@ impl ServerHandler for Gateway {
         request.name = name.to_owned().into();
         match until_cancelled(&context, upstream.call_tool(request)).await? {
             Ok(response) => Ok(response),
+            Err(error @ (UpstreamError::Start { .. } | UpstreamError::Refused { .. })) => match self.sign_in_needed(upstream).await {
+                Some(binding) => {
+                    let client = (client_key(&context.extensions), context.peer.clone());
+                    self.ask_to_sign_in(upstream, binding, &error, client).await
+                }
+                None => Ok(tool_error(&error)),
+            },
             // The tool did not run: tell the user why (a protocol error would hide the message).
-            Err(error) => Ok(CallToolResponse::Complete(CallToolResult::error(vec![ContentBlock::text(error.to_string())]))),
+            Err(error) => Ok(tool_error(&error)),
         }
     }
 
@@ -369,7 +405,7 @@ impl ServerHandler for Gateway {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
-        let prompts = self.gather_exposed(|upstream| async move { upstream.list_prompts().await }).await;
+        let (prompts, _) = self.gather_exposed(|upstream| async move { upstream.list_prompts().await }).await;
         Ok(ListPromptsResult::with_all_items(prompts))
     }
 
@@ -388,7 +424,7 @@ impl ServerHandler for Gateway {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
-        let gathered = self.gather(|upstream| async move { upstream.list_resources().await }).await;
+        let (gathered, _) = self.gather(|upstream| async move { upstream.list_resources().await }).await;
         let mut owners: HashMap<String, Vec<String>> = HashMap::new();
         let mut resources = Vec::new();
         for (server, listed) in gathered {

@@ -215,7 +215,8 @@ async fn receive(State(expected): State<Arc<Expected>>, uri: Uri) -> (StatusCode
     (StatusCode::OK, page)
 }
 
-fn page(title: &str, message: &str, success: bool) -> Html<String> {
+/// A short page for the browser: a heading and one paragraph, both escaped.
+pub(crate) fn page(title: &str, message: &str, success: bool) -> Html<String> {
     let escape = |text: &str| text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
     let colour = if success { "#1a7f37" } else { "#cf222e" };
     Html(format!(
