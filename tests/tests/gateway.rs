@@ -430,25 +430,23 @@ fn a_request_for_more_scope_is_reported_and_the_server_keeps_working() {
 // ---------------------------------------------------------------------------------------------
 // Tests: signing in from inside the client (URL-mode elicitation)
 
-#[test]
-fn a_server_that_needs_a_sign_in_is_signed_in_through_url_elicitation() {
-    let remote = Remote::start(3600);
-    let consent_log = remote.setup.home.path().join("consent.log");
-    let env = [("MCP_ELICITATION", "url"), ("CONSENT_LOG", consent_log.to_str().unwrap())];
-    let run = remote.setup.stdio_run_with(
-        &["--servers", "remote"],
-        &env,
-        &[
-            json!({"list": "tools"}),
-            json!({"call": "remote__whoami"}),
-            json!({"follow": "elicitation"}),
-            json!({"wait": "elicitation", "ms": 30_000}),
-            json!({"wait": "tools", "ms": 30_000}),
-            json!({"list": "tools"}),
-            json!({"call": "remote__whoami"}),
-        ],
-    );
-    let steps = run.steps();
+/// What a client that declares URL elicitation does with a server that needs a sign-in: list,
+/// call (refused with the elicitation), follow the link as a person would (the scripted browser,
+/// logging to `CONSENT_LOG`), wait for the completion and the new tools, and call again.
+fn signing_in_steps() -> Vec<Value> {
+    vec![
+        json!({"list": "tools"}),
+        json!({"call": "remote__whoami"}),
+        json!({"follow": "elicitation"}),
+        json!({"wait": "elicitation", "ms": 30_000}),
+        json!({"wait": "tools", "ms": 30_000}),
+        json!({"list": "tools"}),
+        json!({"call": "remote__whoami"}),
+    ]
+}
+
+/// Check a run of [`signing_in_steps`]; `log` is everything the client and the gateway printed.
+fn assert_signed_in_through_url_elicitation(remote: &Remote, steps: &[Value], consent_log: &Path, log: &str) {
     assert_eq!(names(&steps[0]), ["remote__sign_in"], "the server stays visible by its sign-in tool");
 
     // The first call is refused with the elicitation: a link to the gateway's loopback page.
@@ -459,8 +457,8 @@ fn a_server_that_needs_a_sign_in_is_signed_in_through_url_elicitation() {
     assert!(url.starts_with("http://127.0.0.1:") && url.ends_with(&format!("/sign-in/{id}")), "{url}");
 
     // The person follows it: the page sends the browser to the provider, and back to latchkey.
-    assert_eq!(ok(&steps[2])["exitCode"], 0, "the scripted browser failed: {}", fs::read_to_string(&consent_log).unwrap_or_default());
-    let browser = fs::read_to_string(&consent_log).unwrap();
+    assert_eq!(ok(&steps[2])["exitCode"], 0, "the scripted browser failed: {}", fs::read_to_string(consent_log).unwrap_or_default());
+    let browser = fs::read_to_string(consent_log).unwrap();
     assert!(
         browser.contains("sign-in page 303") && browser.contains("status 200") && browser.contains("go back to your AI client"),
         "{browser}"
@@ -480,7 +478,29 @@ fn a_server_that_needs_a_sign_in_is_signed_in_through_url_elicitation() {
     let stored = store.load_credential(&ids[0]).unwrap().unwrap();
     let token = stored.tokens.access_token.expose_secret();
     assert_eq!(identity["token"], hex::encode(Sha256::digest(token.as_bytes()))[..12], "the server got the stored token");
-    assert!(!run.stderr.contains(token), "the client's output and the gateway's log never hold the token");
+    assert!(!log.contains(token), "the client's output and the gateway's log never hold the token");
+}
+
+#[test]
+fn a_server_that_needs_a_sign_in_is_signed_in_through_url_elicitation_over_stdio() {
+    let remote = Remote::start(3600);
+    let consent_log = remote.setup.home.path().join("consent.log");
+    let env = [("MCP_ELICITATION", "url"), ("CONSENT_LOG", consent_log.to_str().unwrap())];
+    let run = remote.setup.stdio_run_with(&["--servers", "remote"], &env, &signing_in_steps());
+    // Over stdio the client's output holds the gateway's log too.
+    assert_signed_in_through_url_elicitation(&remote, &run.steps(), &consent_log, &run.stderr);
+}
+
+#[test]
+fn a_server_that_needs_a_sign_in_is_signed_in_through_url_elicitation_over_http() {
+    let remote = Remote::start(3600);
+    let consent_log = remote.setup.home.path().join("consent.log");
+    let env = [("MCP_ELICITATION", "url"), ("CONSENT_LOG", consent_log.to_str().unwrap())];
+    let http = remote.setup.http(&["--servers", "remote"]);
+    // The completion reaches an HTTP client on its session's standalone stream (GET /mcp).
+    let run = http.client_run_with(&env, &signing_in_steps());
+    let log = format!("{}\n{}", run.stderr, http.child.output());
+    assert_signed_in_through_url_elicitation(&remote, &run.steps(), &consent_log, &log);
 }
 
 #[test]
@@ -1360,7 +1380,14 @@ struct HttpGateway {
 
 impl HttpGateway {
     fn client(&self, steps: &[Value]) -> Vec<Value> {
-        run_client(client_command("http", &self.url, &[], Some(&self.token)), steps).steps()
+        self.client_run_with(&[], steps).steps()
+    }
+
+    /// The SDK client over HTTP with `env`, however it ends.
+    fn client_run_with(&self, env: &[(&str, &str)], steps: &[Value]) -> ClientRun {
+        let mut command = client_command("http", &self.url, &[], Some(&self.token));
+        command.envs(env.iter().copied());
+        run_client(command, steps)
     }
 
     fn health(&self) -> Value {
