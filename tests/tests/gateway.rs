@@ -433,21 +433,22 @@ fn a_request_for_more_scope_is_reported_and_the_server_keeps_working() {
 /// What a client that declares URL elicitation does with a server that needs a sign-in: list,
 /// call (refused with the elicitation), follow the link as a person would (the scripted browser,
 /// logging to `CONSENT_LOG`), wait for the completion and the new tools, and call again.
-fn signing_in_steps() -> Vec<Value> {
+fn signing_in_steps(server: &str) -> Vec<Value> {
     vec![
         json!({"list": "tools"}),
-        json!({"call": "remote__whoami"}),
+        json!({"call": format!("{server}__whoami")}),
         json!({"follow": "elicitation"}),
         json!({"wait": "elicitation", "ms": 30_000}),
         json!({"wait": "tools", "ms": 30_000}),
         json!({"list": "tools"}),
-        json!({"call": "remote__whoami"}),
+        json!({"call": format!("{server}__whoami")}),
     ]
 }
 
-/// Check a run of [`signing_in_steps`]; `log` is everything the client and the gateway printed.
-fn assert_signed_in_through_url_elicitation(remote: &Remote, steps: &[Value], consent_log: &Path, log: &str) {
-    assert_eq!(names(&steps[0]), ["remote__sign_in"], "the server stays visible by its sign-in tool");
+/// Check a run of [`signing_in_steps`] for `server` in `setup`; `log` is everything the client
+/// and the gateway printed.
+fn assert_signed_in_through_url_elicitation(setup: &Setup, server: &str, steps: &[Value], consent_log: &Path, log: &str) {
+    assert_eq!(names(&steps[0]), [format!("{server}__sign_in")], "the server stays visible by its sign-in tool");
 
     // The first call is refused with the elicitation: a link to the gateway's loopback page.
     assert_eq!(steps[1]["code"], -32042, "{}", steps[1]);
@@ -466,13 +467,13 @@ fn assert_signed_in_through_url_elicitation(remote: &Remote, steps: &[Value], co
     assert_eq!(ok(&steps[3])["completed"], json!([id]), "notifications/elicitation/complete for that link");
     ok(&steps[4]);
     let tools = names(&steps[5]);
-    assert!(tools.contains(&"remote__whoami".to_string()) && !tools.contains(&"remote__sign_in".to_string()), "{tools:?}");
+    assert!(tools.contains(&format!("{server}__whoami")) && !tools.contains(&format!("{server}__sign_in")), "{tools:?}");
 
     // The retry succeeds with the stored token (the server answers its SHA-256 fingerprint),
     // which never passed through the client: no message it received, nor the gateway's log.
     let identity = identity(&steps[6]);
     assert_eq!(identity["sub"], "alice");
-    let store = remote.setup.store();
+    let store = setup.store();
     let ids = store.credential_ids().unwrap();
     assert_eq!(ids.len(), 1, "{ids:?}");
     let stored = store.load_credential(&ids[0]).unwrap().unwrap();
@@ -486,9 +487,9 @@ fn a_server_that_needs_a_sign_in_is_signed_in_through_url_elicitation_over_stdio
     let remote = Remote::start(3600);
     let consent_log = remote.setup.home.path().join("consent.log");
     let env = [("MCP_ELICITATION", "url"), ("CONSENT_LOG", consent_log.to_str().unwrap())];
-    let run = remote.setup.stdio_run_with(&["--servers", "remote"], &env, &signing_in_steps());
+    let run = remote.setup.stdio_run_with(&["--servers", "remote"], &env, &signing_in_steps("remote"));
     // Over stdio the client's output holds the gateway's log too.
-    assert_signed_in_through_url_elicitation(&remote, &run.steps(), &consent_log, &run.stderr);
+    assert_signed_in_through_url_elicitation(&remote.setup, "remote", &run.steps(), &consent_log, &run.stderr);
 }
 
 #[test]
@@ -498,9 +499,21 @@ fn a_server_that_needs_a_sign_in_is_signed_in_through_url_elicitation_over_http(
     let env = [("MCP_ELICITATION", "url"), ("CONSENT_LOG", consent_log.to_str().unwrap())];
     let http = remote.setup.http(&["--servers", "remote"]);
     // The completion reaches an HTTP client on its session's standalone stream (GET /mcp).
-    let run = http.client_run_with(&env, &signing_in_steps());
+    let run = http.client_run_with(&env, &signing_in_steps("remote"));
     let log = format!("{}\n{}", run.stderr, http.child.output());
-    assert_signed_in_through_url_elicitation(&remote, &run.steps(), &consent_log, &log);
+    assert_signed_in_through_url_elicitation(&remote.setup, "remote", &run.steps(), &consent_log, &log);
+}
+
+#[test]
+fn a_remote_server_that_refuses_the_gateway_is_signed_in_through_url_elicitation_by_discovery() {
+    // No `oauth` section: the sign-in is offered because the server refused (401), and the
+    // authorization server its metadata names registers latchkey dynamically.
+    let peers = AuthPeers::start(3600);
+    let setup = Setup::new(&format!("servers:\n  found:\n    remote: {{url: \"{}\"}}\n", peers.url));
+    let consent_log = setup.home.path().join("consent.log");
+    let env = [("MCP_ELICITATION", "url"), ("CONSENT_LOG", consent_log.to_str().unwrap())];
+    let run = setup.stdio_run_with(&["--servers", "found"], &env, &signing_in_steps("found"));
+    assert_signed_in_through_url_elicitation(&setup, "found", &run.steps(), &consent_log, &run.stderr);
 }
 
 #[test]

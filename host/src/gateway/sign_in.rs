@@ -24,9 +24,9 @@
 //! answers only requests addressed to its own loopback address (a DNS-rebinding page cannot
 //! reach it under another name) and only the ids it handed out.
 //!
-//! Servers whose authorization server is discovered from the server itself (a remote entry
-//! without `oauth.providers`) are not offered a sign-in here: whether such a server wants one at
-//! all shows only in its answers, and `latchkey oauth authorize <server>` signs them in.
+//! A server whose authorization server is discovered from the server itself (a remote entry
+//! without `oauth.providers`) may want no OAuth at all: it is offered a sign-in once it refused
+//! the gateway (401) and a refresh did not help ([`Upstream::refused_credential`]).
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -103,10 +103,17 @@ impl Gateway {
     /// The binding of `upstream`'s that needs the user to sign in: one whose credential is
     /// missing or was refused for good. `None` for a server that failed for another reason, a
     /// missing client secret among them (no sign-in helps with that; its error names the fix).
+    ///
+    /// A remote server without `oauth.providers` may want no OAuth at all: its discovered
+    /// binding needs a sign-in only once the server refused the gateway's credential (or its
+    /// lack of one) and a refresh did not help.
     pub(super) async fn sign_in_needed(&self, upstream: &Upstream) -> Option<Binding> {
         let tokens = self.inner.engine.tokens();
         for binding in upstream.server.bindings() {
             if binding.entry == BindingEntry::Discovery {
+                if upstream.refused_credential() {
+                    return Some(binding);
+                }
                 continue;
             }
             match tokens.stored(&binding).await {

@@ -43,7 +43,7 @@ use super::inject;
 use crate::catalog::config::{self, Resolved, ValueFile};
 use crate::catalog::{Kind, Server};
 use crate::mcp::catalog_credential::CatalogCredential;
-use crate::mcp::remote::{Failure, Refusal, Remote};
+use crate::mcp::remote::{Failure, Refusal, RefusedSession, Remote};
 use crate::oauth::engine::Engine;
 use crate::oauth::lifecycle::backoff;
 
@@ -138,6 +138,9 @@ pub struct Upstream {
     generations: AtomicU64,
     /// A list went out without this server: announce its lists once it is up.
     left_out: AtomicBool,
+    /// The server refused its credential (401) and a refresh did not help, since it last ran:
+    /// only a new sign-in will ([`super::sign_in`]).
+    refused_credential: AtomicBool,
     health: StdMutex<Health>,
 }
 
@@ -165,6 +168,7 @@ impl Upstream {
             state: RwLock::new(State::Stopped),
             generations: AtomicU64::new(0),
             left_out: AtomicBool::new(false),
+            refused_credential: AtomicBool::new(false),
             health: StdMutex::new(Health { state: "not started".into(), ..Health::default() }),
         })
     }
@@ -196,6 +200,11 @@ impl Upstream {
     /// A list went out without this server (it failed or was too slow).
     pub fn mark_left_out(&self) {
         self.left_out.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the server refused its credential (401) since it last ran, a refresh not helping.
+    pub fn refused_credential(&self) -> bool {
+        self.refused_credential.load(Ordering::Relaxed)
     }
 
     /// Start the upstream now (the gateway does this at start so failures show early).
@@ -285,6 +294,7 @@ impl Upstream {
         if let State::Running { service, .. } = std::mem::replace(&mut *state, State::Stopped) {
             let _ = service.cancel().await;
         }
+        self.refused_credential.store(true, Ordering::Relaxed);
         *state = State::Failed { reason: reason.to_string(), retry_at: Instant::now() + backoff(1), failures: 1 };
         self.set_health("failed", Some(reason.to_string()));
     }
@@ -353,6 +363,7 @@ impl Upstream {
             Ok(Ok((service, remote))) => {
                 let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
                 *state = State::Running { service, remote, stale: false, generation };
+                self.refused_credential.store(false, Ordering::Relaxed);
                 self.set_health("running", None);
                 if self.left_out.swap(false, Ordering::Relaxed) {
                     let handler = self.handler();
@@ -409,7 +420,12 @@ impl Upstream {
                 let client = Remote::new(&url, handler, ClientLifecycleMode::Initialize, Arc::new(credential))
                     .map_err(|e| format!("{e:#}"))?
                     .with_headers(headers);
-                let service = client.open().await.map_err(|e| format!("{e:#}"))?;
+                let service = client.open().await.map_err(|error| {
+                    if error.downcast_ref::<RefusedSession>().is_some_and(|refused| refused.refusal == Refusal::Unauthorized) {
+                        self.refused_credential.store(true, Ordering::Relaxed);
+                    }
+                    format!("{error:#}")
+                })?;
                 Ok((service, Some(Arc::new(client))))
             }
             Kind::Image { image, .. } => {

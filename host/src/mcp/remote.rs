@@ -99,6 +99,15 @@ pub fn lifecycle(protocol: Option<&ProtocolVersion>) -> ClientLifecycleMode {
     }
 }
 
+/// A session [`Remote::open`] could not start because the server refused it, and authorizing did
+/// not help: `error` says what the user can do. Found in `open`'s error with `downcast_ref`.
+#[derive(Debug, thiserror::Error)]
+#[error("{error:#}")]
+pub struct RefusedSession {
+    pub refusal: Refusal,
+    error: anyhow::Error,
+}
+
 /// Why an operation through a [`Remote`] failed.
 #[derive(Debug)]
 pub enum Failure<E = ServiceError> {
@@ -171,7 +180,8 @@ impl<H: ClientHandler + Clone, A: Authorizer> Remote<H, A> {
         &self.url
     }
 
-    /// Start a session, authorizing when the connection itself is refused.
+    /// Start a session, authorizing when the connection itself is refused (a refusal that
+    /// authorizing did not answer is a [`RefusedSession`]).
     pub async fn open(&self) -> anyhow::Result<RunningService<RoleClient, H>> {
         let connect = || {
             let client = BearerClient::new(self.http.clone(), self.authorizer.clone());
@@ -180,7 +190,7 @@ impl<H: ClientHandler + Clone, A: Authorizer> Remote<H, A> {
             self.handler.clone().serve_with_lifecycle(transport, self.lifecycle.clone())
         };
         self.with_authorization(connect, init_refusal).await.map_err(|failure| match failure {
-            Failure::Refused { error, .. } => error,
+            Failure::Refused { refusal, error } => RefusedSession { refusal, error }.into(),
             Failure::Other(error) => anyhow::anyhow!("cannot connect to the MCP server at {}: {}", self.url, describe_init(&error)),
         })
     }
