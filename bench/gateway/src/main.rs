@@ -14,12 +14,13 @@
 //! proxy's peak resident memory (VmHWM) at the end.
 //!
 //! `--scenario churn` measures something else: the proxy's memory over rounds of short sessions
-//! ([`churn`]).
+//! ([`churn`]); `--scenario sessions`, many sessions open at once ([`sessions`]).
 
 mod churn;
 mod mcp;
 mod procfs;
 mod report;
+mod sessions;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -55,14 +56,14 @@ struct Args {
     warmup: usize,
     #[arg(long, value_enum, default_value_t = Scenario::Calls)]
     scenario: Scenario,
-    /// churn: sessions opened per round, each used for one call.
+    /// churn: sessions opened per round, each used for one call; sessions: sessions open at once.
     #[arg(long, default_value_t = 500)]
     sessions: usize,
     /// churn: end each session with DELETE instead of abandoning it.
     #[arg(long)]
     delete: bool,
     /// churn: seconds to wait after each round before measuring (longer than the gateway's idle
-    /// timeout, to see abandoned sessions expire).
+    /// timeout, to see abandoned sessions expire); sessions: after the sessions ended.
     #[arg(long, default_value_t = 10)]
     settle: u64,
 }
@@ -74,6 +75,9 @@ enum Scenario {
     /// Rounds of short sessions (`--rounds`, `--sessions`, `--concurrency` at a time), each
     /// target in turn, with the proxy's memory after each round.
     Churn,
+    /// `--sessions` sessions open at once (`--concurrency` set-ups at a time), one call on each
+    /// at once, each target in turn: latency, throughput and the proxy's memory.
+    Sessions,
 }
 
 pub struct Target {
@@ -124,6 +128,12 @@ async fn main() -> Result<()> {
         for target in &targets {
             print!("{}", churn::run(target, &churn).await?);
         }
+        return Ok(());
+    }
+    if args.scenario == Scenario::Sessions {
+        let settings =
+            sessions::Sessions { sessions: args.sessions, concurrency: args.concurrency, settle: Duration::from_secs(args.settle) };
+        print!("{}", sessions::run(&targets, &settings).await?);
         return Ok(());
     }
     let mut sessions = Vec::new();

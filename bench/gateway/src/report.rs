@@ -52,12 +52,8 @@ impl Pooled {
         self.calls() as f64 / self.wall.as_secs_f64()
     }
 
-    /// The `p`-quantile (nearest rank), in milliseconds.
     fn percentile_ms(&self, p: f64) -> f64 {
-        let mut sorted = self.latencies.clone();
-        sorted.sort_unstable();
-        let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-        sorted[rank - 1].as_secs_f64() * 1e3
+        percentile_ms(&self.latencies, p)
     }
 }
 
@@ -82,6 +78,14 @@ impl Measured {
             per_call(self.sequential.child_ticks + self.concurrent.child_ticks),
         )
     }
+}
+
+/// The `p`-quantile (nearest rank) of `latencies`, in milliseconds.
+pub fn percentile_ms(latencies: &[Duration], p: f64) -> f64 {
+    let mut sorted = latencies.to_vec();
+    sorted.sort_unstable();
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1].as_secs_f64() * 1e3
 }
 
 /// The table, in Markdown.
