@@ -65,11 +65,19 @@ fn main() {
     std::fs::write(out_dir.join("builtin_providers.rs"), table).unwrap();
 }
 
-/// `<target>/latchkey-providers`, next to the `debug`/`release` folder this build writes into.
+/// `<target>/latchkey-providers`, next to the `debug`/`release` folder this build writes into. A
+/// build for another platform (`--target x86_64-pc-windows-gnu`) writes into
+/// `<target>/<triple>/debug`, and shares the folder too: the components are the same for every
+/// host platform, and building them is most of a cold build's build script.
 fn providers_target_dir(out_dir: &Path) -> PathBuf {
     let build =
         out_dir.ancestors().find(|dir| dir.file_name().is_some_and(|name| name == "build")).expect("OUT_DIR is under a build folder");
-    build.parent().and_then(Path::parent).unwrap().join("latchkey-providers")
+    let mut target_dir = build.parent().and_then(Path::parent).unwrap();
+    let triple = std::env::var_os("TARGET").expect("cargo sets TARGET for build scripts");
+    if target_dir.file_name() == Some(triple.as_os_str()) {
+        target_dir = target_dir.parent().unwrap();
+    }
+    target_dir.join("latchkey-providers")
 }
 
 fn build_providers(workspace: &Path, target_dir: &Path) {
