@@ -12,6 +12,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+#[cfg(windows)]
+mod owner_only;
+
 /// The environment variable that overrides every location.
 pub const HOME_VAR: &str = "LATCHKEY_HOME";
 
@@ -53,8 +56,9 @@ impl Paths {
     }
 }
 
-/// Create `dir` and its parents, readable by the current user only (mode 0700 on Unix). An
-/// existing folder is tightened to 0700.
+/// Create `dir` and its parents, readable by the current user only: mode 0700 on Unix, an access
+/// list for the current user alone on Windows, which what is created in it inherits. An existing
+/// folder is tightened the same way.
 pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     #[cfg(unix)]
@@ -63,6 +67,9 @@ pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
             .with_context(|| format!("cannot make {} private (mode 0700)", dir.display()))?;
     }
+    #[cfg(windows)]
+    owner_only::restrict_to_current_user(dir, true)
+        .with_context(|| format!("cannot make {} private (an access list for you alone)", dir.display()))?;
     Ok(())
 }
 
@@ -91,7 +98,13 @@ pub fn write_atomically(path: &Path, bytes: &[u8], permissions: Option<fs::Permi
         .prefix(&format!("{TEMP_PREFIX}{}-", std::process::id()))
         .tempfile_in(dir)
         .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
-    // tempfile creates files with mode 0600 on Unix.
+    // tempfile creates files with mode 0600 on Unix; on Windows a file inherits its folder's access
+    // list, which a folder that is not private (a client's configuration folder) shares out.
+    #[cfg(windows)]
+    if permissions.is_none() {
+        owner_only::restrict_to_current_user(temp.path(), false)
+            .with_context(|| format!("cannot make {} private (an access list for you alone)", temp.path().display()))?;
+    }
     temp.write_all(bytes).and_then(|_| temp.as_file().sync_all()).with_context(|| format!("cannot write {}", path.display()))?;
     if let Some(permissions) = permissions {
         temp.as_file().set_permissions(permissions).with_context(|| format!("cannot set the permissions of {}", path.display()))?;
@@ -127,13 +140,42 @@ fn remove_stale_temporaries(dir: &Path) {
     }
 }
 
-/// Whether process `pid` exists. Known on Linux (`/proc`); elsewhere every process counts as
-/// running, and only the age of a temporary file decides.
+/// Whether process `pid` exists: `kill(pid, 0)` on Unix (a process of another user answers EPERM),
+/// a process handle that has not exited on Windows. Elsewhere every process counts as running, and
+/// only the age of a temporary file decides.
 fn is_running(pid: u32) -> bool {
-    if pid == std::process::id() {
-        return true;
+    pid == std::process::id() || process_exists(pid)
+}
+
+#[cfg(unix)]
+fn process_exists(pid: u32) -> bool {
+    // 0 and ids past pid_t's range would name process groups, not a process.
+    let Some(pid) = libc::pid_t::try_from(pid).ok().filter(|pid| *pid > 0) else { return false };
+    // SAFETY: signal 0 sends nothing; it only checks that the process exists.
+    unsafe { libc::kill(pid, 0) == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM) }
+}
+
+#[cfg(windows)]
+fn process_exists(pid: u32) -> bool {
+    use windows_sys::Win32::Foundation::{CloseHandle, ERROR_ACCESS_DENIED, GetLastError, STILL_ACTIVE};
+    use windows_sys::Win32::System::Threading::{GetExitCodeProcess, OpenProcess, PROCESS_QUERY_LIMITED_INFORMATION};
+    // SAFETY: the handle is closed before returning; GetExitCodeProcess writes one u32.
+    unsafe {
+        let process = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid);
+        if process.is_null() {
+            // A process of another user (or an elevated one) cannot be opened, but exists.
+            return GetLastError() == ERROR_ACCESS_DENIED;
+        }
+        let mut code = 0u32;
+        let exited = GetExitCodeProcess(process, &mut code) != 0 && code != STILL_ACTIVE as u32;
+        CloseHandle(process);
+        !exited
     }
-    if cfg!(target_os = "linux") { Path::new("/proc").join(pid.to_string()).exists() } else { true }
+}
+
+#[cfg(not(any(unix, windows)))]
+fn process_exists(_pid: u32) -> bool {
+    true
 }
 
 /// The files directly in `dir` whose extension is one of `extensions`, sorted by name; a missing
@@ -183,5 +225,41 @@ mod tests {
         let mut expected = vec![own.clone(), ".latchkey".into(), "notes.latchkey-1-x".into(), ".editor-swap".into(), "secrets.json".into()];
         expected.sort();
         assert_eq!(left, expected);
+    }
+
+    /// On Windows a private folder and the private files in it grant the current user alone, and
+    /// nothing from the folders above (where Users or Everyone may read) is inherited. Wine keeps
+    /// access lists as Unix modes: it drops the protection from inheritance, and lists SYSTEM in
+    /// every list it derives from a mode. Who may open the file is what it keeps, and what this
+    /// checks.
+    #[cfg(windows)]
+    #[test]
+    fn private_folders_and_files_are_for_the_current_user_alone() {
+        use windows_sys::Win32::Storage::FileSystem::FILE_ALL_ACCESS;
+
+        use super::owner_only::read::{Who, access_list};
+
+        let only_the_user = |path: &Path| {
+            let entries = access_list(path).unwrap().expect("an access list");
+            assert!(
+                entries.iter().all(|entry| !entry.allowed || entry.who != Who::Other)
+                    && entries.iter().any(|entry| entry.allowed && entry.who == Who::CurrentUser && entry.access == FILE_ALL_ACCESS),
+                "{}: {entries:?}",
+                path.display()
+            );
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let private = dir.path().join("latchkey");
+        create_private_dir(&private).unwrap();
+        write_private_atomically(&private.join("secrets.json"), b"{}").unwrap();
+        only_the_user(&private);
+        only_the_user(&private.join("secrets.json"));
+
+        // A file written with the permissions of the one it replaces (a client's configuration)
+        // keeps what its folder gives.
+        let shared = dir.path().join("settings.json");
+        write_atomically(&shared, b"{}", Some(fs::metadata(dir.path()).unwrap().permissions())).unwrap();
+        let entries = access_list(&shared).unwrap();
+        assert!(entries.as_ref().is_none_or(|entries| entries.iter().any(|entry| entry.allowed && entry.who == Who::Other)), "{entries:?}");
     }
 }
