@@ -395,15 +395,14 @@ impl Upstream {
                 let Some((program, arguments)) = resolved.command.split_first().filter(|(program, _)| !program.is_empty()) else {
                     return Err("its `command` names no program once its settings are filled in; check `latchkey config ls`".into());
                 };
-                let mut process = tokio::process::Command::new(program);
                 // Not the gateway's environment: a minimal one, then what the entry declares.
-                process.args(arguments).env_clear().envs(super::environment::inherited(std::env::vars_os(), inherit_env));
+                let mut environment = super::environment::inherited(std::env::vars_os(), inherit_env);
+                environment.extend(resolved.env.iter().map(|(name, value)| (name.into(), value.into())));
+                let mut process = tokio::process::Command::new(super::environment::locate(program, &environment)?);
+                process.args(arguments).env_clear().envs(environment);
                 // Killed with the gateway, even when it exits with a call in flight: closing stdin
                 // is not enough for a server that is busy.
                 process.kill_on_drop(true);
-                for (name, value) in &resolved.env {
-                    process.env(name, value);
-                }
                 for (name, value) in &env {
                     process.env(name, value.expose_secret());
                 }
