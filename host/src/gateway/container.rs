@@ -70,11 +70,17 @@ fn lock_path(paths: &Paths, id: &str) -> PathBuf {
     paths.cache_dir.join("gateways").join(format!("{id}.lock"))
 }
 
+/// Where the Docker client library looks for the engine without `DOCKER_HOST`.
+#[cfg(windows)]
+const DEFAULT_HOST: &str = "the default named pipe //./pipe/docker_engine";
+#[cfg(not(windows))]
+const DEFAULT_HOST: &str = "the default socket /var/run/docker.sock";
+
 /// Connect to the Docker Engine that `DOCKER_HOST` (or the platform default) names.
 pub async fn connect() -> anyhow::Result<Docker> {
     let where_ = std::env::var("DOCKER_HOST")
         .map(|host| format!("DOCKER_HOST={host}"))
-        .unwrap_or_else(|_| "the default socket (/var/run/docker.sock; set DOCKER_HOST to use another)".into());
+        .unwrap_or_else(|_| format!("{DEFAULT_HOST} (set DOCKER_HOST to use another)"));
     let docker = Docker::connect_with_defaults()
         .map_err(|e| anyhow::anyhow!("Docker is not reachable at {where_}: {e}; is dockerd running?"))?
         .negotiate_version()
