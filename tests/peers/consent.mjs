@@ -19,6 +19,8 @@
 //   drop-code      deliver the redirect without its `code`
 //   wrong-iss      deliver the redirect with another `iss`
 //   ignore         do nothing at all (latchkey times out)
+//   paste          sign in and consent, then print the redirect URL on stdout instead of requesting
+//                  it: the address a user copies from the browser for `oauth authorize --paste`
 // CONSENT_LOGIN is the login name (default `alice`).
 // CONSENT_LOG, a file: receives `stray <status>` for each stray request, `redirect <parameter
 // names>`, `status <code>` and the page latchkey answered (or `error <text>`), then `end`, in one
@@ -116,10 +118,14 @@ try {
       }
     }
     log(`redirect ${[...redirect.searchParams.keys()].join(',')}`);
-    // latchkey answers only once the code exchange and storage are done.
-    const response = await fetch(redirect);
-    log(`status ${response.status}`);
-    log(await response.text());
+    if (mode === 'paste') {
+      console.log(redirect.href);
+    } else {
+      // latchkey answers only once the code exchange and storage are done.
+      const response = await fetch(redirect);
+      log(`status ${response.status}`);
+      log(await response.text());
+    }
   }
 } catch (error) {
   log(`error ${error.stack ?? error}`);
