@@ -21,6 +21,7 @@ use serde::Serialize;
 
 use crate::catalog::{self, Catalog, Kind, Source};
 use crate::clients::{self, Scope};
+use crate::gateway::{container, docker_endpoint};
 use crate::oauth::clock::{ClockFile, Reading};
 use crate::oauth::engine::Engine;
 use crate::oauth::lifecycle::{CredentialView, human_duration};
@@ -184,14 +185,18 @@ async fn check_docker(catalog: &Catalog, report: &mut Report) {
         return;
     }
     let subject = format!("Docker (for {})", images.join(", "));
-    match crate::gateway::container::connect().await {
-        Ok(_) => report.add("docker", subject, Status::Ok, "Docker is reachable", None),
+    match container::connect().await {
+        Ok(_) => {
+            let endpoint = docker_endpoint::resolve(&docker_endpoint::Sources::from_env())
+                .map_or_else(|_| "Docker is reachable".to_string(), |endpoint| format!("Docker is reachable at {endpoint}"));
+            report.add("docker", subject, Status::Ok, endpoint, None)
+        }
         Err(error) => report.add(
             "docker",
             subject,
             Status::Problem,
             format!("{error:#}"),
-            Some("start Docker (dockerd or Docker Desktop), or set DOCKER_HOST to the engine to use".into()),
+            Some("start Docker (dockerd or Docker Desktop), or choose the engine with `docker context use` or DOCKER_HOST".into()),
         ),
     }
 }

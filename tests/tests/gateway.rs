@@ -1006,6 +1006,72 @@ fn unreachable_docker_is_reported_with_docker_host() {
 }
 
 #[test]
+fn the_current_docker_context_chooses_the_engine_as_the_docker_cli_does() {
+    let Some(image) = docker_image() else { return };
+    let docker_host = std::env::var("DOCKER_HOST").expect("the tests' Docker Engine is named by DOCKER_HOST");
+    // Contexts as the real CLI writes them, as Docker Desktop, colima or OrbStack set them up.
+    let config = tempfile::tempdir().unwrap();
+    let cli = |args: &[&str]| {
+        let output = Command::new("docker").args(args).env("DOCKER_CONFIG", config.path()).env_remove("DOCKER_HOST").output().unwrap();
+        assert!(output.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    };
+    cli(&["context", "create", "private-engine", "--docker", &format!("host={docker_host}")]);
+    cli(&["context", "create", "stopped-engine", "--docker", "host=unix:///nonexistent/docker.sock"]);
+    cli(&["context", "use", "private-engine"]);
+    let gateway = Setup::new(&local_server("contexted", &format!("image: {image}")));
+    gateway.store_local_credential("contexted", "access-token-through-the-context");
+    let call = |context: Option<&str>| {
+        let mut command = client_command("stdio", latchkey_bin().to_str().unwrap(), &["gateway", "run", "--servers", "contexted"], None);
+        gateway.prepare(&mut command).env_remove("DOCKER_HOST").env("DOCKER_CONFIG", config.path());
+        if let Some(context) = context {
+            command.env("DOCKER_CONTEXT", context);
+        }
+        run_client(command, &[json!({"call": "contexted__get-env"})]).steps().remove(0)
+    };
+
+    assert_injected(&text(&call(None)), "access-token-through-the-context");
+    let message = tool_error(&call(Some("stopped-engine")));
+    assert!(message.contains("unix:///nonexistent/docker.sock (the Docker context `stopped-engine`)"), "{message}");
+}
+
+/// A launcher as `npx` is one (the server is its child), whose server has a helper process that
+/// never reads stdin, so that closing the server's stdin does not end it: the whole tree must end
+/// with the gateway.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_local_server_ends_with_the_gateway_launcher_children_and_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let (launcher, helper_pid) = (dir.path().join("launcher.sh"), dir.path().join("helper.pid"));
+    let everything = everything_command();
+    let server = everything.trim_start_matches('[').trim_end_matches(']').replace(", ", " ");
+    fs::write(&launcher, format!("sh -c 'echo $$ > \"$0\"; while :; do sleep 1; done' \"$HELPER_PID\" &\n{server}\n")).unwrap();
+    let gateway = Setup::new(&format!(
+        "servers:\n  launched:\n    command: [sh, {}]\n    env:\n      - {{name: HELPER_PID, value: {}}}\n",
+        launcher.display(),
+        helper_pid.display()
+    ));
+    /// Ends the helper if the test fails, so that nothing outlives it.
+    struct Reap(Option<String>);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            if let Some(pid) = &self.0 {
+                let _ = Command::new("kill").args(["-9", pid]).status();
+            }
+        }
+    }
+    let mut helper = Reap(None);
+    let alive = |pid: &str| fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| !stat.contains(") Z "));
+
+    let mut command = client_command("stdio", latchkey_bin().to_str().unwrap(), &["gateway", "run", "--servers", "launched"], None);
+    gateway.prepare(&mut command);
+    let steps = run_client(command, &[json!({"call": "launched__echo", "arguments": {"message": "tree"}})]).steps();
+    assert_eq!(text(&steps[0]), "Echo: tree");
+    let pid = fs::read_to_string(&helper_pid).unwrap().trim().to_string();
+    helper.0 = Some(pid.clone());
+    eventually("the server's helper process has ended with the gateway", || !alive(&pid));
+}
+
+#[test]
 fn an_upstream_that_crashes_mid_call_fails_that_call_and_restarts() {
     let gateway = Setup::new(&bad_server("bad", &[]));
     let steps = gateway.stdio(

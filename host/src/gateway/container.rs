@@ -26,6 +26,7 @@ use futures::StreamExt;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::docker_endpoint;
 use crate::catalog::config::Resolved;
 use crate::catalog::{Kind, Server};
 use crate::paths::Paths;
@@ -70,22 +71,12 @@ fn lock_path(paths: &Paths, id: &str) -> PathBuf {
     paths.cache_dir.join("gateways").join(format!("{id}.lock"))
 }
 
-/// Where the Docker client library looks for the engine without `DOCKER_HOST`.
-#[cfg(windows)]
-const DEFAULT_HOST: &str = "the default named pipe //./pipe/docker_engine";
-#[cfg(not(windows))]
-const DEFAULT_HOST: &str = "the default socket /var/run/docker.sock";
-
-/// Connect to the Docker Engine that `DOCKER_HOST` (or the platform default) names.
+/// Connect to the Docker Engine the `docker` CLI would use ([`docker_endpoint`]: `DOCKER_HOST`,
+/// the current Docker context, or the platform's default).
 pub async fn connect() -> anyhow::Result<Docker> {
-    let where_ = std::env::var("DOCKER_HOST")
-        .map(|host| format!("DOCKER_HOST={host}"))
-        .unwrap_or_else(|_| format!("{DEFAULT_HOST} (set DOCKER_HOST to use another)"));
-    let docker = Docker::connect_with_defaults()
-        .map_err(|e| anyhow::anyhow!("Docker is not reachable at {where_}: {e}; is dockerd running?"))?
-        .negotiate_version()
-        .await
-        .map_err(|e| anyhow::anyhow!("Docker is not reachable at {where_}: {e}; is dockerd running?"))?;
+    let endpoint = docker_endpoint::resolve(&docker_endpoint::Sources::from_env())?;
+    let unreachable = |e: bollard::errors::Error| anyhow::anyhow!("Docker is not reachable at {endpoint}: {e}; is dockerd running?");
+    let docker = Docker::connect_with_host(&endpoint.host).map_err(unreachable)?.negotiate_version().await.map_err(unreachable)?;
     Ok(docker)
 }
 

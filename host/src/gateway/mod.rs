@@ -25,9 +25,11 @@
 //! notifications once it is up. Calls wait for the gateway's timeout (`--timeout`).
 
 pub mod container;
+pub mod docker_endpoint;
 pub mod environment;
 pub mod http;
 pub mod inject;
+pub mod process_tree;
 pub mod refresh;
 pub mod sessions;
 pub mod sign_in;

@@ -40,6 +40,7 @@ use tokio::sync::{RwLock, RwLockReadGuard, mpsc};
 use url::Url;
 
 use super::inject;
+use super::process_tree::{self, ProcessTree};
 use crate::catalog::config::{self, Resolved, ValueFile};
 use crate::catalog::{Kind, Server};
 use crate::mcp::catalog_credential::CatalogCredential;
@@ -101,6 +102,8 @@ enum State {
     /// `generation` tells this run from later ones, so that a failure seen on an old connection
     /// never stops a newer one; `remote` is set for a remote server.
     Running {
+        /// A local server's processes; first, so that they end before the connection is dropped.
+        tree: Option<ProcessTree>,
         service: RunningService<RoleClient, Handler>,
         remote: Option<Arc<RemoteClient>>,
         stale: bool,
@@ -112,6 +115,20 @@ enum State {
         retry_at: Instant,
         failures: u32,
     },
+}
+
+/// A started server: its connection, its remote client (remote servers) and its processes (local
+/// servers).
+type Launched = (RunningService<RoleClient, Handler>, Option<Arc<RemoteClient>>, Option<ProcessTree>);
+
+impl State {
+    /// End a running server: its processes first, then its connection.
+    async fn stop(self) {
+        if let State::Running { tree, service, .. } = self {
+            drop(tree);
+            let _ = service.cancel().await;
+        }
+    }
 }
 
 /// What a request runs with: the read guard that keeps a restart waiting, the peer, the remote
@@ -291,9 +308,7 @@ impl Upstream {
         if !matches!(&*state, State::Running { generation: current, .. } if *current == generation) {
             return;
         }
-        if let State::Running { service, .. } = std::mem::replace(&mut *state, State::Stopped) {
-            let _ = service.cancel().await;
-        }
+        std::mem::replace(&mut *state, State::Stopped).stop().await;
         self.refused_credential.store(true, Ordering::Relaxed);
         *state = State::Failed { reason: reason.to_string(), retry_at: Instant::now() + backoff(1), failures: 1 };
         self.set_health("failed", Some(reason.to_string()));
@@ -327,7 +342,7 @@ impl Upstream {
             {
                 let state = self.state.read().await;
                 match &*state {
-                    State::Running { service, remote, stale: false, generation } if !service.is_closed() => {
+                    State::Running { service, remote, stale: false, generation, .. } if !service.is_closed() => {
                         let (peer, remote, generation) = (service.peer().clone(), remote.clone(), *generation);
                         return Ok((state, peer, remote, generation));
                     }
@@ -354,15 +369,13 @@ impl Upstream {
             State::Failed { failures, .. } => *failures,
             _ => 0,
         };
-        if let State::Running { service, .. } = std::mem::replace(&mut *state, State::Stopped) {
-            // Calls in flight held the read lock, so none is cut off here.
-            let _ = service.cancel().await;
-        }
+        // Calls in flight held the read lock, so none is cut off here.
+        std::mem::replace(&mut *state, State::Stopped).stop().await;
         self.set_health("starting", None);
         let reason = match tokio::time::timeout(self.timeout, self.launch()).await {
-            Ok(Ok((service, remote))) => {
+            Ok(Ok((service, remote, tree))) => {
                 let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
-                *state = State::Running { service, remote, stale: false, generation };
+                *state = State::Running { tree, service, remote, stale: false, generation };
                 self.refused_credential.store(false, Ordering::Relaxed);
                 self.set_health("running", None);
                 if self.left_out.swap(false, Ordering::Relaxed) {
@@ -386,7 +399,7 @@ impl Upstream {
         Handler { server: self.name().to_string(), events: self.events.clone() }
     }
 
-    async fn launch(&self) -> Result<(RunningService<RoleClient, Handler>, Option<Arc<RemoteClient>>), String> {
+    async fn launch(&self) -> Result<Launched, String> {
         let handler = self.handler();
         match &self.server.kind {
             Kind::Command { inherit_env, .. } => {
@@ -400,17 +413,17 @@ impl Upstream {
                 environment.extend(resolved.env.iter().map(|(name, value)| (name.into(), value.into())));
                 let mut process = tokio::process::Command::new(super::environment::locate(program, &environment)?);
                 process.args(arguments).env_clear().envs(environment);
-                // Killed with the gateway, even when it exits with a call in flight: closing stdin
-                // is not enough for a server that is busy.
-                process.kill_on_drop(true);
                 for (name, value) in &env {
                     process.env(name, value.expose_secret());
                 }
-                let (transport, _) = rmcp::transport::TokioChildProcess::builder(process)
+                // Killed with the gateway, launcher and all, even when it exits with a call in
+                // flight: closing stdin is not enough for a server that is busy.
+                let (transport, _) = rmcp::transport::TokioChildProcess::builder(process_tree::command(process))
                     .stderr(Stdio::inherit())
                     .spawn()
                     .map_err(|e| format!("cannot run `{program}`: {e}"))?;
-                Ok((handler.serve(transport).await.map_err(|e| format!("it did not initialize: {e}"))?, None))
+                let tree = ProcessTree::of(transport.id());
+                Ok((handler.serve(transport).await.map_err(|e| format!("it did not initialize: {e}"))?, None, Some(tree)))
             }
             Kind::Remote { remote } => {
                 let url = Url::parse(remote.url.as_str()).map_err(|e| format!("its URL `{}` is not valid: {e}", remote.url.as_str()))?;
@@ -425,7 +438,7 @@ impl Upstream {
                     }
                     format!("{error:#}")
                 })?;
-                Ok((service, Some(Arc::new(client))))
+                Ok((service, Some(Arc::new(client)), None))
             }
             Kind::Image { image, .. } => {
                 let resolved = self.resolved()?;
@@ -433,7 +446,7 @@ impl Upstream {
                 let transport = super::container::start(&self.server, image, &resolved, &env, self.engine.paths())
                     .await
                     .map_err(|e| format!("{e:#}"))?;
-                Ok((handler.serve(transport).await.map_err(|e| format!("it did not initialize: {e}"))?, None))
+                Ok((handler.serve(transport).await.map_err(|e| format!("it did not initialize: {e}"))?, None, None))
             }
             Kind::Poci { .. } => Err(self.server.kind.refusal(self.name()).unwrap_or_default()),
         }
