@@ -14,12 +14,14 @@
 //! proxy's peak resident memory (VmHWM) at the end.
 //!
 //! `--scenario churn` measures something else: the proxy's memory over rounds of short sessions
-//! ([`churn`]); `--scenario sessions`, many sessions open at once ([`sessions`]).
+//! ([`churn`]); `--scenario sessions`, many sessions open at once ([`sessions`]); `--scenario
+//! servers`, one gateway in front of many catalog servers ([`servers`]).
 
 mod churn;
 mod mcp;
 mod procfs;
 mod report;
+mod servers;
 mod sessions;
 
 use std::sync::Arc;
@@ -59,6 +61,12 @@ struct Args {
     /// churn: sessions opened per round, each used for one call; sessions: sessions open at once.
     #[arg(long, default_value_t = 500)]
     sessions: usize,
+    /// servers: how many catalog servers the gateway serves (`s001`…, as bench/gateway/run names them).
+    #[arg(long, default_value_t = 200)]
+    servers: usize,
+    /// servers: tools/list requests, and as many /health requests.
+    #[arg(long, default_value_t = 50)]
+    lists: usize,
     /// churn: end each session with DELETE instead of abandoning it.
     #[arg(long)]
     delete: bool,
@@ -78,6 +86,9 @@ enum Scenario {
     /// `--sessions` sessions open at once (`--concurrency` set-ups at a time), one call on each
     /// at once, each target in turn: latency, throughput and the proxy's memory.
     Sessions,
+    /// One gateway in front of `--servers` catalog servers: start-up until every upstream runs,
+    /// tools/list, /health and calls spread over every server, and memory.
+    Servers,
 }
 
 pub struct Target {
@@ -134,6 +145,14 @@ async fn main() -> Result<()> {
         let settings =
             sessions::Sessions { sessions: args.sessions, concurrency: args.concurrency, settle: Duration::from_secs(args.settle) };
         print!("{}", sessions::run(&targets, &settings).await?);
+        return Ok(());
+    }
+    if args.scenario == Scenario::Servers {
+        let settings =
+            servers::Servers { servers: args.servers, calls: args.concurrent_calls, concurrency: args.concurrency, lists: args.lists };
+        for target in &targets {
+            print!("{}", servers::run(target, &settings).await?);
+        }
         return Ok(());
     }
     let mut sessions = Vec::new();

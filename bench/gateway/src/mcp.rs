@@ -81,6 +81,12 @@ impl Session {
         Ok((result, arrived))
     }
 
+    /// Any request: its `result`, and when the response arrived.
+    pub async fn request(&self, method: &str, params: Value) -> Result<(Value, Instant)> {
+        let (result, _, arrived) = self.send(method, params).await?;
+        Ok((result, arrived))
+    }
+
     async fn send(&self, method: &str, params: Value) -> Result<(Value, HeaderMap, Instant)> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});

@@ -28,6 +28,17 @@ pub fn cpu_ticks(pid: u32) -> Result<u64> {
     Ok(utime + stime)
 }
 
+/// How long ago `pid` started (`stat`'s start time against `/proc/uptime`), to 1/`CLK_TCK` s.
+pub fn age(pid: u32) -> Result<std::time::Duration> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("process {pid} is gone"))?;
+    let fields = fields_after_name(&stat).ok_or_else(|| anyhow!("/proc/{pid}/stat has an unexpected format"))?;
+    // Field 22 of stat(5).
+    let started: f64 = fields.get(19).and_then(|field| field.parse().ok()).context("starttime")?;
+    let uptime = fs::read_to_string("/proc/uptime")?;
+    let uptime: f64 = uptime.split_whitespace().next().and_then(|field| field.parse().ok()).context("/proc/uptime")?;
+    Ok(std::time::Duration::from_secs_f64((uptime - started / ticks_per_second()).max(0.0)))
+}
+
 /// A `Vm*` line of `/proc/<pid>/status`, in KiB.
 pub fn status_kib(pid: u32, key: &str) -> Result<u64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).with_context(|| format!("process {pid} is gone"))?;
@@ -85,6 +96,7 @@ mod tests {
         let current = status_kib(me, "VmRSS").unwrap();
         assert!(current > 0);
         assert!(status_kib(me, "VmHWM").unwrap() >= current);
+        assert!(age(me).unwrap() < std::time::Duration::from_secs(3600));
     }
 
     #[test]
