@@ -43,7 +43,7 @@ pub async fn run(target: &Target, churn: &Churn) -> Result<String> {
         let ended: Vec<Result<()>> = sessions.collect().await;
         ended.into_iter().collect::<Result<Vec<()>>>()?;
         tokio::time::sleep(churn.settle).await;
-        let measured = Round { rss_kib: procfs::status_kib(target.pid, "VmRSS")?, open: open_sessions(&http, &target.url).await };
+        let measured = Round { rss_kib: procfs::status_kib(target.pid, "VmRSS")?, open: open_sessions(&http, target.url()?).await };
         eprintln!("{}: round {round}/{}: RSS {:.1} MB, open sessions {:?}", target.name, churn.rounds, mb(measured.rss_kib), measured.open);
         rounds.push(measured);
     }
@@ -52,7 +52,7 @@ pub async fn run(target: &Target, churn: &Churn) -> Result<String> {
 
 /// Open a session, call the tool once, then leave (or `DELETE` it).
 async fn one_session(http: &reqwest::Client, target: &Target, delete: bool, n: usize) -> Result<()> {
-    let session = mcp::Session::open_with(http.clone(), &target.url).await?;
+    let session = mcp::Session::open_with(http.clone(), target.url()?).await?;
     let message = format!("churn {n}");
     session.call_tool(&target.tool, json!({"message": message})).await?;
     if delete {

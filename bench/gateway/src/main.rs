@@ -13,6 +13,10 @@
 //! upstream's, i.e. its descendants'), from `/proc/<pid>/stat` before and after each batch; and the
 //! proxy's peak resident memory (VmHWM) at the end.
 //!
+//! A target is reached over Streamable HTTP (`url=`), or started as a child process and spoken to
+//! over stdio (`stdio=`): latchkey's `gateway run` over stdio next to the server itself, the way an
+//! AI client starts either.
+//!
 //! `--scenario churn` measures something else: the proxy's memory over rounds of short sessions
 //! ([`churn`]); `--scenario sessions`, many sessions open at once ([`sessions`]); `--scenario
 //! servers`, one gateway in front of many catalog servers ([`servers`]).
@@ -23,6 +27,7 @@ mod procfs;
 mod report;
 mod servers;
 mod sessions;
+mod stdio;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -37,8 +42,10 @@ use report::{Batch, Measured};
 #[derive(Parser)]
 #[command(about = "MCP tools/call round trips against Streamable HTTP endpoints, side by side")]
 struct Args {
-    /// An endpoint: `name=N,url=U,pid=P,tool=T`, plus `,direct` when P is the MCP server itself
-    /// rather than a proxy in front of it. Repeat; the first one is what ratios are relative to.
+    /// An endpoint: `name=N,url=U,pid=P,tool=T` over Streamable HTTP, or `name=N,stdio=COMMAND,tool=T`
+    /// to start COMMAND (split at spaces) and speak stdio to it; plus `,direct` when the process is
+    /// the MCP server itself rather than a proxy in front of it. Repeat; the first one is what
+    /// ratios are relative to.
     #[arg(long = "target", required = true)]
     targets: Vec<String>,
     /// Rounds; each runs one sequential and one concurrent batch per target.
@@ -93,41 +100,83 @@ enum Scenario {
 
 pub struct Target {
     pub name: String,
-    url: String,
+    endpoint: Endpoint,
+    /// For a stdio target, set once it is started.
     pub pid: u32,
     tool: String,
     /// The process is the MCP server itself, not a proxy.
     pub direct: bool,
 }
 
+enum Endpoint {
+    Http(String),
+    Stdio(Vec<String>),
+}
+
+/// A session with a target, over either transport.
+enum Connection {
+    Http(mcp::Session),
+    Stdio(stdio::Session),
+}
+
+impl Connection {
+    async fn call_tool(&self, tool: &str, arguments: Value) -> Result<(Value, Instant)> {
+        match self {
+            Connection::Http(session) => session.call_tool(tool, arguments).await,
+            Connection::Stdio(session) => session.call_tool(tool, arguments).await,
+        }
+    }
+}
+
 impl Target {
+    /// The Streamable HTTP URL; the scenarios other than `calls` speak only HTTP.
+    pub fn url(&self) -> Result<&str> {
+        match &self.endpoint {
+            Endpoint::Http(url) => Ok(url),
+            Endpoint::Stdio(_) => bail!("{}: this scenario needs a url= target, not stdio=", self.name),
+        }
+    }
+
+    /// Open a session: connect, or start the stdio command (and learn its pid).
+    async fn connect(&mut self) -> Result<Connection> {
+        Ok(match &self.endpoint {
+            Endpoint::Http(url) => Connection::Http(mcp::Session::open(url).await?),
+            Endpoint::Stdio(command) => {
+                let session = stdio::Session::open(command).await?;
+                self.pid = session.pid()?;
+                Connection::Stdio(session)
+            }
+        })
+    }
+
     fn parse(spec: &str) -> Result<Target> {
-        let (mut name, mut url, mut pid, mut tool, mut direct) = (None, None, None, None, false);
+        let (mut name, mut endpoint, mut pid, mut tool, mut direct) = (None, None, None, None, false);
         for part in spec.split(',') {
             match part.split_once('=') {
                 Some(("name", value)) => name = Some(value.to_string()),
-                Some(("url", value)) => url = Some(value.to_string()),
+                Some(("url", value)) => endpoint = Some(Endpoint::Http(value.to_string())),
+                Some(("stdio", value)) => endpoint = Some(Endpoint::Stdio(value.split_whitespace().map(String::from).collect())),
                 Some(("pid", value)) => pid = Some(value.parse().with_context(|| format!("pid `{value}` is not a number"))?),
                 Some(("tool", value)) => tool = Some(value.to_string()),
                 None if part == "direct" => direct = true,
-                _ => bail!("`{part}` in --target {spec}: expected name=, url=, pid=, tool= or direct"),
+                _ => bail!("`{part}` in --target {spec}: expected name=, url=, stdio=, pid=, tool= or direct"),
             }
         }
         let missing = |what: &str| anyhow::anyhow!("--target {spec} has no {what}=");
-        Ok(Target {
-            name: name.ok_or_else(|| missing("name"))?,
-            url: url.ok_or_else(|| missing("url"))?,
-            pid: pid.ok_or_else(|| missing("pid"))?,
-            tool: tool.ok_or_else(|| missing("tool"))?,
-            direct,
-        })
+        let endpoint = endpoint.ok_or_else(|| missing("url or stdio"))?;
+        let pid = match (&endpoint, pid) {
+            (Endpoint::Http(_), pid) => pid.ok_or_else(|| missing("pid"))?,
+            (Endpoint::Stdio(_), None) => 0,
+            (Endpoint::Stdio(_), Some(_)) => bail!("--target {spec}: a stdio target is started here, so it takes no pid="),
+        };
+        Ok(Target { name: name.ok_or_else(|| missing("name"))?, endpoint, pid, tool: tool.ok_or_else(|| missing("tool"))?, direct })
     }
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    let targets: Vec<Target> = args.targets.iter().map(|spec| Target::parse(spec)).collect::<Result<_>>()?;
+    let mut targets: Vec<Target> = args.targets.iter().map(|spec| Target::parse(spec)).collect::<Result<_>>()?;
     if args.scenario == Scenario::Churn {
         let churn = churn::Churn {
             rounds: args.rounds,
@@ -156,8 +205,8 @@ async fn main() -> Result<()> {
         return Ok(());
     }
     let mut sessions = Vec::new();
-    for target in &targets {
-        let session = Arc::new(mcp::Session::open(&target.url).await?);
+    for target in &mut targets {
+        let session = Arc::new(target.connect().await?);
         eprintln!("{}: session open, warming up with {} calls", target.name, args.warmup);
         sequential(&session, target, args.warmup).await?;
         concurrent(&session, target, args.warmup, args.concurrency).await?;
@@ -194,7 +243,7 @@ fn cpu(target: &Target) -> Result<(u64, u64)> {
     Ok((own, children))
 }
 
-async fn call(session: &mcp::Session, target: &Target, n: usize) -> Result<Duration> {
+async fn call(session: &Connection, target: &Target, n: usize) -> Result<Duration> {
     let message = format!("bench {n}");
     let started = Instant::now();
     let (result, arrived) = session.call_tool(&target.tool, json!({"message": message})).await?;
@@ -205,7 +254,7 @@ async fn call(session: &mcp::Session, target: &Target, n: usize) -> Result<Durat
     Ok(arrived - started)
 }
 
-async fn sequential(session: &mcp::Session, target: &Target, calls: usize) -> Result<Batch> {
+async fn sequential(session: &Connection, target: &Target, calls: usize) -> Result<Batch> {
     let before = cpu(target)?;
     let started = Instant::now();
     let mut latencies = Vec::with_capacity(calls);
@@ -215,7 +264,7 @@ async fn sequential(session: &mcp::Session, target: &Target, calls: usize) -> Re
     Batch::new(latencies, started.elapsed(), before, cpu(target)?)
 }
 
-async fn concurrent(session: &Arc<mcp::Session>, target: &Target, calls: usize, in_flight: usize) -> Result<Batch> {
+async fn concurrent(session: &Arc<Connection>, target: &Target, calls: usize, in_flight: usize) -> Result<Batch> {
     let before = cpu(target)?;
     let started = Instant::now();
     let next = AtomicUsize::new(0);
@@ -231,4 +280,21 @@ async fn concurrent(session: &Arc<mcp::Session>, target: &Target, calls: usize, 
     });
     let latencies = futures::future::try_join_all(workers).await?.into_iter().flatten().collect();
     Batch::new(latencies, started.elapsed(), before, cpu(target)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_are_http_with_a_pid_or_stdio_without_one() {
+        let http = Target::parse("name=a,url=http://127.0.0.1:1/mcp,pid=42,tool=echo").unwrap();
+        assert_eq!((http.pid, http.url().unwrap()), (42, "http://127.0.0.1:1/mcp"));
+        let stdio = Target::parse("name=b,stdio=node server.js stdio,tool=echo,direct").unwrap();
+        assert!(matches!(&stdio.endpoint, Endpoint::Stdio(command) if command == &["node", "server.js", "stdio"]));
+        assert!(stdio.direct && stdio.url().is_err());
+        let refusal = |spec: &str| Target::parse(spec).err().map(|error| error.to_string()).unwrap_or_default();
+        assert!(refusal("name=c,url=http://127.0.0.1:1/mcp,tool=echo").contains("no pid="));
+        assert!(refusal("name=d,stdio=node s.js,pid=1,tool=echo").contains("takes no pid="));
+    }
 }

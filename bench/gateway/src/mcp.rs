@@ -14,7 +14,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 
 /// The protocol version the client asks for; every peer in the benchmark speaks it.
-const PROTOCOL_VERSION: &str = "2025-06-18";
+pub const PROTOCOL_VERSION: &str = "2025-06-18";
 
 /// How long to wait for the end of an SSE stream whose response already arrived.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);

@@ -92,6 +92,8 @@ pub fn percentile_ms(latencies: &[Duration], p: f64) -> f64 {
 pub fn render(targets: &[Target], measured: &[Measured], concurrency: usize, ticks_per_second: f64) -> String {
     let reference = &measured[0];
     let (reference_cpu, _) = reference.cpu_us(ticks_per_second);
+    // Against a server measured directly, a proxy's CPU and memory have nothing to compare with.
+    let reference_is_proxy = !targets[0].direct;
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -113,7 +115,12 @@ pub fn render(targets: &[Target], measured: &[Measured], concurrency: usize, tic
             // The process is the server: its CPU is the upstream's, and there is no proxy.
             ("—".to_string(), format!("{cpu:.0}"), format!("— (server {peak_mb:.0})"))
         } else {
-            (cell(cpu, reference_cpu, 0), format!("{upstream_cpu:.0}"), cell(peak_mb, reference.peak_kib as f64 / 1024.0, 1))
+            let reference_or_none = |value: f64| if reference_is_proxy { value } else { 0.0 };
+            (
+                cell(cpu, reference_or_none(reference_cpu), 0),
+                format!("{upstream_cpu:.0}"),
+                cell(peak_mb, reference_or_none(reference.peak_kib as f64 / 1024.0), 1),
+            )
         };
         let _ = writeln!(
             out,

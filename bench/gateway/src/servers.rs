@@ -35,7 +35,7 @@ pub fn tool(n: usize) -> String {
 
 pub async fn run(target: &Target, settings: &Servers) -> Result<String> {
     let http = mcp::client()?;
-    let health_url = format!("{}/health", target.url.trim_end_matches("/mcp"));
+    let health_url = format!("{}/health", target.url()?.trim_end_matches("/mcp"));
     let running = |health: &Value| {
         health["upstreams"].as_object().map_or(0, |upstreams| upstreams.values().filter(|upstream| upstream["state"] == "running").count())
     };
@@ -57,7 +57,7 @@ pub async fn run(target: &Target, settings: &Servers) -> Result<String> {
     let ready = procfs::age(target.pid)?;
     eprintln!("{}: every upstream running {:.2} s after the gateway started", target.name, ready.as_secs_f64());
 
-    let session = mcp::Session::open_with(http.clone(), &target.url).await?;
+    let session = mcp::Session::open_with(http.clone(), target.url()?).await?;
     let mut lists = Vec::new();
     for _ in 0..settings.lists {
         let sent = Instant::now();

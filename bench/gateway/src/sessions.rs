@@ -46,9 +46,10 @@ async fn one_target(target: &Target, settings: &Sessions) -> Result<Measured> {
     let before = rss()?;
     // One client for every session, as in the churn scenario: the proxy is measured.
     let http = mcp::client()?;
+    let url = target.url()?;
     let started = Instant::now();
     let opened: Vec<Result<mcp::Session>> = futures::stream::iter(0..settings.sessions)
-        .map(|_| mcp::Session::open_with(http.clone(), &target.url))
+        .map(|_| mcp::Session::open_with(http.clone(), url))
         .buffer_unordered(settings.concurrency)
         .collect()
         .await;
