@@ -376,7 +376,7 @@ async fn check_oauth(engine: &Engine, signed_in: &[String], report: &mut Report)
 /// Each AI client whose configuration runs latchkey's gateway, whether it runs this binary, and
 /// whether the servers it asks for (`--servers`) are in the catalog.
 fn check_clients(known_servers: &[String], report: &mut Report) {
-    let this = std::env::current_exe().and_then(|exe| exe.canonicalize()).ok();
+    let this = std::env::current_exe().and_then(dunce::canonicalize).ok();
     let mut connected = 0;
     for status in clients::statuses(&Scope::User) {
         let subject = format!("{} ({})", status.client.name, status.path.display());
@@ -398,7 +398,7 @@ fn check_clients(known_servers: &[String], report: &mut Report) {
                 format!("its `latchkey` entry runs {}, which does not exist", launch.program),
                 connect,
             );
-        } else if this.as_deref().is_some_and(|this| program.canonicalize().ok().as_deref() != Some(this)) {
+        } else if this.as_deref().is_some_and(|this| dunce::canonicalize(program).ok().as_deref() != Some(this)) {
             report.add(
                 "client",
                 subject,

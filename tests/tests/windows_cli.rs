@@ -1,8 +1,10 @@
 //! The Windows build of latchkey (`latchkey.exe`, `x86_64-pc-windows-gnu`) run under Wine, as a
 //! user on Windows runs it: listing and verifying providers, validating catalogs, secrets in the
 //! file store, signing in with `oauth authorize --paste` against a real authorization server
-//! (`tests/peers/oidc-server.mjs`, run natively on 127.0.0.1, which Wine shares), and a local
-//! server whose program is a `.cmd` shim, as `npx` and `uvx` are on Windows.
+//! (`tests/peers/oidc-server.mjs`, run natively on 127.0.0.1, which Wine shares), a local server
+//! whose program is a `.cmd` shim, as `npx` and `uvx` are on Windows, the gateway started over
+//! stdio by an MCP client that signs a server in from inside the client, and `client connect` on
+//! Claude Desktop's file.
 //!
 //! Each test has its own `LATCHKEY_HOME` on the Wine prefix's `C:` drive, given to latchkey.exe as
 //! a Windows path, and the file store (Wine's Credential Manager is not Windows', so the keyring
@@ -233,18 +235,7 @@ fn oauth_authorize_with_a_pasted_redirect_signs_in() {
     let oidc = NodePeer::start("oidc-server.mjs", &[]);
     let issuer = oidc.url("");
     let home = wine.home();
-    home.catalog(
-        "notes.yaml",
-        &format!(
-            "servers:\n  notes:\n    command: [notes-server]\n    secrets:\n      - {{name: notes.token, env: TOKEN}}\n\
-             \x20   oauth:\n      scopes: [openid, offline_access]\n      providers:\n        - provider: standard\n\
-             \x20         secret: notes.token\n          server_metadata:\n            issuer: {issuer}\n\
-             \x20           authorization_endpoint: {issuer}/auth\n            token_endpoint: {issuer}/token\n\
-             \x20           token_endpoint_auth_methods_supported: [none]\n\
-             \x20           authorization_response_iss_parameter_supported: true\n\
-             \x20         registration: {{client_id: public-client}}\n"
-        ),
-    );
+    home.catalog("notes.yaml", &format!("servers:\n  notes:\n    command: [notes-server]\n{}", signed_in_at(&issuer)));
 
     let mut command = wine.command(&home, &["oauth", "authorize", "notes", "--paste"]);
     let mut latchkey = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
@@ -295,20 +286,134 @@ fn oauth_authorize_with_a_pasted_redirect_signs_in() {
 fn a_local_server_whose_program_is_a_cmd_shim_starts() {
     let Some(wine) = Wine::get() else { return };
     let home = wine.home();
-    // Like npm's `npx.cmd`: a batch file that runs the real program with its arguments. The server
-    // is latchkey.exe's own gateway, in an empty home of its own (so it serves no tools).
+    home.catalog("shim.yaml", &format!("servers:\n  shim:\n{}", shim_server(&wine, &home)));
+    let run = wine.ok(&home, &["tools", "ls", "--server", "shim"]);
+    assert!(run.stdout.contains("The server offers no tools."), "{run:#?}");
+}
+
+/// The gateway over stdio, started by an AI client (the reference SDK client, declaring URL
+/// elicitation), with a server that needs a sign-in: its sign-in tool, the URL elicitation, the
+/// gateway's loopback sign-in page, the callback and token exchange, the tokens stored, and the
+/// server (a `.cmd` shim) started once they are: the gateway's HTTP listeners and its child
+/// processes, as Windows runs them.
+#[test]
+fn a_server_is_signed_in_from_inside_the_client() {
+    let Some(wine) = Wine::get() else { return };
+    let oidc = NodePeer::start("oidc-server.mjs", &[]);
+    let home = wine.home();
+    home.catalog("notes.yaml", &format!("servers:\n  notes:\n{}{}", shim_server(&wine, &home), signed_in_at(&oidc.url(""))));
+    let consent_log = home.path().join("consent.log");
+    let steps = serde_json::json!([
+        {"list": "tools"},
+        {"call": "notes__sign_in"},
+        {"follow": "elicitation"},
+        {"wait": "elicitation", "ms": 120_000},
+        {"wait": "tools", "ms": 120_000},
+        {"list": "tools"},
+    ]);
+    let client = Command::new(node())
+        .arg(peers_dir().join("mcp-client.mjs"))
+        .args(["stdio".as_ref(), wine.runner.as_os_str(), wine.exe.as_os_str()])
+        .args(["gateway", "run", "--servers", "notes"])
+        .env("LATCHKEY_HOME", &home.windows)
+        .env("LATCHKEY_STORE", "file")
+        .env("NO_COLOR", "1")
+        .env("MCP_ELICITATION", "url")
+        .env("CONSENT_LOG", &consent_log)
+        .env("MCP_STEPS", steps.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let run = finish(client, &["gateway", "run"]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    let steps: Vec<serde_json::Value> = run.stdout.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    let browser = fs::read_to_string(&consent_log).unwrap_or_default();
+
+    assert_eq!(steps[0]["result"], serde_json::json!(["notes__sign_in"]), "{run:#?}");
+    assert_eq!(steps[1]["code"], -32042, "{run:#?}");
+    let elicitation = &steps[1]["data"]["elicitations"][0];
+    let url = elicitation["url"].as_str().unwrap_or_default();
+    assert!(url.starts_with("http://127.0.0.1:") && url.contains("/sign-in/"), "{elicitation}");
+    assert_eq!(steps[2]["result"]["exitCode"], 0, "the scripted browser failed: {browser}\n{run:#?}");
+    assert!(browser.contains("sign-in page 303") && browser.contains("go back to your AI client"), "{browser}");
+    assert_eq!(steps[3]["result"]["completed"], serde_json::json!([elicitation["elicitationId"]]), "{run:#?}");
+    // Signed in, the server runs: its sign-in tool is gone (the shim's own gateway serves no tools).
+    assert_eq!(steps[5]["result"], serde_json::json!([]), "{run:#?}");
+    let listed = wine.ok(&home, &["oauth", "ls", "--json"]).json();
+    assert_eq!(listed["credentials"][0]["server"], "notes", "{listed:#}");
+}
+
+/// A catalog server's `command` and `env` (indented for a server entry): like npm's `npx.cmd`, a
+/// batch file that runs the real program with its arguments. The program is latchkey.exe's own
+/// gateway, in an empty home of its own (so it serves no tools).
+fn shim_server(wine: &Wine, home: &WinHome) -> String {
     let shims = home.path().join("shims");
     fs::create_dir_all(&shims).unwrap();
     fs::write(shims.join("latchkey-server.cmd"), format!("@\"{}\" %*\r\n", wine.windows_path(&wine.exe))).unwrap();
-    let inner = format!("{}\\inner", home.windows);
-    home.catalog(
-        "shim.yaml",
-        &format!(
-            "servers:\n  shim:\n    command: [latchkey-server, gateway, run]\n    env:\n      - {{name: PATH, value: '{}'}}\n\
-             \x20     - {{name: LATCHKEY_HOME, value: '{inner}'}}\n      - {{name: LATCHKEY_STORE, value: file}}\n",
-            wine.windows_path(&shims),
-        ),
-    );
-    let run = wine.ok(&home, &["tools", "ls", "--server", "shim"]);
-    assert!(run.stdout.contains("The server offers no tools."), "{run:#?}");
+    format!(
+        "    command: [latchkey-server, gateway, run]\n    env:\n      - {{name: PATH, value: '{}'}}\n\
+         \x20     - {{name: LATCHKEY_HOME, value: '{}\\inner'}}\n      - {{name: LATCHKEY_STORE, value: file}}\n",
+        wine.windows_path(&shims),
+        home.windows,
+    )
+}
+
+/// A server entry's `secrets` and `oauth` (indented for a server entry): signed in at the
+/// oidc-provider `issuer` as its public client.
+fn signed_in_at(issuer: &str) -> String {
+    format!(
+        "    secrets:\n      - {{name: notes.token, env: TOKEN}}\n\
+         \x20   oauth:\n      scopes: [openid, offline_access]\n      providers:\n        - provider: standard\n\
+         \x20         secret: notes.token\n          server_metadata:\n            issuer: {issuer}\n\
+         \x20           authorization_endpoint: {issuer}/auth\n            token_endpoint: {issuer}/token\n\
+         \x20           token_endpoint_auth_methods_supported: [none]\n\
+         \x20           authorization_response_iss_parameter_supported: true\n\
+         \x20         registration: {{client_id: public-client}}\n"
+    )
+}
+
+/// `client connect` as a Windows user of Claude Desktop runs it: the file in the roaming AppData
+/// folder (Windows' known folder, which Wine keeps in the prefix), written with CRLF line endings
+/// as Windows editors leave them, the entry naming latchkey.exe by its Windows path, and
+/// `disconnect` giving back the file's bytes.
+#[test]
+fn client_connect_edits_claude_desktop_s_file_in_the_roaming_app_data_folder() {
+    let Some(wine) = Wine::get() else { return };
+    let home = wine.home();
+    let users = wine.prefix.join("drive_c/users");
+    let profile = fs::read_dir(&users)
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.path())
+        .find(|path| path.file_name().is_some_and(|name| name != "Public") && path.join("AppData/Roaming").is_dir())
+        .unwrap_or_else(|| panic!("no user profile with AppData\\Roaming in {}", users.display()));
+    let file = profile.join("AppData/Roaming/Claude/claude_desktop_config.json");
+    /// Removes what the test wrote into the prefix's profile, whatever happens.
+    struct Remove(PathBuf);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+    let _remove = Remove(file.parent().unwrap().to_path_buf());
+    fs::create_dir_all(file.parent().unwrap()).unwrap();
+    let original = "{\r\n  \"mcpServers\": {\r\n    \"other\": {\"command\": \"other.exe\"}\r\n  },\r\n  \"theme\": \"dark\"\r\n}\r\n";
+    fs::write(&file, original).unwrap();
+
+    wine.ok(&home, &["client", "connect", "claude-desktop"]);
+    let written = fs::read_to_string(&file).unwrap();
+    assert!(written.contains("\"other.exe\"") && written.contains("\"theme\": \"dark\""), "the rest of the file stays: {written}");
+    let exe = wine.windows_path(&wine.exe);
+    assert!(written.contains(&serde_json::to_string(&exe).unwrap()), "the entry runs latchkey.exe by its Windows path: {written}");
+
+    let listed = wine.ok(&home, &["client", "ls", "--json"]).json();
+    let claude = listed["clients"].as_array().unwrap().iter().find(|client| client["id"] == "claude-desktop").unwrap().clone();
+    assert_eq!(claude["connected"], true, "{claude:#}");
+    assert_eq!(claude["command"], serde_json::json!([exe, "gateway", "run"]), "{claude:#}");
+    assert_eq!(claude["path"], wine.windows_path(&file), "{claude:#}");
+
+    wine.ok(&home, &["client", "disconnect", "claude-desktop"]);
+    assert_eq!(fs::read_to_string(&file).unwrap(), original, "disconnect gives back the file as it was");
 }

@@ -77,7 +77,7 @@ pub fn run(command: ClientCommand) -> Result<(), Failure> {
                     client.name
                 ));
             }
-            let program = std::env::current_exe().and_then(|exe| exe.canonicalize())?;
+            let program = std::env::current_exe().and_then(dunce::canonicalize)?;
             let change = clients::connect(client, &scope(project)?, &Launch::gateway(&program, &servers))?;
             finish(&change, dry_run, "connected", "already runs latchkey's gateway")
         }

@@ -187,7 +187,7 @@ impl Change {
         }
         // A file that is a link (dotfiles kept in a repository) stays a link: the file it points
         // to is replaced.
-        let target = fs::canonicalize(&self.path).unwrap_or_else(|_| self.path.clone());
+        let target = dunce::canonicalize(&self.path).unwrap_or_else(|_| self.path.clone());
         let permissions = fs::metadata(&target).ok().map(|meta| meta.permissions());
         let backup = match &self.before {
             Some(before) => {
@@ -222,9 +222,27 @@ pub fn connect(client: &'static Client, scope: &Scope, launch: &Launch) -> anyho
     let after = if current.as_ref() == Some(launch) {
         before.clone()
     } else {
-        Some(edit.connect(text, launch).map_err(|problem| problem.into_error(&path))?)
+        Some(with_line_endings_of(text, edit.connect(text, launch).map_err(|problem| problem.into_error(&path))?))
     };
     Ok(Change { client, path, before, after })
+}
+
+/// `edited` with the line endings of `original`: the editors insert `\n` (and toml_edit writes
+/// every line ending as `\n`), and a file written on Windows (CRLF) must keep its kind.
+fn with_line_endings_of(original: &str, edited: String) -> String {
+    if !original.contains("\r\n") {
+        return edited;
+    }
+    let mut converted = String::with_capacity(edited.len() + 32);
+    let mut previous = '\0';
+    for c in edited.chars() {
+        if c == '\n' && previous != '\r' {
+            converted.push('\r');
+        }
+        converted.push(c);
+        previous = c;
+    }
+    converted
 }
 
 /// The change that removes latchkey's entry from `client` (at `scope`); nothing when it has none.
@@ -238,7 +256,7 @@ pub fn disconnect(client: &'static Client, scope: &Scope) -> anyhow::Result<Chan
             if edit.read(text).map_err(|problem| problem.into_error(&path))?.is_none() {
                 before.clone()
             } else {
-                edit.disconnect(text).map_err(|problem| problem.into_error(&path))?
+                edit.disconnect(text).map_err(|problem| problem.into_error(&path))?.map(|after| with_line_endings_of(text, after))
             }
         }
     };

@@ -171,7 +171,7 @@ impl Client {
                 let relative = self
                     .project
                     .ok_or_else(|| anyhow::anyhow!("{} has no project configuration; connect it without --project", self.name))?;
-                dir.join(relative)
+                join(dir, relative)
             }
         };
         Ok(prefer_jsonc(self, path))
@@ -182,21 +182,19 @@ impl Client {
             .ok_or_else(|| anyhow::anyhow!("cannot find the home folder (set HOME) to find {}'s configuration", self.name))?;
         let home = dirs.home_dir();
         Ok(match &self.user {
-            UserFile::Home(relative) => home.join(relative),
-            UserFile::Config(relative) => dirs.config_dir().join(relative),
+            UserFile::Home(relative) => join(home, relative),
+            UserFile::Config(relative) => join(dirs.config_dir(), relative),
             UserFile::DotConfigOr { unix, windows } => {
                 if cfg!(windows) {
-                    dirs.config_dir().join(windows)
+                    join(dirs.config_dir(), windows)
                 } else {
-                    std::env::var_os("XDG_CONFIG_HOME")
-                        .filter(|dir| !dir.is_empty())
-                        .map_or_else(|| home.join(".config"), PathBuf::from)
-                        .join(unix)
+                    let config = std::env::var_os("XDG_CONFIG_HOME").filter(|dir| !dir.is_empty());
+                    join(&config.map_or_else(|| home.join(".config"), PathBuf::from), unix)
                 }
             }
             UserFile::HomeOrVar { var, in_var, in_home } => match std::env::var_os(var).filter(|dir| !dir.is_empty()) {
-                Some(dir) => PathBuf::from(dir).join(in_var),
-                None => home.join(in_home),
+                Some(dir) => join(Path::new(&dir), in_var),
+                None => join(home, in_home),
             },
         })
     }
@@ -213,6 +211,12 @@ impl Client {
         };
         folder.is_some_and(Path::is_dir) || on_path(self.programs)
     }
+}
+
+/// `relative` (written with `/` in the table) under `base`, one component at a time, so that a
+/// Windows path shown to the user has `\\` throughout.
+fn join(base: &Path, relative: &str) -> PathBuf {
+    relative.split('/').fold(base.to_path_buf(), |path, part| path.join(part))
 }
 
 /// opencode reads `opencode.jsonc` as well as `opencode.json`: use the one that exists.

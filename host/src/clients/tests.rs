@@ -56,6 +56,21 @@ fn connect_matches_the_golden_files_and_disconnect_restores_the_original_bytes()
 }
 
 #[test]
+fn a_file_with_windows_line_endings_keeps_them() {
+    for client in CLIENTS {
+        let Some(before) = golden(&format!("{}.before.{}", client.id, extension(client))) else { continue };
+        let crlf = before.replace('\n', "\r\n");
+        let edit = editor(client.format);
+        let after = with_line_endings_of(&crlf, edit.connect(&crlf, &launch()).unwrap());
+        assert!(!after.replace("\r\n", "").contains('\n'), "{}: a lone LF in {after:?}", client.id);
+        assert_eq!(edit.read(&after).unwrap(), Some(launch()), "{}", client.id);
+        let removed = edit.disconnect(&after).unwrap().map(|text| with_line_endings_of(&after, text));
+        assert_eq!(removed, Some(crlf), "{}: disconnect must give back the original bytes", client.id);
+    }
+    assert_eq!(with_line_endings_of("{}\n", "a\nb\n".into()), "a\nb\n", "a file with LF endings is left alone");
+}
+
+#[test]
 fn an_entry_for_other_servers_is_updated_in_place_keeping_what_the_user_added() {
     let text = "{\n  \"mcpServers\": {\n    \"latchkey\": {\n      \"command\": \"/old/latchkey\",\n      \"args\": [\"gateway\", \"run\"],\n      \"env\": { \"LATCHKEY_HOME\": \"/srv/latchkey\" }\n    }\n  }\n}\n";
     let cursor = find("cursor").unwrap();

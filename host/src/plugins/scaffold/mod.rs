@@ -142,7 +142,7 @@ fn is_sdk(dir: &Path) -> bool {
 }
 
 fn absolute(dir: &Path) -> anyhow::Result<PathBuf> {
-    dir.canonicalize().with_context(|| format!("cannot resolve {}", dir.display()))
+    dunce::canonicalize(dir).with_context(|| format!("cannot resolve {}", dir.display()))
 }
 
 /// A TOML basic string.
@@ -195,6 +195,6 @@ mod tests {
         let error = SdkSource::locate(Some(dir.path())).unwrap_err().to_string();
         assert!(error.contains("is not the latchkey-provider-sdk crate"), "{error}");
         let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../providers/sdk");
-        assert_eq!(SdkSource::locate(Some(&sdk)).unwrap(), SdkSource::Path(sdk.canonicalize().unwrap()));
+        assert_eq!(SdkSource::locate(Some(&sdk)).unwrap(), SdkSource::Path(dunce::canonicalize(&sdk).unwrap()));
     }
 }
