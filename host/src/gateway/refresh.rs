@@ -1,7 +1,8 @@
 //! Keeping tokens alive while the gateway runs: for each OAuth credential (each binding of each
-//! server), sleep until shortly before
-//! the access token expires (with jitter, so that servers do not refresh in step), refresh, and
-//! tell the upstream (see [`super::upstream`] for how each kind picks the new token up).
+//! server), wait until shortly before the access token expires (with jitter, so that servers do
+//! not refresh in step), refresh, and tell the upstream (see [`super::upstream`] for how each kind
+//! picks the new token up). One task schedules every credential from one queue of due times, and
+//! runs at most [`IN_FLIGHT`] checks and refreshes at once.
 //!
 //! "Shortly before" is [`REFRESH_SKEW`] plus jitter, but never more than half the token's
 //! remaining lifetime, so that short-lived tokens are refreshed once per lifetime rather than in
@@ -13,11 +14,13 @@
 //! and try again; a credential that is missing or needs re-authorization is checked again
 //! periodically, so authorizing while the gateway runs is picked up without a restart.
 
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::{Arc, Mutex as StdMutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
+use tokio::task::JoinSet;
 
 use super::Gateway;
 use super::upstream::Upstream;
@@ -72,92 +75,201 @@ impl Credentials {
     }
 }
 
-/// Start a refresh loop for every OAuth credential of `gateway`'s servers: one per binding, so a
-/// server with two providers keeps both tokens alive, and a remote server signed in through
-/// discovery alone keeps its own.
+/// At most this many credentials are checked or refreshed at once; the others wait their turn
+/// (a refresh has the HTTP client's timeout, so none waits long).
+const IN_FLIGHT: usize = 32;
+
+/// Keep every OAuth credential of `gateway`'s servers alive: one per binding, so a server with
+/// two providers keeps both tokens alive, and a remote server signed in through discovery alone
+/// keeps its own. One task holds them all in one queue of due times; a credential costs a queue
+/// entry while it waits (a task each cost ~5 KB of future), and a task only while it is checked or
+/// refreshed.
 pub fn spawn(gateway: &Gateway) -> Credentials {
     let credentials = Credentials::default();
-    let tokens = gateway.engine().tokens();
-    for upstream in gateway.upstreams() {
-        for binding in upstream.server.bindings() {
-            tokio::spawn(keep_alive(tokens.clone(), binding, upstream.clone(), credentials.clone()));
-        }
-    }
+    let watched: Vec<Watched> = gateway
+        .upstreams()
+        .flat_map(|upstream| {
+            upstream.server.bindings().into_iter().map(move |binding| Watched {
+                // `/health` names the credential: the server, and which provider when it has several.
+                name: binding.to_string(),
+                binding,
+                upstream: upstream.clone(),
+                state: State::default(),
+                next: Step::Check,
+            })
+        })
+        .collect();
+    tokio::spawn(schedule(gateway.engine().tokens(), credentials.clone(), watched));
     credentials
 }
 
-async fn keep_alive(tokens: Tokens, binding: Binding, upstream: Arc<Upstream>, credentials: Credentials) {
-    let server = binding.server.clone();
-    // `/health` names the credential: the server, and which provider when it has several.
-    let name = binding.to_string();
-    let mut failures = 0u32;
-    let mut last_seen: Option<SystemTime> = None;
-    loop {
-        // A remote server without an `oauth` section that was never signed in may need no OAuth at
-        // all: it is not asked for an authorization server, and nothing is reported.
-        if binding.entry == BindingEntry::Discovery && !tokens.any_for(&server).await.unwrap_or(true) {
-            tokio::time::sleep(RECHECK).await;
-            continue;
-        }
-        let stored = match tokens.stored(&binding).await {
-            Ok(Some(credential)) => credential,
-            Ok(None) => {
-                credentials.set(&name, "not-authorized", Some(format!("run `{}`", binding.authorize_command())), None);
-                tokio::time::sleep(RECHECK).await;
-                continue;
-            }
-            Err(error) => {
-                credentials.set(&name, "error", Some(format!("{error:#}")), None);
-                tokio::time::sleep(RECHECK).await;
-                continue;
-            }
-        };
-        // Tokens that changed behind the gateway's back (`oauth authorize` or a refresh by another
-        // process) reach the upstream too.
-        if last_seen.is_some() && last_seen != stored.tokens.expires_at {
-            upstream.credentials_changed().await;
-        }
-        last_seen = stored.tokens.expires_at;
-        if let Status::NeedsReauthorization { reason } = &stored.status {
-            credentials.set(&name, "needs-reauthorization", Some(format!("{reason}; run `{}`", binding.authorize_command())), None);
-            tokio::time::sleep(RECHECK).await;
-            continue;
-        }
-        let Some(expires_at) = stored.tokens.expires_at else {
-            credentials.set(&name, "authorized", Some("the token has no expiry".into()), None);
-            tokio::time::sleep(NO_EXPIRY_RECHECK).await;
-            continue;
-        };
-        if failures == 0 {
-            credentials.set(&name, "authorized", None, Some(expires_at));
-        }
-        let jitter = Duration::from_secs_f64(rand::random::<f64>() * 10.0);
-        let remaining = expires_at.duration_since(SystemTime::now()).unwrap_or_default();
-        let refresh_at = expires_at.checked_sub((REFRESH_SKEW + jitter).min(remaining / 2)).unwrap_or(expires_at);
-        let wait = if failures > 0 { backoff(failures) } else { refresh_at.duration_since(SystemTime::now()).unwrap_or_default() };
-        tokio::time::sleep(wait).await;
+/// One credential the scheduler keeps alive.
+struct Watched {
+    binding: Binding,
+    name: String,
+    upstream: Arc<Upstream>,
+    state: State,
+    next: Step,
+}
 
-        credentials.set(&name, "refreshing", None, Some(expires_at));
-        // "Due" as of the token planned for: a stored token that expires later is someone else's
-        // refresh, and is kept as it is.
-        let planned_for = expires_at.checked_sub(REFRESH_SKEW).unwrap_or(expires_at);
-        match tokens.refresh(&binding, Some(planned_for)).await {
-            Ok(fresh) => {
-                failures = 0;
-                last_seen = fresh.tokens.expires_at;
-                if fresh.tokens.expires_at != Some(expires_at) {
-                    upstream.credentials_changed().await;
+/// What a credential's steps carry from one to the next.
+#[derive(Clone, Copy, Default)]
+struct State {
+    /// Refreshes that failed in a row (backoff).
+    failures: u32,
+    /// The expiry of the token last seen, to notice tokens changed behind the gateway's back.
+    last_seen: Option<SystemTime>,
+}
+
+#[derive(Clone, Copy)]
+enum Step {
+    /// Read the stored credential and plan what comes next.
+    Check,
+    /// Refresh the token that expires at `expires_at`.
+    Refresh { expires_at: SystemTime },
+}
+
+/// What one step needs, owned, to run as a task of its own.
+struct Job {
+    tokens: Tokens,
+    credentials: Credentials,
+    binding: Binding,
+    name: String,
+    upstream: Arc<Upstream>,
+}
+
+async fn schedule(tokens: Tokens, credentials: Credentials, mut watched: Vec<Watched>) {
+    let mut due: BinaryHeap<Reverse<(Instant, usize)>> = (0..watched.len()).map(|index| Reverse((Instant::now(), index))).collect();
+    let mut running = JoinSet::new();
+    let mut running_index = HashMap::new();
+    loop {
+        if running.is_empty() && due.is_empty() {
+            return;
+        }
+        while running.len() < IN_FLIGHT && due.peek().is_some_and(|Reverse((at, _))| *at <= Instant::now()) {
+            let Some(Reverse((_, index))) = due.pop() else { break };
+            let entry = &watched[index];
+            let job = Job {
+                tokens: tokens.clone(),
+                credentials: credentials.clone(),
+                binding: entry.binding.clone(),
+                name: entry.name.clone(),
+                upstream: entry.upstream.clone(),
+            };
+            let (state, step) = (entry.state, entry.next);
+            let task = running.spawn(async move {
+                match step {
+                    Step::Check => check(&job, state).await,
+                    Step::Refresh { expires_at } => refresh(&job, state, expires_at).await,
                 }
-                credentials.set(&name, "authorized", None, fresh.tokens.expires_at);
+            });
+            running_index.insert(task.id(), index);
+        }
+        let next_due = due.peek().map(|Reverse((at, _))| *at).filter(|_| running.len() < IN_FLIGHT);
+        tokio::select! {
+            Some(done) = running.join_next_with_id() => {
+                let (index, outcome) = match done {
+                    Ok((id, outcome)) => (running_index.remove(&id), Some(outcome)),
+                    Err(error) => (running_index.remove(&error.id()), None),
+                };
+                let Some(index) = index else { continue };
+                let entry = &mut watched[index];
+                let wait = match outcome {
+                    Some((state, next, wait)) => {
+                        (entry.state, entry.next) = (state, next);
+                        wait
+                    }
+                    // A step that panicked: the credential is looked at again later rather than
+                    // forgotten.
+                    None => {
+                        tracing::error!("{}: checking the credential failed unexpectedly; trying again", entry.name);
+                        entry.next = Step::Check;
+                        RECHECK
+                    }
+                };
+                due.push(Reverse((Instant::now() + wait, index)));
             }
-            Err(RefreshError::NeedsReauthorization { reason, .. }) => {
-                credentials.set(&name, "needs-reauthorization", Some(format!("{reason}; run `{}`", binding.authorize_command())), None);
-            }
-            Err(error) => {
-                failures = failures.saturating_add(1);
-                let state = if error.is_transient() { "retrying" } else { "error" };
-                credentials.set(&name, state, Some(error.to_string()), Some(expires_at));
-            }
+            () = sleep_until_due(next_due) => {}
         }
     }
+}
+
+/// Until `at`; never, without one.
+async fn sleep_until_due(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Read the stored credential, say what state it is in, and plan the next step: a refresh shortly
+/// before it expires, or another check later.
+async fn check(job: &Job, mut state: State) -> (State, Step, Duration) {
+    let Job { tokens, credentials, binding, name, upstream } = job;
+    // A remote server without an `oauth` section that was never signed in may need no OAuth at
+    // all: it is not asked for an authorization server, and nothing is reported.
+    if binding.entry == BindingEntry::Discovery && !tokens.any_for(&binding.server).await.unwrap_or(true) {
+        return (state, Step::Check, RECHECK);
+    }
+    let stored = match tokens.stored(binding).await {
+        Ok(Some(credential)) => credential,
+        Ok(None) => {
+            credentials.set(name, "not-authorized", Some(format!("run `{}`", binding.authorize_command())), None);
+            return (state, Step::Check, RECHECK);
+        }
+        Err(error) => {
+            credentials.set(name, "error", Some(format!("{error:#}")), None);
+            return (state, Step::Check, RECHECK);
+        }
+    };
+    // Tokens that changed behind the gateway's back (`oauth authorize` or a refresh by another
+    // process) reach the upstream too.
+    if state.last_seen.is_some() && state.last_seen != stored.tokens.expires_at {
+        upstream.credentials_changed().await;
+    }
+    state.last_seen = stored.tokens.expires_at;
+    if let Status::NeedsReauthorization { reason } = &stored.status {
+        credentials.set(name, "needs-reauthorization", Some(format!("{reason}; run `{}`", binding.authorize_command())), None);
+        return (state, Step::Check, RECHECK);
+    }
+    let Some(expires_at) = stored.tokens.expires_at else {
+        credentials.set(name, "authorized", Some("the token has no expiry".into()), None);
+        return (state, Step::Check, NO_EXPIRY_RECHECK);
+    };
+    if state.failures == 0 {
+        credentials.set(name, "authorized", None, Some(expires_at));
+    }
+    let jitter = Duration::from_secs_f64(rand::random::<f64>() * 10.0);
+    let remaining = expires_at.duration_since(SystemTime::now()).unwrap_or_default();
+    let refresh_at = expires_at.checked_sub((REFRESH_SKEW + jitter).min(remaining / 2)).unwrap_or(expires_at);
+    let wait = if state.failures > 0 { backoff(state.failures) } else { refresh_at.duration_since(SystemTime::now()).unwrap_or_default() };
+    (state, Step::Refresh { expires_at }, wait)
+}
+
+/// Refresh the token that expires at `expires_at`, then check again at once.
+async fn refresh(job: &Job, mut state: State, expires_at: SystemTime) -> (State, Step, Duration) {
+    let Job { tokens, credentials, binding, name, upstream } = job;
+    credentials.set(name, "refreshing", None, Some(expires_at));
+    // "Due" as of the token planned for: a stored token that expires later is someone else's
+    // refresh, and is kept as it is.
+    let planned_for = expires_at.checked_sub(REFRESH_SKEW).unwrap_or(expires_at);
+    match tokens.refresh(binding, Some(planned_for)).await {
+        Ok(fresh) => {
+            state.failures = 0;
+            state.last_seen = fresh.tokens.expires_at;
+            if fresh.tokens.expires_at != Some(expires_at) {
+                upstream.credentials_changed().await;
+            }
+            credentials.set(name, "authorized", None, fresh.tokens.expires_at);
+        }
+        Err(RefreshError::NeedsReauthorization { reason, .. }) => {
+            credentials.set(name, "needs-reauthorization", Some(format!("{reason}; run `{}`", binding.authorize_command())), None);
+        }
+        Err(error) => {
+            state.failures = state.failures.saturating_add(1);
+            let status = if error.is_transient() { "retrying" } else { "error" };
+            credentials.set(name, status, Some(error.to_string()), Some(expires_at));
+        }
+    }
+    (state, Step::Check, Duration::ZERO)
 }
