@@ -185,12 +185,12 @@ async fn check_docker(catalog: &Catalog, report: &mut Report) {
         return;
     }
     let subject = format!("Docker (for {})", images.join(", "));
-    match container::connect().await {
-        Ok(_) => {
-            let endpoint = docker_endpoint::resolve(&docker_endpoint::Sources::from_env())
-                .map_or_else(|_| "Docker is reachable".to_string(), |endpoint| format!("Docker is reachable at {endpoint}"));
-            report.add("docker", subject, Status::Ok, endpoint, None)
-        }
+    let reached = match docker_endpoint::resolve(&docker_endpoint::Sources::from_env()) {
+        Ok(endpoint) => container::connect_to(&endpoint).await.map(|_| endpoint),
+        Err(error) => Err(error),
+    };
+    match reached {
+        Ok(endpoint) => report.add("docker", subject, Status::Ok, format!("Docker is reachable at {endpoint}"), None),
         Err(error) => report.add(
             "docker",
             subject,

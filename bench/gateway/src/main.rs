@@ -243,30 +243,26 @@ fn cpu(target: &Target) -> Result<(u64, u64)> {
     Ok((own, children))
 }
 
-async fn call(session: &Connection, target: &Target, n: usize) -> Result<Duration> {
+/// Call the echo tool `tool` with a message for call `n`, check its answer, and time it (up to
+/// the response's arrival).
+async fn echo(session: &Connection, target: &str, tool: &str, n: usize) -> Result<Duration> {
     let message = format!("bench {n}");
     let started = Instant::now();
-    let (result, arrived) = session.call_tool(&target.tool, json!({"message": message})).await?;
+    let (result, arrived) = session.call_tool(tool, json!({"message": message})).await?;
     let text = result.pointer("/content/0/text").and_then(Value::as_str).unwrap_or_default();
     if text != format!("Echo: {message}") {
-        bail!("{}: {} answered {result} to `{message}`", target.name, target.tool);
+        bail!("{target}: {tool} answered {result} to `{message}`");
     }
     Ok(arrived - started)
 }
 
-async fn sequential(session: &Connection, target: &Target, calls: usize) -> Result<Batch> {
-    let before = cpu(target)?;
-    let started = Instant::now();
-    let mut latencies = Vec::with_capacity(calls);
-    for n in 0..calls {
-        latencies.push(call(session, target, n).await?);
-    }
-    Batch::new(latencies, started.elapsed(), before, cpu(target)?)
-}
-
-async fn concurrent(session: &Arc<Connection>, target: &Target, calls: usize, in_flight: usize) -> Result<Batch> {
-    let before = cpu(target)?;
-    let started = Instant::now();
+/// `calls` calls, at most `in_flight` at once: call `n` is `call(n)`. Their latencies, in the
+/// order they finished per worker.
+async fn in_flight<F, Fut>(calls: usize, in_flight: usize, call: F) -> Result<Vec<Duration>>
+where
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = Result<Duration>>,
+{
     let next = AtomicUsize::new(0);
     let workers = (0..in_flight).map(|_| async {
         let mut latencies = Vec::new();
@@ -275,10 +271,26 @@ async fn concurrent(session: &Arc<Connection>, target: &Target, calls: usize, in
             if n >= calls {
                 return Ok::<_, anyhow::Error>(latencies);
             }
-            latencies.push(call(session, target, n).await?);
+            latencies.push(call(n).await?);
         }
     });
-    let latencies = futures::future::try_join_all(workers).await?.into_iter().flatten().collect();
+    Ok(futures::future::try_join_all(workers).await?.into_iter().flatten().collect())
+}
+
+async fn sequential(session: &Connection, target: &Target, calls: usize) -> Result<Batch> {
+    let before = cpu(target)?;
+    let started = Instant::now();
+    let mut latencies = Vec::with_capacity(calls);
+    for n in 0..calls {
+        latencies.push(echo(session, &target.name, &target.tool, n).await?);
+    }
+    Batch::new(latencies, started.elapsed(), before, cpu(target)?)
+}
+
+async fn concurrent(session: &Arc<Connection>, target: &Target, calls: usize, in_flight: usize) -> Result<Batch> {
+    let before = cpu(target)?;
+    let started = Instant::now();
+    let latencies = self::in_flight(calls, in_flight, |n| echo(session, &target.name, &target.tool, n)).await?;
     Batch::new(latencies, started.elapsed(), before, cpu(target)?)
 }
 

@@ -8,14 +8,13 @@
 //! in flight; and the resident memory of the gateway and of all its servers together.
 
 use std::fmt::Write;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use serde_json::{Value, json};
 
 use crate::report::percentile_ms;
-use crate::{Target, mcp, procfs};
+use crate::{Connection, Target, echo, in_flight, mcp, procfs};
 
 pub struct Servers {
     pub servers: usize,
@@ -78,25 +77,10 @@ pub async fn run(target: &Target, settings: &Servers) -> Result<String> {
         }
     }
 
-    let next = AtomicUsize::new(0);
+    let session = Connection::Http(session);
+    let tools: Vec<String> = (0..settings.servers).map(tool).collect();
     let started = Instant::now();
-    let workers = (0..settings.concurrency).map(|_| async {
-        let mut latencies = Vec::new();
-        loop {
-            let n = next.fetch_add(1, Ordering::Relaxed);
-            if n >= settings.calls {
-                return anyhow::Ok(latencies);
-            }
-            let message = format!("call {n}");
-            let sent = Instant::now();
-            let (result, arrived) = session.call_tool(&tool(n % settings.servers), json!({"message": message})).await?;
-            if result.pointer("/content/0/text").and_then(Value::as_str) != Some(&format!("Echo: {message}")) {
-                bail!("{} answered {result} to `{message}`", tool(n % settings.servers));
-            }
-            latencies.push(arrived - sent);
-        }
-    });
-    let calls: Vec<Duration> = futures::future::try_join_all(workers).await?.into_iter().flatten().collect();
+    let calls = in_flight(settings.calls, settings.concurrency, |n| echo(&session, &target.name, &tools[n % tools.len()], n)).await?;
     let wall = started.elapsed();
 
     let kib = |pid| procfs::status_kib(pid, "VmRSS").unwrap_or(0);

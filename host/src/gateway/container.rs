@@ -74,7 +74,11 @@ fn lock_path(paths: &Paths, id: &str) -> PathBuf {
 /// Connect to the Docker Engine the `docker` CLI would use ([`docker_endpoint`]: `DOCKER_HOST`,
 /// the current Docker context, or the platform's default).
 pub async fn connect() -> anyhow::Result<Docker> {
-    let endpoint = docker_endpoint::resolve(&docker_endpoint::Sources::from_env())?;
+    connect_to(&docker_endpoint::resolve(&docker_endpoint::Sources::from_env())?).await
+}
+
+/// Connect to the Docker Engine at `endpoint`.
+pub async fn connect_to(endpoint: &docker_endpoint::Endpoint) -> anyhow::Result<Docker> {
     let unreachable = |e: bollard::errors::Error| anyhow::anyhow!("Docker is not reachable at {endpoint}: {e}; is dockerd running?");
     let docker = Docker::connect_with_host(&endpoint.host).map_err(unreachable)?.negotiate_version().await.map_err(unreachable)?;
     Ok(docker)

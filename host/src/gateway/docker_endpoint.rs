@@ -12,7 +12,8 @@
 //!    `//./pipe/docker_engine` on Windows.
 //!
 //! A context that is named but cannot be read is an error naming the file, not a silent fall back
-//! to the default: the user meant another engine.
+//! to the default: the user meant another engine. So is a context with TLS certificates, which
+//! latchkey does not load: it never speaks in the clear to an engine the user reaches over TLS.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -92,7 +93,18 @@ pub fn resolve(sources: &Sources) -> anyhow::Result<Endpoint> {
     if name == DEFAULT_CONTEXT {
         return Ok(default());
     }
-    let meta = config_dir.join("contexts/meta").join(hex::encode(Sha256::digest(name.as_bytes()))).join("meta.json");
+    let id = hex::encode(Sha256::digest(name.as_bytes()));
+    // A context with TLS material is spoken to over TLS by the CLI; latchkey does not load it, and
+    // would otherwise send a container's tokens to that engine unencrypted.
+    let tls = config_dir.join("contexts/tls").join(&id).join("docker");
+    if tls.exists() {
+        anyhow::bail!(
+            "the Docker context `{name}` ({named_by}) connects with TLS certificates ({}), which latchkey does not use; \
+             choose a context on this machine with `docker context use`, or set DOCKER_HOST to a local socket",
+            tls.display()
+        );
+    }
+    let meta = config_dir.join("contexts/meta").join(id).join("meta.json");
     let host = context_host(&meta).with_context(|| {
         format!(
             "the Docker context `{name}` ({named_by}) cannot be used: {}; `docker context ls` lists the contexts, \
@@ -193,6 +205,14 @@ mod tests {
         let message = format!("{:#}", resolve(&sources(dir.path())).unwrap_err());
         assert!(message.contains("the Docker context `gone` (`currentContext` in"), "{message}");
         assert!(message.contains("meta.json") && message.contains("docker context use default"), "{message}");
+
+        // A context whose engine the CLI reaches over TLS: refused, never spoken to in the clear.
+        create_context(dir.path(), "remote", "tcp://docker.example.com:2376");
+        let tls = dir.path().join("contexts/tls").join(hex::encode(Sha256::digest(b"remote"))).join("docker");
+        std::fs::create_dir_all(&tls).unwrap();
+        let remote = Sources { docker_context: Some("remote".into()), ..sources(dir.path()) };
+        let message = format!("{:#}", resolve(&remote).unwrap_err());
+        assert!(message.contains("connects with TLS certificates") && message.contains("docker context use"), "{message}");
 
         std::fs::write(dir.path().join("config.json"), "{not json").unwrap();
         let message = format!("{:#}", resolve(&sources(dir.path())).unwrap_err());

@@ -15,10 +15,12 @@
 //! periodically, so authorizing while the gateway runs is picked up without a restart.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap};
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use futures::FutureExt;
 use serde::Serialize;
 use tokio::task::JoinSet;
 
@@ -90,8 +92,6 @@ pub fn spawn(gateway: &Gateway) -> Credentials {
         .upstreams()
         .flat_map(|upstream| {
             upstream.server.bindings().into_iter().map(move |binding| Watched {
-                // `/health` names the credential: the server, and which provider when it has several.
-                name: binding.to_string(),
                 binding,
                 upstream: upstream.clone(),
                 state: State::default(),
@@ -106,7 +106,6 @@ pub fn spawn(gateway: &Gateway) -> Credentials {
 /// One credential the scheduler keeps alive.
 struct Watched {
     binding: Binding,
-    name: String,
     upstream: Arc<Upstream>,
     state: State,
     next: Step,
@@ -134,6 +133,7 @@ struct Job {
     tokens: Tokens,
     credentials: Credentials,
     binding: Binding,
+    /// `/health`'s name for the credential: the server, and which provider when it has several.
     name: String,
     upstream: Arc<Upstream>,
 }
@@ -141,7 +141,6 @@ struct Job {
 async fn schedule(tokens: Tokens, credentials: Credentials, mut watched: Vec<Watched>) {
     let mut due: BinaryHeap<Reverse<(Instant, usize)>> = (0..watched.len()).map(|index| Reverse((Instant::now(), index))).collect();
     let mut running = JoinSet::new();
-    let mut running_index = HashMap::new();
     loop {
         if running.is_empty() && due.is_empty() {
             return;
@@ -153,26 +152,23 @@ async fn schedule(tokens: Tokens, credentials: Credentials, mut watched: Vec<Wat
                 tokens: tokens.clone(),
                 credentials: credentials.clone(),
                 binding: entry.binding.clone(),
-                name: entry.name.clone(),
+                name: entry.binding.to_string(),
                 upstream: entry.upstream.clone(),
             };
             let (state, step) = (entry.state, entry.next);
-            let task = running.spawn(async move {
-                match step {
-                    Step::Check => check(&job, state).await,
-                    Step::Refresh { expires_at } => refresh(&job, state, expires_at).await,
-                }
+            running.spawn(async move {
+                let run = async {
+                    match step {
+                        Step::Check => check(&job, state).await,
+                        Step::Refresh { expires_at } => refresh(&job, state, expires_at).await,
+                    }
+                };
+                (index, AssertUnwindSafe(run).catch_unwind().await.ok())
             });
-            running_index.insert(task.id(), index);
         }
         let next_due = due.peek().map(|Reverse((at, _))| *at).filter(|_| running.len() < IN_FLIGHT);
         tokio::select! {
-            Some(done) = running.join_next_with_id() => {
-                let (index, outcome) = match done {
-                    Ok((id, outcome)) => (running_index.remove(&id), Some(outcome)),
-                    Err(error) => (running_index.remove(&error.id()), None),
-                };
-                let Some(index) = index else { continue };
+            Some(Ok((index, outcome))) = running.join_next() => {
                 let entry = &mut watched[index];
                 let wait = match outcome {
                     Some((state, next, wait)) => {
@@ -182,7 +178,7 @@ async fn schedule(tokens: Tokens, credentials: Credentials, mut watched: Vec<Wat
                     // A step that panicked: the credential is looked at again later rather than
                     // forgotten.
                     None => {
-                        tracing::error!("{}: checking the credential failed unexpectedly; trying again", entry.name);
+                        tracing::error!("{}: checking the credential failed unexpectedly; trying again", entry.binding);
                         entry.next = Step::Check;
                         RECHECK
                     }
