@@ -6,7 +6,8 @@
 // Tools: `echo` (answers `echo: <message>`, after a garbage line on stdout that a client must
 // skip), `crash` (exits mid-call without answering), `garbage` (answers with a line that is not
 // JSON, and never with a real response), `sleep` (answers after `ms` milliseconds), `log` (answers
-// what BAD_SERVER_LOG holds).
+// what BAD_SERVER_LOG holds), `verbatim` (answers with a field no MCP type has, `x-verbatim`, which
+// only a relay that passes answers on as they are keeps).
 // With `garbage-init` it answers `initialize` with garbage too, so it never starts.
 // BAD_SERVER_LOG, a file: each start appends `start <pid>`, so tests can see restarts, each `sleep`
 // call appends `sleeping <request id>` as it begins, so tests can act while a call is in flight,
@@ -17,10 +18,11 @@ import readline from 'node:readline';
 const mode = process.argv[2] ?? 'normal';
 if (process.env.BAD_SERVER_LOG) fs.appendFileSync(process.env.BAD_SERVER_LOG, `start ${process.pid}\n`);
 
+const versions = ['2025-11-25', '2025-06-18', '2025-03-26', '2024-11-05'];
 const send = (message) => process.stdout.write(`${JSON.stringify(message)}\n`);
 const answer = (id, result) => send({ jsonrpc: '2.0', id, result });
 const text = (value) => ({ content: [{ type: 'text', text: value }] });
-const tools = ['echo', 'crash', 'garbage', 'sleep', 'log'].map((name) => ({
+const tools = ['echo', 'crash', 'garbage', 'sleep', 'log', 'verbatim'].map((name) => ({
   name,
   description: `the ${name} tool`,
   inputSchema: { type: 'object', properties: { message: { type: 'string' }, ms: { type: 'number' } } },
@@ -39,7 +41,8 @@ readline.createInterface({ input: process.stdin }).on('line', (line) => {
         return;
       }
       answer(message.id, {
-        protocolVersion: message.params.protocolVersion,
+        // As the SDKs answer: the version asked for if this server knows it, else its newest.
+        protocolVersion: versions.includes(message.params.protocolVersion) ? message.params.protocolVersion : versions[0],
         capabilities: { tools: {} },
         serverInfo: { name: 'bad-server', version: '1.0.0' },
       });
@@ -56,6 +59,8 @@ readline.createInterface({ input: process.stdin }).on('line', (line) => {
         process.exit(3);
       } else if (name === 'garbage') {
         process.stdout.write(`<html>${message.id} is not a response</html>\n`);
+      } else if (name === 'verbatim') {
+        answer(message.id, { ...text('as written'), 'x-verbatim': { kept: true, id: message.id } });
       } else if (name === 'log') {
         answer(message.id, text(process.env.BAD_SERVER_LOG ? fs.readFileSync(process.env.BAD_SERVER_LOG, 'utf8') : ''));
       } else if (name === 'sleep') {

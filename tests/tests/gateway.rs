@@ -1112,6 +1112,33 @@ fn a_call_the_client_cancels_is_cancelled_upstream() {
 }
 
 #[test]
+fn a_call_to_a_running_stdio_server_crosses_the_gateway_as_the_server_wrote_it() {
+    let gateway = Setup::new(&bad_server("bad", &[]));
+    let steps = gateway.stdio(
+        &["--servers", "bad"],
+        &[
+            // Listed first, so the server is running when the calls come: they take the hot path.
+            json!({"list": "tools"}),
+            json!({"call": "bad__verbatim"}),
+            json!({"call": "bad__sleep", "arguments": {"ms": 60_000}, "cancelAfterMs": 300}),
+            json!({"sleep": 500}),
+            json!({"call": "bad__log"}),
+            json!({"call": "bad__no_such_tool"}),
+        ],
+    );
+    // A field no MCP type has survives only a relay that passes the answer on as it is.
+    assert_eq!(ok(&steps[1])["x-verbatim"]["kept"], true, "{:?}", steps[1]);
+    assert_eq!(text(&steps[1]), "as written");
+    assert_eq!(steps[2]["ok"], false, "the cancelled call ends with an error: {:?}", steps[2]);
+    let log = text(&steps[4]);
+    let sleeping = log.lines().find_map(|line| line.strip_prefix("sleeping ")).expect("the sleep reached the server");
+    assert!(log.lines().any(|line| line == format!("cancelled {sleeping}")), "the server heard the cancellation of its call: {log}");
+    let message = tool_error(&steps[5]);
+    assert!(message.contains("server `bad` failed") && message.contains("no tool no_such_tool"), "{message}");
+    assert_eq!(gateway.bad_server_starts().len(), 1);
+}
+
+#[test]
 fn malformed_upstream_output_never_hangs_the_gateway() {
     let catalog = format!("{}{}", bad_server("bad", &[]), bad_server("mute", &["garbage-init"]).replacen("servers:\n", "", 1));
     let gateway = Setup::new(&catalog);

@@ -104,15 +104,7 @@ pub fn run(command: GatewayCommand) -> Result<(), Failure> {
         gateway.start_all(|server, error| output::warning(&format!("{server} is not available: {error}")));
         let credentials = gateway::refresh::spawn(&gateway);
         let served = match transport {
-            Transport::Stdio => {
-                let service = rmcp::ServiceExt::serve(gateway, rmcp::transport::stdio())
-                    .await
-                    .map_err(|e| anyhow::anyhow!("the MCP client did not initialize: {e}"))?;
-                tokio::select! {
-                    ended = service.waiting() => ended.map(drop).map_err(|e| anyhow::anyhow!("{e}")),
-                    () = terminated() => Ok(()),
-                }
-            }
+            Transport::Stdio => gateway::stdio::serve(gateway, terminated()).await,
             Transport::Http => {
                 let token = if allow_unauthenticated {
                     output::warning("serving /mcp without authentication (--allow-unauthenticated)");

@@ -6,7 +6,9 @@
 //! - [`environment`]: the rest of a local process's environment, which is not the gateway's;
 //! - [`refresh`]: the scheduler that refreshes tokens before they expire while the gateway runs;
 //! - [`http`]: the Streamable HTTP front door (`/mcp`, `/health`) with its bearer token and
-//!   Origin/Host checks; stdio needs none of that;
+//!   Origin/Host checks; [`stdio`], the stdio front door, needs none of that;
+//! - [`relay`] and [`wire`]: the hot path, which takes a `tools/call` to a server on stdio and its
+//!   answer through the gateway as bytes, rewriting only the tool's name and the request's id;
 //! - [`sessions`]: its sessions, which end (`DELETE`, idle timeout) and are limited in number;
 //! - [`sign_in`]: a server that needs its user to sign in, signed in from inside the AI client
 //!   (URL-mode elicitation and a loopback page that starts the provider's authorization).
@@ -31,9 +33,12 @@ pub mod http;
 pub mod inject;
 pub mod process_tree;
 pub mod refresh;
+pub mod relay;
 pub mod sessions;
 pub mod sign_in;
+pub mod stdio;
 pub mod upstream;
+pub mod wire;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex as StdMutex};
@@ -324,7 +329,11 @@ fn client_key(extensions: &rmcp::model::Extensions) -> String {
 /// A call that did not reach its tool, as a tool error: clients show those to the user, where a
 /// protocol error would hide the message.
 fn tool_error(error: &UpstreamError) -> CallToolResponse {
-    CallToolResponse::Complete(CallToolResult::error(vec![ContentBlock::text(error.to_string())]))
+    CallToolResponse::Complete(tool_error_result(error))
+}
+
+fn tool_error_result(error: &UpstreamError) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(error.to_string())])
 }
 
 fn unknown(kind: &str, name: &str) -> McpError {

@@ -7,44 +7,51 @@
 //! suspended so that nothing escapes the job before it is in it), and the whole group ends when
 //! the upstream stops or restarts and when the gateway exits.
 //!
-//! The Unix group is killed when the upstream's [`ProcessTree`] is dropped, synchronously: rmcp
-//! kills its child from a task it spawns on drop, and that task never runs while the runtime
-//! shuts down, as it does when the gateway exits. A Windows job's handle closes when the gateway
-//! ends however it ends.
+//! The Unix group is killed when the upstream's [`ProcessTree`] is dropped, synchronously, then
+//! the leader itself (process-wrap's `KillOnDrop`; tokio reaps it): a kill from a spawned task
+//! would never run while the runtime shuts down, as it does when the gateway exits. A Windows
+//! job's handle closes when the gateway ends however it ends.
 
-use process_wrap::tokio::{CommandWrap, KillOnDrop};
+use std::process::Stdio;
 
-/// `process`, set to start its own process tree.
-pub fn command(process: tokio::process::Command) -> CommandWrap {
+use process_wrap::tokio::{ChildWrapper, CommandWrap, KillOnDrop};
+use tokio::process::{ChildStdin, ChildStdout};
+
+/// A started server's process tree, which ends when this is dropped.
+pub struct ProcessTree {
+    #[cfg(unix)]
+    group: Option<libc::pid_t>,
+    /// Last, so the group is killed before the leader is.
+    #[allow(dead_code, reason = "held for its kill on drop")]
+    leader: Box<dyn ChildWrapper>,
+}
+
+/// Start `process` as the leader of a process tree of its own, speaking on its stdin and stdout
+/// (its stderr is the gateway's): the tree, and the leader's stdout and stdin.
+pub fn spawn(process: tokio::process::Command) -> std::io::Result<(ProcessTree, ChildStdout, ChildStdin)> {
     let mut wrapped = CommandWrap::from(process);
     #[cfg(unix)]
     wrapped.wrap(process_wrap::tokio::ProcessGroup::leader());
     #[cfg(windows)]
     wrapped.wrap(process_wrap::tokio::JobObject);
     wrapped.wrap(KillOnDrop);
-    wrapped
-}
-
-/// Ends a started server's process tree when dropped.
-pub struct ProcessTree {
-    #[cfg(unix)]
-    group: Option<libc::pid_t>,
-}
-
-impl ProcessTree {
-    /// The tree of the process `id`, started with [`command`].
-    pub fn of(#[cfg_attr(not(unix), allow(unused_variables))] id: Option<u32>) -> ProcessTree {
-        ProcessTree {
-            #[cfg(unix)]
-            group: id.and_then(|id| libc::pid_t::try_from(id).ok()).filter(|group| *group > 0),
-        }
-    }
+    wrapped.command_mut().stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+    let mut leader = wrapped.spawn()?;
+    let (Some(stdout), Some(stdin)) = (leader.stdout().take(), leader.stdin().take()) else {
+        return Err(std::io::Error::other("the process was started without pipes for its stdin and stdout"));
+    };
+    let tree = ProcessTree {
+        #[cfg(unix)]
+        group: leader.id().and_then(|id| libc::pid_t::try_from(id).ok()).filter(|group| *group > 0),
+        leader,
+    };
+    Ok((tree, stdout, stdin))
 }
 
 impl Drop for ProcessTree {
     fn drop(&mut self) {
-        // The leader is not reaped before rmcp's own kill (after this) waits for it, so the group's
-        // id still names this group.
+        // The leader is not reaped before its own kill (after this), so the group's id still
+        // names this group.
         #[cfg(unix)]
         if let Some(group) = self.group {
             // SAFETY: killpg has no memory effects; a group that has already gone is ESRCH.

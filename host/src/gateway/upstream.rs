@@ -23,24 +23,27 @@
 //! cut it short. A server that a list had to leave out announces itself with list-changed
 //! notifications once it is up.
 
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, ClientConfig, GetPromptRequestParams, GetPromptResponse, Implementation, Prompt,
-    ReadResourceRequestParams, ReadResourceResponse, Resource, Tool,
+    CallToolRequestParams, CallToolResponse, ClientConfig, ErrorData, GetPromptRequestParams, GetPromptResponse, Implementation, Prompt,
+    ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse, Resource, ServerResult, Tool,
 };
 use rmcp::service::{NotificationContext, RunningService, ServiceError};
 use rmcp::{ClientHandler, ClientLifecycleMode, Peer, RoleClient, ServiceExt};
 use secrecy::ExposeSecret;
 use serde::Serialize;
+use serde_json::value::RawValue;
 use tokio::sync::{RwLock, RwLockReadGuard, mpsc};
+use tokio_util::bytes::Bytes;
 use url::Url;
 
 use super::inject;
 use super::process_tree::{self, ProcessTree};
+use super::relay::{self, Relay};
+use super::wire::Envelope;
 use crate::catalog::config::{self, Resolved, ValueFile};
 use crate::catalog::{Kind, Server};
 use crate::mcp::catalog_credential::CatalogCredential;
@@ -105,6 +108,8 @@ enum State {
         /// A local server's processes; first, so that they end before the connection is dropped.
         tree: Option<ProcessTree>,
         service: RunningService<RoleClient, Handler>,
+        /// A server on stdio (a local process or a container): the hot path to it.
+        relay: Option<Relay>,
         remote: Option<Arc<RemoteClient>>,
         stale: bool,
         generation: u64,
@@ -117,9 +122,15 @@ enum State {
     },
 }
 
-/// A started server: its connection, its remote client (remote servers) and its processes (local
-/// servers).
-type Launched = (RunningService<RoleClient, Handler>, Option<Arc<RemoteClient>>, Option<ProcessTree>);
+/// A started server.
+struct Launched {
+    service: RunningService<RoleClient, Handler>,
+    relay: Option<Relay>,
+    /// Remote servers.
+    remote: Option<Arc<RemoteClient>>,
+    /// Local servers.
+    tree: Option<ProcessTree>,
+}
 
 impl State {
     /// End a running server: its processes first, then its connection.
@@ -131,9 +142,16 @@ impl State {
     }
 }
 
-/// What a request runs with: the read guard that keeps a restart waiting, the peer, the remote
+/// What a request goes out through: rmcp's client, and the hot path to a server on stdio.
+#[derive(Clone)]
+struct Link {
+    peer: Peer<RoleClient>,
+    relay: Option<Relay>,
+}
+
+/// What a request runs with: the read guard that keeps a restart waiting, the link, the remote
 /// client (remote servers) and the run's generation.
-type Ready<'a> = (RwLockReadGuard<'a, State>, Peer<RoleClient>, Option<Arc<RemoteClient>>, u64);
+type Ready<'a> = (RwLockReadGuard<'a, State>, Link, Option<Arc<RemoteClient>>, u64);
 
 /// What `/health` shows about an upstream.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -230,27 +248,74 @@ impl Upstream {
     }
 
     pub async fn list_tools(self: &Arc<Self>) -> Result<Vec<Tool>, UpstreamError> {
-        self.with_peer((), |peer, ()| async move { peer.list_all_tools().await }).await
+        self.with_peer((), |link, ()| async move { link.peer.list_all_tools().await }).await
     }
 
     pub async fn list_prompts(self: &Arc<Self>) -> Result<Vec<Prompt>, UpstreamError> {
-        self.with_peer((), |peer, ()| async move { peer.list_all_prompts().await }).await
+        self.with_peer((), |link, ()| async move { link.peer.list_all_prompts().await }).await
     }
 
     pub async fn list_resources(self: &Arc<Self>) -> Result<Vec<Resource>, UpstreamError> {
-        self.with_peer((), |peer, ()| async move { peer.list_all_resources().await }).await
+        self.with_peer((), |link, ()| async move { link.peer.list_all_resources().await }).await
     }
 
+    /// A `tools/call`; to a server on stdio it goes out through the relay, without rmcp's client.
     pub async fn call_tool(self: &Arc<Self>, params: CallToolRequestParams) -> Result<CallToolResponse, UpstreamError> {
-        self.with_peer(params, |peer, params| async move { peer.call_tool_once(params).await }).await
+        self.with_peer(params, |link, params| async move {
+            let Some(relay) = link.relay else { return link.peer.call_tool_once(params).await };
+            let answer = relay.request("tools/call", &params).await?;
+            match outcome(&answer)? {
+                Ok(result) => match serde_json::from_str::<ServerResult>(result.get()) {
+                    Ok(ServerResult::CallToolResult(result)) => Ok(CallToolResponse::Complete(result)),
+                    Ok(ServerResult::InputRequiredResult(result)) => Ok(CallToolResponse::InputRequired(result)),
+                    Ok(ServerResult::CreateTaskResult(result)) => Ok(CallToolResponse::Task(result)),
+                    _ => Err(ServiceError::UnexpectedResponse),
+                },
+                Err(error) => Err(ServiceError::McpError(error)),
+            }
+        })
+        .await
+    }
+
+    /// A `tools/call` with `params` as they are, to a server on stdio: its `result` as it is
+    /// (JSON), or why the call failed. `None` unless the server is running and current now, so
+    /// that everything else (a start, a sign-in) takes the full path.
+    pub async fn call_tool_as_is(
+        self: &Arc<Self>,
+        params: &RawValue,
+        protocol_version: &ProtocolVersion,
+    ) -> Option<Result<Box<RawValue>, UpstreamError>> {
+        if !self.relays_now(protocol_version) {
+            return None;
+        }
+        let answer = self
+            .with_peer(params, |link, params| async move {
+                let Some(relay) = link.relay else { return Err(ServiceError::UnexpectedResponse) };
+                let answer = relay.request("tools/call", params).await?;
+                match outcome(&answer)? {
+                    Ok(result) => Ok(result.to_owned()),
+                    Err(error) => Err(ServiceError::McpError(error)),
+                }
+            })
+            .await;
+        Some(answer)
+    }
+
+    /// Whether the server is on stdio, running and current, now, and its answers suit a client
+    /// of `protocol_version` as they are.
+    pub(super) fn relays_now(&self, protocol_version: &ProtocolVersion) -> bool {
+        self.state.try_read().is_ok_and(|state| {
+            matches!(&*state, State::Running { relay: Some(relay), service, stale: false, .. }
+                if !service.is_closed() && relay.answers_fit(protocol_version))
+        })
     }
 
     pub async fn get_prompt(self: &Arc<Self>, params: GetPromptRequestParams) -> Result<GetPromptResponse, UpstreamError> {
-        self.with_peer(params, |peer, params| async move { peer.get_prompt_once(params).await }).await
+        self.with_peer(params, |link, params| async move { link.peer.get_prompt_once(params).await }).await
     }
 
     pub async fn read_resource(self: &Arc<Self>, params: ReadResourceRequestParams) -> Result<ReadResourceResponse, UpstreamError> {
-        self.with_peer(params, |peer, params| async move { peer.read_resource_once(params).await }).await
+        self.with_peer(params, |link, params| async move { link.peer.read_resource_once(params).await }).await
     }
 
     /// Run `request` with `params` against a running, current upstream, within the timeout. A
@@ -261,7 +326,7 @@ impl Upstream {
     async fn with_peer<P, F, Fut, R>(self: &Arc<Self>, params: P, request: F) -> Result<R, UpstreamError>
     where
         P: Clone,
-        F: Fn(Peer<RoleClient>, P) -> Fut,
+        F: Fn(Link, P) -> Fut,
         Fut: std::future::Future<Output = Result<R, ServiceError>>,
     {
         // On the heap: this future (the request, the restart and token-refresh paths) is part of
@@ -270,11 +335,11 @@ impl Upstream {
         // instructions per call, measured with callgrind: see bench/gateway).
         Box::pin(async move {
             // The read guard lives as long as the request, so a restart waits for it to finish.
-            let (guard, peer, remote, generation) = self.ready().await?;
+            let (guard, link, remote, generation) = self.ready().await?;
             let call = async {
                 match &remote {
-                    Some(remote) => remote.authorized(|| request(peer.clone(), params.clone())).await,
-                    None => request(peer, params).await.map_err(Failure::Other),
+                    Some(remote) => remote.authorized(|| request(link.clone(), params.clone())).await,
+                    None => request(link, params).await.map_err(Failure::Other),
                 }
             };
             let result = tokio::time::timeout(self.timeout, call).await;
@@ -342,9 +407,10 @@ impl Upstream {
             {
                 let state = self.state.read().await;
                 match &*state {
-                    State::Running { service, remote, stale: false, generation, .. } if !service.is_closed() => {
-                        let (peer, remote, generation) = (service.peer().clone(), remote.clone(), *generation);
-                        return Ok((state, peer, remote, generation));
+                    State::Running { service, relay, remote, stale: false, generation, .. } if !service.is_closed() => {
+                        let link = Link { peer: service.peer().clone(), relay: relay.clone() };
+                        let (remote, generation) = (remote.clone(), *generation);
+                        return Ok((state, link, remote, generation));
                     }
                     State::Failed { reason, retry_at, .. } if Instant::now() < *retry_at => {
                         return Err(UpstreamError::Start { server: self.name().to_string(), reason: reason.clone() });
@@ -373,9 +439,9 @@ impl Upstream {
         std::mem::replace(&mut *state, State::Stopped).stop().await;
         self.set_health("starting", None);
         let reason = match tokio::time::timeout(self.timeout, self.launch()).await {
-            Ok(Ok((service, remote, tree))) => {
+            Ok(Ok(Launched { service, relay, remote, tree })) => {
                 let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
-                *state = State::Running { tree, service, remote, stale: false, generation };
+                *state = State::Running { tree, service, relay, remote, stale: false, generation };
                 self.refused_credential.store(false, Ordering::Relaxed);
                 self.set_health("running", None);
                 if self.left_out.swap(false, Ordering::Relaxed) {
@@ -418,12 +484,9 @@ impl Upstream {
                 }
                 // Killed with the gateway, launcher and all, even when it exits with a call in
                 // flight: closing stdin is not enough for a server that is busy.
-                let (transport, _) = rmcp::transport::TokioChildProcess::builder(process_tree::command(process))
-                    .stderr(Stdio::inherit())
-                    .spawn()
-                    .map_err(|e| format!("cannot run `{program}`: {e}"))?;
-                let tree = ProcessTree::of(transport.id());
-                Ok((handler.serve(transport).await.map_err(|e| format!("it did not initialize: {e}"))?, None, Some(tree)))
+                let (tree, stdout, stdin) = process_tree::spawn(process).map_err(|e| format!("cannot run `{program}`: {e}"))?;
+                let (service, relay) = serve_relayed(handler, stdout, stdin).await?;
+                Ok(Launched { service, relay: Some(relay), remote: None, tree: Some(tree) })
             }
             Kind::Remote { remote } => {
                 let url = Url::parse(remote.url.as_str()).map_err(|e| format!("its URL `{}` is not valid: {e}", remote.url.as_str()))?;
@@ -438,15 +501,16 @@ impl Upstream {
                     }
                     format!("{error:#}")
                 })?;
-                Ok((service, Some(Arc::new(client)), None))
+                Ok(Launched { service, relay: None, remote: Some(Arc::new(client)), tree: None })
             }
             Kind::Image { image, .. } => {
                 let resolved = self.resolved()?;
                 let env = inject::secret_env(&self.engine, &self.server).await.map_err(|e| format!("{e:#}"))?;
-                let transport = super::container::start(&self.server, image, &resolved, &env, self.engine.paths())
+                let (stdout, stdin) = super::container::start(&self.server, image, &resolved, &env, self.engine.paths())
                     .await
                     .map_err(|e| format!("{e:#}"))?;
-                Ok((handler.serve(transport).await.map_err(|e| format!("it did not initialize: {e}"))?, None, None))
+                let (service, relay) = serve_relayed(handler, stdout, stdin).await?;
+                Ok(Launched { service, relay: Some(relay), remote: None, tree: None })
             }
             Kind::Poci { .. } => Err(self.server.kind.refusal(self.name()).unwrap_or_default()),
         }
@@ -457,4 +521,28 @@ impl Upstream {
         let values = ValueFile::new(self.engine.paths()).read().map_err(|e| format!("{e:#}"))?;
         config::resolve(&self.server, &values)
     }
+}
+
+/// A server's answer to a relayed request: its `result`, or its `error` as rmcp reads one.
+fn outcome(answer: &Bytes) -> Result<Result<&RawValue, ErrorData>, ServiceError> {
+    let envelope = Envelope::of(answer).ok_or(ServiceError::UnexpectedResponse)?;
+    match (envelope.result, envelope.error) {
+        (Some(result), None) => Ok(Ok(result)),
+        (None, Some(error)) => serde_json::from_str(error.get()).map(Err).map_err(|_| ServiceError::UnexpectedResponse),
+        _ => Err(ServiceError::UnexpectedResponse),
+    }
+}
+
+/// Connect to a server on stdio through a relay, and initialize it.
+async fn serve_relayed<R, W>(handler: Handler, stdout: R, stdin: W) -> Result<(RunningService<RoleClient, Handler>, Relay), String>
+where
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+    W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (relay, transport) = relay::attach(stdout, stdin);
+    let service = handler.serve(transport).await.map_err(|e| format!("it did not initialize: {e}"))?;
+    if let Some(info) = service.peer().peer_info() {
+        relay.agreed(info.protocol_version.clone());
+    }
+    Ok((service, relay))
 }
