@@ -1111,21 +1111,20 @@ fn a_call_the_client_cancels_is_cancelled_upstream() {
     assert_eq!(gateway.bad_server_starts().len(), 1, "and was not restarted for it: {log}");
 }
 
-#[test]
-fn a_call_to_a_running_stdio_server_crosses_the_gateway_as_the_server_wrote_it() {
-    let gateway = Setup::new(&bad_server("bad", &[]));
-    let steps = gateway.stdio(
-        &["--servers", "bad"],
-        &[
-            // Listed first, so the server is running when the calls come: they take the hot path.
-            json!({"list": "tools"}),
-            json!({"call": "bad__verbatim"}),
-            json!({"call": "bad__sleep", "arguments": {"ms": 60_000}, "cancelAfterMs": 300}),
-            json!({"sleep": 500}),
-            json!({"call": "bad__log"}),
-            json!({"call": "bad__no_such_tool"}),
-        ],
-    );
+/// Steps that take a running stdio server's calls through the gateway's hot path: listed first, so
+/// the server is running when the calls come.
+fn hot_path_steps() -> Vec<Value> {
+    vec![
+        json!({"list": "tools"}),
+        json!({"call": "bad__verbatim"}),
+        json!({"call": "bad__sleep", "arguments": {"ms": 60_000}, "cancelAfterMs": 300}),
+        json!({"sleep": 500}),
+        json!({"call": "bad__log"}),
+        json!({"call": "bad__no_such_tool"}),
+    ]
+}
+
+fn assert_crossed_as_written(gateway: &Setup, steps: &[Value]) {
     // A field no MCP type has survives only a relay that passes the answer on as it is.
     assert_eq!(ok(&steps[1])["x-verbatim"]["kept"], true, "{:?}", steps[1]);
     assert_eq!(text(&steps[1]), "as written");
@@ -1136,6 +1135,22 @@ fn a_call_to_a_running_stdio_server_crosses_the_gateway_as_the_server_wrote_it()
     let message = tool_error(&steps[5]);
     assert!(message.contains("server `bad` failed") && message.contains("no tool no_such_tool"), "{message}");
     assert_eq!(gateway.bad_server_starts().len(), 1);
+}
+
+#[test]
+fn a_call_to_a_running_stdio_server_crosses_the_gateway_as_the_server_wrote_it() {
+    let gateway = Setup::new(&bad_server("bad", &[]));
+    let steps = gateway.stdio(&["--servers", "bad"], &hot_path_steps());
+    assert_crossed_as_written(&gateway, &steps);
+}
+
+#[test]
+fn a_call_over_http_to_a_running_stdio_server_crosses_the_gateway_as_the_server_wrote_it() {
+    let gateway = Setup::new(&bad_server("bad", &[]));
+    let http = gateway.http(&["--servers", "bad"]);
+    let steps = http.client(&hot_path_steps());
+    assert_crossed_as_written(&gateway, &steps);
+    assert_eq!(http.health()["upstreams"]["bad"]["state"], "running");
 }
 
 #[test]

@@ -19,9 +19,11 @@
 //!
 //! `--scenario churn` measures something else: the proxy's memory over rounds of short sessions
 //! ([`churn`]); `--scenario sessions`, many sessions open at once ([`sessions`]); `--scenario
-//! servers`, one gateway in front of many catalog servers ([`servers`]).
+//! servers`, one gateway in front of many catalog servers ([`servers`]); `--scenario
+//! credentials`, one gateway keeping thousands of OAuth credentials alive ([`credentials`]).
 
 mod churn;
+mod credentials;
 mod mcp;
 mod procfs;
 mod report;
@@ -46,8 +48,23 @@ struct Args {
     /// to start COMMAND (split at spaces) and speak stdio to it; plus `,direct` when the process is
     /// the MCP server itself rather than a proxy in front of it. Repeat; the first one is what
     /// ratios are relative to.
-    #[arg(long = "target", required = true)]
+    #[arg(long = "target", required_unless_present = "latchkey")]
     targets: Vec<String>,
+    /// credentials: the latchkey binary, which this scenario starts itself.
+    #[arg(long)]
+    latchkey: Option<std::path::PathBuf>,
+    /// credentials: how many OAuth credentials the gateway keeps alive.
+    #[arg(long, default_value_t = 10_000)]
+    credentials: usize,
+    /// credentials: seconds an access token lives.
+    #[arg(long, default_value_t = 3600)]
+    lifetime: u64,
+    /// credentials: seconds to watch the gateway, once it has checked every credential.
+    #[arg(long, default_value_t = 300)]
+    duration: u64,
+    /// credentials: seconds between two lines of the time series.
+    #[arg(long, default_value_t = 15)]
+    every: u64,
     /// Rounds; each runs one sequential and one concurrent batch per target.
     #[arg(long, default_value_t = 5)]
     rounds: usize,
@@ -96,6 +113,9 @@ enum Scenario {
     /// One gateway in front of `--servers` catalog servers: start-up until every upstream runs,
     /// tools/list, /health and calls spread over every server, and memory.
     Servers,
+    /// One gateway (`--latchkey`) keeping `--credentials` OAuth credentials alive against an
+    /// authorization server this benchmark runs: memory over time and how refreshes spread.
+    Credentials,
 }
 
 pub struct Target {
@@ -176,6 +196,13 @@ impl Target {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     let args = Args::parse();
+    if args.scenario == Scenario::Credentials {
+        let latchkey = args.latchkey.context("--scenario credentials needs --latchkey <the latchkey binary>")?;
+        let settings =
+            credentials::Settings { credentials: args.credentials, lifetime: args.lifetime, duration: args.duration, every: args.every };
+        print!("{}", credentials::run(&latchkey, &settings).await?);
+        return Ok(());
+    }
     let mut targets: Vec<Target> = args.targets.iter().map(|spec| Target::parse(spec)).collect::<Result<_>>()?;
     if args.scenario == Scenario::Churn {
         let churn = churn::Churn {

@@ -74,6 +74,7 @@ pub fn run(command: GatewayCommand) -> Result<(), Failure> {
     // worker every call hops between threads (3 context switches per tools/call instead of 1);
     // one worker spends ~20% less CPU per call and serves thousands of calls a second (see
     // bench/gateway). Blocking work still goes to tokio's blocking pool.
+    gateway::memory::limit_arenas();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     runtime.block_on(async move {
         let engine = Arc::new(Engine::open(paths.clone())?);

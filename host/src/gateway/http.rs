@@ -21,6 +21,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::serve::ListenerExt;
+use rmcp::model::ProtocolVersion;
 use rmcp::transport::common::http_header::HEADER_SESSION_ID;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use secrecy::{ExposeSecret, SecretString};
@@ -28,8 +29,10 @@ use serde_json::json;
 
 use super::Gateway;
 use super::refresh::Credentials;
+use super::relayed::{Message, Relayed};
 use super::sessions::{Limits, Sessions};
 use super::upstream::Health;
+use super::wire::Envelope;
 
 /// The environment variable that sets the front door's bearer token.
 pub const TOKEN_VAR: &str = "LATCHKEY_GATEWAY_TOKEN";
@@ -70,13 +73,20 @@ pub async fn serve(
         .with_allowed_origins(["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"])
         .enforce_origin_validation();
     let mcp_gateway = gateway.clone();
-    let sessions = Arc::new(Sessions::new(gateway.clone(), options.sessions));
+    let sessions = Sessions::new(gateway.clone(), options.sessions);
+    let hot_path = Arc::new(HotPath {
+        gateway: gateway.clone(),
+        sessions: sessions.clone(),
+        hosts: hosts.clone(),
+        max_body: config.max_request_body_bytes,
+    });
     let service = StreamableHttpService::new(move || Ok(mcp_gateway.clone()), sessions.clone(), config);
     let hosts = Arc::new(hosts);
 
-    // Layers run outside in: the token first, then the session limit.
+    // Layers run outside in: the token first, then the session limit, then the hot path.
     let mut mcp = axum::Router::new()
         .nest_service("/mcp", service)
+        .layer(middleware::from_fn_with_state(hot_path, relay_tool_calls))
         .layer(middleware::from_fn_with_state((sessions.clone(), hosts.clone()), refuse_sessions_beyond_the_limit));
     if let Some(token) = options.token {
         mcp = mcp.layer(middleware::from_fn_with_state(Arc::new(token), require_bearer));
@@ -170,6 +180,101 @@ async fn refuse_sessions_beyond_the_limit(
     let mut response = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
     response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
     response
+}
+
+/// What the hot path needs: the gateway, the sessions, and the hosts rmcp allows.
+struct HotPath {
+    gateway: Gateway,
+    sessions: Arc<Sessions>,
+    hosts: Vec<String>,
+    /// rmcp's limit on a request's body.
+    max_body: usize,
+}
+
+/// The hot path of `/mcp` ([`super::relayed`]): a `POST` of a `tools/call` in an open session
+/// that the hot path can take is answered here, in JSON; so is a `notifications/cancelled` for
+/// one of them (`202`). Everything else goes on to rmcp, which makes every check of its own: a
+/// request that would fail one of them (its `Accept`, `Content-Type`, `Host` or `Origin`, a
+/// protocol version without the `initialize` handshake) is left to rmcp to refuse. Every request
+/// of a session counts as activity ([`Sessions::active`]), as it begins and as it ends.
+async fn relay_tool_calls(State(hot): State<Arc<HotPath>>, request: Request, next: Next) -> Response {
+    let Some(session) = request.headers().get(HEADER_SESSION_ID).and_then(|id| id.to_str().ok()).map(str::to_owned) else {
+        return next.run(request).await;
+    };
+    let Some(relayed) = hot.sessions.active(&session) else { return next.run(request).await };
+    let response = match hot.version_for_hot_path(&request) {
+        Some(version) => hot.answer(request, &version, &relayed, next).await,
+        None => next.run(request).await,
+    };
+    hot.sessions.active(&session);
+    response
+}
+
+impl HotPath {
+    /// The client's protocol version, if the hot path may take this request: a `POST` that rmcp
+    /// would accept, from a client of a version with the `initialize` handshake.
+    fn version_for_hot_path(&self, request: &Request) -> Option<ProtocolVersion> {
+        let headers = request.headers();
+        let media_types = |name| {
+            headers
+                .get_all(name)
+                .iter()
+                .filter_map(|value| value.to_str().ok())
+                .flat_map(|value| value.split(','))
+                .map(|media| media.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+        };
+        let accepted: Vec<String> = media_types(header::ACCEPT).collect();
+        let acceptable =
+            accepted.iter().any(|media| media == "application/json") && accepted.iter().any(|media| media == "text/event-stream");
+        let json = media_types(header::CONTENT_TYPE).eq(["application/json".to_string()]);
+        if request.method() != axum::http::Method::POST || !acceptable || !json || foreign_host_or_origin(&self.hosts, request).is_some() {
+            return None;
+        }
+        // Without the header, the protocol has the server assume 2025-03-26.
+        let version = match headers.get("mcp-protocol-version") {
+            Some(value) => serde_json::from_value::<ProtocolVersion>(value.to_str().ok()?.into()).ok()?,
+            None => ProtocolVersion::V_2025_03_26,
+        };
+        (version.has_initialize() && ProtocolVersion::KNOWN_VERSIONS.contains(&version)).then_some(version)
+    }
+
+    async fn answer(&self, request: Request, version: &ProtocolVersion, relayed: &Arc<Relayed>, next: Next) -> Response {
+        let (parts, body) = request.into_parts();
+        let Ok(body) = axum::body::to_bytes(body, self.max_body).await else {
+            let message = format!("Payload Too Large: request body exceeds {} bytes", self.max_body);
+            return (StatusCode::PAYLOAD_TOO_LARGE, message).into_response();
+        };
+        let message = match Envelope::of(&body) {
+            Some(envelope) => self.gateway.classify(&envelope, version, relayed),
+            None => Message::Other,
+        };
+        match message {
+            Message::Call(call) => {
+                let (answered, answer) = tokio::sync::oneshot::channel();
+                let task = relayed.spawn(call, move |answer| drop(answered.send(answer)));
+                // A client that goes away cancels its call, and the server's.
+                let _cancel_when_dropped = AbortOnDrop(task);
+                if let Ok(Some(answer)) = answer.await {
+                    return ([(header::CONTENT_TYPE, "application/json")], answer).into_response();
+                }
+            }
+            Message::Cancel(key) => {
+                relayed.cancel(&key);
+                return StatusCode::ACCEPTED.into_response();
+            }
+            Message::Other => {}
+        }
+        next.run(Request::from_parts(parts, axum::body::Body::from(body))).await
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The JSON-RPC error code of the `503` (implementation-defined server errors are -32000 to -32099).

@@ -7,8 +7,9 @@
 //! - [`refresh`]: the scheduler that refreshes tokens before they expire while the gateway runs;
 //! - [`http`]: the Streamable HTTP front door (`/mcp`, `/health`) with its bearer token and
 //!   Origin/Host checks; [`stdio`], the stdio front door, needs none of that;
-//! - [`relay`] and [`wire`]: the hot path, which takes a `tools/call` to a server on stdio and its
-//!   answer through the gateway as bytes, rewriting only the tool's name and the request's id;
+//! - [`relayed`], [`relay`] and [`wire`]: the hot path, which takes a `tools/call` to a server on
+//!   stdio and its answer through the gateway as bytes, rewriting only the tool's name and the
+//!   request's id;
 //! - [`sessions`]: its sessions, which end (`DELETE`, idle timeout) and are limited in number;
 //! - [`sign_in`]: a server that needs its user to sign in, signed in from inside the AI client
 //!   (URL-mode elicitation and a loopback page that starts the provider's authorization).
@@ -31,9 +32,11 @@ pub mod docker_endpoint;
 pub mod environment;
 pub mod http;
 pub mod inject;
+pub mod memory;
 pub mod process_tree;
 pub mod refresh;
 pub mod relay;
+pub mod relayed;
 pub mod sessions;
 pub mod sign_in;
 pub mod stdio;
@@ -63,6 +66,11 @@ pub const RESOURCE_PREFIX: &str = "latchkey://";
 /// The key of the one client over stdio among [`Inner::clients`] (HTTP clients are keyed by
 /// their session ID, a UUID).
 const STDIO_CLIENT: &str = "stdio";
+
+/// How many upstreams [`Gateway::start_all`] starts at once: a start holds a process's pipes, or a
+/// remote server's HTTP client (TLS roots and all) while it connects, so ten thousand at once
+/// would hold them all at once (a gateway of 10 000 remote servers peaked above 400 MB).
+const STARTS_AT_ONCE: usize = 32;
 
 /// How long a list waits for one server before it goes out without it.
 pub const LIST_WAIT: Duration = Duration::from_secs(10);
@@ -146,12 +154,14 @@ impl Gateway {
         &self.inner.engine
     }
 
-    /// Start every upstream in the background, calling `failed` for each one that does not
-    /// start (as it happens); the gateway serves the rest.
+    /// Start every upstream in the background, [`STARTS_AT_ONCE`] at a time, calling `failed`
+    /// for each one that does not start (as it happens); the gateway serves the rest.
     pub fn start_all(&self, failed: impl Fn(&str, &upstream::UpstreamError) + Clone + Send + 'static) {
+        let starts = Arc::new(tokio::sync::Semaphore::new(STARTS_AT_ONCE));
         for upstream in self.inner.upstreams.values() {
-            let (upstream, failed) = (upstream.clone(), failed.clone());
+            let (upstream, failed, starts) = (upstream.clone(), failed.clone(), starts.clone());
             tokio::spawn(async move {
+                let _turn = starts.acquire().await;
                 if let Err(error) = upstream.start().await {
                     failed(upstream.name(), &error);
                 }

@@ -25,6 +25,7 @@ use serde::Serialize;
 use tokio::task::JoinSet;
 
 use super::Gateway;
+use super::memory::Freed;
 use super::upstream::Upstream;
 use crate::catalog::{Binding, BindingEntry};
 use crate::oauth::access::Tokens;
@@ -141,6 +142,8 @@ struct Job {
 async fn schedule(tokens: Tokens, credentials: Credentials, mut watched: Vec<Watched>) {
     let mut due: BinaryHeap<Reverse<(Instant, usize)>> = (0..watched.len()).map(|index| Reverse((Instant::now(), index))).collect();
     let mut running = JoinSet::new();
+    // A refresh rewrites the store, which may hold thousands of credentials.
+    let freed = Freed::watch();
     loop {
         if running.is_empty() && due.is_empty() {
             return;
@@ -163,12 +166,15 @@ async fn schedule(tokens: Tokens, credentials: Credentials, mut watched: Vec<Wat
                         Step::Refresh { expires_at } => refresh(&job, state, expires_at).await,
                     }
                 };
-                (index, AssertUnwindSafe(run).catch_unwind().await.ok())
+                (index, matches!(step, Step::Refresh { .. }), AssertUnwindSafe(run).catch_unwind().await.ok())
             });
         }
         let next_due = due.peek().map(|Reverse((at, _))| *at).filter(|_| running.len() < IN_FLIGHT);
         tokio::select! {
-            Some(Ok((index, outcome))) = running.join_next() => {
+            Some(Ok((index, refreshed, outcome))) = running.join_next() => {
+                if refreshed {
+                    freed.note();
+                }
                 let entry = &mut watched[index];
                 let wait = match outcome {
                     Some((state, next, wait)) => {

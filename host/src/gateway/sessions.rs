@@ -2,12 +2,14 @@
 //!
 //! rmcp's [`LocalSessionManager`] keeps one entry per session (a channel to the session's worker,
 //! which owns its streams and the handler's serve loop). A session ends when the client sends
-//! `DELETE /mcp` with its `Mcp-Session-Id`, or when it has been idle for the idle timeout (no
-//! request, notification or response in either direction; an open `GET` stream alone does not
-//! keep it alive), which rmcp's worker enforces as its `keep_alive` (`--session-idle-timeout`
-//! instead of rmcp's 5 minutes). Most clients never send `DELETE`, so the timeout is what ends most
-//! sessions. A client that comes back after its session ended gets `404`, and the protocol has it
-//! start a new session.
+//! `DELETE /mcp` with its `Mcp-Session-Id`, or when it has been idle for the idle timeout
+//! (`--session-idle-timeout`): no request from its client began or ended in that time (an open
+//! `GET` stream alone does not keep it alive). The front door notes each request
+//! ([`Sessions::active`]), including the calls its hot path answers without rmcp, so the idle
+//! timeout is kept here rather than by rmcp's worker (its `keep_alive`, which sees only what
+//! crosses rmcp). Most clients never send `DELETE`, so the timeout is what ends most sessions. A
+//! client that comes back after its session ended gets `404`, and the protocol has it start a new
+//! session.
 //!
 //! [`Sessions`] wraps rmcp's manager to add what it lacks:
 //! - when a session ends (either way), the gateway forgets it as a client to notify
@@ -16,13 +18,13 @@
 //!   with `503` and `Retry-After` (`http.rs`); a session that still races past that check is
 //!   refused here;
 //! - the number of open sessions, for `/health`;
-//! - the memory ended sessions freed goes back to the system ([`release_freed_memory`]), so the
+//! - each session's calls on the hot path ([`super::relayed::Relayed`]), cancelled when it ends;
+//! - the memory ended sessions freed goes back to the system ([`super::memory::Freed`]), so the
 //!   gateway's footprint follows the sessions alive now, not the most it ever had at once.
 
-use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex as StdMutex, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::Stream;
 use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
@@ -32,6 +34,8 @@ use rmcp::transport::streamable_http_server::session::local::{LocalSessionManage
 use rmcp::transport::streamable_http_server::{SessionId, SessionManager};
 
 use super::Gateway;
+use super::memory::Freed;
+use super::relayed::Relayed;
 
 /// How long a session may be idle, and how many may be open at once.
 #[derive(Clone, Copy, Debug)]
@@ -67,22 +71,36 @@ pub struct Sessions {
     limits: Limits,
     /// The sessions created and not yet closed: rmcp may close one twice (`DELETE`, then the end
     /// of its worker), and only the first close counts.
-    open: StdMutex<HashSet<SessionId>>,
-    /// A session ended since memory was last released.
-    ended: Arc<AtomicBool>,
+    open: StdMutex<HashMap<SessionId, Open>>,
+    /// Noted when a session ends.
+    freed: Freed,
     gateway: Gateway,
 }
 
-/// How often memory freed by ended sessions is handed back, at most.
-const RELEASE_INTERVAL: Duration = Duration::from_secs(10);
+/// An open session.
+struct Open {
+    /// When a request of its client last began or ended.
+    active: Instant,
+    relayed: Arc<Relayed>,
+}
 
 impl Sessions {
-    pub fn new(gateway: Gateway, limits: Limits) -> Sessions {
+    pub fn new(gateway: Gateway, limits: Limits) -> Arc<Sessions> {
         let mut local = LocalSessionManager::default();
-        local.session_config.keep_alive = Some(limits.idle_timeout);
-        let ended = Arc::new(AtomicBool::new(false));
-        tokio::spawn(release_memory_after_sessions_end(Arc::downgrade(&ended)));
-        Sessions { local, limits, open: StdMutex::new(HashSet::new()), ended, gateway }
+        // Idle sessions are ended here ([`end_idle_sessions`]), which sees the hot path too.
+        local.session_config.keep_alive = None;
+        let sessions = Arc::new(Sessions { local, limits, open: StdMutex::new(HashMap::new()), freed: Freed::watch(), gateway });
+        tokio::spawn(end_idle_sessions(Arc::downgrade(&sessions)));
+        sessions
+    }
+
+    /// A request of session `id`'s client began or ended: its calls on the hot path, or `None`
+    /// for a session that is not open.
+    pub fn active(&self, id: &str) -> Option<Arc<Relayed>> {
+        let mut open = self.open.lock().expect("sessions lock");
+        let session = open.get_mut(id)?;
+        session.active = Instant::now();
+        Some(session.relayed.clone())
     }
 
     pub fn limits(&self) -> Limits {
@@ -111,7 +129,7 @@ impl SessionManager for Sessions {
             let mut open = self.open.lock().expect("sessions lock");
             // Checked again: other sessions may have been created while this one was.
             if open.len() < self.limits.max_sessions {
-                open.insert(id.clone());
+                open.insert(id.clone(), Open { active: Instant::now(), relayed: Arc::default() });
                 tracing::debug!("session {id} opened ({} open)", open.len());
                 return Ok((id, transport));
             }
@@ -122,9 +140,10 @@ impl SessionManager for Sessions {
 
     async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
         let closed = self.open.lock().expect("sessions lock").remove(id);
-        if closed {
+        if let Some(session) = closed {
+            session.relayed.cancel_all();
             self.gateway.forget_client(id);
-            self.ended.store(true, Ordering::Relaxed);
+            self.freed.note();
             tracing::debug!("session {id} closed ({} open)", self.open());
         }
         Ok(self.local.close_session(id).await?)
@@ -166,26 +185,30 @@ impl SessionManager for Sessions {
     }
 }
 
-/// Every [`RELEASE_INTERVAL`] in which a session ended, [`release_freed_memory`]; until the
-/// sessions are gone.
-async fn release_memory_after_sessions_end(ended: Weak<AtomicBool>) {
+/// End the sessions idle for longer than the idle timeout, looking every quarter of it (at most
+/// every 30 s); until the sessions are gone.
+async fn end_idle_sessions(sessions: Weak<Sessions>) {
+    let every = match sessions.upgrade() {
+        Some(sessions) => (sessions.limits.idle_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(30)),
+        None => return,
+    };
     loop {
-        tokio::time::sleep(RELEASE_INTERVAL).await;
-        let Some(ended) = ended.upgrade() else { return };
-        if ended.swap(false, Ordering::Relaxed) {
-            let _ = tokio::task::spawn_blocking(release_freed_memory).await;
+        tokio::time::sleep(every).await;
+        let Some(sessions) = sessions.upgrade() else { return };
+        let timeout = sessions.limits.idle_timeout;
+        let idle: Vec<SessionId> = sessions
+            .open
+            .lock()
+            .expect("sessions lock")
+            .iter()
+            .filter(|(_, session)| session.active.elapsed() > timeout)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in idle {
+            tracing::debug!("session {id} idle for {} s; ending it", timeout.as_secs());
+            if let Err(error) = sessions.close_session(&id).await {
+                tracing::debug!("ending idle session {id}: {error}");
+            }
         }
-    }
-}
-
-/// Hand the free pages of the heap back to the system. glibc's malloc keeps what a burst of
-/// sessions freed (bench/gateway's churn scenario: ~45 MB after 500 abandoned sessions expired,
-/// never returned); `malloc_trim` returns every whole free page. Elsewhere this does nothing.
-fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only takes glibc's own arena locks and returns free pages; it touches no
-    // memory that is in use.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }

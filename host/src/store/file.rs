@@ -13,7 +13,7 @@ use super::names::Name;
 
 pub(crate) const FILE_NAME: &str = "secrets.json";
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct FileEntry {
     #[serde(flatten)]
     name: Name,
@@ -35,13 +35,18 @@ impl FileStore {
     }
 
     pub(crate) fn get(&self, name: &Name) -> anyhow::Result<Option<SecretString>> {
-        Ok(self.document.read()?.remove(&name.key()).map(|entry| entry.value))
+        Ok(self.document.get(&name.key())?.map(|entry| entry.value))
     }
 
     pub(crate) fn set(&self, name: &Name, value: SecretString) -> anyhow::Result<()> {
+        self.set_all([(name.clone(), value)])
+    }
+
+    /// Set every entry of `values` in one write of the file.
+    pub(crate) fn set_all(&self, values: impl IntoIterator<Item = (Name, SecretString)>) -> anyhow::Result<()> {
         let locked = self.document.lock()?;
         let mut entries = locked.read()?;
-        entries.insert(name.key(), FileEntry { name: name.clone(), value });
+        entries.extend(values.into_iter().map(|(name, value)| (name.key(), FileEntry { name, value })));
         locked.write(&entries)
     }
 

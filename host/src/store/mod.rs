@@ -208,6 +208,17 @@ impl Store {
         self.set(&Name::Credential(credential.id.clone()), &credential.encode())
     }
 
+    /// Store every credential of `credentials`, as [`Store::save_credential`] does each: in one
+    /// write of the file store (thousands at once, say, from an import or a benchmark), one by one
+    /// in a keyring.
+    pub fn save_credentials(&self, credentials: &[Credential]) -> anyhow::Result<()> {
+        let named = credentials.iter().map(|credential| (Name::Credential(credential.id.clone()), credential.encode()));
+        match &self.backend {
+            Backend::Keyring(store) => named.into_iter().try_for_each(|(name, value)| store.set(&name, &value)),
+            Backend::File(store) => store.set_all(named),
+        }
+    }
+
     /// Remove the credential for `id`; `false` when there was none.
     pub fn delete_credential(&self, id: &CredentialId) -> anyhow::Result<bool> {
         self.delete(&Name::Credential(id.clone()))

@@ -43,7 +43,7 @@ fn secrets_round_trip_and_updates_keep_other_entries() {
     store.set_secret("slack.client_secret", &secret("other")).unwrap();
     store.set_secret("gmail.client_secret", &secret("second")).unwrap();
 
-    // A second handle reads what the first wrote: nothing is cached in memory.
+    // A second handle reads what the first wrote.
     let again = file_store(&home);
     assert_eq!(reveal(again.get_secret("gmail.client_secret").unwrap()).as_deref(), Some("second"));
     assert_eq!(reveal(again.get_secret("slack.client_secret").unwrap()).as_deref(), Some("other"));
@@ -53,6 +53,51 @@ fn secrets_round_trip_and_updates_keep_other_entries() {
     assert!(!again.delete_secret("gmail.client_secret").unwrap());
     assert_eq!(reveal(store.get_secret("slack.client_secret").unwrap()).as_deref(), Some("other"));
     assert_eq!(store.secret_names().unwrap(), ["slack.client_secret"]);
+}
+
+#[test]
+fn a_handle_that_read_the_file_sees_what_another_wrote_since() {
+    let home = tempfile::tempdir().unwrap();
+    let (reader, writer) = (file_store(&home), file_store(&home));
+    writer.set_secret("gmail.client_secret", &secret("first")).unwrap();
+    assert_eq!(reveal(reader.get_secret("gmail.client_secret").unwrap()).as_deref(), Some("first"));
+    // The same length, at once: the replaced file is told apart by more than its size and time.
+    writer.set_secret("gmail.client_secret", &secret("again")).unwrap();
+    assert_eq!(reveal(reader.get_secret("gmail.client_secret").unwrap()).as_deref(), Some("again"));
+    writer.delete_secret("gmail.client_secret").unwrap();
+    assert_eq!(reveal(reader.get_secret("gmail.client_secret").unwrap()), None);
+    fs::remove_file(data_file(&writer)).unwrap();
+    assert!(reader.secret_names().unwrap().is_empty());
+}
+
+#[test]
+fn a_file_made_readable_by_others_is_refused_even_after_it_was_read() {
+    let home = tempfile::tempdir().unwrap();
+    let store = file_store(&home);
+    store.set_secret("gmail.client_secret", &secret("first")).unwrap();
+    assert!(store.get_secret("gmail.client_secret").is_ok());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(data_file(&store), fs::Permissions::from_mode(0o644)).unwrap();
+        let refused = store.get_secret("gmail.client_secret").unwrap_err().to_string();
+        assert!(refused.contains("can be read by other users"), "{refused}");
+    }
+}
+
+#[test]
+fn credentials_saved_together_are_each_loaded_and_keep_the_others() {
+    let home = tempfile::tempdir().unwrap();
+    let store = file_store(&home);
+    store.set_secret("gmail.client_secret", &secret("kept")).unwrap();
+    let credentials: Vec<Credential> =
+        ["a", "b", "c"].iter().map(|server| sample(CredentialId::new(*server, "https://accounts.google.com", "client"))).collect();
+    store.save_credentials(&credentials).unwrap();
+    for credential in &credentials {
+        assert_same(&store.load_credential(&credential.id).unwrap().unwrap(), credential);
+    }
+    assert_eq!(store.credential_ids().unwrap().len(), 3);
+    assert_eq!(reveal(store.get_secret("gmail.client_secret").unwrap()).as_deref(), Some("kept"));
 }
 
 #[test]
