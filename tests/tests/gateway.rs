@@ -1275,16 +1275,7 @@ impl Setup {
         let credential = Credential {
             id: CredentialId::new(server, LOCAL_ISSUER, "local-client"),
             provider: "standard".into(),
-            tokens: TokenSet {
-                access_token: SecretString::from(token),
-                token_type: "Bearer".into(),
-                refresh_token: None,
-                expires_at: Some(SystemTime::now() + Duration::from_secs(3600)),
-                refresh_token_expires_at: None,
-                scopes: Vec::new(),
-                id_token: None,
-                extra: Default::default(),
-            },
+            tokens: TokenSet::bearer(SecretString::from(token), None, Some(SystemTime::now() + Duration::from_secs(3600))),
             status: Status::Authorized,
             last_refresh_error: None,
         };

@@ -117,16 +117,11 @@ fn seed(home: &Path, issuer: &str, settings: &Settings, books: &Shared) -> Resul
             Credential {
                 id: CredentialId::new(format!("c{n:05}"), issuer, CLIENT_ID),
                 provider: "standard".into(),
-                tokens: TokenSet {
-                    access_token: SecretString::from(format!("seeded-{n}")),
-                    token_type: "Bearer".into(),
-                    refresh_token: Some(SecretString::from(refresh_token)),
-                    expires_at: Some(expires_at),
-                    refresh_token_expires_at: None,
-                    scopes: Vec::new(),
-                    id_token: None,
-                    extra: Default::default(),
-                },
+                tokens: TokenSet::bearer(
+                    SecretString::from(format!("seeded-{n}")),
+                    Some(SecretString::from(refresh_token)),
+                    Some(expires_at),
+                ),
                 status: Status::Authorized,
                 last_refresh_error: None,
             }

@@ -179,13 +179,16 @@ mod tests {
         (relay, rmcps, BufReader::new(server_stdin), server_stdout)
     }
 
+    /// A `tools/call` with `params` through `relay`, in a task of its own.
+    fn call(relay: &Relay, params: serde_json::Value) -> tokio::task::JoinHandle<Result<Bytes, ServiceError>> {
+        let relay = relay.clone();
+        tokio::spawn(async move { relay.request("tools/call", params).await })
+    }
+
     #[tokio::test]
     async fn an_answer_goes_to_its_call_and_everything_else_to_rmcp() {
         let (relay, rmcps, mut server_reads, mut server_writes) = relay();
-        let call = tokio::spawn({
-            let relay = relay.clone();
-            async move { relay.request("tools/call", json!({"name": "echo"})).await }
-        });
+        let call = call(&relay, json!({"name": "echo"}));
         let mut sent = String::new();
         server_reads.read_line(&mut sent).await.unwrap();
         assert_eq!(sent, "{\"jsonrpc\":\"2.0\",\"id\":\"latchkey:0\",\"method\":\"tools/call\",\"params\":{\"name\":\"echo\"}}\n");
@@ -207,10 +210,7 @@ mod tests {
     #[tokio::test]
     async fn a_call_dropped_before_its_answer_cancels_it_at_the_server() {
         let (relay, _rmcps, mut server_reads, _server_writes) = relay();
-        let call = tokio::spawn({
-            let relay = relay.clone();
-            async move { relay.request("tools/call", json!({})).await }
-        });
+        let call = call(&relay, json!({}));
         let mut line = String::new();
         server_reads.read_line(&mut line).await.unwrap();
         call.abort();
@@ -236,10 +236,7 @@ mod tests {
     #[tokio::test]
     async fn calls_fail_when_the_server_s_output_ends() {
         let (relay, _rmcps, mut server_reads, server_writes) = relay();
-        let call = tokio::spawn({
-            let relay = relay.clone();
-            async move { relay.request("tools/call", json!({})).await }
-        });
+        let call = call(&relay, json!({}));
         server_reads.read_line(&mut String::new()).await.unwrap();
         drop(server_writes);
         assert!(matches!(call.await.unwrap(), Err(ServiceError::TransportClosed)));

@@ -58,6 +58,22 @@ pub struct TokenSet {
     pub extra: BTreeMap<String, SecretString>,
 }
 
+impl TokenSet {
+    /// A bearer token with what the authorization server said of it, and nothing else.
+    pub fn bearer(access_token: SecretString, refresh_token: Option<SecretString>, expires_at: Option<SystemTime>) -> TokenSet {
+        TokenSet {
+            access_token,
+            token_type: "Bearer".into(),
+            refresh_token,
+            expires_at,
+            refresh_token_expires_at: None,
+            scopes: Vec::new(),
+            id_token: None,
+            extra: BTreeMap::new(),
+        }
+    }
+}
+
 /// Whether the credential can be used, or needs the user.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
