@@ -8,7 +8,8 @@
 //!   keys (`dateAdded`, `upstream`, `source`…), so there an unknown key is a *notice* naming it;
 //!   inside `remote`, `oauth`, `secrets`, `env` and `registrations`, where a misspelt key would
 //!   silently change what latchkey does (a scope not asked for, a secret not passed), it is a
-//!   problem with a "did you mean". Docker's own structures that latchkey does not act on
+//!   problem with a "did you mean". `server_metadata` takes every name RFC 8414's registry has,
+//!   and keeps any other with a notice. Docker's own structures that latchkey does not act on
 //!   (`tools`, `metadata`, `policy`…) are not looked into.
 //!
 //! The known fields are read from the typed structures themselves ([`serde_fields`]), so a field
@@ -19,7 +20,9 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::model::{ConfigObject, ConfigProperty, EnvVar, Located, OAuth, OAuthProvider, Registration, Remote, Secret, ServerMetadata};
+use super::model::{
+    ConfigObject, ConfigProperty, EnvVar, Located, OAuth, OAuthProvider, REGISTERED_METADATA, Registration, Remote, Secret, ServerMetadata,
+};
 use super::parse::{RawFile, RawRegistration, RawServer};
 
 /// A mapping key as written, with the keys (and list indexes) above it.
@@ -68,8 +71,25 @@ pub(crate) fn unknown(key: &FoundKey) -> Option<Unknown> {
         ["servers" | "registry", _, "remote"] => (serde_fields::<Remote>(), "`remote`", true),
         ["servers" | "registry", _, "oauth"] => (serde_fields::<OAuth>(), "`oauth`", true),
         ["servers" | "registry", _, "oauth", "providers", _] => (serde_fields::<OAuthProvider>(), "an OAuth provider", true),
+        // RFC 8414 lets a server publish names of its own, and registers many that latchkey
+        // does not use: they are kept (`catalog show` lists them); only an unregistered one gets
+        // a notice, in case it is a misspelling.
         ["servers" | "registry", _, "oauth", "providers", _, "server_metadata"] => {
-            (serde_fields::<ServerMetadata>(), "`server_metadata`", true)
+            if REGISTERED_METADATA.contains(&key.name.as_str()) {
+                return None;
+            }
+            let fields = serde_fields::<ServerMetadata>();
+            if fields.contains(&key.name.as_str()) {
+                return None;
+            }
+            let mut names: Vec<&str> = fields.iter().chain(REGISTERED_METADATA).copied().collect();
+            names.sort_unstable();
+            let hint = closest(&key.name, &names).map(|name| format!(" (did you mean `{name}`?)")).unwrap_or_default();
+            return Some(Unknown::Ignored(format!(
+                "`{}` is not a name of the authorization server metadata registry (RFC 8414); latchkey keeps it and does not use \
+                 it{hint}",
+                key.name
+            )));
         }
         ["servers" | "registry", _, "oauth", "providers", _, "registration"] => (serde_fields::<Registration>(), "`registration`", true),
         ["servers" | "registry", _, "secrets", _] => (serde_fields::<Secret>(), "a secret", true),

@@ -377,32 +377,187 @@ impl fmt::Display for ValueType {
     }
 }
 
-/// RFC 8414 authorization server metadata, under its field names.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+/// RFC 8414 authorization server metadata, under its field names. The fields latchkey uses are
+/// typed and checked; every other name is kept as written ([`ServerMetadata::other`]) and shown
+/// by `catalog show`: a name of the IANA registry ([`REGISTERED_METADATA`]) silently, another
+/// with a notice (`keys.rs`), since a provider may publish names of its own.
+#[derive(Clone, Debug, Serialize)]
 pub struct ServerMetadata {
     pub issuer: Located<String>,
     pub authorization_endpoint: Located<String>,
     pub token_endpoint: Located<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub revocation_endpoint: Option<Located<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub registration_endpoint: Option<Located<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub userinfo_endpoint: Option<Located<String>>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub scopes_supported: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub response_types_supported: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub grant_types_supported: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub code_challenge_methods_supported: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub token_endpoint_auth_methods_supported: Vec<String>,
     /// RFC 9207: the server sends `iss` with the authorization response.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub authorization_response_iss_parameter_supported: Option<bool>,
+    /// The names latchkey does not use, with their values as written.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_json::Value>,
+}
+
+/// The fields of [`ServerMetadata`] that latchkey reads, typed.
+const USED_METADATA: &[&str] = &[
+    "issuer",
+    "authorization_endpoint",
+    "token_endpoint",
+    "revocation_endpoint",
+    "registration_endpoint",
+    "userinfo_endpoint",
+    "scopes_supported",
+    "response_types_supported",
+    "grant_types_supported",
+    "code_challenge_methods_supported",
+    "token_endpoint_auth_methods_supported",
+    "authorization_response_iss_parameter_supported",
+];
+
+/// The other names of IANA's "OAuth Authorization Server Metadata" registry: RFC 8414 and the
+/// specifications that registered names since (OpenID Connect Discovery and its logout and CIBA
+/// extensions, RFC 7009, 7662, 8628, 8705, 9101, 9126, 9207, 9396, 9449, JWT introspection
+/// responses, OpenID Federation, and the client ID metadata document that MCP uses).
+pub(crate) const REGISTERED_METADATA: &[&str] = &[
+    "jwks_uri",
+    "response_modes_supported",
+    "token_endpoint_auth_signing_alg_values_supported",
+    "service_documentation",
+    "ui_locales_supported",
+    "op_policy_uri",
+    "op_tos_uri",
+    "revocation_endpoint_auth_methods_supported",
+    "revocation_endpoint_auth_signing_alg_values_supported",
+    "introspection_endpoint",
+    "introspection_endpoint_auth_methods_supported",
+    "introspection_endpoint_auth_signing_alg_values_supported",
+    "signed_metadata",
+    "device_authorization_endpoint",
+    "tls_client_certificate_bound_access_tokens",
+    "mtls_endpoint_aliases",
+    "nfv_token_signing_alg_values_supported",
+    "nfv_token_encryption_alg_values_supported",
+    "nfv_token_encryption_enc_values_supported",
+    "acr_values_supported",
+    "subject_types_supported",
+    "id_token_signing_alg_values_supported",
+    "id_token_encryption_alg_values_supported",
+    "id_token_encryption_enc_values_supported",
+    "userinfo_signing_alg_values_supported",
+    "userinfo_encryption_alg_values_supported",
+    "userinfo_encryption_enc_values_supported",
+    "request_object_signing_alg_values_supported",
+    "request_object_encryption_alg_values_supported",
+    "request_object_encryption_enc_values_supported",
+    "display_values_supported",
+    "claim_types_supported",
+    "claims_supported",
+    "claims_locales_supported",
+    "claims_parameter_supported",
+    "request_parameter_supported",
+    "request_uri_parameter_supported",
+    "require_request_uri_registration",
+    "require_signed_request_object",
+    "pushed_authorization_request_endpoint",
+    "require_pushed_authorization_requests",
+    "introspection_signing_alg_values_supported",
+    "introspection_encryption_alg_values_supported",
+    "introspection_encryption_enc_values_supported",
+    "authorization_signing_alg_values_supported",
+    "authorization_encryption_alg_values_supported",
+    "authorization_encryption_enc_values_supported",
+    "authorization_details_types_supported",
+    "dpop_signing_alg_values_supported",
+    "check_session_iframe",
+    "frontchannel_logout_supported",
+    "frontchannel_logout_session_supported",
+    "backchannel_logout_supported",
+    "backchannel_logout_session_supported",
+    "end_session_endpoint",
+    "backchannel_token_delivery_modes_supported",
+    "backchannel_authentication_endpoint",
+    "backchannel_authentication_request_signing_alg_values_supported",
+    "backchannel_user_code_parameter_supported",
+    "client_registration_types_supported",
+    "federation_registration_endpoint",
+    "request_authentication_methods_supported",
+    "request_authentication_signing_alg_values_supported",
+    "protected_resources",
+    "client_id_metadata_document_supported",
+];
+
+/// By hand rather than derived: a derived `flatten` would buffer every value and lose the
+/// positions [`Located`] reads from serde-saphyr, so each value is read in place instead.
+impl<'de> Deserialize<'de> for ServerMetadata {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::{Error, MapAccess, Visitor};
+
+        struct Fields;
+
+        impl<'de> Visitor<'de> for Fields {
+            type Value = ServerMetadata;
+
+            fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+                formatter.write_str("authorization server metadata (RFC 8414)")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ServerMetadata, A::Error> {
+                let (mut issuer, mut authorization_endpoint, mut token_endpoint) = (None, None, None);
+                let (mut revocation_endpoint, mut registration_endpoint, mut userinfo_endpoint) = (None, None, None);
+                let (mut scopes, mut response_types, mut grant_types, mut challenge_methods, mut auth_methods) =
+                    (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+                let (mut iss_parameter, mut other) = (None, BTreeMap::new());
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "issuer" => issuer = Some(map.next_value()?),
+                        "authorization_endpoint" => authorization_endpoint = Some(map.next_value()?),
+                        "token_endpoint" => token_endpoint = Some(map.next_value()?),
+                        "revocation_endpoint" => revocation_endpoint = map.next_value()?,
+                        "registration_endpoint" => registration_endpoint = map.next_value()?,
+                        "userinfo_endpoint" => userinfo_endpoint = map.next_value()?,
+                        "scopes_supported" => scopes = map.next_value()?,
+                        "response_types_supported" => response_types = map.next_value()?,
+                        "grant_types_supported" => grant_types = map.next_value()?,
+                        "code_challenge_methods_supported" => challenge_methods = map.next_value()?,
+                        "token_endpoint_auth_methods_supported" => auth_methods = map.next_value()?,
+                        "authorization_response_iss_parameter_supported" => iss_parameter = map.next_value()?,
+                        _ => {
+                            other.insert(key, map.next_value()?);
+                        }
+                    }
+                }
+                Ok(ServerMetadata {
+                    issuer: issuer.ok_or_else(|| A::Error::missing_field("issuer"))?,
+                    authorization_endpoint: authorization_endpoint.ok_or_else(|| A::Error::missing_field("authorization_endpoint"))?,
+                    token_endpoint: token_endpoint.ok_or_else(|| A::Error::missing_field("token_endpoint"))?,
+                    revocation_endpoint,
+                    registration_endpoint,
+                    userinfo_endpoint,
+                    scopes_supported: scopes,
+                    response_types_supported: response_types,
+                    grant_types_supported: grant_types,
+                    code_challenge_methods_supported: challenge_methods,
+                    token_endpoint_auth_methods_supported: auth_methods,
+                    authorization_response_iss_parameter_supported: iss_parameter,
+                    other,
+                })
+            }
+        }
+
+        deserializer.deserialize_struct("ServerMetadata", USED_METADATA, Fields)
+    }
 }
 
 impl ServerMetadata {

@@ -243,7 +243,6 @@ fn misspelt_keys_where_spelling_matters_are_problems_with_a_suggestion_each() {
             (3, "unknown field `header` in `remote`; did you mean `headers`?"),
             (5, "unknown field `evn` in a secret; did you mean `env`?"),
             (7, "unknown field `scope` in `oauth`; did you mean `scopes`?"),
-            (13, "unknown field `token_endpont` in `server_metadata`; did you mean `token_endpoint`?"),
             (15, "unknown field `clientid` in a registration; did you mean `client_id`?"),
         ]
     );
@@ -348,6 +347,28 @@ fn yaml_syntax_errors_have_a_position() {
     let (line, column, message) = problem("servers:\n  s: {image: x}\n  s: {image: y}\n");
     assert_eq!((line, column), (3, 3));
     assert!(message.contains("duplicate"), "{message}");
+}
+
+#[test]
+fn server_metadata_takes_every_registered_name_and_keeps_others_with_a_notice() {
+    let yaml = "servers:\n  s:\n    remote: {url: https://s.example.com/mcp}\n    oauth:\n      providers:\n        - server_metadata:\n            issuer: https://a.example.com\n            authorization_endpoint: https://a.example.com/a\n            token_endpoint: https://a.example.com/t\n            device_authorization_endpoint: https://a.example.com/device\n            jwks_uri: https://a.example.com/jwks\n            mtls_endpoint_aliases: {token_endpoint: https://mtls.a.example.com/t}\n            require_pushed_authorization_requests: true\n            token_endpont: https://a.example.com/t\n";
+    let found = notices(yaml);
+    assert_eq!(found.len(), 1, "only the unregistered name: {found:#?}");
+    assert_eq!(found[0].0, 14);
+    assert!(found[0].2.contains("`token_endpont` is not a name of the authorization server metadata registry"), "{found:#?}");
+    assert!(found[0].2.contains("did you mean `token_endpoint`?"), "{found:#?}");
+    let servers = servers(yaml);
+    let Kind::Remote { .. } = &servers[0].kind else { panic!("a remote server") };
+    let metadata = servers[0].oauth.as_ref().unwrap().providers[0].server_metadata.as_ref().unwrap();
+    assert_eq!(metadata.token_endpoint.as_str(), "https://a.example.com/t");
+    assert_eq!(metadata.token_endpoint.line(), 9, "values keep their positions");
+    let kept: Vec<&str> = metadata.other.keys().map(String::as_str).collect();
+    assert_eq!(
+        kept,
+        ["device_authorization_endpoint", "jwks_uri", "mtls_endpoint_aliases", "require_pushed_authorization_requests", "token_endpont"]
+    );
+    assert_eq!(metadata.other["mtls_endpoint_aliases"]["token_endpoint"], "https://mtls.a.example.com/t");
+    assert_eq!(metadata.other["require_pushed_authorization_requests"], true);
 }
 
 #[test]

@@ -268,6 +268,14 @@ fn provider_table(server: &str, provider: &OAuthProvider, registered: Option<&st
         Some(metadata) => {
             rows.push(("issuer", metadata.issuer.to_string()));
             rows.extend(metadata.endpoints().map(|(field, url)| (field.trim_end_matches("_endpoint"), url.to_string())));
+            // Kept as written, not used: shown so that the entry reads as the server published it.
+            rows.extend(metadata.other.iter().map(|(name, value)| {
+                let shown = match value {
+                    serde_json::Value::String(text) => text.clone(),
+                    other => other.to_string(),
+                };
+                (name.as_str(), format!("{shown} (not used)"))
+            }));
         }
         None => rows.push(("endpoints", "from the provider plugin or discovery".into())),
     }
