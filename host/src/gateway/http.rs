@@ -251,7 +251,7 @@ impl HotPath {
         match message {
             Message::Call(call) => {
                 let (answered, answer) = tokio::sync::oneshot::channel();
-                let task = relayed.spawn(call, move |answer| drop(answered.send(answer)));
+                let task = relayed.spawn(call, move |answer| async move { drop(answered.send(answer)) }).await;
                 // A client that goes away cancels its call, and the server's.
                 let _cancel_when_dropped = AbortOnDrop(task);
                 if let Ok(Some(answer)) = answer.await {

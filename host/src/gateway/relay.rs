@@ -39,7 +39,7 @@ pub struct Relay {
 }
 
 struct Inner {
-    to_server: mpsc::UnboundedSender<Bytes>,
+    to_server: mpsc::Sender<Bytes>,
     /// Calls waiting for their answer, by the number in their id. `None` once the server's output
     /// has ended: nothing will answer a new call.
     waiting: StdMutex<Option<HashMap<u64, oneshot::Sender<Bytes>>>>,
@@ -133,7 +133,7 @@ impl Relay {
             None => return Err(ServiceError::TransportClosed),
         };
         let mut pending = Pending { relay: self, number, id: &id };
-        if self.inner.to_server.send(Bytes::from(message)).is_err() {
+        if self.inner.to_server.send(Bytes::from(message)).await.is_err() {
             return Err(ServiceError::TransportClosed);
         }
         let answer = answered.await.map_err(|_| ServiceError::TransportClosed);
@@ -160,8 +160,11 @@ impl Drop for Pending<'_> {
             method: "notifications/cancelled",
             params: json!({"requestId": self.id, "reason": "the gateway's client cancelled the request, or it timed out"}),
         };
-        if let Ok(message) = serde_json::to_vec(&cancelled) {
-            let _ = self.relay.inner.to_server.send(Bytes::from(message));
+        // Not waited for (a drop cannot wait): with the server's queue full, it is not told.
+        if let Ok(message) = serde_json::to_vec(&cancelled)
+            && self.relay.inner.to_server.try_send(Bytes::from(message)).is_err()
+        {
+            tracing::debug!("could not tell the server of a cancelled call: its input is full or closed");
         }
     }
 }

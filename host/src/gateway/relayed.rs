@@ -11,11 +11,13 @@
 //! `notifications/cancelled` for a call in [`Relayed`] cancels it, and with it the server's.
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::sync::{Arc, Mutex as StdMutex};
 
 use rmcp::model::ProtocolVersion;
 use serde::Deserialize;
 use serde_json::value::{RawValue, to_raw_value};
+use tokio::sync::Semaphore;
 use tokio::task::AbortHandle;
 use tokio_util::bytes::Bytes;
 
@@ -90,16 +92,31 @@ impl Call {
     }
 }
 
+/// How many calls of one client the hot path runs at once; more wait for one of them to end.
+const IN_FLIGHT: usize = 256;
+
 /// One client's calls on the hot path, by the client's id, so that it can cancel them.
-#[derive(Default)]
 pub struct Relayed {
     calls: StdMutex<HashMap<Box<str>, AbortHandle>>,
+    in_flight: Arc<Semaphore>,
+}
+
+impl Default for Relayed {
+    fn default() -> Relayed {
+        Relayed { calls: StdMutex::default(), in_flight: Arc::new(Semaphore::new(IN_FLIGHT)) }
+    }
 }
 
 impl Relayed {
-    /// Run `call` in a task of its own, cancellable by its id until it ends; `finish` gets its
-    /// answer (`None`: for the full path). The task, to abort when nobody waits for it.
-    pub fn spawn(self: &Arc<Self>, call: Call, finish: impl FnOnce(Option<Bytes>) + Send + 'static) -> AbortHandle {
+    /// Run `call` in a task of its own (once fewer than [`IN_FLIGHT`] run), cancellable by its
+    /// id until it ends; `finish` gets its answer (`None`: for the full path). The task, to abort
+    /// when nobody waits for it.
+    pub async fn spawn<F, Finish>(self: &Arc<Self>, call: Call, finish: F) -> AbortHandle
+    where
+        F: FnOnce(Option<Bytes>) -> Finish + Send + 'static,
+        Finish: Future<Output = ()> + Send,
+    {
+        let turn = self.in_flight.clone().acquire_owned().await.expect("the semaphore is never closed");
         let key: Box<str> = call.id.get().into();
         let relayed = self.clone();
         // Held until the call is registered, so that it cannot end and unregister before.
@@ -109,7 +126,8 @@ impl Relayed {
             async move {
                 let answer = call.answer().await;
                 relayed.calls.lock().expect("relayed lock").remove(&key);
-                finish(answer);
+                finish(answer).await;
+                drop(turn);
             }
         });
         calls.insert(key, task.abort_handle());

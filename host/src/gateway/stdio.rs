@@ -50,9 +50,9 @@ pub async fn serve(gateway: Gateway, shutdown: impl Future<Output = ()>) -> anyh
 
 struct Front {
     gateway: Gateway,
-    to_client: mpsc::UnboundedSender<Bytes>,
+    to_client: mpsc::Sender<Bytes>,
     /// `None` once the client's stdin has ended: rmcp then sees its input end too.
-    to_rmcp: StdMutex<Option<mpsc::UnboundedSender<Bytes>>>,
+    to_rmcp: StdMutex<Option<mpsc::Sender<Bytes>>>,
     /// The protocol version rmcp agreed with the client at `initialize`.
     protocol_version: OnceLock<ProtocolVersion>,
     /// The client sent `notifications/initialized`: calls may take the hot path.
@@ -78,7 +78,7 @@ impl Front {
             {
                 let _ = self.protocol_version.set(initialized.protocol_version);
             }
-            if self.to_client.send(Bytes::copy_from_slice(&line)).is_err() {
+            if self.to_client.send(Bytes::copy_from_slice(&line)).await.is_err() {
                 break;
             }
         }
@@ -92,13 +92,16 @@ impl Front {
             match self.classify(&line) {
                 Message::Call(call) => {
                     let front = self.clone();
-                    self.relayed.spawn(call, move |answer| match answer {
-                        Some(answer) => drop(front.to_client.send(answer)),
-                        None => front.to_rmcp(message),
-                    });
+                    let finish = move |answer| async move {
+                        match answer {
+                            Some(answer) => drop(front.to_client.send(answer).await),
+                            None => front.to_rmcp(message).await,
+                        }
+                    };
+                    self.relayed.spawn(call, finish).await;
                 }
                 Message::Cancel(key) => self.relayed.cancel(&key),
-                Message::Other => self.to_rmcp(message),
+                Message::Other => self.to_rmcp(message).await,
             }
         }
         // The client is gone: nothing will read an answer.
@@ -117,9 +120,10 @@ impl Front {
         }
     }
 
-    fn to_rmcp(&self, message: Bytes) {
-        if let Some(to_rmcp) = &*self.to_rmcp.lock().expect("rmcp lock") {
-            let _ = to_rmcp.send(message);
+    async fn to_rmcp(&self, message: Bytes) {
+        let to_rmcp = self.to_rmcp.lock().expect("rmcp lock").clone();
+        if let Some(to_rmcp) = to_rmcp {
+            let _ = to_rmcp.send(message).await;
         }
     }
 }

@@ -5,7 +5,9 @@
 //!
 //! - [`read_line`] reads one message, bounded as rmcp's own stdio transport bounds it;
 //! - [`writer`] writes messages in order from one task, several to a write when they queue up
-//!   (a server reading its stdin then gets them several to a read, as a client sends them);
+//!   (a server reading its stdin then gets them several to a read, as a client sends them), and
+//!   at most [`QUEUE`] waiting: a reader that stops reading stops its writers in turn, as a pipe
+//!   would, rather than the gateway's memory growing;
 //! - [`Envelope`] is what the hot path looks at, and [`response`] the answer it writes.
 
 use std::io;
@@ -15,6 +17,9 @@ use serde_json::value::RawValue;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::bytes::Bytes;
+
+/// How many messages wait for a [`writer`] at most.
+pub const QUEUE: usize = 256;
 
 /// The longest message read: rmcp's limit for its own stdio transport, 16 MiB.
 pub const MAX_MESSAGE: usize = rmcp::transport::async_rw::DEFAULT_MAX_LINE_LENGTH;
@@ -50,8 +55,8 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(read: &mut R, line: &mut Vec<u8>
 /// A task that writes every message sent to it, each on a line of its own, to `write`; messages
 /// queued while a write is under way go out together in the next one. It ends when a write fails
 /// (later sends then fail), or when every sender is dropped, shutting `write` down.
-pub fn writer<W: AsyncWrite + Unpin + Send + 'static>(mut write: W) -> mpsc::UnboundedSender<Bytes> {
-    let (sender, mut receiver) = mpsc::unbounded_channel::<Bytes>();
+pub fn writer<W: AsyncWrite + Unpin + Send + 'static>(mut write: W) -> mpsc::Sender<Bytes> {
+    let (sender, mut receiver) = mpsc::channel::<Bytes>(QUEUE);
     tokio::spawn(async move {
         let mut buffer = Vec::new();
         while let Some(message) = receiver.recv().await {
@@ -75,11 +80,11 @@ pub fn writer<W: AsyncWrite + Unpin + Send + 'static>(mut write: W) -> mpsc::Unb
 
 /// Copy messages from `read` to `write` until `read` ends or `write` is gone (the other half of an
 /// in-memory pipe, say).
-pub async fn pump<R: AsyncRead + Unpin>(read: R, write: &mpsc::UnboundedSender<Bytes>) {
+pub async fn pump<R: AsyncRead + Unpin>(read: R, write: &mpsc::Sender<Bytes>) {
     let mut read = tokio::io::BufReader::new(read);
     let mut line = Vec::new();
     while let Ok(true) = read_line(&mut read, &mut line).await {
-        if write.send(Bytes::copy_from_slice(&line)).is_err() {
+        if write.send(Bytes::copy_from_slice(&line)).await.is_err() {
             break;
         }
     }
@@ -166,6 +171,20 @@ mod tests {
         let mut input = vec![b'x'; MAX_MESSAGE + 10];
         input.extend_from_slice(b"\n{\"after\":true}\n");
         assert_eq!(lines(&input).await, ["{\"after\":true}"]);
+    }
+
+    #[tokio::test]
+    async fn a_writer_whose_reader_stops_reading_stops_taking_messages() {
+        let (_unread, write) = tokio::io::duplex(64);
+        let writer = writer(write);
+        let mut taken = 0;
+        while writer.try_send(Bytes::from_static(b"{\"jsonrpc\":\"2.0\"}")).is_ok() {
+            taken += 1;
+            assert!(taken <= 2 * QUEUE, "the queue never filled");
+            // Let the writer task take what it can.
+            tokio::task::yield_now().await;
+        }
+        assert!(taken >= QUEUE, "took {taken}");
     }
 
     #[test]
