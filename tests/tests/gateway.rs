@@ -329,6 +329,31 @@ fn http_sessions_that_are_deleted_or_left_idle_end_with_everything_they_held() {
 }
 
 #[test]
+fn calls_the_http_hot_path_answers_keep_their_session_alive_and_a_foreign_page_is_refused() {
+    let gateway = Setup::new(&format!("servers:\n  everything:\n    command: {}\n", everything_command()));
+    let http = gateway.http(&["--servers", "everything", "--session-idle-timeout", "3"]);
+    eventually("the server is up", || http.health()["upstreams"]["everything"]["state"] == "running");
+    let session = http.session(0);
+    // Calls answered without rmcp, for twice the idle timeout: they count as the session's activity.
+    for n in 0..6 {
+        let (status, body) = http.call(&session, &format!("keep {n}"));
+        assert!(status == 200 && body.contains(&format!("Echo: keep {n}")), "call {n}: {status} {body}");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    assert_eq!(http.health()["sessions"]["open"], 1, "{:#}", http.health());
+    // A DNS-rebinding page that learnt the session and the token is refused on the hot path too.
+    let port = http.url.split(':').nth(2).and_then(|rest| rest.split('/').next()).unwrap();
+    let body =
+        json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "everything__echo", "arguments": {"message": "x"}}});
+    for (header, value) in [("Host", format!("evil.example:{port}")), ("Origin", "http://evil.example".to_string())] {
+        let mut headers = http.session_headers(&session).to_vec();
+        headers.push((header, value.clone()));
+        let response = http_request("POST", &http.url, &headers, &body.to_string());
+        assert_eq!(response.status, 403, "{header}: {value} must be refused: {}", response.body);
+    }
+}
+
+#[test]
 fn a_session_beyond_the_limit_gets_503_with_retry_after_until_one_ends() {
     let gateway = Setup::new(&format!("servers:\n  everything:\n    command: {}\n", everything_command()));
     let http = gateway.http(&["--servers", "everything", "--max-sessions", "2"]);
