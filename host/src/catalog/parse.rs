@@ -686,14 +686,15 @@ fn check_oauth(server: &str, oauth: &Located<OAuth>, kind: &Kind, secrets: &[Sec
 }
 
 fn client_id(id: &str) -> Result<(), String> {
-    if id.trim().is_empty() || id.contains(char::is_whitespace) {
-        return Err(format!("client id `{id}` is empty or has spaces; copy it from the provider's app registration"));
-    }
-    // Google client secrets carry this prefix: one pasted as the id would be published.
-    if id.starts_with("GOCSPX-") {
+    // Google client secrets carry this prefix: one pasted as the id would be published. Checked
+    // first, so that no other message quotes it.
+    if id.trim_start().starts_with("GOCSPX-") {
         return Err("this client id looks like a Google client secret (it starts with GOCSPX-); put the client id here and store \
              the secret with `latchkey secret set <server>.client_secret` (the value is read from stdin)"
             .into());
+    }
+    if id.trim().is_empty() || id.contains(char::is_whitespace) {
+        return Err(format!("client id `{id}` is empty or has spaces; copy it from the provider's app registration"));
     }
     Ok(())
 }

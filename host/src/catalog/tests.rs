@@ -174,6 +174,11 @@ fn a_client_secret_pasted_as_the_client_id_is_refused() {
     );
     assert_eq!(line, 6);
     assert!(message.contains("looks like a Google client secret"), "{message}");
+    // One with a space too (found by the catalog fuzz target) is not quoted by the space check.
+    let (_, _, message) = problem(
+        "servers:\n  g:\n    remote: {url: https://g.example.com/mcp}\n    oauth:\n      providers:\n        - registration: {client_id: GOCSPX-abc 1234}\n",
+    );
+    assert!(message.contains("looks like a Google client secret") && !message.contains("GOCSPX-abc"), "{message}");
 }
 
 #[test]
