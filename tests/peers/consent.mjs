@@ -21,6 +21,10 @@
 //   ignore         do nothing at all (latchkey times out)
 //   paste          sign in and consent, then print the redirect URL on stdout instead of requesting
 //                  it: the address a user copies from the browser for `oauth authorize --paste`
+//   device         the person of RFC 8628 on another device: the URL is the verification URI with
+//                  the user code in it; confirm the code, sign in and consent, until the "Sign-in
+//                  Success" page (logged as `device success`)
+//   device-deny    the same, but abort at the consent: latchkey's next poll gets access_denied
 // CONSENT_LOGIN is the login name (default `alice`).
 // CONSENT_LOG, a file: receives `stray <status>` for each stray request, `redirect <parameter
 // names>`, `status <code>` and the page latchkey answered (or `error <text>`), then `end`, in one
@@ -75,9 +79,33 @@ async function authorize(start) {
     }
     const page = await response.text();
     if (response.status !== 200) throw new Error(`HTTP ${response.status} at ${url}: ${page.slice(0, 500)}`);
+    if (page.includes('<title>Sign-in Success</title>')) return null;
+    // The user code pages (a form that submits itself, then the confirmation): post the form's
+    // fields, as a browser and a person pressing "Continue" would.
+    const deviceForm = !page.includes('name="prompt"') && /<form[^>]*method="post"[^>]*action="([^"]+)"[^>]*>([\s\S]*?)<\/form>/.exec(page);
+    const deviceError = /<p class="red">([^<]*)<\/p>/.exec(page)?.[1];
+    if (deviceForm && deviceError) {
+      // The user code page again, with why it came back (after an abort: "interrupted").
+      log(`device page: ${deviceError}`);
+      return null;
+    }
+    if (deviceForm) {
+      const fields = {};
+      for (const [input] of deviceForm[2].matchAll(/<input[^>]*>/g)) {
+        const name = /name="([^"]+)"/.exec(input)?.[1];
+        if (name) fields[name] = /value="([^"]*)"/.exec(input)?.[1] ?? '';
+      }
+      url = new URL(deviceForm[1], url).href;
+      response = await request(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams(fields).toString(),
+      });
+      continue;
+    }
     const prompt = /name="prompt" value="(\w+)"/.exec(page)?.[1];
     if (!prompt) throw new Error(`no sign-in or consent form at ${url}: ${page.slice(0, 500)}`);
-    if (prompt === 'consent' && mode === 'deny') {
+    if (prompt === 'consent' && (mode === 'deny' || mode === 'device-deny')) {
       url = `${url.replace(/\/$/, '')}/abort`;
       response = await request(url);
       continue;
@@ -102,29 +130,41 @@ async function throughSignInPage(start) {
   return new URL(location, start).href;
 }
 
+// The redirect meant for latchkey, delivered (or printed) as the mode says.
+async function deliver(redirect) {
+  if (mode === 'tamper-state') redirect.searchParams.set('state', 'forged-state');
+  if (mode === 'drop-code') redirect.searchParams.delete('code');
+  if (mode === 'wrong-iss') redirect.searchParams.set('iss', 'http://127.0.0.1:1/evil');
+  if (mode === 'stray-first') {
+    for (const search of ['', `?code=stray-code&state=forged-state`]) {
+      const stray = new URL(redirect);
+      stray.search = search;
+      const response = await fetch(stray);
+      await response.text();
+      log(`stray ${response.status}`);
+    }
+  }
+  log(`redirect ${[...redirect.searchParams.keys()].join(',')}`);
+  if (mode === 'paste') {
+    console.log(redirect.href);
+  } else {
+    // latchkey answers only once the code exchange and storage are done.
+    const response = await fetch(redirect);
+    log(`status ${response.status}`);
+    log(await response.text());
+  }
+}
+
 try {
   if (mode !== 'ignore') {
     const redirect = await authorize(await throughSignInPage(process.argv[2]));
-    if (mode === 'tamper-state') redirect.searchParams.set('state', 'forged-state');
-    if (mode === 'drop-code') redirect.searchParams.delete('code');
-    if (mode === 'wrong-iss') redirect.searchParams.set('iss', 'http://127.0.0.1:1/evil');
-    if (mode === 'stray-first') {
-      for (const search of ['', `?code=stray-code&state=forged-state`]) {
-        const stray = new URL(redirect);
-        stray.search = search;
-        const response = await fetch(stray);
-        await response.text();
-        log(`stray ${response.status}`);
-      }
-    }
-    log(`redirect ${[...redirect.searchParams.keys()].join(',')}`);
-    if (mode === 'paste') {
-      console.log(redirect.href);
+    if (!mode.startsWith('device')) {
+      await deliver(redirect);
+    } else if (redirect) {
+      throw new Error(`the device sign-in redirected off the server, to ${redirect}`);
     } else {
-      // latchkey answers only once the code exchange and storage are done.
-      const response = await fetch(redirect);
-      log(`status ${response.status}`);
-      log(await response.text());
+      // It ends on the server's own page: there is no redirect to deliver.
+      if (!report.some((line) => line.startsWith('device page: '))) log('device success');
     }
   }
 } catch (error) {

@@ -10,6 +10,12 @@
 //   client's loopback redirect, so latchkey's ephemeral callback port works):
 //     `basic-client` / `basic-secret` (client_secret_basic), `post-client` / `post-secret`
 //     (client_secret_post), `public-client` (none).
+// - The device authorization grant (RFC 8628) at /device/auth, the person's pages at /device:
+//   `device-client` (public) and `basic-client` may use it. Device codes live
+//   OIDC_DEVICE_CODE_TTL seconds (default 600); oidc-provider sends no `interval`, so clients
+//   poll every 5 seconds (RFC 8628 §3.2's default).
+// - The client credentials grant (RFC 6749 §4.4): `service-client` / `service-secret`
+//   (client_secret_basic) with the scope `mcp:tools`; its tokens live OIDC_ACCESS_TOKEN_TTL too.
 // - Open Dynamic Client Registration (RFC 7591) at /reg; PKCE S256 required for every client;
 //   revocation (RFC 7009) and introspection (RFC 7662); `iss` in redirects (RFC 9207).
 // - Refresh tokens for every client allowed the refresh_token grant (oidc-provider's default
@@ -31,6 +37,8 @@ import Provider from 'oidc-provider';
 
 const port = Number(process.argv[2] ?? process.env.OIDC_PORT ?? 0);
 const accessTokenTtl = Number(process.env.OIDC_ACCESS_TOKEN_TTL ?? 3600);
+const deviceCodeTtl = Number(process.env.OIDC_DEVICE_CODE_TTL ?? 600);
+const deviceGrant = 'urn:ietf:params:oauth:grant-type:device_code';
 
 const server = http.createServer();
 await new Promise((resolve, reject) => {
@@ -48,14 +56,39 @@ const native = {
 
 const provider = new Provider(issuer, {
   clients: [
-    { ...native, client_id: 'basic-client', client_secret: 'basic-secret', token_endpoint_auth_method: 'client_secret_basic' },
+    {
+      ...native,
+      client_id: 'basic-client',
+      client_secret: 'basic-secret',
+      token_endpoint_auth_method: 'client_secret_basic',
+      grant_types: [...native.grant_types, deviceGrant],
+    },
     { ...native, client_id: 'post-client', client_secret: 'post-secret', token_endpoint_auth_method: 'client_secret_post' },
     { ...native, client_id: 'public-client', token_endpoint_auth_method: 'none' },
+    {
+      application_type: 'native',
+      client_id: 'device-client',
+      token_endpoint_auth_method: 'none',
+      grant_types: [deviceGrant, 'refresh_token'],
+      response_types: [],
+      redirect_uris: [],
+    },
+    {
+      client_id: 'service-client',
+      client_secret: 'service-secret',
+      token_endpoint_auth_method: 'client_secret_basic',
+      grant_types: ['client_credentials'],
+      response_types: [],
+      redirect_uris: [],
+      scope: 'mcp:tools',
+    },
   ],
   scopes: ['openid', 'offline_access', 'profile', 'mcp:tools'],
   pkce: { required: () => true },
   features: {
     devInteractions: { enabled: true },
+    deviceFlow: { enabled: true },
+    clientCredentials: { enabled: true },
     registration: { enabled: true },
     revocation: { enabled: true },
     introspection: { enabled: true },
@@ -76,6 +109,8 @@ const provider = new Provider(issuer, {
   ttl: {
     AccessToken: accessTokenTtl,
     AuthorizationCode: 120,
+    ClientCredentials: accessTokenTtl,
+    DeviceCode: deviceCodeTtl,
     Grant: 3600,
     IdToken: 3600,
     Interaction: 600,

@@ -79,6 +79,7 @@ impl Server {
                 extra: Default::default(),
             },
             status: Status::Authorized,
+            grant: Default::default(),
             last_refresh_error: None,
         };
         store.save_credential(&credential).unwrap();

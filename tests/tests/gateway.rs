@@ -1302,6 +1302,7 @@ impl Setup {
             provider: "standard".into(),
             tokens: TokenSet::bearer(SecretString::from(token), None, Some(SystemTime::now() + Duration::from_secs(3600))),
             status: Status::Authorized,
+            grant: Default::default(),
             last_refresh_error: None,
         };
         store.save_credential(&credential).unwrap();

@@ -23,6 +23,7 @@ fn credential(id: &CredentialId, access: &str) -> Credential {
             extra: Default::default(),
         },
         status: Status::Authorized,
+        grant: Default::default(),
         last_refresh_error: None,
     }
 }

@@ -19,8 +19,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -151,22 +151,31 @@ fn percent(text: &str) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A token endpoint that answers every request the same way
+// Authorization server endpoints that answer as a test scripts them
 
 struct FakeEndpoint {
     url: String,
-    hits: Arc<AtomicUsize>,
+    /// When each request came, and its path.
+    hits: Arc<Mutex<Vec<(Instant, String)>>>,
     stop: Arc<AtomicBool>,
     thread: Option<thread::JoinHandle<()>>,
 }
 
 impl FakeEndpoint {
+    /// A token endpoint that answers every request the same way.
     fn start(status: u16, content_type: &'static str, body: &'static str) -> FakeEndpoint {
+        FakeEndpoint::scripted(move |_, _| (status, content_type, body.to_string()))
+    }
+
+    /// A server that answers a request for a path with what `answer` makes of it and of this
+    /// server's base URL; `url` is its `/token`.
+    fn scripted(answer: impl Fn(&str, &str) -> (u16, &'static str, String) + Send + 'static) -> FakeEndpoint {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
-        let url = format!("http://{}/token", listener.local_addr().unwrap());
-        let (hits, stop) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
-        let (counter, stopped) = (hits.clone(), stop.clone());
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let url = format!("{base}/token");
+        let (hits, stop) = (Arc::new(Mutex::new(Vec::new())), Arc::new(AtomicBool::new(false)));
+        let (record, stopped) = (hits.clone(), stop.clone());
         let thread = thread::spawn(move || {
             while !stopped.load(Ordering::SeqCst) {
                 let Ok((mut stream, _)) = listener.accept() else {
@@ -174,8 +183,10 @@ impl FakeEndpoint {
                     continue;
                 };
                 stream.set_nonblocking(false).unwrap();
-                counter.fetch_add(1, Ordering::SeqCst);
-                read_request(&mut stream);
+                let line = read_request(&mut stream);
+                let path = line.split(' ').nth(1).unwrap_or("").to_string();
+                record.lock().unwrap().push((Instant::now(), path.clone()));
+                let (status, content_type, body) = answer(&path, &base);
                 let _ = write!(
                     stream,
                     "HTTP/1.1 {status} Whatever\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -186,8 +197,17 @@ impl FakeEndpoint {
         FakeEndpoint { url, hits, stop, thread: Some(thread) }
     }
 
+    fn base(&self) -> &str {
+        self.url.trim_end_matches("/token")
+    }
+
     fn hits(&self) -> usize {
-        self.hits.load(Ordering::SeqCst)
+        self.hits.lock().unwrap().len()
+    }
+
+    /// When the requests for `path` came.
+    fn times(&self, path: &str) -> Vec<Instant> {
+        self.hits.lock().unwrap().iter().filter(|(_, hit)| hit == path).map(|(at, _)| *at).collect()
     }
 }
 
@@ -200,10 +220,12 @@ impl Drop for FakeEndpoint {
     }
 }
 
-/// Read one request's head and its `Content-Length` body.
-fn read_request(stream: &mut TcpStream) {
+/// Read one request's head and its `Content-Length` body; its request line.
+fn read_request(stream: &mut TcpStream) -> String {
     let mut reader = BufReader::new(stream);
     let mut length = 0;
+    let mut request_line = String::new();
+    let _ = reader.read_line(&mut request_line);
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
@@ -217,6 +239,7 @@ fn read_request(stream: &mut TcpStream) {
     }
     let mut body = vec![0; length];
     let _ = reader.read_exact(&mut body);
+    request_line
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -235,6 +258,10 @@ struct Entry {
     revocation_endpoint: String,
     config: Vec<(String, String)>,
     scopes: Vec<String>,
+    /// `server_metadata.device_authorization_endpoint`.
+    device_endpoint: Option<String>,
+    /// The provider entry's `grant`.
+    grant: Option<String>,
 }
 
 impl Entry {
@@ -249,6 +276,8 @@ impl Entry {
             revocation_endpoint: oidc.url("/token/revocation"),
             config: Vec::new(),
             scopes: ["openid", "offline_access", "profile"].map(String::from).to_vec(),
+            device_endpoint: None,
+            grant: None,
         }
     }
 
@@ -260,14 +289,17 @@ impl Entry {
             let pairs: Vec<String> = self.config.iter().map(|(key, value)| format!("{key}: \"{value}\"")).collect();
             format!("          config: {{{}}}\n", pairs.join(", "))
         };
+        let device =
+            self.device_endpoint.as_ref().map(|url| format!("            device_authorization_endpoint: {url}\n")).unwrap_or_default();
+        let grant = self.grant.as_ref().map(|grant| format!("          grant: {grant}\n")).unwrap_or_default();
         format!(
             "servers:\n  {name}:\n    command: [{name}-server]\n    secrets:\n      - {{name: {name}.token, env: TOKEN}}\n\
              \x20   oauth:\n      scopes: [{scopes}]\n      providers:\n        - provider: {provider}\n          secret: {name}.token\n\
              \x20         server_metadata:\n            issuer: {issuer}\n            authorization_endpoint: {issuer}/auth\n\
              \x20           token_endpoint: {token_endpoint}\n            revocation_endpoint: {revocation_endpoint}\n\
              \x20           token_endpoint_auth_methods_supported: [{auth_method}]\n\
-             \x20           authorization_response_iss_parameter_supported: true\n\
-             \x20         registration: {{client_id: {client_id}}}\n{config}",
+             \x20           authorization_response_iss_parameter_supported: true\n{device}\
+             \x20         registration: {{client_id: {client_id}}}\n{config}{grant}",
             scopes = self.scopes.join(", "),
         )
     }
@@ -756,6 +788,213 @@ fn a_refused_refresh_token_marks_the_credential_for_reauthorization() {
     // Signing in again repairs it.
     lk.authorized("tasks");
     assert_eq!(lk.view("tasks")["state"], "authorized");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Grants without a browser on this machine: the device code (RFC 8628), client credentials
+
+/// What `oauth authorize <server> --device` printed and did, with the person on "another device"
+/// (`consent.mjs` in `person` mode) acting on the address it printed.
+struct DeviceRun {
+    run: Run,
+    /// The person's report: `device success`, or what went wrong.
+    person: Option<String>,
+}
+
+impl Lk {
+    fn authorize_on_device(&self, server: &str, person: &str) -> DeviceRun {
+        let mut command = Command::new(latchkey_bin());
+        self.prepare(command.args(["oauth", "authorize", server, "--device"]), &[]);
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command.spawn().expect("running latchkey");
+        let stdout = child.stdout.take().unwrap();
+        let reader = thread::spawn(move || {
+            let mut text = String::new();
+            let _ = BufReader::new(stdout).read_to_string(&mut text);
+            text
+        });
+        let log = self.home.path().join(format!("person-{}.log", self.runs.fetch_add(1, Ordering::SeqCst)));
+        let mut stderr = String::new();
+        let mut person_ran = false;
+        for line in BufReader::new(child.stderr.take().unwrap()).lines().map_while(Result::ok) {
+            let address = line.trim();
+            if !person_ran && person != "ignore" && address.starts_with("http") && address.contains("user_code=") {
+                let status = Command::new(node())
+                    .arg(peers_dir().join("consent.mjs"))
+                    .arg(address)
+                    .env("CONSENT_MODE", person)
+                    .env("CONSENT_LOG", &log)
+                    .status()
+                    .unwrap();
+                assert!(status.success(), "the person failed: {}", fs::read_to_string(&log).unwrap_or_default());
+                person_ran = true;
+            }
+            stderr.push_str(&line);
+            stderr.push('\n');
+        }
+        let code = child.wait().unwrap().code();
+        let run = Run { code, stdout: reader.join().unwrap(), stderr };
+        DeviceRun { run, person: fs::read_to_string(&log).ok() }
+    }
+}
+
+/// An entry for `client_id` whose authorization server takes the device grant.
+fn device_entry(name: &str, oidc: &Oidc, client_id: &str, auth_method: &str) -> Entry {
+    Entry { device_endpoint: Some(oidc.url("/device/auth")), ..Entry::new(name, oidc, client_id, auth_method) }
+}
+
+#[test]
+fn a_confidential_client_signs_in_on_another_device_and_refreshes() {
+    let oidc = Oidc::start();
+    let lk = Lk::new(StoreKind::File);
+    lk.add(&device_entry("notes", &oidc, "basic-client", "client_secret_basic"));
+    lk.set_secret("notes.client_secret", "basic-secret");
+    let DeviceRun { run, person } = lk.authorize_on_device("notes", "device");
+    assert_eq!(run.code, Some(0), "{run:#?}\nperson: {person:?}");
+    assert_eq!(person.as_deref(), Some("device success\nend\n"));
+    assert!(run.stderr.contains(&format!("open\n\n  {}\n\nand enter the code  ", oidc.url("/device"))), "{run:#?}");
+    assert!(run.stderr.contains("The code is valid for 10m"), "{run:#?}");
+    assert!(run.stdout.contains("Authorized notes with standard"), "{run:#?}");
+    assert!(!run.stderr.contains("Opened the browser"), "no browser on this machine: {run:#?}");
+
+    let credential = lk.credential("notes");
+    assert_eq!(credential.grant, latchkey::store::Grant::DeviceCode);
+    assert!(oidc.active(&access_token(&credential)) && oidc.active(&refresh_token(&credential)));
+    let view = lk.view("notes");
+    assert_eq!((view["grant"].as_str(), view["refreshable"].as_bool()), (Some("device_code"), Some(true)), "{view:#}");
+    lk.ok(&["oauth", "refresh", "notes"]);
+    let refreshed = lk.credential("notes");
+    assert_ne!(access_token(&refreshed), access_token(&credential));
+    assert!(oidc.active(&access_token(&refreshed)));
+    for token in [access_token(&credential), refresh_token(&credential)] {
+        assert!(!run.stdout.contains(&token) && !run.stderr.contains(&token), "a token was printed: {run:#?}");
+    }
+}
+
+#[test]
+fn a_public_client_on_another_device_is_told_when_the_person_declines() {
+    let oidc = Oidc::start();
+    let lk = Lk::new(StoreKind::File);
+    lk.add(&device_entry("tasks", &oidc, "device-client", "none"));
+    let DeviceRun { run, person } = lk.authorize_on_device("tasks", "device-deny");
+    assert_eq!(run.code, Some(1), "{run:#?}\nperson: {person:?}");
+    assert!(person.is_some_and(|report| report.contains("device page: The Sign-in request was interrupted")));
+    assert!(run.stderr.contains("the sign-in was declined at the authorization server (access_denied)"), "{run:#?}");
+    assert!(lk.credentials("tasks").is_empty(), "nothing stored");
+
+    let DeviceRun { run, .. } = lk.authorize_on_device("tasks", "device");
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert_eq!(lk.credential("tasks").grant, latchkey::store::Grant::DeviceCode);
+}
+
+#[test]
+fn a_device_code_that_expires_is_reported_and_nothing_is_stored() {
+    let oidc = Oidc::start_with(&[("OIDC_DEVICE_CODE_TTL", "3")]);
+    let lk = Lk::new(StoreKind::File);
+    lk.add(&device_entry("tasks", &oidc, "device-client", "none"));
+    let DeviceRun { run, .. } = lk.authorize_on_device("tasks", "ignore");
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert!(
+        run.stderr.contains("the user code expired before the sign-in was finished (it was valid for 3s); run the command again"),
+        "{run:#?}"
+    );
+    assert!(lk.credentials("tasks").is_empty());
+}
+
+#[test]
+fn a_slow_down_storm_is_obeyed_until_the_code_expires() {
+    // A server that asks for a poll every second, then answers every poll with `slow_down`.
+    let server = FakeEndpoint::scripted(|path, base| match path {
+        "/device" => (
+            200,
+            "application/json",
+            format!(
+                r#"{{"device_code":"dc","user_code":"WDJB-MJHT","verification_uri":"{base}/verify","verification_uri_complete":"{base}/verify?user_code=WDJB-MJHT","expires_in":9,"interval":1}}"#
+            ),
+        ),
+        _ => (400, "application/json", r#"{"error":"slow_down"}"#.to_string()),
+    });
+    let oidc = Oidc::start();
+    let lk = Lk::new(StoreKind::File);
+    let entry = Entry {
+        token_endpoint: server.url.clone(),
+        device_endpoint: Some(format!("{}/device", server.base())),
+        ..Entry::new("tasks", &oidc, "device-client", "none")
+    };
+    lk.add(&entry);
+    let started = Instant::now();
+    let DeviceRun { run, .. } = lk.authorize_on_device("tasks", "ignore");
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert!(run.stderr.contains("the server asked latchkey to slow down 2 times"), "{run:#?}");
+    // RFC 8628 §3.5: 1 s, then 1 + 5 s; the next (at 1 + 6 + 11 s) would come after the code expired.
+    let polls = server.times("/token");
+    assert_eq!(polls.len(), 2, "{polls:?}");
+    assert!(polls[0] - started >= Duration::from_secs(1), "the first poll waited the interval");
+    assert!(polls[1] - polls[0] >= Duration::from_secs(6), "slow_down added five seconds: {:?}", polls[1] - polls[0]);
+    assert!(lk.credentials("tasks").is_empty());
+}
+
+#[test]
+fn without_a_device_endpoint_the_error_says_where_to_add_one() {
+    let oidc = Oidc::start();
+    let lk = Lk::new(StoreKind::File);
+    lk.add(&Entry::new("tasks", &oidc, "device-client", "none"));
+    let DeviceRun { run, .. } = lk.authorize_on_device("tasks", "ignore");
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    for part in ["has no device authorization endpoint (RFC 8628)", "`device_authorization_endpoint`", "--device-authorization-endpoint"] {
+        assert!(run.stderr.contains(part), "{part}: {run:#?}");
+    }
+}
+
+#[test]
+fn client_credentials_need_no_person_and_are_asked_for_again_on_refresh() {
+    let oidc = Oidc::start();
+    let lk = Lk::new(StoreKind::File);
+    let entry = Entry {
+        scopes: vec!["mcp:tools".into()],
+        grant: Some("client_credentials".into()),
+        ..Entry::new("robot", &oidc, "service-client", "client_secret_basic")
+    };
+    lk.add(&entry);
+    lk.set_secret("robot.client_secret", "service-secret");
+    let (run, browser) = lk.authorize("robot", "approve", &[]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert!(browser.is_none() && !opened_a_browser(&run), "no person, no browser: {run:#?}");
+    assert!(run.stdout.contains("Authorized robot with standard (expires in"), "{run:#?}");
+    assert!(!run.stderr.contains("no refresh token"), "asking again is its refresh: {run:#?}");
+
+    let first = lk.credential("robot");
+    assert_eq!(first.grant, latchkey::store::Grant::ClientCredentials);
+    assert!(first.tokens.refresh_token.is_none());
+    let introspected = oidc.introspect(&access_token(&first));
+    assert_eq!((introspected["active"].as_bool(), introspected["client_id"].as_str()), (Some(true), Some("service-client")));
+    assert_eq!(introspected["scope"], "mcp:tools");
+    let view = lk.view("robot");
+    assert_eq!((view["grant"].as_str(), view["refreshable"].as_bool()), (Some("client_credentials"), Some(true)), "{view:#}");
+
+    let refresh = lk.ok(&["oauth", "refresh", "robot", "--json"]);
+    assert_eq!(refresh.json()["state"], "authorized", "{refresh:#?}");
+    let second = lk.credential("robot");
+    assert_ne!(access_token(&second), access_token(&first), "a new token was asked for");
+    assert!(oidc.active(&access_token(&second)));
+    assert_eq!(second.grant, latchkey::store::Grant::ClientCredentials, "still a client credential");
+
+    // Without the catalog's `grant`, `--client-credentials` asks for the same.
+    lk.add(&Entry { grant: None, ..entry });
+    lk.ok(&["oauth", "authorize", "robot", "--client-credentials"]);
+    assert_ne!(access_token(&lk.credential("robot")), access_token(&second));
+}
+
+#[test]
+fn client_credentials_with_a_public_client_are_refused_before_anything_is_sent() {
+    let token = FakeEndpoint::start(200, "application/json", r#"{"access_token":"x"}"#);
+    let oidc = Oidc::start();
+    let lk = Lk::new(StoreKind::File);
+    lk.add(&Entry { token_endpoint: token.url.clone(), ..Entry::new("tasks", &oidc, "public-client", "none") });
+    let error = lk.fails(&["oauth", "authorize", "tasks", "--client-credentials"]);
+    assert!(error.contains("the client credentials grant needs a client that authenticates"), "{error}");
+    assert!(error.contains("`latchkey secret set tasks.client_secret`"), "{error}");
+    assert_eq!(token.hits(), 0, "nothing was sent");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -125,6 +125,7 @@ fn seed(home: &Path, issuer: &str, settings: &Settings, books: &Shared) -> Resul
                     Some(expires_at),
                 ),
                 status: Status::Authorized,
+                grant: Default::default(),
                 last_refresh_error: None,
             }
         })

@@ -79,8 +79,8 @@ use std::path::{Path, PathBuf};
 
 pub use bindings::{Binding, BindingError, Entry as BindingEntry};
 pub use model::{
-    ConfigObject, ConfigProperty, Container, EnvVar, Kind, Located, OAuth, OAuthProvider, Registration, Remote, Secret, Server,
-    ServerMetadata, Source, Transport, ValueType,
+    CatalogGrant, ConfigObject, ConfigProperty, Container, EnvVar, Kind, Located, OAuth, OAuthProvider, Registration, Remote, Secret,
+    Server, ServerMetadata, Source, Transport, ValueType,
 };
 
 use crate::paths::Paths;

@@ -306,9 +306,32 @@ pub struct OAuthProvider {
     /// Settings for the provider plugin, e.g. Microsoft's `tenant`.
     #[serde(default)]
     pub config: BTreeMap<String, String>,
+    /// How tokens are obtained: `authorization_code` (a person signs in; the default) or
+    /// `client_credentials` (the client itself, unattended: RFC 6749 §4.4), which the gateway
+    /// asks for on its own whenever it needs a token.
+    #[serde(default)]
+    pub grant: Option<CatalogGrant>,
     /// Docker declares `env` here but never reads it; accepted so Docker entries load, unused.
     #[serde(default, rename = "env", skip_serializing)]
     _docker_env: Option<IgnoredAny>,
+}
+
+/// The grants a catalog entry may name (`oauth authorize --device` is the user's choice, not the
+/// catalog's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CatalogGrant {
+    AuthorizationCode,
+    ClientCredentials,
+}
+
+impl From<CatalogGrant> for crate::store::Grant {
+    fn from(grant: CatalogGrant) -> crate::store::Grant {
+        match grant {
+            CatalogGrant::AuthorizationCode => crate::store::Grant::AuthorizationCode,
+            CatalogGrant::ClientCredentials => crate::store::Grant::ClientCredentials,
+        }
+    }
 }
 
 /// One object of Docker's `config:` list: a JSON Schema (`type: object`) of the settings under
@@ -392,6 +415,9 @@ pub struct ServerMetadata {
     pub registration_endpoint: Option<Located<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub userinfo_endpoint: Option<Located<String>>,
+    /// RFC 8628: where `oauth authorize --device` asks for a user code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_authorization_endpoint: Option<Located<String>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub scopes_supported: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -418,6 +444,7 @@ const USED_METADATA: &[&str] = &[
     "revocation_endpoint",
     "registration_endpoint",
     "userinfo_endpoint",
+    "device_authorization_endpoint",
     "scopes_supported",
     "response_types_supported",
     "grant_types_supported",
@@ -444,7 +471,6 @@ pub(crate) const REGISTERED_METADATA: &[&str] = &[
     "introspection_endpoint_auth_methods_supported",
     "introspection_endpoint_auth_signing_alg_values_supported",
     "signed_metadata",
-    "device_authorization_endpoint",
     "tls_client_certificate_bound_access_tokens",
     "mtls_endpoint_aliases",
     "nfv_token_signing_alg_values_supported",
@@ -516,6 +542,7 @@ impl<'de> Deserialize<'de> for ServerMetadata {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ServerMetadata, A::Error> {
                 let (mut issuer, mut authorization_endpoint, mut token_endpoint) = (None, None, None);
                 let (mut revocation_endpoint, mut registration_endpoint, mut userinfo_endpoint) = (None, None, None);
+                let mut device_authorization_endpoint = None;
                 let (mut scopes, mut response_types, mut grant_types, mut challenge_methods, mut auth_methods) =
                     (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
                 let (mut iss_parameter, mut other) = (None, BTreeMap::new());
@@ -527,6 +554,7 @@ impl<'de> Deserialize<'de> for ServerMetadata {
                         "revocation_endpoint" => revocation_endpoint = map.next_value()?,
                         "registration_endpoint" => registration_endpoint = map.next_value()?,
                         "userinfo_endpoint" => userinfo_endpoint = map.next_value()?,
+                        "device_authorization_endpoint" => device_authorization_endpoint = map.next_value()?,
                         "scopes_supported" => scopes = map.next_value()?,
                         "response_types_supported" => response_types = map.next_value()?,
                         "grant_types_supported" => grant_types = map.next_value()?,
@@ -545,6 +573,7 @@ impl<'de> Deserialize<'de> for ServerMetadata {
                     revocation_endpoint,
                     registration_endpoint,
                     userinfo_endpoint,
+                    device_authorization_endpoint,
                     scopes_supported: scopes,
                     response_types_supported: response_types,
                     grant_types_supported: grant_types,
@@ -569,6 +598,7 @@ impl ServerMetadata {
             ("revocation_endpoint", self.revocation_endpoint.as_ref()),
             ("registration_endpoint", self.registration_endpoint.as_ref()),
             ("userinfo_endpoint", self.userinfo_endpoint.as_ref()),
+            ("device_authorization_endpoint", self.device_authorization_endpoint.as_ref()),
         ]
         .into_iter()
         .filter_map(|(field, url)| url.map(|url| (field, url)))

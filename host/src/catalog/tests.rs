@@ -367,11 +367,13 @@ fn server_metadata_takes_every_registered_name_and_keeps_others_with_a_notice() 
     let metadata = servers[0].oauth.as_ref().unwrap().providers[0].server_metadata.as_ref().unwrap();
     assert_eq!(metadata.token_endpoint.as_str(), "https://a.example.com/t");
     assert_eq!(metadata.token_endpoint.line(), 9, "values keep their positions");
-    let kept: Vec<&str> = metadata.other.keys().map(String::as_str).collect();
     assert_eq!(
-        kept,
-        ["device_authorization_endpoint", "jwks_uri", "mtls_endpoint_aliases", "require_pushed_authorization_requests", "token_endpont"]
+        metadata.device_authorization_endpoint.as_ref().map(|url| url.as_str()),
+        Some("https://a.example.com/device"),
+        "used, so typed"
     );
+    let kept: Vec<&str> = metadata.other.keys().map(String::as_str).collect();
+    assert_eq!(kept, ["jwks_uri", "mtls_endpoint_aliases", "require_pushed_authorization_requests", "token_endpont"]);
     assert_eq!(metadata.other["mtls_endpoint_aliases"]["token_endpoint"], "https://mtls.a.example.com/t");
     assert_eq!(metadata.other["require_pushed_authorization_requests"], true);
 }
@@ -702,4 +704,18 @@ fn inherit_env_names_variables_for_a_local_process() {
     let (line, _, message) = problem("servers:\n  boxed:\n    image: files\n    inherit_env: [HTTPS_PROXY]\n");
     assert_eq!(line, 4);
     assert!(message.contains("`inherit_env` applies to local processes (`command`) only"), "{message}");
+}
+
+#[test]
+fn a_provider_entry_names_its_grant_and_an_unknown_one_lists_the_known() {
+    let entry = |grant: &str| {
+        format!(
+            "servers:\n  robot:\n    command: [robot]\n    secrets:\n      - {{name: robot.token, env: TOKEN}}\n    oauth:\n      providers:\n        - provider: okta\n          secret: robot.token\n          registration: {{client_id: svc}}\n          grant: {grant}\n"
+        )
+    };
+    let servers = servers(&entry("client_credentials"));
+    assert_eq!(servers[0].oauth.as_ref().unwrap().providers[0].grant, Some(CatalogGrant::ClientCredentials));
+    let (line, _, message) = problem(&entry("password"));
+    assert_eq!(line, 11);
+    assert!(message.contains("password") && message.contains("authorization_code") && message.contains("client_credentials"), "{message}");
 }

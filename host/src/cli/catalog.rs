@@ -14,6 +14,7 @@ use crate::catalog::user_file::{self, NewEntry};
 use crate::catalog::{self, Catalog, Kind, OAuthProvider, Server, Transport, import};
 use crate::oauth::manual::Registrations;
 use crate::paths::Paths;
+use crate::store::Grant;
 
 #[derive(Subcommand)]
 pub enum CatalogCommand {
@@ -291,6 +292,9 @@ fn provider_table(server: &str, provider: &OAuthProvider, registered: Option<&st
     ));
     for (key, value) in &provider.config {
         rows.push(("config", format!("{key}={value}")));
+    }
+    if let Some(grant) = provider.grant {
+        rows.push(("grant", Grant::from(grant).name().to_string()));
     }
     for (name, value) in rows {
         table.add_row(vec![name.to_string(), value]);

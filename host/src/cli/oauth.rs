@@ -8,11 +8,14 @@ use serde_json::json;
 
 use super::Failure;
 use super::output::{self, BOLD, GREEN, YELLOW};
+use crate::catalog::Binding;
 use crate::oauth::authorize::{Mode, Pending};
+use crate::oauth::device::Verification;
 use crate::oauth::engine::{self, Engine, Overrides};
 use crate::oauth::lifecycle::{CredentialView, human_duration};
 use crate::oauth::manual::ManualRegistration;
 use crate::paths::Paths;
+use crate::store::{Credential, Grant};
 
 #[derive(Subcommand)]
 pub enum OAuthCommand {
@@ -79,6 +82,9 @@ pub struct RegisterArgs {
     authorization_endpoint: Option<String>,
     #[arg(long, requires = "authorization_endpoint")]
     token_endpoint: Option<String>,
+    /// The device authorization endpoint (RFC 8628), for `oauth authorize --device`.
+    #[arg(long)]
+    device_authorization_endpoint: Option<String>,
     /// The authorization server's issuer identifier (checked against `iss` in redirects).
     #[arg(long)]
     issuer: Option<String>,
@@ -104,6 +110,14 @@ pub struct AuthorizeArgs {
     /// Scopes to request instead of the catalog's, separated by commas or spaces.
     #[arg(long)]
     scopes: Option<String>,
+    /// Sign in on another device (RFC 8628): latchkey prints an address and a code to enter
+    /// there, and waits. For SSH sessions, containers and headless machines.
+    #[arg(long, conflicts_with_all = ["client_credentials", "paste", "no_browser", "redirect_uri"])]
+    device: bool,
+    /// No person signs in: the client asks for its own token with its secret (RFC 6749 §4.4),
+    /// and asks again whenever it ends. The catalog's `grant: client_credentials` does the same.
+    #[arg(long, conflicts_with_all = ["paste", "no_browser", "redirect_uri"])]
+    client_credentials: bool,
     #[command(flatten)]
     interaction: InteractionArgs,
 }
@@ -140,6 +154,7 @@ async fn register(engine: &Engine, args: RegisterArgs) -> Result<(), Failure> {
         client_secret_stdin,
         authorization_endpoint,
         token_endpoint,
+        device_authorization_endpoint,
         issuer,
         scopes,
         provider,
@@ -157,7 +172,7 @@ async fn register(engine: &Engine, args: RegisterArgs) -> Result<(), Failure> {
         )
         .into());
     }
-    for url in [&authorization_endpoint, &token_endpoint, &issuer].into_iter().flatten() {
+    for url in [&authorization_endpoint, &token_endpoint, &device_authorization_endpoint, &issuer].into_iter().flatten() {
         engine::check_endpoint(url)?;
     }
     if let Some(id) = &provider {
@@ -170,6 +185,7 @@ async fn register(engine: &Engine, args: RegisterArgs) -> Result<(), Failure> {
         issuer,
         authorization_endpoint,
         token_endpoint,
+        device_authorization_endpoint,
         scopes: scopes.as_deref().map(split_scopes),
         token_endpoint_auth_method: auth_method,
     };
@@ -194,16 +210,25 @@ async fn authorize(engine: &Engine, args: AuthorizeArgs) -> Result<(), Failure> 
     let overrides = Overrides { scopes: args.scopes.as_deref().map(split_scopes), ..Overrides::default() };
     let binding = engine.binding(&args.server, args.provider.as_deref())?;
     let mut target = engine.target(&binding, &overrides).await?;
+    if args.device {
+        let pending = engine.start_device(&target).await?;
+        show_verification(pending.verification());
+        let tokens = wait_with_spinner("waiting for the sign-in on the other device", pending.wait(&target.endpoint)).await?;
+        let credential = engine.save_tokens(&target, &tokens, Grant::DeviceCode).await?;
+        report_authorized(&binding, &credential);
+        return Ok(());
+    }
+    if args.client_credentials || target.grant == Grant::ClientCredentials {
+        let credential = engine.issue_client_credentials(&target).await?;
+        report_authorized(&binding, &credential);
+        return Ok(());
+    }
     let pending = engine.start(&target, mode(&args.interaction)).await?;
     let exchanged = complete(pending, &args.interaction).await?;
     match engine.save(&mut target, &exchanged).await {
         Ok(credential) => {
             exchanged.confirm("latchkey stored the tokens. You can close this tab.").await;
-            let view = CredentialView::of(&credential, SystemTime::now());
-            anstream::println!("{GREEN}Authorized{GREEN:#} {binding} with {} ({}).", credential.provider, describe_expiry(&view));
-            if !view.refreshable {
-                output::warning("no refresh token was issued: authorize again when the access token expires");
-            }
+            report_authorized(&binding, &credential);
             Ok(())
         }
         Err(error) => {
@@ -211,6 +236,49 @@ async fn authorize(engine: &Engine, args: AuthorizeArgs) -> Result<(), Failure> 
             Err(error.into())
         }
     }
+}
+
+fn report_authorized(binding: &Binding, credential: &Credential) {
+    let view = CredentialView::of(credential, SystemTime::now());
+    anstream::println!("{GREEN}Authorized{GREEN:#} {binding} with {} ({}).", credential.provider, describe_expiry(&view));
+    if !view.refreshable {
+        output::warning("no refresh token was issued: authorize again when the access token expires");
+    }
+}
+
+/// Where to go and what to enter, for RFC 8628's user step; a QR code of the address on a
+/// terminal, for a phone.
+fn show_verification(verification: &Verification) {
+    let mut err = anstream::stderr();
+    let _ = writeln!(
+        err,
+        "On any device with a browser, open\n\n  {}\n\nand enter the code  {BOLD}{}{BOLD:#}\n",
+        verification.uri, verification.user_code
+    );
+    if let Some(complete) = &verification.uri_complete {
+        let _ = writeln!(err, "or open this address, which carries the code:\n\n  {complete}\n");
+        if std::io::stderr().is_terminal()
+            && let Ok(code) = qrcode::QrCode::new(complete.as_bytes())
+        {
+            let picture = code.render::<qrcode::render::unicode::Dense1x2>().quiet_zone(true).build();
+            let _ = writeln!(err, "{picture}\n");
+        }
+    }
+    let _ = writeln!(err, "The code is valid for {}.", human_duration(verification.lifetime.as_secs()));
+}
+
+/// Run `wait` with a spinner saying `message` on a terminal.
+async fn wait_with_spinner<T>(message: &str, wait: impl Future<Output = T>) -> T {
+    let spinner = indicatif::ProgressBar::new_spinner();
+    if std::io::stderr().is_terminal() {
+        spinner.set_message(message.to_string());
+        spinner.enable_steady_tick(Duration::from_millis(120));
+    } else {
+        spinner.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let result = wait.await;
+    spinner.finish_and_clear();
+    result
 }
 
 pub fn mode(interaction: &InteractionArgs) -> Mode {
@@ -237,16 +305,8 @@ pub async fn complete(pending: Pending, interaction: &InteractionArgs) -> anyhow
     } else {
         let _ = writeln!(err, "Open this URL in a browser to sign in:\n\n  {}\n", pending.url());
     }
-    let spinner = indicatif::ProgressBar::new_spinner();
-    if std::io::stderr().is_terminal() {
-        spinner.set_message(format!("waiting for the browser to come back to {}", pending.redirect_uri()));
-        spinner.enable_steady_tick(Duration::from_millis(120));
-    } else {
-        spinner.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
-    let result = pending.wait(Duration::from_secs(interaction.timeout)).await;
-    spinner.finish_and_clear();
-    Ok(result?)
+    let message = format!("waiting for the browser to come back to {}", pending.redirect_uri());
+    Ok(wait_with_spinner(&message, pending.wait(Duration::from_secs(interaction.timeout))).await?)
 }
 
 fn describe_expiry(view: &CredentialView) -> String {

@@ -35,7 +35,7 @@ pub enum ClientSource {
     /// Register dynamically once the redirect URI is known.
     Dynamic {
         registration_endpoint: String,
-        metadata: AuthServerMetadata,
+        metadata: Box<AuthServerMetadata>,
     },
 }
 

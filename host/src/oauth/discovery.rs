@@ -31,6 +31,9 @@ pub struct AuthServerMetadata {
     pub registration_endpoint: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub userinfo_endpoint: Option<String>,
+    /// RFC 8628's device authorization endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_authorization_endpoint: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes_supported: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -315,6 +318,8 @@ pub fn issuers_match(found: &str, expected: &str) -> bool {
 fn validate_endpoints(metadata: &AuthServerMetadata) -> Result<(), DiscoveryError> {
     http::endpoint_url(&metadata.authorization_endpoint)?;
     http::endpoint_url(&metadata.token_endpoint)?;
+    // The device endpoint is checked when `oauth authorize --device` uses it: a bad one must not
+    // stop every other sign-in.
     for optional in [&metadata.revocation_endpoint, &metadata.registration_endpoint].into_iter().flatten() {
         http::endpoint_url(optional)?;
     }

@@ -40,6 +40,7 @@ use url::Url;
 
 use super::authorize::{self, ClientSource, Exchanged, Mode, Pending};
 use super::clock::ClockFile;
+use super::device;
 use super::discovery::{self, AuthServerMetadata, Challenge, Discovered};
 use super::exchange::{self, TokenEndpoint};
 use super::http::{self, Client};
@@ -48,7 +49,7 @@ use super::registration::{self, ClientRegistration, RegistrationSource};
 use crate::catalog::{Binding, Catalog, Kind, OAuthProvider, Server};
 use crate::paths::Paths;
 use crate::plugins::{self, ClientAuth, Flow, LiveRegistry, Provider};
-use crate::store::{Credential, CredentialId, Status, Store};
+use crate::store::{Credential, CredentialId, Grant, Status, Store};
 
 /// Loaded configuration and state, shared by every OAuth command and the gateway. The gateway
 /// reaches it through narrow handles ([`super::access`]).
@@ -86,6 +87,11 @@ pub struct Target {
     pub iss_required: bool,
     /// The client is not settled yet: it will be registered dynamically.
     pub dynamic: Option<(String, AuthServerMetadata)>,
+    /// RFC 8628's endpoint, for `oauth authorize --device`: `oauth register`'s, else the catalog's
+    /// `server_metadata`, else the discovered metadata's.
+    pub device_authorization: Option<String>,
+    /// The grant the catalog names for this binding (`client_credentials`: no person signs in).
+    pub grant: Grant,
 }
 
 /// Options that the command line can add to a target.
@@ -171,6 +177,25 @@ pub enum TargetError {
          `registrations: {{{server}: {{provider: <id>, client_id: <client id>}}}}`"
     )]
     RegisterWhich { server: String },
+    #[error(
+        "server `{server}`'s authorization server has no device authorization endpoint (RFC 8628) that latchkey knows of: add \
+         `device_authorization_endpoint` to the `server_metadata` of its catalog entry, or give it with `latchkey oauth register \
+         {server} --device-authorization-endpoint <url> …`; without one, sign in with a browser on another machine: \
+         `latchkey oauth authorize {server} --paste`"
+    )]
+    NoDeviceEndpoint { server: String },
+    #[error(
+        "server `{server}` has no OAuth client yet, and latchkey registers one dynamically only for a browser sign-in, so \
+         {grant} cannot be used: sign in once with `latchkey oauth authorize {server}`, or register a client with \
+         `latchkey oauth register {server} --client-id <id>`"
+    )]
+    UnsettledClient { server: String, grant: &'static str },
+    #[error(
+        "the client credentials grant needs a client that authenticates (RFC 6749 §4.4), and server `{server}`'s client is \
+         public (`none`): store its secret with `latchkey secret set {name}`, or register the client again with \
+         `--client-secret-stdin`"
+    )]
+    PublicClientCredentials { server: String, name: String },
 }
 
 impl TargetError {
@@ -283,7 +308,7 @@ impl Engine {
     /// The target for `binding`, resolved now (with `overrides` from the command line).
     pub async fn target(&self, binding: &Binding, overrides: &Overrides) -> anyhow::Result<Target> {
         let plan = self.plan(binding, None).await?;
-        let Plan { server, entry, manual, provider, config, mut flow, pin, remote } = plan;
+        let Plan { server, entry, manual, provider, config, mut flow, pin, remote, mut device_authorization } = plan;
         let server_name = server.name.as_str();
         let metadata = entry.and_then(|entry| entry.server_metadata.as_ref());
 
@@ -365,6 +390,7 @@ impl Engine {
                 check_pin(server_name, &client.client_id, pin, &offered)?;
             }
             apply_discovered(&mut flow, &found.metadata);
+            device_authorization = device_authorization.or_else(|| found.metadata.device_authorization_endpoint.clone());
         }
 
         let issuer = flow.endpoints.issuer.clone().unwrap_or_else(|| origin_of(&flow.endpoints.authorization));
@@ -383,6 +409,8 @@ impl Engine {
             expected_iss: Some(issuer),
             iss_required,
             dynamic,
+            device_authorization,
+            grant: entry.and_then(|entry| entry.grant).map(Grant::from).unwrap_or_default(),
         })
     }
 
@@ -437,7 +465,11 @@ impl Engine {
                 pin = Some(Pin { issuer: issuer.clone(), source: PinSource::Registered });
             }
         }
-        Ok(Plan { server, entry, manual, provider, config, flow, pin, remote: remote_url(server) })
+        let device_authorization = manual
+            .as_ref()
+            .and_then(|manual| manual.device_authorization_endpoint.clone())
+            .or_else(|| metadata.and_then(|metadata| metadata.device_authorization_endpoint.as_ref()).map(|url| url.to_string()));
+        Ok(Plan { server, entry, manual, provider, config, flow, pin, remote: remote_url(server), device_authorization })
     }
 
     /// What a sign-in for `binding` would use, found without the network: the client id and where
@@ -574,6 +606,8 @@ impl Engine {
             expected_iss: found.metadata.issuer.clone(),
             iss_required,
             dynamic,
+            device_authorization: found.metadata.device_authorization_endpoint.clone(),
+            grant: Grant::AuthorizationCode,
         })
     }
 
@@ -630,7 +664,9 @@ impl Engine {
     /// Start the browser flow for `target`.
     pub async fn start(&self, target: &Target, mode: Mode) -> anyhow::Result<Pending> {
         let client = match &target.dynamic {
-            Some((endpoint, metadata)) => ClientSource::Dynamic { registration_endpoint: endpoint.clone(), metadata: metadata.clone() },
+            Some((endpoint, metadata)) => {
+                ClientSource::Dynamic { registration_endpoint: endpoint.clone(), metadata: Box::new(metadata.clone()) }
+            }
             None => ClientSource::Ready(target.endpoint.client.clone()),
         };
         let request = authorize::Request {
@@ -654,11 +690,42 @@ impl Engine {
             let json = serde_json::to_string(&exchanged.client).expect("a client registration serializes");
             self.blocking_store(move |store| store.set_secret(&name, &SecretString::from(json))).await?;
         }
+        self.save_tokens(target, &exchanged.tokens, Grant::AuthorizationCode).await
+    }
+
+    /// Ask the device authorization endpoint for a user code (RFC 8628) as `target`'s client.
+    pub async fn start_device(&self, target: &Target) -> anyhow::Result<device::Pending> {
+        let server = &target.id.server;
+        let Some(url) = &target.device_authorization else {
+            return Err(TargetError::NoDeviceEndpoint { server: server.clone() }.into());
+        };
+        if target.dynamic.is_some() {
+            return Err(TargetError::UnsettledClient { server: server.clone(), grant: "the device grant" }.into());
+        }
+        Ok(device::start(&target.endpoint, url, &target.scopes, target.resource.as_deref()).await?)
+    }
+
+    /// Ask for the client's own token (RFC 6749 §4.4) and store it.
+    pub async fn issue_client_credentials(&self, target: &Target) -> anyhow::Result<Credential> {
+        let server = &target.id.server;
+        if target.dynamic.is_some() {
+            return Err(TargetError::UnsettledClient { server: server.clone(), grant: "the client credentials grant" }.into());
+        }
+        if target.endpoint.client_auth() == ClientAuth::None {
+            return Err(TargetError::PublicClientCredentials { server: server.clone(), name: target.binding.client_secret_name() }.into());
+        }
+        let tokens = target.endpoint.client_credentials(&target.scopes, target.resource.as_deref()).await?;
+        self.save_tokens(target, &tokens, Grant::ClientCredentials).await
+    }
+
+    /// Store the tokens a grant produced for `target`, as the credential of its binding.
+    pub async fn save_tokens(&self, target: &Target, tokens: &plugins::TokenSet, grant: Grant) -> anyhow::Result<Credential> {
         let credential = Credential {
             id: target.id.clone(),
             provider: target.endpoint.provider.id().to_string(),
-            tokens: super::tokens::to_stored(&exchanged.tokens, std::time::SystemTime::now()),
+            tokens: super::tokens::to_stored(tokens, std::time::SystemTime::now()),
             status: Status::Authorized,
+            grant,
             last_refresh_error: None,
         };
         let saved = credential.clone();
@@ -701,6 +768,7 @@ struct Plan<'a> {
     flow: Flow,
     pin: Option<Pin>,
     remote: Option<Url>,
+    device_authorization: Option<String>,
 }
 
 fn needs_discovery(flow: &Flow) -> bool {

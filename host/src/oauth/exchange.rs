@@ -18,7 +18,9 @@ use secrecy::ExposeSecret;
 
 use super::http::{Client, SendError};
 use super::registration::ClientRegistration;
-use crate::plugins::{CallError, ClientAuth, Failure, Flow, HttpRequest, Params, Provider, RequestKind, TokenContext, TokenSet};
+use crate::plugins::{
+    CallError, ClientAuth, Failure, Flow, HttpRequest, HttpResponse, Params, Provider, RequestKind, TokenContext, TokenSet,
+};
 
 /// Everything needed to talk to one authorization server as one client.
 #[derive(Clone)]
@@ -151,8 +153,42 @@ impl TokenEndpoint {
         TokenContext { kind, requested_scopes: scopes.to_vec(), callback, config: self.config.clone() }
     }
 
+    /// Ask the token endpoint for a grant that contract 0.1 cannot name: RFC 8628's device code
+    /// or RFC 6749 §4.4's client credentials. The request is sent as its RFC defines it, without
+    /// `prepare-request` (a 0.1 provider reshapes requests for the grants it knows, and might drop
+    /// fields it has never seen); the answer, a token response like any other, is read by
+    /// `read-token-response` as the first token of a grant (`authorization-code`), so the
+    /// provider's error codes and token quirks still apply.
+    pub async fn request_grant(&self, form: Params, scopes: &[String]) -> Result<TokenSet, ExchangeError> {
+        let url = &self.flow.endpoints.token;
+        let request = apply_client_auth(standard_request(url, &form), &self.client, self.client_auth())?;
+        let context = self.context(RequestKind::AuthorizationCode, scopes, Vec::new());
+        self.send_token_request(request, url, context).await
+    }
+
+    /// The client's own token (RFC 6749 §4.4), for unattended use.
+    pub async fn client_credentials(&self, scopes: &[String], resource: Option<&str>) -> Result<TokenSet, ExchangeError> {
+        let mut form: Params = vec![("grant_type".into(), "client_credentials".into())];
+        if !scopes.is_empty() {
+            form.push(("scope".into(), scopes.join(&self.flow.scope_separator)));
+        }
+        self.push_resource(&mut form, resource);
+        self.request_grant(form, scopes).await
+    }
+
+    /// A request to an endpoint that no provider hook shapes (RFC 8628's device authorization
+    /// endpoint), with the client's credentials as at the token endpoint (RFC 8628 §3.1).
+    pub async fn send_with_client_auth(&self, url: &str, form: &Params) -> Result<HttpResponse, ExchangeError> {
+        let request = apply_client_auth(standard_request(url, form), &self.client, self.client_auth())?;
+        self.http.send(&request).await.map_err(ExchangeError::Send)
+    }
+
     async fn token_request(&self, url: &str, name: &'static str, form: Params, context: TokenContext) -> Result<TokenSet, ExchangeError> {
         let request = self.prepare(url, name, form, &context, Some(self.client_auth())).await?;
+        self.send_token_request(request, url, context).await
+    }
+
+    async fn send_token_request(&self, request: HttpRequest, url: &str, context: TokenContext) -> Result<TokenSet, ExchangeError> {
         let endpoint = url.to_string();
         let response = self.http.send(&request).await.map_err(ExchangeError::Send)?;
         let provider = self.provider.clone();
@@ -171,15 +207,7 @@ impl TokenEndpoint {
         context: &TokenContext,
         auth: Option<ClientAuth>,
     ) -> Result<HttpRequest, ExchangeError> {
-        let request = HttpRequest {
-            method: "POST".into(),
-            url: url.to_string(),
-            headers: vec![
-                ("content-type".into(), "application/x-www-form-urlencoded".into()),
-                ("accept".into(), "application/json".into()),
-            ],
-            body: encode_form(&form),
-        };
+        let request = standard_request(url, &form);
         let provider = self.provider.clone();
         let context = context.clone();
         let shaped = blocking(move || provider.prepare_request(&context, &request, name)).await?;
@@ -187,6 +215,16 @@ impl TokenEndpoint {
             Some(auth) => apply_client_auth(shaped, &self.client, auth),
             None => Ok(shaped),
         }
+    }
+}
+
+/// The standard form POST of RFC 6749 §3.2, before a provider shapes it.
+fn standard_request(url: &str, form: &Params) -> HttpRequest {
+    HttpRequest {
+        method: "POST".into(),
+        url: url.to_string(),
+        headers: vec![("content-type".into(), "application/x-www-form-urlencoded".into()), ("accept".into(), "application/json".into())],
+        body: encode_form(form),
     }
 }
 

@@ -6,7 +6,9 @@
 //! answer with what was stored (keeping the refresh token when none comes back), and saves the
 //! result — a rotated refresh token included — before anyone uses the new access token. A refresh
 //! token the server refuses (`invalid_grant`) marks the credential as needing re-authorization;
-//! transient failures (HTTP 5xx, 429, network) are retried with backoff.
+//! transient failures (HTTP 5xx, 429, network) are retried with backoff. A credential of the client
+//! credentials grant has no refresh token: its client asks for a new token instead, and the
+//! gateway asks for the first one itself when the catalog names that grant.
 
 use std::time::{Duration, SystemTime};
 
@@ -19,7 +21,7 @@ use super::exchange::{self, ExchangeError};
 use super::tokens;
 use crate::catalog::Binding;
 use crate::plugins::FailureKind;
-use crate::store::{Credential, CredentialId, Status};
+use crate::store::{Credential, CredentialId, Grant, Status};
 
 /// Refresh this long before expiry.
 pub const REFRESH_SKEW: Duration = Duration::from_secs(60);
@@ -74,6 +76,8 @@ pub struct CredentialView {
     pub expires_in: Option<i64>,
     pub scopes: Vec<String>,
     pub refreshable: bool,
+    /// `authorization_code`, `device_code` or `client_credentials`.
+    pub grant: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
@@ -98,7 +102,9 @@ impl CredentialView {
             state,
             expires_in,
             scopes: credential.tokens.scopes.clone(),
-            refreshable: credential.tokens.refresh_token.is_some() && matches!(credential.status, Status::Authorized),
+            refreshable: (credential.tokens.refresh_token.is_some() || credential.grant == Grant::ClientCredentials)
+                && matches!(credential.status, Status::Authorized),
+            grant: credential.grant.name(),
             reason,
         }
     }
@@ -203,10 +209,14 @@ impl Engine {
 
     pub async fn access_token_for(&self, target: &Target) -> anyhow::Result<SecretString> {
         let server = target.id.server.clone();
-        let credential = self
-            .load(&target.id)
-            .await?
-            .ok_or(RefreshError::NotAuthorized { server: server.clone(), command: target.binding.authorize_command() })?;
+        let credential = match self.load(&target.id).await? {
+            Some(credential) => credential,
+            // Unattended: no person to ask, so the client asks for its first token itself.
+            None if target.grant == Grant::ClientCredentials => {
+                return Ok(self.issue_client_credentials(target).await?.tokens.access_token);
+            }
+            None => return Err(RefreshError::NotAuthorized { server, command: target.binding.authorize_command() }.into()),
+        };
         if let Status::NeedsReauthorization { reason } = &credential.status {
             return Err(
                 RefreshError::NeedsReauthorization { server, reason: reason.clone(), command: target.binding.authorize_command() }.into()
@@ -250,14 +260,21 @@ impl Engine {
         if let Status::NeedsReauthorization { reason } = &stored.status {
             return Err(RefreshError::NeedsReauthorization { server, reason: reason.clone(), command: target.binding.authorize_command() });
         }
-        let Some(refresh_token) = stored.tokens.refresh_token.clone() else {
+        let reissue = stored.tokens.refresh_token.is_none() && stored.grant == Grant::ClientCredentials;
+        if stored.tokens.refresh_token.is_none() && !reissue {
             return Err(RefreshError::NoRefreshToken { server, command: target.binding.authorize_command() });
-        };
+        }
 
         let mut attempt = 0;
         let outcome = loop {
             attempt += 1;
-            match target.endpoint.refresh(refresh_token.expose_secret(), target.resource.as_deref(), &stored.tokens.scopes).await {
+            let answer = match &stored.tokens.refresh_token {
+                Some(refresh_token) => {
+                    target.endpoint.refresh(refresh_token.expose_secret(), target.resource.as_deref(), &stored.tokens.scopes).await
+                }
+                None => target.endpoint.client_credentials(&target.scopes, target.resource.as_deref()).await,
+            };
+            match answer {
                 Err(error) if attempt < ATTEMPTS && transient(&error) => {
                     let wait = error
                         .failure()
@@ -273,6 +290,13 @@ impl Engine {
 
         let mut updated = stored.clone();
         let result = match outcome {
+            // A new grant of the client's own: nothing of the old token set carries over.
+            Ok(fresh) if reissue => {
+                updated.tokens = tokens::to_stored(&fresh, SystemTime::now());
+                updated.status = Status::Authorized;
+                updated.last_refresh_error = None;
+                Ok(())
+            }
             Ok(fresh) => {
                 let now = SystemTime::now();
                 let provider = target.endpoint.provider.clone();

@@ -24,6 +24,9 @@ pub struct ManualRegistration {
     pub authorization_endpoint: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_endpoint: Option<String>,
+    /// RFC 8628: where `oauth authorize --device` asks for a user code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_authorization_endpoint: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<String>>,
     /// How the client authenticates at the token endpoint (RFC 7591's names), when the

@@ -10,7 +10,9 @@
 //! - [`registration`]: pre-registered → Client ID Metadata Document → RFC 7591;
 //! - [`callback`]: the loopback redirect listener and pasted redirect URLs;
 //! - [`authorize`]: PKCE, `state`, `resource`, `iss`, and the code exchange;
-//! - [`exchange`]: token, refresh and revocation requests through the provider's hooks;
+//! - [`device`]: the device authorization grant (RFC 8628), for machines without a browser;
+//! - [`exchange`]: token, refresh and revocation requests through the provider's hooks, and the
+//!   grants no browser takes part in (device code, client credentials);
 //! - [`engine`]: catalog, plugins, store and manual registrations turned into a [`engine::Target`]
 //!   per credential binding, with the issuer each pre-registered client is bound to;
 //! - [`access`]: the narrow handles the gateway gets (secrets, tokens by binding);
@@ -22,6 +24,7 @@ pub mod access;
 pub mod authorize;
 pub mod callback;
 pub mod clock;
+pub mod device;
 pub mod discovery;
 pub mod engine;
 pub mod exchange;

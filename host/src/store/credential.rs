@@ -30,6 +30,10 @@ pub struct Credential {
     pub provider: String,
     pub tokens: TokenSet,
     pub status: Status,
+    /// How the first token was obtained, which says how the next one is: by the refresh token,
+    /// or (client credentials) by asking again.
+    #[serde(default, skip_serializing_if = "Grant::is_authorization_code")]
+    pub grant: Grant,
     /// Why the last refresh failed, kept until one succeeds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_refresh_error: Option<String>,
@@ -70,6 +74,35 @@ impl TokenSet {
             scopes: Vec::new(),
             id_token: None,
             extra: BTreeMap::new(),
+        }
+    }
+}
+
+/// The OAuth grant a credential came from. Absent from records written before latchkey had other
+/// grants, which all came from the authorization-code flow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Grant {
+    /// A person signed in with a browser (RFC 6749 §4.1).
+    #[default]
+    AuthorizationCode,
+    /// A person signed in on another device with a user code (RFC 8628).
+    DeviceCode,
+    /// The client itself, with no person (RFC 6749 §4.4): a new token is asked for when one ends.
+    ClientCredentials,
+}
+
+impl Grant {
+    fn is_authorization_code(&self) -> bool {
+        *self == Grant::AuthorizationCode
+    }
+
+    /// Its name in `--json` and the catalog's `grant`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Grant::AuthorizationCode => "authorization_code",
+            Grant::DeviceCode => "device_code",
+            Grant::ClientCredentials => "client_credentials",
         }
     }
 }
@@ -228,6 +261,7 @@ pub(crate) mod tests {
                 extra: BTreeMap::from([("user_token".to_string(), USER_TOKEN.to_string().into())]),
             },
             status: Status::NeedsReauthorization { reason: "invalid_grant: Token has been revoked".into() },
+            grant: Grant::DeviceCode,
             last_refresh_error: Some("invalid_grant".into()),
         }
     }
@@ -236,6 +270,7 @@ pub(crate) mod tests {
         assert_eq!(a.id, b.id);
         assert_eq!(a.provider, b.provider);
         assert_eq!(a.status, b.status);
+        assert_eq!(a.grant, b.grant);
         assert_eq!(a.last_refresh_error, b.last_refresh_error);
         let (x, y) = (&a.tokens, &b.tokens);
         assert_eq!(x.access_token.expose_secret(), y.access_token.expose_secret());
@@ -272,6 +307,17 @@ pub(crate) mod tests {
         assert_eq!(stored["format"], FORMAT);
         assert_eq!(stored["credential"]["tokens"]["expires_at"], 1_900_000_000);
         assert_eq!(stored["credential"]["status"]["state"], "needs_reauthorization");
+        assert_eq!(stored["credential"]["grant"], "device_code");
+    }
+
+    #[test]
+    fn a_record_from_before_grants_came_from_the_browser_and_is_written_back_the_same() {
+        let id = CredentialId::new("gmail", "https://accounts.google.com", "1234.apps");
+        let mut credential = sample(id.clone());
+        credential.grant = Grant::AuthorizationCode;
+        let stored: serde_json::Value = serde_json::from_str(credential.encode().expose_secret()).unwrap();
+        assert!(stored["credential"].get("grant").is_none(), "the default is not written: {stored}");
+        assert_eq!(Credential::decode(&id, &credential.encode()).unwrap().grant, Grant::AuthorizationCode);
     }
 
     #[test]
