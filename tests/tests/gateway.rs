@@ -769,6 +769,44 @@ fn two_providers_on_one_server_each_send_their_own_token_and_each_is_refreshed()
 }
 
 #[test]
+fn a_client_credentials_server_gets_a_token_with_no_sign_in_and_a_new_one_before_it_ends() {
+    // Tokens live 8 s; no one runs `oauth authorize`: the gateway asks for the client's own token.
+    let peers = AuthPeers::start(8);
+    let issuer = &peers.issuer;
+    let gateway = Setup::new(&format!(
+        "servers:\n  robot:\n    command: {}\n    secrets:\n      - {{name: robot.token, env: TOKEN}}\n    oauth:\n\
+         \x20     scopes: ['mcp:tools']\n      providers:\n        - provider: standard\n          secret: robot.token\n\
+         \x20         grant: client_credentials\n          server_metadata:\n            issuer: {issuer}\n\
+         \x20           authorization_endpoint: {issuer}/auth\n            token_endpoint: {issuer}/token\n\
+         \x20           token_endpoint_auth_methods_supported: [client_secret_basic]\n\
+         \x20         registration: {{client_id: service-client}}\n",
+        everything_command(),
+    ));
+    gateway.store().set_secret("robot.client_secret", &SecretString::from("service-secret")).unwrap();
+    let stored = || {
+        let store = gateway.store();
+        let id = store.credential_ids().unwrap().into_iter().find(|id| id.server == "robot")?;
+        let credential = store.load_credential(&id).unwrap().unwrap();
+        assert_eq!(credential.grant, latchkey::store::Grant::ClientCredentials);
+        Some(credential.tokens.access_token.expose_secret().to_string())
+    };
+    assert_eq!(stored(), None, "nothing is stored before the gateway runs");
+    let http = gateway.http(&["--servers", "robot"]);
+    let token = || -> Value {
+        serde_json::from_str::<Value>(&text(&http.client(&[json!({"call": "robot__get-env"})])[0])).unwrap()["TOKEN"].clone()
+    };
+    let mut first = None;
+    eventually("the server runs with the client's own token, which the gateway asked for and stored", || {
+        first = stored().filter(|stored| token() == stored.as_str());
+        first.is_some()
+    });
+    let first = first.unwrap();
+    eventually("a new token is asked for before the first ends, and the server gets it", || {
+        stored().is_some_and(|now| now != first && token() == now.as_str())
+    });
+}
+
+#[test]
 fn a_discovery_only_remote_server_gets_its_token_sent_and_refreshed() {
     let peers = AuthPeers::start(8);
     let gateway = Setup::new(&format!("servers:\n  found:\n    remote: {{url: \"{}\"}}\n", peers.url));

@@ -213,7 +213,7 @@ async fn check(job: &Job, mut state: State) -> (State, Step, Duration) {
     if binding.entry == BindingEntry::Discovery && !tokens.any_for(&binding.server).await.unwrap_or(true) {
         return (state, Step::Check, RECHECK);
     }
-    let stored = match tokens.stored(binding).await {
+    let stored = match tokens.stored_or_issued(binding).await {
         Ok(Some(credential)) => credential,
         Ok(None) => {
             credentials.set(name, "not-authorized", Some(format!("run `{}`", binding.authorize_command())), None);

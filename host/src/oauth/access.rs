@@ -11,7 +11,7 @@ use secrecy::SecretString;
 use super::engine::Engine;
 use super::lifecycle::RefreshError;
 use crate::catalog::Binding;
-use crate::store::Credential;
+use crate::store::{Credential, Grant};
 
 /// Named secrets (`latchkey secret set`).
 #[derive(Clone)]
@@ -42,6 +42,16 @@ impl Tokens {
     pub async fn stored(&self, binding: &Binding) -> anyhow::Result<Option<Credential>> {
         let target = self.engine.resolve(binding).await?;
         self.engine.load(&target.id).await
+    }
+
+    /// The credential stored for `binding`; when there is none and no person is needed to get one
+    /// (the catalog names the client credentials grant), the one the client asks for now.
+    pub async fn stored_or_issued(&self, binding: &Binding) -> anyhow::Result<Option<Credential>> {
+        let target = self.engine.resolve(binding).await?;
+        match self.engine.load(&target.id).await? {
+            None if target.grant == Grant::ClientCredentials => Ok(Some(self.engine.issue_client_credentials(&target).await?)),
+            stored => Ok(stored),
+        }
     }
 
     /// Refresh `binding`'s credential under its lock; with `only_if_due_at`, one that another
