@@ -80,6 +80,7 @@ impl Server {
             },
             status: Status::Authorized,
             grant: Default::default(),
+            identity: None,
             last_refresh_error: None,
         };
         store.save_credential(&credential).unwrap();

@@ -1341,6 +1341,7 @@ impl Setup {
             tokens: TokenSet::bearer(SecretString::from(token), None, Some(SystemTime::now() + Duration::from_secs(3600))),
             status: Status::Authorized,
             grant: Default::default(),
+            identity: None,
             last_refresh_error: None,
         };
         store.save_credential(&credential).unwrap();

@@ -24,6 +24,7 @@ fn credential(id: &CredentialId, access: &str) -> Credential {
         },
         status: Status::Authorized,
         grant: Default::default(),
+        identity: None,
         last_refresh_error: None,
     }
 }

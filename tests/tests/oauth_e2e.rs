@@ -486,6 +486,7 @@ fn full_cycle(lk: &Lk, oidc: &Oidc, server: &str, rotates: bool) {
     assert_eq!(view["refreshable"], true, "{view:#}");
     assert_eq!(view["provider"], "standard");
     assert_eq!(view["issuer"], oidc.issuer.as_str());
+    assert_eq!(view["signed_in_as"], "alice", "who signed in, from the ID token: {view:#}");
     assert_eq!(view["scopes"], serde_json::json!(["openid", "profile"]), "the granted scopes, as the server reports them");
     let expires_in = view["expires_in"].as_i64().expect("an expiry");
     assert!((3000..=3600).contains(&expires_in), "{view:#}");
@@ -862,6 +863,12 @@ fn a_confidential_client_signs_in_on_another_device_and_refreshes() {
     assert!(oidc.active(&access_token(&credential)) && oidc.active(&refresh_token(&credential)));
     let view = lk.view("notes");
     assert_eq!((view["grant"].as_str(), view["refreshable"].as_bool()), (Some("device_code"), Some(true)), "{view:#}");
+    assert_eq!(view["signed_in_as"], "alice", "{view:#}");
+    let table = lk.ok(&["oauth", "ls"]).stdout;
+    assert!(
+        table.contains("ACCOUNT") && table.lines().any(|line| line.trim_start().starts_with("notes") && line.contains("alice")),
+        "{table}"
+    );
     lk.ok(&["oauth", "refresh", "notes"]);
     let refreshed = lk.credential("notes");
     assert_ne!(access_token(&refreshed), access_token(&credential));

@@ -126,6 +126,7 @@ fn seed(home: &Path, issuer: &str, settings: &Settings, books: &Shared) -> Resul
                 ),
                 status: Status::Authorized,
                 grant: Default::default(),
+                identity: None,
                 last_refresh_error: None,
             }
         })

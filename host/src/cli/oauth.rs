@@ -327,7 +327,7 @@ async fn list(engine: &Engine, as_json: bool) -> Result<(), Failure> {
         anstream::println!("No credentials yet. Authorize a server with `latchkey oauth authorize <server>`.");
         return Ok(());
     }
-    let mut table = output::table(&["SERVER", "PROVIDER", "STATE", "EXPIRES", "REFRESHABLE", "SCOPES"]);
+    let mut table = output::table(&["SERVER", "ACCOUNT", "PROVIDER", "STATE", "EXPIRES", "REFRESHABLE", "SCOPES"]);
     for view in &views {
         let expires = match view.expires_in {
             None => "-".to_string(),
@@ -336,6 +336,7 @@ async fn list(engine: &Engine, as_json: bool) -> Result<(), Failure> {
         };
         table.add_row(vec![
             view.binding.clone().unwrap_or_else(|| view.server.clone()),
+            view.signed_in_as.clone().unwrap_or_else(|| "-".into()),
             view.provider.clone(),
             view.state.replace('-', " "),
             expires,

@@ -44,12 +44,13 @@ use super::device;
 use super::discovery::{self, AuthServerMetadata, Challenge, Discovered};
 use super::exchange::{self, TokenEndpoint};
 use super::http::{self, Client};
+use super::identity;
 use super::manual::{ManualRegistration, Registrations};
 use super::registration::{self, ClientRegistration, RegistrationSource};
 use crate::catalog::{Binding, Catalog, Kind, OAuthProvider, Server};
 use crate::paths::Paths;
 use crate::plugins::{self, ClientAuth, Flow, LiveRegistry, Provider};
-use crate::store::{Credential, CredentialId, Grant, Status, Store};
+use crate::store::{Credential, CredentialId, Grant, Identity, Status, Store};
 
 /// Loaded configuration and state, shared by every OAuth command and the gateway. The gateway
 /// reaches it through narrow handles ([`super::access`]).
@@ -92,6 +93,14 @@ pub struct Target {
     pub device_authorization: Option<String>,
     /// The grant the catalog names for this binding (`client_credentials`: no person signs in).
     pub grant: Grant,
+}
+
+impl Target {
+    /// Who `tokens` belong to, when they carry an ID token from this target's issuer for its
+    /// client.
+    pub fn identity_in(&self, tokens: &plugins::TokenSet) -> Option<Identity> {
+        identity::from_id_token(tokens.id_token.as_deref()?, &self.id.issuer, &self.endpoint.client.client_id)
+    }
 }
 
 /// Options that the command line can add to a target.
@@ -726,6 +735,7 @@ impl Engine {
             tokens: super::tokens::to_stored(tokens, std::time::SystemTime::now()),
             status: Status::Authorized,
             grant,
+            identity: target.identity_in(tokens),
             last_refresh_error: None,
         };
         let saved = credential.clone();

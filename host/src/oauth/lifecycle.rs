@@ -78,6 +78,9 @@ pub struct CredentialView {
     pub refreshable: bool,
     /// `authorization_code`, `device_code` or `client_credentials`.
     pub grant: &'static str,
+    /// Who signed in (the ID token's e-mail, user name or subject), when the server said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signed_in_as: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
@@ -105,6 +108,7 @@ impl CredentialView {
             refreshable: (credential.tokens.refresh_token.is_some() || credential.grant == Grant::ClientCredentials)
                 && matches!(credential.status, Status::Authorized),
             grant: credential.grant.name(),
+            signed_in_as: credential.identity.as_ref().map(|identity| identity.label.clone()),
             reason,
         }
     }
@@ -305,6 +309,8 @@ impl Engine {
                 let merged = exchange::blocking(move || provider.merge_refreshed(policy, &previous, &fresh)).await;
                 match merged {
                     Ok(merged) => {
+                        // Kept once known: a refresh answer seldom has an ID token.
+                        updated.identity = updated.identity.or_else(|| target.identity_in(&merged));
                         updated.tokens = tokens::to_stored(&merged, now);
                         updated.status = Status::Authorized;
                         updated.last_refresh_error = None;

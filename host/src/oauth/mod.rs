@@ -15,6 +15,7 @@
 //!   grants no browser takes part in (device code, client credentials);
 //! - [`engine`]: catalog, plugins, store and manual registrations turned into a [`engine::Target`]
 //!   per credential binding, with the issuer each pre-registered client is bound to;
+//! - [`identity`]: who signed in, from the ID token;
 //! - [`access`]: the narrow handles the gateway gets (secrets, tokens by binding);
 //! - [`lifecycle`]: listing, refresh that never loses a token, revocation;
 //! - [`manual`]: clients registered with `latchkey oauth register`;
@@ -29,6 +30,7 @@ pub mod discovery;
 pub mod engine;
 pub mod exchange;
 pub mod http;
+pub mod identity;
 pub mod lifecycle;
 pub mod manual;
 pub mod registration;

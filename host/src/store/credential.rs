@@ -34,6 +34,9 @@ pub struct Credential {
     /// or (client credentials) by asking again.
     #[serde(default, skip_serializing_if = "Grant::is_authorization_code")]
     pub grant: Grant,
+    /// Who signed in, when the authorization server said (an OpenID Connect ID token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Identity>,
     /// Why the last refresh failed, kept until one succeeds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_refresh_error: Option<String>,
@@ -76,6 +79,15 @@ impl TokenSet {
             extra: BTreeMap::new(),
         }
     }
+}
+
+/// Who a credential belongs to, as the authorization server named them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// `sub`: stable at the issuer, not always readable (Google's is a number).
+    pub subject: String,
+    /// For people: the e-mail address, else the user name, else the name, else the subject.
+    pub label: String,
 }
 
 /// The OAuth grant a credential came from. Absent from records written before latchkey had other
@@ -262,6 +274,7 @@ pub(crate) mod tests {
             },
             status: Status::NeedsReauthorization { reason: "invalid_grant: Token has been revoked".into() },
             grant: Grant::DeviceCode,
+            identity: Some(Identity { subject: "1076915035".into(), label: "jane@example.com".into() }),
             last_refresh_error: Some("invalid_grant".into()),
         }
     }
@@ -271,6 +284,7 @@ pub(crate) mod tests {
         assert_eq!(a.provider, b.provider);
         assert_eq!(a.status, b.status);
         assert_eq!(a.grant, b.grant);
+        assert_eq!(a.identity, b.identity);
         assert_eq!(a.last_refresh_error, b.last_refresh_error);
         let (x, y) = (&a.tokens, &b.tokens);
         assert_eq!(x.access_token.expose_secret(), y.access_token.expose_secret());
