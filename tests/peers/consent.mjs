@@ -26,8 +26,8 @@
 //                  Success" page (logged as `device success`)
 //   device-deny    the same, but abort at the consent: latchkey's next poll gets access_denied
 // CONSENT_LOGIN is the login name (default `alice`).
-// CONSENT_LOG, a file: receives `stray <status>` for each stray request, `redirect <parameter
-// names>`, `status <code>` and the page latchkey answered (or `error <text>`), then `end`, in one
+// CONSENT_LOG, a file: receives `authorization <parameter names>` (with login_hint's value),
+// `stray <status>` for each stray request, `redirect <parameter names>`, `status <code>` and the page latchkey answered (or `error <text>`), then `end`, in one
 // write. latchkey starts browsers with their
 // output discarded, so the log is the only report.
 import fs from 'node:fs';
@@ -67,6 +67,7 @@ async function request(url, options = {}) {
 // that redirect is the one meant for latchkey.
 async function authorize(start) {
   const origin = new URL(start).origin;
+  log(`authorization ${[...new URL(start).searchParams].map(([name, value]) => (name === 'login_hint' ? `${name}=${value}` : name)).join(',')}`);
   let url = start;
   let response = await request(url);
   for (let step = 0; step < 20; step += 1) {

@@ -807,6 +807,60 @@ fn a_client_credentials_server_gets_a_token_with_no_sign_in_and_a_new_one_before
 }
 
 #[test]
+fn two_accounts_of_one_server_are_served_side_by_side_each_with_its_own_token() {
+    let peers = AuthPeers::start(3600);
+    let issuer = &peers.issuer;
+    let gateway = Setup::new(&format!(
+        "servers:\n  notes:\n    command: {}\n    secrets:\n      - {{name: notes.token, env: TOKEN}}\n    oauth:\n\
+         \x20     scopes: [openid, offline_access]\n      providers:\n        - provider: standard\n          secret: notes.token\n\
+         \x20         server_metadata:\n            issuer: {issuer}\n            authorization_endpoint: {issuer}/auth\n\
+         \x20           token_endpoint: {issuer}/token\n            token_endpoint_auth_methods_supported: [none]\n\
+         \x20         registration: {{client_id: public-client}}\n",
+        everything_command(),
+    ));
+    for (account, login) in [("work", "alice"), ("home", "bob")] {
+        let output = gateway
+            .command(latchkey_bin())
+            .args(["oauth", "authorize", "notes", "--account", account, "--timeout", "60"])
+            .env("BROWSER", peer("browser.sh"))
+            .env_remove("CONSENT_MODE")
+            .env("CONSENT_LOGIN", login)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "authorizing {account}: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    let stored = |account: &str| {
+        let store = gateway.store();
+        let id = store.credential_ids().unwrap().into_iter().find(|id| id.account.as_deref() == Some(account)).expect("stored");
+        store.load_credential(&id).unwrap().unwrap().tokens.access_token.expose_secret().to_string()
+    };
+    assert_ne!(stored("work"), stored("home"));
+    let listed: Value = serde_json::from_str(&gateway.latchkey(&["oauth", "ls", "--json"])).unwrap();
+    let mut accounts: Vec<(String, String)> = listed["credentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|view| (view["account"].as_str().unwrap_or("").to_string(), view["signed_in_as"].as_str().unwrap_or("").to_string()))
+        .collect();
+    accounts.sort();
+    assert_eq!(accounts, [("home".to_string(), "bob".to_string()), ("work".to_string(), "alice".to_string())], "{listed:#}");
+
+    let (code, said) = gateway.run(&["gateway", "run", "--servers", "notes@hobby"], b"");
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("server `notes` has no account `hobby` (its accounts: home, work)"), "{said}");
+    assert!(said.contains("`latchkey oauth authorize notes --account hobby`"), "{said}");
+
+    let http = gateway.http(&["--servers", "notes@work,notes@home"]);
+    let token = |served: &str| -> Value {
+        serde_json::from_str::<Value>(&text(&http.client(&[json!({"call": format!("{served}__get-env")})])[0])).unwrap()["TOKEN"].clone()
+    };
+    eventually("each account's server runs with that account's token", || {
+        token("notes-work") == stored("work").as_str() && token("notes-home") == stored("home").as_str()
+    });
+}
+
+#[test]
 fn a_discovery_only_remote_server_gets_its_token_sent_and_refreshed() {
     let peers = AuthPeers::start(8);
     let gateway = Setup::new(&format!("servers:\n  found:\n    remote: {{url: \"{}\"}}\n", peers.url));

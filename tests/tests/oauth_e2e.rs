@@ -315,6 +315,8 @@ struct Browser {
     strays: Vec<u16>,
     /// The parameter names of the redirect it delivered.
     redirect: Option<String>,
+    /// The authorization request's parameter names (`login_hint=<value>` with its value).
+    authorization: Option<String>,
     /// The page latchkey answered the redirect with.
     page: String,
 }
@@ -389,6 +391,11 @@ impl Lk {
     /// `oauth authorize <server>` with the scripted browser in `mode`; the browser's report, if it
     /// got as far as the redirect.
     fn authorize(&self, server: &str, mode: &str, extra: &[&str]) -> (Run, Option<Browser>) {
+        self.authorize_as("alice", server, mode, extra)
+    }
+
+    /// [`Lk::authorize`], signing in as `login`.
+    fn authorize_as(&self, login: &str, server: &str, mode: &str, extra: &[&str]) -> (Run, Option<Browser>) {
         let log = self.home.path().join(format!("browser-{}.log", self.runs.fetch_add(1, Ordering::SeqCst)));
         let log_text = log.to_str().unwrap().to_string();
         let mut args = vec!["oauth", "authorize", server];
@@ -396,7 +403,8 @@ impl Lk {
         if !extra.contains(&"--timeout") {
             args.extend(["--timeout", "60"]);
         }
-        let run = self.run(&args, &[("CONSENT_MODE", mode), ("CONSENT_LOG", &log_text)], b"");
+        let env = [("CONSENT_MODE", mode), ("CONSENT_LOG", &log_text), ("CONSENT_LOGIN", login)];
+        let run = self.run(&args, &env, b"");
         let browser = opened_a_browser(&run).then(|| read_browser_log(&log)).flatten();
         (run, browser)
     }
@@ -449,8 +457,9 @@ fn read_browser_log(log: &Path) -> Option<Browser> {
             assert!(!text.contains("\nerror ") && !text.starts_with("error "), "the scripted browser failed:\n{text}");
             let strays = text.lines().filter_map(|line| line.strip_prefix("stray ")?.parse().ok()).collect();
             let redirect = text.lines().find_map(|line| line.strip_prefix("redirect ")).map(str::to_string);
+            let authorization = text.lines().find_map(|line| line.strip_prefix("authorization ")).map(str::to_string);
             let page = text.lines().skip_while(|line| !line.starts_with("status ")).skip(1).collect::<Vec<_>>().join("\n");
-            return Some(Browser { strays, redirect, page });
+            return Some(Browser { strays, redirect, authorization, page });
         }
         if Instant::now() > deadline {
             return None;
@@ -789,6 +798,62 @@ fn a_refused_refresh_token_marks_the_credential_for_reauthorization() {
     // Signing in again repairs it.
     lk.authorized("tasks");
     assert_eq!(lk.view("tasks")["state"], "authorized");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Several accounts on one server
+
+#[test]
+fn several_accounts_of_one_server_are_kept_refreshed_and_revoked_apart() {
+    let oidc = Oidc::start();
+    let lk = Lk::new(StoreKind::File);
+    lk.add(&Entry::new("notes", &oidc, "basic-client", "client_secret_basic"));
+    lk.set_secret("notes.client_secret", "basic-secret");
+    // The default account (as before there were several), and two more.
+    let signed_in = |login: &str, account: Option<&str>| {
+        let extra: Vec<&str> = account.map(|account| vec!["--account", account]).unwrap_or_default();
+        let (run, browser) = lk.authorize_as(login, "notes", "approve", &extra);
+        assert_eq!(run.code, Some(0), "{run:#?}");
+        browser.expect("the browser ran")
+    };
+    let default = signed_in("carol", None);
+    let work = signed_in("alice", Some("work"));
+    let email = signed_in("bob", Some("bob@example.com"));
+    assert!(!default.authorization.as_deref().unwrap_or_default().contains("login_hint"), "{default:#?}");
+    assert!(!work.authorization.as_deref().unwrap_or_default().contains("login_hint"), "a bare name is no hint: {work:#?}");
+    assert!(email.authorization.as_deref().unwrap_or_default().contains("login_hint=bob@example.com"), "{email:#?}");
+
+    let credentials = lk.credentials("notes");
+    assert_eq!(credentials.len(), 3, "each account has its own credential");
+    let by_account =
+        |account: Option<&str>| credentials.iter().find(|credential| credential.id.account.as_deref() == account).expect("stored").clone();
+    let (carol, alice, bob) = (by_account(None), by_account(Some("work")), by_account(Some("bob@example.com")));
+    assert_eq!(carol.identity.as_ref().map(|who| who.label.as_str()), Some("carol"));
+    assert_eq!(alice.identity.as_ref().map(|who| who.label.as_str()), Some("alice"));
+    assert_eq!(bob.identity.as_ref().map(|who| who.label.as_str()), Some("bob"));
+    for credential in [&carol, &alice, &bob] {
+        assert!(oidc.active(&access_token(credential)));
+    }
+    let table = lk.ok(&["oauth", "ls"]).stdout;
+    assert!(table.lines().any(|line| line.contains("notes@work") && line.contains("work (alice)")), "{table}");
+    assert!(table.lines().any(|line| line.trim_start().starts_with("notes ") && line.contains("carol")), "{table}");
+
+    // Refresh and revoke name one account; nothing happens to the others.
+    lk.ok(&["oauth", "refresh", "notes", "--account", "work"]);
+    let after: Vec<Credential> = lk.credentials("notes");
+    let token_of =
+        |account: Option<&str>| access_token(after.iter().find(|credential| credential.id.account.as_deref() == account).expect("stored"));
+    assert_ne!(token_of(Some("work")), access_token(&alice), "work's was refreshed");
+    assert_eq!(token_of(None), access_token(&carol), "the default account's was not");
+    assert_eq!(token_of(Some("bob@example.com")), access_token(&bob));
+    let revoke = lk.ok(&["oauth", "revoke", "notes", "--account", "bob@example.com"]);
+    assert!(revoke.stdout.contains("Deleted 1 local credential for notes"), "{revoke:#?}");
+    assert!(!oidc.active(&refresh_token(&bob)), "bob's grant was revoked at the provider");
+    assert!(oidc.active(&refresh_token(&carol)) && oidc.active(&refresh_token(&alice)), "the others' were not");
+    assert_eq!(lk.credentials("notes").len(), 2);
+
+    let error = lk.fails(&["oauth", "authorize", "notes", "--account", "two words"]);
+    assert!(error.contains("`two words` is not a valid account name"), "{error}");
 }
 
 // ---------------------------------------------------------------------------------------------

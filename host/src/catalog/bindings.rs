@@ -5,7 +5,8 @@
 //! resolves a binding to its issuer and client (`crate::oauth::engine`), which together name the
 //! stored credential; everything that authorizes, refreshes, revokes or hands out a token names
 //! the binding, so that a server with two providers gets each provider's token where that provider's
-//! `secret` goes, and a discovery-only remote server is treated like any other.
+//! `secret` goes, and a discovery-only remote server is treated like any other. A server served
+//! for one of the user's several accounts (`gmail@work`) has bindings of that account.
 
 use std::fmt;
 
@@ -16,6 +17,8 @@ use super::model::{Kind, Server};
 pub struct Binding {
     pub server: String,
     pub entry: Entry,
+    /// One of the user's accounts (`oauth authorize --account`); `None`: the default one.
+    pub account: Option<String>,
 }
 
 /// Where a binding's authorization server comes from.
@@ -63,10 +66,21 @@ impl Binding {
 
     /// The command that signs this credential in.
     pub fn authorize_command(&self) -> String {
-        match &self.entry {
-            Entry::Provider { label, .. } if !label.is_empty() => format!("latchkey oauth authorize {} --provider {label}", self.server),
-            _ => format!("latchkey oauth authorize {}", self.server),
+        let mut command = format!("latchkey oauth authorize {}", self.server);
+        if let Entry::Provider { label, .. } = &self.entry
+            && !label.is_empty()
+        {
+            command.push_str(&format!(" --provider {label}"));
         }
+        if let Some(account) = &self.account {
+            command.push_str(&format!(" --account {account}"));
+        }
+        command
+    }
+
+    /// This binding, for `account`.
+    pub fn for_account(self, account: Option<String>) -> Binding {
+        Binding { account, ..self }
     }
 
     /// The index of the `oauth.providers` entry, `None` for discovery.
@@ -79,12 +93,17 @@ impl Binding {
 }
 
 /// `server` for a server's only (or discovered) credential, `server[label]` when it has several
-/// providers: the name `/health` and messages use.
+/// providers, with `@account` for an account other than the default: the name `/health` and
+/// messages use.
 impl fmt::Display for Binding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.entry {
-            Entry::Provider { label, .. } if !label.is_empty() => write!(f, "{}[{label}]", self.server),
-            _ => f.write_str(&self.server),
+            Entry::Provider { label, .. } if !label.is_empty() => write!(f, "{}[{label}]", self.server)?,
+            _ => f.write_str(&self.server)?,
+        }
+        match &self.account {
+            Some(account) => write!(f, "@{account}"),
+            None => Ok(()),
         }
     }
 }
@@ -96,7 +115,7 @@ impl Server {
         let providers: Vec<_> = self.oauth.iter().flat_map(|oauth| oauth.providers.iter()).collect();
         if providers.is_empty() {
             return match self.kind {
-                Kind::Remote { .. } => vec![Binding { server: self.name.clone(), entry: Entry::Discovery }],
+                Kind::Remote { .. } => vec![Binding { server: self.name.clone(), entry: Entry::Discovery, account: self.account.clone() }],
                 _ => Vec::new(),
             };
         }
@@ -115,7 +134,7 @@ impl Server {
                     (true, None, Some(secret)) => secret.clone(),
                     (true, None, None) => format!("#{}", index + 1),
                 };
-                Binding { server: self.name.clone(), entry: Entry::Provider { index, label, secret } }
+                Binding { server: self.name.clone(), entry: Entry::Provider { index, label, secret }, account: self.account.clone() }
             })
             .collect()
     }
@@ -194,6 +213,10 @@ mod tests {
         assert_eq!(bindings[1].to_string(), "pair[standard]");
         assert_eq!(bindings[1].authorize_command(), "latchkey oauth authorize pair --provider standard");
         assert_eq!(bindings[1].client_secret_name(), "pair.standard.client_secret");
+        let work = pair.for_account(Some("work".into())).bindings().remove(1);
+        assert_eq!(work.to_string(), "pair[standard]@work");
+        assert_eq!(work.authorize_command(), "latchkey oauth authorize pair --provider standard --account work");
+        assert_eq!(work.client_secret_name(), "pair.standard.client_secret", "one client, whichever account signs in");
         let error = pair.binding(None).unwrap_err().to_string();
         assert!(error.contains("2 OAuth providers") && error.contains("google, standard"), "{error}");
         let error = pair.binding(Some("slack")).unwrap_err().to_string();
@@ -212,7 +235,7 @@ mod tests {
     #[test]
     fn a_remote_server_without_providers_is_discovered_and_a_local_one_has_none() {
         let remote = server("servers:\n  found:\n    remote: {url: https://mcp.example/mcp}\n");
-        assert_eq!(remote.bindings(), [Binding { server: "found".into(), entry: Entry::Discovery }]);
+        assert_eq!(remote.bindings(), [Binding { server: "found".into(), entry: Entry::Discovery, account: None }]);
         assert_eq!(remote.bearer_binding().unwrap().to_string(), "found");
         assert_eq!(remote.bindings()[0].client_secret_name(), "found.client_secret");
         let local = server("servers:\n  plain:\n    command: [x]\n");

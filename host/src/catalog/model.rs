@@ -134,9 +134,27 @@ pub struct Server {
     pub source: Source,
     /// The line of the entry's key in `source`.
     pub line: u64,
+    /// The account whose credentials the server gets, when it is served for one of the user's
+    /// several (`gateway run --servers gmail@work`); `None`: the default account.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
 }
 
 impl Server {
+    /// This server, served for `account`.
+    pub fn for_account(&self, account: Option<String>) -> Server {
+        Server { account, ..self.clone() }
+    }
+
+    /// The name the gateway serves it under: the catalog's, with `-<account>` for an account
+    /// other than the default (tool names allow no `@`).
+    pub fn served_name(&self) -> String {
+        match &self.account {
+            Some(account) => format!("{}-{}", self.name, account.replace(['@', '+'], "-")),
+            None => self.name.clone(),
+        }
+    }
+
     /// The declared secret called `name`.
     pub fn secret(&self, name: &str) -> Option<&Secret> {
         self.secrets.iter().find(|secret| secret.name.as_str() == name)

@@ -368,6 +368,7 @@ fn check_server(source: &Source, key: Located<String>, raw: RawServer, problems:
         ignored,
         source: source.clone(),
         line: key.line(),
+        account: None,
     })
 }
 

@@ -26,7 +26,8 @@ pub enum GatewayCommand {
         host: IpAddr,
         #[arg(long, default_value_t = 8811)]
         port: u16,
-        /// Catalog servers to serve, comma-separated (default: every catalog server).
+        /// Catalog servers to serve, comma-separated (default: every catalog server); `gmail@work`
+        /// serves a server with one of your accounts (`oauth authorize --account`), as `gmail-work`.
         #[arg(long, value_delimiter = ',')]
         servers: Vec<String>,
         /// Between server and tool names: `<server><separator><tool>`.
@@ -93,6 +94,7 @@ pub fn run(command: GatewayCommand) -> Result<(), Failure> {
         }
         let naming = Naming { separator: (!no_prefix).then_some(separator) };
         let gateway = Gateway::new(engine, &servers, naming, Duration::from_secs(timeout))?;
+        gateway.check_accounts().await?;
         let containers = gateway.upstreams().any(|upstream| matches!(upstream.server.kind, crate::catalog::Kind::Image { .. }));
         if containers && let Ok(docker) = gateway::container::connect().await {
             match gateway::container::remove_leftovers(&docker, &paths).await {

@@ -36,6 +36,9 @@ pub enum OAuthCommand {
         /// Which of the server's OAuth providers: its provider id, or the secret that receives its token.
         #[arg(long)]
         provider: Option<String>,
+        /// Which of your accounts (the name given to `oauth authorize --account`).
+        #[arg(long)]
+        account: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -43,6 +46,9 @@ pub enum OAuthCommand {
     /// copy. When the provider does not confirm the revocation, the local copy is kept.
     Revoke {
         server: String,
+        /// Only this account's credentials (by default, every account's).
+        #[arg(long)]
+        account: Option<String>,
         /// Delete the local copy even when the provider did not confirm the revocation.
         #[arg(long)]
         forget: bool,
@@ -110,6 +116,11 @@ pub struct AuthorizeArgs {
     /// Scopes to request instead of the catalog's, separated by commas or spaces.
     #[arg(long)]
     scopes: Option<String>,
+    /// Keep this sign-in as one of several accounts for the server, under this name (`work`, or
+    /// the account's e-mail address, which is also sent as `login_hint`). Without it, the sign-in
+    /// is the server's default account.
+    #[arg(long)]
+    account: Option<String>,
     /// Sign in on another device (RFC 8628): latchkey prints an address and a code to enter
     /// there, and waits. For SSH sessions, containers and headless machines.
     #[arg(long, conflicts_with_all = ["client_credentials", "paste", "no_browser", "redirect_uri"])]
@@ -137,8 +148,12 @@ pub fn run(command: OAuthCommand) -> Result<(), Failure> {
             OAuthCommand::Register(args) => register(&open(paths)?, args).await,
             OAuthCommand::Authorize(args) => authorize(&open(paths)?, args).await,
             OAuthCommand::Ls { json } => list(&open(paths)?, json).await,
-            OAuthCommand::Refresh { server, provider, json } => refresh(&open(paths)?, &server, provider.as_deref(), json).await,
-            OAuthCommand::Revoke { server, forget, json } => revoke(&open(paths)?, &server, forget, json).await,
+            OAuthCommand::Refresh { server, provider, account, json } => {
+                refresh(&open(paths)?, &server, provider.as_deref(), account.as_deref(), json).await
+            }
+            OAuthCommand::Revoke { server, account, forget, json } => {
+                revoke(&open(paths)?, &server, account.as_deref(), forget, json).await
+            }
         }
     })
 }
@@ -208,7 +223,7 @@ async fn register(engine: &Engine, args: RegisterArgs) -> Result<(), Failure> {
 
 async fn authorize(engine: &Engine, args: AuthorizeArgs) -> Result<(), Failure> {
     let overrides = Overrides { scopes: args.scopes.as_deref().map(split_scopes), ..Overrides::default() };
-    let binding = engine.binding(&args.server, args.provider.as_deref())?;
+    let binding = engine.binding(&args.server, args.provider.as_deref(), args.account.as_deref())?;
     let mut target = engine.target(&binding, &overrides).await?;
     if args.device {
         let pending = engine.start_device(&target).await?;
@@ -336,7 +351,11 @@ async fn list(engine: &Engine, as_json: bool) -> Result<(), Failure> {
         };
         table.add_row(vec![
             view.binding.clone().unwrap_or_else(|| view.server.clone()),
-            view.signed_in_as.clone().unwrap_or_else(|| "-".into()),
+            match (&view.account, &view.signed_in_as) {
+                (Some(account), Some(who)) if account != who => format!("{account} ({who})"),
+                (Some(name), _) | (None, Some(name)) => name.clone(),
+                (None, None) => "-".into(),
+            },
             view.provider.clone(),
             view.state.replace('-', " "),
             expires,
@@ -346,9 +365,10 @@ async fn list(engine: &Engine, as_json: bool) -> Result<(), Failure> {
     }
     output::print_table(&table);
     for view in views.iter().filter(|view| view.state == "needs-reauthorization") {
+        let account = view.account.as_ref().map(|account| format!(" --account {account}")).unwrap_or_default();
         output::warning(&format!(
-            "{} needs re-authorization: {}; run `latchkey oauth authorize {}`",
-            view.server,
+            "{} needs re-authorization: {}; run `latchkey oauth authorize {}{account}`",
+            view.binding.as_ref().unwrap_or(&view.server),
             view.reason.clone().unwrap_or_default(),
             view.server
         ));
@@ -356,8 +376,8 @@ async fn list(engine: &Engine, as_json: bool) -> Result<(), Failure> {
     Ok(())
 }
 
-async fn refresh(engine: &Engine, server: &str, provider: Option<&str>, as_json: bool) -> Result<(), Failure> {
-    let credentials = engine.refresh_server(server, provider).await?;
+async fn refresh(engine: &Engine, server: &str, provider: Option<&str>, account: Option<&str>, as_json: bool) -> Result<(), Failure> {
+    let credentials = engine.refresh_server(server, provider, account).await?;
     let now = SystemTime::now();
     let views: Vec<CredentialView> = credentials.iter().map(|credential| CredentialView::of(credential, now)).collect();
     match (as_json, views.as_slice()) {
@@ -373,8 +393,8 @@ async fn refresh(engine: &Engine, server: &str, provider: Option<&str>, as_json:
     Ok(())
 }
 
-async fn revoke(engine: &Engine, server: &str, forget: bool, as_json: bool) -> Result<(), Failure> {
-    let report = engine.revoke(server, forget).await?;
+async fn revoke(engine: &Engine, server: &str, account: Option<&str>, forget: bool, as_json: bool) -> Result<(), Failure> {
+    let report = engine.revoke(server, account, forget).await?;
     let plural = |count: usize| if count == 1 { "" } else { "s" };
     if as_json {
         output::json(&report);

@@ -89,6 +89,19 @@ impl Default for Naming {
     }
 }
 
+/// The catalog server a `--servers` entry names: `gmail`, or `gmail@work` for one of the user's
+/// accounts.
+fn select(catalog: &crate::catalog::Catalog, selector: &str) -> anyhow::Result<crate::catalog::Server> {
+    let (name, account) = match selector.split_once('@') {
+        Some((name, account)) => {
+            crate::store::validate_account_name(account)?;
+            (name, Some(account.to_string()))
+        }
+        None => (selector, None),
+    };
+    Ok(catalog.server(name)?.for_account(account))
+}
+
 /// The gateway. Cheap to clone: every HTTP session gets a clone.
 #[derive(Clone)]
 pub struct Gateway {
@@ -113,24 +126,26 @@ impl Gateway {
     pub fn new(engine: Arc<Engine>, servers: &[String], naming: Naming, timeout: Duration) -> anyhow::Result<Gateway> {
         let (events, receiver) = mpsc::unbounded_channel::<(String, Event)>();
         let mut upstreams = BTreeMap::new();
-        let selected: Vec<&crate::catalog::Server> = if servers.is_empty() {
-            engine.catalog().servers().collect()
+        let selected: Vec<crate::catalog::Server> = if servers.is_empty() {
+            engine.catalog().servers().cloned().collect()
         } else {
-            servers.iter().map(|name| engine.catalog().server(name)).collect::<Result<_, _>>()?
+            servers.iter().map(|selector| select(engine.catalog(), selector)).collect::<anyhow::Result<_>>()?
         };
         for server in &selected {
-            if let Some(separator) =
-                naming.separator.as_deref().filter(|separator| separator.is_empty() || server.name.contains(*separator))
-            {
+            let name = server.served_name();
+            if let Some(separator) = naming.separator.as_deref().filter(|separator| separator.is_empty() || name.contains(*separator)) {
                 anyhow::bail!(
-                    "server `{}` contains the separator `{separator}`, so the names of its tools would be ambiguous; run the \
-                     gateway with another --separator (one that no server name contains), or rename the server",
-                    server.name
+                    "server `{name}` contains the separator `{separator}`, so the names of its tools would be ambiguous; run the \
+                     gateway with another --separator (one that no server name contains), or rename the server"
                 );
             }
         }
         for server in selected {
-            upstreams.insert(server.name.clone(), Upstream::new(server.clone(), engine.clone(), events.clone(), timeout));
+            let name = server.served_name();
+            if upstreams.contains_key(&name) {
+                anyhow::bail!("`{name}` is named twice in --servers; name each server (and account) once");
+            }
+            upstreams.insert(name, Upstream::new(server, engine.clone(), events.clone(), timeout));
         }
         let gateway = Gateway {
             inner: Arc::new(Inner {
@@ -144,6 +159,24 @@ impl Gateway {
         };
         gateway.forward_events(receiver);
         Ok(gateway)
+    }
+
+    /// Each server served for an account other than the default, checked against the accounts
+    /// signed in: a misspelt account would otherwise run a server with no credential.
+    pub async fn check_accounts(&self) -> anyhow::Result<()> {
+        for upstream in self.upstreams() {
+            let Some(account) = &upstream.server.account else { continue };
+            let server = &upstream.server.name;
+            let known = self.inner.engine.accounts(server).await?;
+            if !known.contains(account) {
+                let listed = if known.is_empty() { "none yet".to_string() } else { known.join(", ") };
+                anyhow::bail!(
+                    "server `{server}` has no account `{account}` (its accounts: {listed}); sign it in with `latchkey oauth \
+                     authorize {server} --account {account}`, or name one of its accounts in --servers"
+                );
+            }
+        }
+        Ok(())
     }
 
     pub fn upstreams(&self) -> impl Iterator<Item = &Arc<Upstream>> {

@@ -165,6 +165,8 @@ pub struct Health {
 
 pub struct Upstream {
     pub server: Server,
+    /// [`Server::served_name`].
+    name: String,
     engine: Arc<Engine>,
     events: Events,
     /// For `initialize` and for every request.
@@ -196,6 +198,7 @@ pub enum UpstreamError {
 impl Upstream {
     pub fn new(server: Server, engine: Arc<Engine>, events: Events, timeout: Duration) -> Arc<Upstream> {
         Arc::new(Upstream {
+            name: server.served_name(),
             server,
             engine,
             events,
@@ -208,8 +211,9 @@ impl Upstream {
         })
     }
 
+    /// What the gateway serves it as: the server's name, with its account when not the default.
     pub fn name(&self) -> &str {
-        &self.server.name
+        &self.name
     }
 
     pub fn health(&self) -> Health {

@@ -27,6 +27,8 @@ pub struct Request {
     pub issuer: Option<String>,
     /// The server advertises `authorization_response_iss_parameter_supported`: `iss` must come.
     pub iss_required: bool,
+    /// `login_hint` (OpenID Connect Core §3.1.2.1), unless the provider sets its own.
+    pub login_hint: Option<String>,
 }
 
 /// How the client identity is obtained.
@@ -168,6 +170,11 @@ pub async fn start(mut request: Request, client: ClientSource, mode: Mode) -> Re
     let provider = request.endpoint.provider.clone();
     let (scopes, config) = (request.scopes.clone(), request.endpoint.config.clone());
     params.extend(exchange::blocking(move || provider.authorize_params(&scopes, &config)).await?);
+    if let Some(hint) = &request.login_hint
+        && !params.iter().any(|(name, _)| name == "login_hint")
+    {
+        params.push(("login_hint".into(), hint.clone()));
+    }
 
     let endpoint = &request.endpoint.flow.endpoints.authorization;
     let mut url =

@@ -290,9 +290,12 @@ impl Engine {
     }
 
     /// The binding of catalog server `server` that `provider` names (a provider id, or the secret
-    /// that receives its token), or its only one.
-    pub fn binding(&self, server: &str, provider: Option<&str>) -> anyhow::Result<Binding> {
-        Ok(self.catalog.server(server)?.binding(provider)?)
+    /// that receives its token), or its only one; for `account`, or the default account.
+    pub fn binding(&self, server: &str, provider: Option<&str>, account: Option<&str>) -> anyhow::Result<Binding> {
+        if let Some(account) = account {
+            crate::store::validate_account_name(account)?;
+        }
+        Ok(self.catalog.server(server)?.binding(provider)?.for_account(account.map(str::to_string)))
     }
 
     /// `binding`'s target, resolved once per process: later calls get the same one without a
@@ -411,7 +414,7 @@ impl Engine {
         }
         Ok(Target {
             binding: binding.clone(),
-            id: CredentialId::new(server_name, issuer.clone(), endpoint.client.client_id.clone()),
+            id: CredentialId::new(server_name, issuer.clone(), endpoint.client.client_id.clone()).with_account(binding.account.clone()),
             endpoint,
             scopes,
             resource,
@@ -607,7 +610,7 @@ impl Engine {
         let mut endpoint = TokenEndpoint { provider, flow, client, config, http: self.http.clone() };
         settle_client_auth(&mut endpoint, &found.metadata);
         Ok(Target {
-            binding: Binding { server: server.clone(), entry: crate::catalog::BindingEntry::Discovery },
+            binding: Binding { server: server.clone(), entry: crate::catalog::BindingEntry::Discovery, account: None },
             id: CredentialId::new(server, issuer.clone(), endpoint.client.client_id.clone()),
             endpoint,
             scopes,
@@ -684,6 +687,9 @@ impl Engine {
             resource: target.resource.clone(),
             issuer: target.expected_iss.clone(),
             iss_required: target.iss_required,
+            // OpenID Connect's hint at which account to sign in with: only an account named by
+            // its e-mail address says which.
+            login_hint: target.id.account.clone().filter(|account| account.contains('@')),
         };
         Ok(authorize::start(request, client, mode).await?)
     }

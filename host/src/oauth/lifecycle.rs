@@ -70,6 +70,9 @@ pub struct CredentialView {
     pub provider: String,
     pub issuer: String,
     pub client_id: String,
+    /// The user's name for the account (`oauth authorize --account`); absent for the default one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
     /// `authorized`, `expired`, `needs-reauthorization`.
     pub state: &'static str,
     /// Seconds until the access token expires (negative: expired); `None` when unknown.
@@ -102,6 +105,7 @@ impl CredentialView {
             provider: credential.provider.clone(),
             issuer: credential.id.issuer.clone(),
             client_id: credential.id.client_id.clone(),
+            account: credential.id.account.clone(),
             state,
             expires_in,
             scopes: credential.tokens.scopes.clone(),
@@ -156,7 +160,7 @@ impl Engine {
     /// The name of the binding a stored credential belongs to, as far as the catalog tells without
     /// asking anyone: the server's only binding, or the provider entry with that client and issuer.
     fn binding_of(&self, id: &CredentialId) -> Option<String> {
-        let server = self.catalog().server(&id.server).ok()?;
+        let server = self.catalog().server(&id.server).ok()?.for_account(id.account.clone());
         let bindings = server.bindings();
         if let [only] = bindings.as_slice() {
             return Some(only.to_string());
@@ -174,6 +178,19 @@ impl Engine {
         }
     }
 
+    /// The accounts other than the default that `server` has credentials for, sorted.
+    pub async fn accounts(&self, server: &str) -> anyhow::Result<Vec<String>> {
+        let server = server.to_string();
+        self.blocking_store(move |store| {
+            let mut accounts: Vec<String> =
+                store.credential_ids()?.into_iter().filter(|id| id.server == server).filter_map(|id| id.account).collect();
+            accounts.sort();
+            accounts.dedup();
+            Ok(accounts)
+        })
+        .await
+    }
+
     /// The stored credential `id`, if any.
     pub async fn load(&self, id: &CredentialId) -> anyhow::Result<Option<Credential>> {
         let id = id.clone();
@@ -187,9 +204,12 @@ impl Engine {
     }
 
     /// Refresh the credential of `server`'s binding that `provider` names, or of each of its
-    /// bindings.
-    pub async fn refresh_server(&self, server: &str, provider: Option<&str>) -> anyhow::Result<Vec<Credential>> {
-        let entry = self.catalog().server(server)?;
+    /// bindings, for `account` (else the default account).
+    pub async fn refresh_server(&self, server: &str, provider: Option<&str>, account: Option<&str>) -> anyhow::Result<Vec<Credential>> {
+        if let Some(account) = account {
+            crate::store::validate_account_name(account)?;
+        }
+        let entry = &self.catalog().server(server)?.for_account(account.map(str::to_string));
         let bindings = match provider {
             Some(_) => vec![entry.binding(provider)?],
             None => entry.bindings(),
@@ -357,10 +377,17 @@ impl Engine {
     /// more is not sent anywhere. A credential whose revocation the provider did not confirm (it
     /// refused, did not answer, or could not be asked) is kept, so that nothing still valid at the
     /// provider is forgotten here; `forget` deletes it anyway.
-    pub async fn revoke(&self, server: &str, forget: bool) -> anyhow::Result<RevokeReport> {
+    pub async fn revoke(&self, server: &str, account: Option<&str>, forget: bool) -> anyhow::Result<RevokeReport> {
         let ids: Vec<CredentialId> = {
-            let server = server.to_string();
-            self.blocking_store(move |store| Ok(store.credential_ids()?.into_iter().filter(|id| id.server == server).collect())).await?
+            let (server, account) = (server.to_string(), account.map(str::to_string));
+            self.blocking_store(move |store| {
+                Ok(store
+                    .credential_ids()?
+                    .into_iter()
+                    .filter(|id| id.server == server && (account.is_none() || id.account == account))
+                    .collect())
+            })
+            .await?
         };
         let mut report = RevokeReport { server: server.to_string(), revoked_at: None, remote_note: None, deleted: 0, kept: 0 };
         if ids.is_empty() {
@@ -369,7 +396,8 @@ impl Engine {
         }
         let (targets, problems) = self.targets_of(server).await;
         for id in ids {
-            let target = targets.iter().find(|target| target.id == id);
+            // Every account of a binding signs in at the same provider as the same client.
+            let target = targets.iter().find(|target| target.id == id.clone().with_account(None));
             let settled = match (target, self.load(&id).await?) {
                 (Some(target), Some(credential)) => revoke_at_provider(target, &credential, &mut report).await,
                 (None, Some(_)) => {

@@ -38,7 +38,7 @@ pub(crate) use self::document::Document;
 pub use self::keyring::{KEYRING_KIND, KeyringError};
 pub use self::lock::CredentialLock;
 pub(crate) use self::lock::FileLock;
-pub use self::names::{CredentialId, validate_secret_name};
+pub use self::names::{CredentialId, validate_account_name, validate_secret_name};
 
 use self::file::FileStore;
 use self::keyring::KeyringStore;

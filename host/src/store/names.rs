@@ -29,7 +29,23 @@ pub fn validate_secret_name(name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Which OAuth credential: one per MCP server, authorization server and client.
+/// The longest account name.
+const MAX_ACCOUNT_LEN: usize = 64;
+
+/// Check that `name` can name an account (`work`, `jane@example.com`): 1 to 64 of
+/// `A-Z a-z 0-9 . _ - + @`.
+pub fn validate_account_name(name: &str) -> anyhow::Result<()> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+' | '@');
+    if name.is_empty() || name.len() > MAX_ACCOUNT_LEN || !name.chars().all(allowed) {
+        anyhow::bail!(
+            "`{name}` is not a valid account name: use 1 to {MAX_ACCOUNT_LEN} letters, digits, '.', '_', '-', '+' or '@' (for \
+             example work, or the account's e-mail address)"
+        );
+    }
+    Ok(())
+}
+
+/// Which OAuth credential: one per MCP server, authorization server, client and account.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct CredentialId {
     /// The catalog's server name (`gmail`).
@@ -37,29 +53,44 @@ pub struct CredentialId {
     /// The authorization server's issuer (`https://accounts.google.com`).
     pub issuer: String,
     pub client_id: String,
+    /// The user's name for one of several accounts (`oauth authorize --account work`); `None` is
+    /// the account every credential had before there were several, so their keys stay the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
 }
 
 impl CredentialId {
     pub fn new(server: impl Into<String>, issuer: impl Into<String>, client_id: impl Into<String>) -> CredentialId {
-        CredentialId { server: server.into(), issuer: issuer.into(), client_id: client_id.into() }
+        CredentialId { server: server.into(), issuer: issuer.into(), client_id: client_id.into(), account: None }
+    }
+
+    pub fn with_account(self, account: Option<String>) -> CredentialId {
+        CredentialId { account, ..self }
     }
 
     /// The store key: a readable prefix and a hash of the exact components.
     pub fn key(&self) -> String {
         let mut hash = Sha256::new();
-        for part in [&self.server, &self.issuer, &self.client_id] {
+        for part in [&self.server, &self.issuer, &self.client_id].into_iter().chain(&self.account) {
             hash.update((part.len() as u64).to_be_bytes());
             hash.update(part.as_bytes());
         }
         let digest = hash.finalize();
         let host = self.issuer.split_once("://").map_or(self.issuer.as_str(), |(_, rest)| rest);
-        format!("oauth/{}/{}/{}", readable(&self.server), readable(host), hex::encode(&digest[..16]))
+        let server = match &self.account {
+            Some(account) => readable(&format!("{}@{account}", self.server)),
+            None => readable(&self.server),
+        };
+        format!("oauth/{server}/{}/{}", readable(host), hex::encode(&digest[..16]))
     }
 }
 
 impl fmt::Display for CredentialId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "server {} (issuer {}, client {})", self.server, self.issuer, self.client_id)
+        match &self.account {
+            Some(account) => write!(f, "server {} (account {account}, issuer {}, client {})", self.server, self.issuer, self.client_id),
+            None => write!(f, "server {} (issuer {}, client {})", self.server, self.issuer, self.client_id),
+        }
     }
 }
 
@@ -140,6 +171,11 @@ mod tests {
             CredentialId::new("my_server", "https://x", "c"),
             CredentialId::new(format!("{long}a"), "https://x", "c"),
             CredentialId::new(format!("{long}b"), "https://x", "c"),
+            // Accounts: each its own, and none the same as the default.
+            CredentialId::new("gmail", "https://accounts.google.com", "1234.apps").with_account(Some("work".into())),
+            CredentialId::new("gmail", "https://accounts.google.com", "1234.apps").with_account(Some("home".into())),
+            CredentialId::new("gmail", "https://accounts.google.com", "1234.apps").with_account(Some(String::new())),
+            CredentialId::new("gmail", "https://accounts.google.com", "1234").with_account(Some(".apps".into())),
         ];
         let keys: HashSet<String> = ids.iter().map(CredentialId::key).collect();
         assert_eq!(keys.len(), ids.len(), "{keys:#?}");
@@ -155,6 +191,26 @@ mod tests {
         assert!(huge.len() < 6 + 2 * READABLE_LEN + 2 + 32 + 1, "{} characters", huge.len());
         let odd = CredentialId::new("", "://", "").key();
         assert!(odd.starts_with("oauth/_/_/"), "{odd}");
+        let work = CredentialId::new("gmail", "https://accounts.google.com", "1234.apps").with_account(Some("work".into())).key();
+        assert!(work.starts_with("oauth/gmail_work/accounts.google.com/"), "{work}");
+    }
+
+    #[test]
+    fn a_credential_without_an_account_keeps_the_key_it_had_before_accounts() {
+        // The key of this id before `account` existed: stored credentials are found with no migration.
+        let key = CredentialId::new("gmail", "https://accounts.google.com", "1234.apps").key();
+        assert_eq!(key, "oauth/gmail/accounts.google.com/352dfaba38da719ff9f81c3466de4843");
+    }
+
+    #[test]
+    fn account_names_are_short_and_plain() {
+        for good in ["work", "jane@example.com", "jane+lists@example.com", "a.b_c-d"] {
+            validate_account_name(good).unwrap();
+        }
+        for bad in ["", "two words", "work/home", "a\u{1b}b", &"a".repeat(65)] {
+            let error = validate_account_name(bad).unwrap_err().to_string();
+            assert!(error.contains("not a valid account name"), "{bad:?}: {error}");
+        }
     }
 
     #[test]
