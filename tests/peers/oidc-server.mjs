@@ -14,6 +14,9 @@
 //   `device-client` (public) and `basic-client` may use it. Device codes live
 //   OIDC_DEVICE_CODE_TTL seconds (default 600); oidc-provider sends no `interval`, so clients
 //   poll every 5 seconds (RFC 8628 §3.2's default).
+// - private_key_jwt (RFC 7523): `jwt-ec-client` (P-256) and `jwt-rsa-client` (RSA 2048), whose key
+//   pairs are made at start; with OIDC_CLIENT_KEYS_DIR, their private keys are written there as
+//   PKCS#8 PEM (`ec.pem`, `rsa.pem`) for the test to store in latchkey.
 // - The client credentials grant (RFC 6749 §4.4): `service-client` / `service-secret`
 //   (client_secret_basic) with the scope `mcp:tools`; its tokens live OIDC_ACCESS_TOKEN_TTL too.
 // - Open Dynamic Client Registration (RFC 7591) at /reg; PKCE S256 required for every client;
@@ -32,7 +35,10 @@
 //   (oidc-provider serves only the latter; RFC 8414 clients ask for the former).
 // - devInteractions login and consent pages: any login name, any password (tests/peers/consent.mjs
 //   drives them over HTTP).
+import crypto from 'node:crypto';
+import fs from 'node:fs';
 import http from 'node:http';
+import path from 'node:path';
 import Provider from 'oidc-provider';
 
 const port = Number(process.argv[2] ?? process.env.OIDC_PORT ?? 0);
@@ -46,6 +52,18 @@ await new Promise((resolve, reject) => {
   server.listen(port, '127.0.0.1', resolve);
 });
 const issuer = `http://127.0.0.1:${server.address().port}`;
+
+// The private_key_jwt clients' keys: the public halves are the clients' `jwks`.
+const clientKeys = {
+  ec: crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }),
+  rsa: crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }),
+};
+if (process.env.OIDC_CLIENT_KEYS_DIR) {
+  for (const [name, { privateKey }] of Object.entries(clientKeys)) {
+    fs.writeFileSync(path.join(process.env.OIDC_CLIENT_KEYS_DIR, `${name}.pem`), privateKey.export({ type: 'pkcs8', format: 'pem' }));
+  }
+}
+const jwks = (name) => ({ keys: [clientKeys[name].publicKey.export({ format: 'jwk' })] });
 
 const native = {
   application_type: 'native',
@@ -65,6 +83,8 @@ const provider = new Provider(issuer, {
     },
     { ...native, client_id: 'post-client', client_secret: 'post-secret', token_endpoint_auth_method: 'client_secret_post' },
     { ...native, client_id: 'public-client', token_endpoint_auth_method: 'none' },
+    { ...native, client_id: 'jwt-ec-client', token_endpoint_auth_method: 'private_key_jwt', jwks: jwks('ec') },
+    { ...native, client_id: 'jwt-rsa-client', token_endpoint_auth_method: 'private_key_jwt', jwks: jwks('rsa') },
     {
       application_type: 'native',
       client_id: 'device-client',

@@ -10,6 +10,8 @@
 //! [`Recorder::trap`]): a `prepare-request` that re-targets the host's requests, a provider that
 //! claims every issuer, and a hand-dropped file with a built-in's id.
 
+use std::path::Path;
+
 use latchkey::plugins::replacements::Replacements;
 use latchkey::plugins::{
     CallError, HttpResponse, Limits, Origin, PluginError, Problem, Provider, Registry, RequestKind, Runtime, TokenContext,
@@ -125,7 +127,7 @@ fn a_component_of_another_world() {
     assert_refused(
         "command.wasm",
         &component,
-        &["another world", "does not export `latchkey:provider/provider@0.1.0`", "`wasi:cli/run@0.2.6`"],
+        &["another world", "does not export `latchkey:provider/provider@0.2.0`", "`wasi:cli/run@0.2.6`"],
         |problem| matches!(problem, Problem::WrongWorld { found, .. } if found.contains("wasi:cli/run@0.2.6")),
     );
 }
@@ -134,13 +136,43 @@ fn a_component_of_another_world() {
 fn a_component_for_an_unsupported_contract_version() {
     assert_refused(
         "future.wasm",
-        &fixture("contract-0-2", ""),
-        &["built for contract latchkey:provider@0.2.0", "this latchkey supports latchkey:provider@0.1.0"],
+        &fixture("contract-1-0", ""),
+        &["built for contract latchkey:provider@1.0.0", "this latchkey supports latchkey:provider@0.1.0 and @0.2.0"],
         |problem| {
             matches!(problem, Problem::UnsupportedContract { found, supported }
-                if found == "latchkey:provider@0.2.0" && supported == "latchkey:provider@0.1.0")
+                if found == "latchkey:provider@1.0.0" && supported == "latchkey:provider@0.1.0 and @0.2.0")
         },
     );
+}
+
+#[test]
+fn a_component_built_for_contract_0_1_keeps_loading_and_passing_its_vectors() {
+    let home = Home::new();
+    let file = home.file("classic.wasm", &fixture("contract-0-1", ""));
+    let file = file.to_str().unwrap();
+    let verified = home.latchkey(&["provider", "verify", "--json", file]).json();
+    assert_eq!((verified["ok"].as_bool(), verified["contract"].as_str()), (Some(true), Some("latchkey:provider@0.1.0")), "{verified}");
+
+    let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/contract-0-1/vectors");
+    let tested = home.latchkey(&["provider", "test", file, "--vectors", vectors.to_str().unwrap(), "--json"]);
+    assert_eq!(tested.code, Some(0), "{tested:#?}");
+    let tested = tested.json();
+    assert_eq!((tested["passed"].as_u64(), tested["failed"].as_u64()), (Some(7), Some(0)), "{tested:#}");
+
+    // Installed, it is listed and inspected with its contract, beside the built-ins of 0.2.
+    let installed = home.latchkey(&["provider", "install", file]);
+    assert_eq!(installed.code, Some(0), "{installed:#?}");
+    let listed = home.latchkey(&["provider", "ls", "--json"]).json();
+    let contract_of = |id: &str| {
+        listed["providers"].as_array().unwrap().iter().find(|provider| provider["id"] == id).map(|provider| provider["contract"].clone())
+    };
+    assert_eq!(contract_of("classic"), Some(serde_json::json!("0.1.0")), "{listed:#}");
+    assert_eq!(contract_of("google"), Some(serde_json::json!("0.2.0")), "{listed:#}");
+    let table = home.latchkey(&["provider", "ls"]).stdout;
+    assert!(table.contains("CONTRACT") && table.lines().any(|line| line.contains("classic") && line.contains("0.1.0")), "{table}");
+    let inspected = home.latchkey(&["provider", "inspect", "classic"]).stdout;
+    assert!(inspected.lines().any(|line| line.contains("contract") && line.contains("latchkey:provider@0.1.0")), "{inspected}");
+    assert!(inspected.lines().any(|line| line.contains("device authorization") && line.contains('-')), "{inspected}");
 }
 
 #[test]
@@ -361,6 +393,19 @@ fn a_loopback_redirect_with_route_syntax_is_refused() {
         "route.wasm",
         &fixture("rogue", "loopback-route-syntax"),
         &["`configure` returned invalid output", "the loopback redirect path `/:cb` is not a plain absolute path"],
+        |problem| matches!(problem, Problem::InvalidOutput { hook: "configure", .. }),
+    );
+}
+
+#[test]
+fn a_device_endpoint_away_from_the_token_endpoint_is_refused() {
+    assert_refused(
+        "device.wasm",
+        &fixture("rogue", "device-elsewhere"),
+        &[
+            "`configure` returned invalid output",
+            "its device authorization endpoint is on https://collector.example, not on its token endpoint's origin https://rogue.example",
+        ],
         |problem| matches!(problem, Problem::InvalidOutput { hook: "configure", .. }),
     );
 }

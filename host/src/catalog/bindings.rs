@@ -50,6 +50,16 @@ impl Binding {
     /// (the provider named by its id, or by the secret its token goes to without the server's
     /// prefix), so that one provider's client secret never goes to another's authorization server.
     pub fn client_secret_name(&self) -> String {
+        self.client_credential_name("client_secret")
+    }
+
+    /// The stored secret that holds the client's private key, for `private_key_jwt`: named like
+    /// [`Binding::client_secret_name`], ending in `client_key`.
+    pub fn client_key_name(&self) -> String {
+        self.client_credential_name("client_key")
+    }
+
+    fn client_credential_name(&self, kind: &str) -> String {
         match &self.entry {
             Entry::Provider { label, index, .. } if !label.is_empty() => {
                 let prefix = format!("{}.", self.server);
@@ -58,9 +68,9 @@ impl Binding {
                     None if label.starts_with('#') => format!("provider-{}", index + 1),
                     None => label.clone(),
                 };
-                format!("{}.{name}.client_secret", self.server)
+                format!("{}.{name}.{kind}", self.server)
             }
-            _ => format!("{}.client_secret", self.server),
+            _ => format!("{}.{kind}", self.server),
         }
     }
 

@@ -102,7 +102,7 @@ pub struct RegisterArgs {
     provider: Option<String>,
     /// How the client authenticates at the token endpoint; `none` for a public client (no
     /// secret). Without it, the server's metadata and the provider decide.
-    #[arg(long, value_parser = ["client_secret_basic", "client_secret_post", "none"])]
+    #[arg(long, value_parser = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"])]
     auth_method: Option<String>,
 }
 

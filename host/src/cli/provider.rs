@@ -107,10 +107,11 @@ fn list(paths: &Paths, as_json: bool) -> Result<(), Failure> {
         output::json(&json!({"providers": providers, "notices": registry.notices(), "failures": failures}));
         return Ok(());
     }
-    let mut table = output::table(&["ID", "NAME", "VERSION", "SOURCE"]);
+    let mut table = output::table(&["ID", "NAME", "VERSION", "CONTRACT", "SOURCE"]);
     for provider in registry.providers() {
         let info = provider.info();
-        table.add_row(vec![info.id.clone(), info.display_name.clone(), info.version.clone(), origin_text(provider.origin())]);
+        let row = [&info.id, &info.display_name, &info.version].map(String::clone);
+        table.add_row(row.into_iter().chain([provider.contract().to_string(), origin_text(provider.origin())]).collect::<Vec<_>>());
     }
     output::print_table(&table);
     for notice in registry.notices() {
@@ -143,15 +144,24 @@ fn inspect(paths: &Paths, id: &str, entries: &[(String, String)], as_json: bool)
     let optional = |value: &Option<String>| value.clone().unwrap_or_else(|| "-".into());
     let rows: Vec<(&str, String)> = vec![
         ("source", origin_text(provider.origin())),
+        ("contract", provider.contract().package()),
         ("issuer", optional(&flow.endpoints.issuer)),
         ("authorization", or_catalog(&flow.endpoints.authorization)),
         ("token", or_catalog(&flow.endpoints.token)),
         ("refresh", optional(&flow.endpoints.refresh)),
         ("revocation", flow.endpoints.revocation.as_ref().map(|r| format!("{} ({})", r.url, r.client_auth)).unwrap_or_else(|| "-".into())),
+        ("device authorization", optional(&flow.endpoints.device_authorization)),
         ("client auth", flow.client_auth.to_string()),
         ("pkce", flow.pkce.to_string()),
         ("scope separator", format!("{:?}", flow.scope_separator)),
         ("refresh tokens", flow.refresh.to_string()),
+        (
+            "refreshed",
+            match flow.refresh_ahead {
+                Some(seconds) => format!("{seconds} s before expiry"),
+                None => "60 s before expiry (the default)".into(),
+            },
+        ),
         ("redirect", flow.redirect.to_string()),
         (
             "authorization URL",
@@ -211,6 +221,7 @@ fn identity(provider: &Provider) -> serde_json::Value {
         "origin": provider.origin(),
         "sha256": provider.sha256(),
         "issuers": info.issuers,
+        "contract": provider.contract().version(),
     })
 }
 
@@ -230,6 +241,7 @@ pub fn describe(provider: &Provider, flow: &Flow, authorize: &Result<plugins::Pa
             "refresh": flow.endpoints.refresh,
             "revocation": flow.endpoints.revocation.as_ref().map(|r| json!({"url": r.url, "client_auth": r.client_auth.to_string()})),
             "userinfo": flow.endpoints.userinfo,
+            "device_authorization": flow.endpoints.device_authorization,
         },
         "scope_separator": flow.scope_separator,
         "pkce": flow.pkce.to_string(),
@@ -237,6 +249,7 @@ pub fn describe(provider: &Provider, flow: &Flow, authorize: &Result<plugins::Pa
         "refresh": flow.refresh.to_string(),
         "redirect": flow.redirect.to_string(),
         "send_resource": flow.send_resource,
+        "refresh_ahead": flow.refresh_ahead,
         "request_origins": request_origins(flow),
     });
     described["authorize"] = match authorize {
@@ -271,7 +284,7 @@ fn invalid(file: &Path, error: &PluginError, as_json: bool) -> Failure {
 fn verify(paths: &Paths, file: PathBuf, as_json: bool) -> Result<(), Failure> {
     let (provider, bytes) = load_component(paths, &file)?.map_err(|error| invalid(&file, &error, as_json))?;
     let info = provider.info();
-    let contract = format!("{}@{}", plugins::bindings::CONTRACT_PACKAGE, plugins::bindings::CONTRACT_VERSION);
+    let contract = provider.contract().package();
     if as_json {
         output::json(
             &json!({"ok": true, "file": file, "id": info.id, "version": info.version, "bytes": bytes.len(), "sha256": provider.sha256(), "contract": contract}),

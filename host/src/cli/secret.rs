@@ -64,6 +64,10 @@ fn set(store: &Store, name: &str) -> Result<(), Failure> {
             anyhow::anyhow!("the value is empty, so secret {name} was not stored; pipe the value in or type it at the prompt").into()
         );
     }
+    // A client's private key (`private_key_jwt`) is checked now, not at the first sign-in.
+    if name.ends_with(".client_key") {
+        crate::oauth::client_key::check(name, &value).map_err(anyhow::Error::from)?;
+    }
     store.set_secret(name, &value)?;
     anstream::println!("Stored secret {BOLD}{name}{BOLD:#} in {}.", store.describe());
     Ok(())

@@ -4,7 +4,7 @@
 //! picks the new token up). One task schedules every credential from one queue of due times, and
 //! runs at most [`IN_FLIGHT`] checks and refreshes at once.
 //!
-//! "Shortly before" is [`REFRESH_SKEW`] plus jitter, but never more than half the token's
+//! "Shortly before" is the provider's `refresh-ahead` (else [`REFRESH_SKEW`]) plus jitter, but never more than half the token's
 //! remaining lifetime, so that short-lived tokens are refreshed once per lifetime rather than in
 //! a loop. The refresh is skipped when the stored token is already newer than the one the
 //! scheduler planned for (another process refreshed it).
@@ -243,7 +243,8 @@ async fn check(job: &Job, mut state: State) -> (State, Step, Duration) {
     }
     let jitter = Duration::from_secs_f64(rand::random::<f64>() * 10.0);
     let remaining = expires_at.duration_since(SystemTime::now()).unwrap_or_default();
-    let refresh_at = expires_at.checked_sub((REFRESH_SKEW + jitter).min(remaining / 2)).unwrap_or(expires_at);
+    let ahead = tokens.refresh_ahead(binding).await.unwrap_or(REFRESH_SKEW);
+    let refresh_at = expires_at.checked_sub((ahead + jitter).min(remaining / 2)).unwrap_or(expires_at);
     let wait = if state.failures > 0 { backoff(state.failures) } else { refresh_at.duration_since(SystemTime::now()).unwrap_or_default() };
     (state, Step::Refresh { expires_at }, wait)
 }
@@ -254,7 +255,8 @@ async fn refresh(job: &Job, mut state: State, expires_at: SystemTime) -> (State,
     credentials.set(name, "refreshing", None, Some(expires_at));
     // "Due" as of the token planned for: a stored token that expires later is someone else's
     // refresh, and is kept as it is.
-    let planned_for = expires_at.checked_sub(REFRESH_SKEW).unwrap_or(expires_at);
+    let ahead = tokens.refresh_ahead(binding).await.unwrap_or(REFRESH_SKEW);
+    let planned_for = expires_at.checked_sub(ahead).unwrap_or(expires_at);
     match tokens.refresh(binding, Some(planned_for)).await {
         Ok(fresh) => {
             state.failures = 0;

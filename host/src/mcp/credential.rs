@@ -85,7 +85,7 @@ impl<S: SignIn> UrlCredential<S> {
             .await?;
         Ok(credentials
             .into_iter()
-            .filter(|credential| credential.status == Status::Authorized && !lifecycle::due(credential, now))
+            .filter(|credential| credential.status == Status::Authorized && !lifecycle::due(credential, now, lifecycle::REFRESH_SKEW))
             .max_by_key(|credential| credential.tokens.expires_at))
     }
 

@@ -54,6 +54,11 @@ impl Tokens {
         }
     }
 
+    /// How long before expiry `binding`'s credential is refreshed (its provider's `refresh-ahead`).
+    pub async fn refresh_ahead(&self, binding: &Binding) -> anyhow::Result<std::time::Duration> {
+        Ok(self.engine.resolve(binding).await?.refresh_ahead())
+    }
+
     /// Refresh `binding`'s credential under its lock; with `only_if_due_at`, one that another
     /// process refreshed meanwhile is returned as it is.
     pub async fn refresh(&self, binding: &Binding, only_if_due_at: Option<SystemTime>) -> Result<Credential, RefreshError> {

@@ -164,17 +164,7 @@ impl Pending {
         loop {
             let pause = self.schedule.next_poll(Instant::now())?;
             tokio::time::sleep(pause).await;
-            let form: Params = {
-                let mut form = vec![
-                    ("grant_type".to_string(), "urn:ietf:params:oauth:grant-type:device_code".to_string()),
-                    ("device_code".to_string(), self.device_code.expose_secret().to_string()),
-                ];
-                if let (true, Some(resource)) = (endpoint.flow.send_resource, &self.resource) {
-                    form.push(("resource".into(), resource.clone()));
-                }
-                form
-            };
-            match endpoint.request_grant(form, &self.scopes).await {
+            match endpoint.device_code(self.device_code.expose_secret(), self.resource.as_deref(), &self.scopes).await {
                 Ok(tokens) => return Ok(tokens),
                 Err(error) => self.schedule.after(error)?,
             }

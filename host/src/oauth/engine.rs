@@ -88,9 +88,6 @@ pub struct Target {
     pub iss_required: bool,
     /// The client is not settled yet: it will be registered dynamically.
     pub dynamic: Option<(String, AuthServerMetadata)>,
-    /// RFC 8628's endpoint, for `oauth authorize --device`: `oauth register`'s, else the catalog's
-    /// `server_metadata`, else the discovered metadata's.
-    pub device_authorization: Option<String>,
     /// The grant the catalog names for this binding (`client_credentials`: no person signs in).
     pub grant: Grant,
 }
@@ -155,6 +152,12 @@ pub enum TargetError {
          `latchkey secret set {name}` (the value is read from stdin)"
     )]
     MissingSecret { server: String, name: String, method: &'static str },
+    #[error(
+        "server `{server}`'s client authenticates with private_key_jwt and needs its private key, which is not stored; store \
+         it with `latchkey secret set {name} < key.pem` (an RSA or P-256 PEM, read from stdin; latchkey signs with it and never \
+         sends it)"
+    )]
+    MissingKey { server: String, name: String },
     #[error(
         "server `{server}` has no OAuth client id; register your app's id with \
          `latchkey oauth register {server} --client-id <id>`{}",
@@ -320,7 +323,7 @@ impl Engine {
     /// The target for `binding`, resolved now (with `overrides` from the command line).
     pub async fn target(&self, binding: &Binding, overrides: &Overrides) -> anyhow::Result<Target> {
         let plan = self.plan(binding, None).await?;
-        let Plan { server, entry, manual, provider, config, mut flow, pin, remote, mut device_authorization } = plan;
+        let Plan { server, entry, manual, provider, config, mut flow, pin, remote } = plan;
         let server_name = server.name.as_str();
         let metadata = entry.and_then(|entry| entry.server_metadata.as_ref());
 
@@ -370,7 +373,7 @@ impl Engine {
                     }
                     _ => None,
                 };
-                (ClientRegistration { client_id, client_secret: secret, auth_method, source }, None)
+                (ClientRegistration { client_id, client_secret: secret, auth_method, source, client_key: None }, None)
             }
             None => match (&remote, self.unregistered_client(server_name, &as_metadata, overrides).await?) {
                 (_, Some(ready)) => (ready, None),
@@ -380,6 +383,7 @@ impl Engine {
                         client_secret: None,
                         auth_method: None,
                         source: RegistrationSource::Dynamic,
+                        client_key: None,
                     };
                     (placeholder, as_metadata.registration_endpoint.clone().map(|url| (url, as_metadata.clone())))
                 }
@@ -402,13 +406,13 @@ impl Engine {
                 check_pin(server_name, &client.client_id, pin, &offered)?;
             }
             apply_discovered(&mut flow, &found.metadata);
-            device_authorization = device_authorization.or_else(|| found.metadata.device_authorization_endpoint.clone());
         }
 
         let issuer = flow.endpoints.issuer.clone().unwrap_or_else(|| origin_of(&flow.endpoints.authorization));
         let iss_required = as_metadata.authorization_response_iss_parameter_supported;
         let mut endpoint = TokenEndpoint { provider: provider.clone(), flow, client, config, http: self.http.clone() };
         settle_client_auth(&mut endpoint, &as_metadata);
+        self.add_client_key(binding, &mut endpoint).await?;
         if dynamic.is_none() {
             check_secret(binding, &endpoint)?;
         }
@@ -421,7 +425,6 @@ impl Engine {
             expected_iss: Some(issuer),
             iss_required,
             dynamic,
-            device_authorization,
             grant: entry.and_then(|entry| entry.grant).map(Grant::from).unwrap_or_default(),
         })
     }
@@ -464,6 +467,9 @@ impl Engine {
                 let auth = flow.endpoints.revocation.as_ref().map_or(flow.client_auth, |r| r.client_auth);
                 flow.endpoints.revocation = Some(plugins::RevocationEndpoint { url: revocation.to_string(), client_auth: auth });
             }
+            // The provider's device endpoint belongs with the token endpoint the catalog replaced:
+            // only the catalog's own is used.
+            flow.endpoints.device_authorization = metadata.device_authorization_endpoint.as_ref().map(|url| url.to_string());
         }
         if let Some(manual) = &manual {
             if let Some(url) = &manual.authorization_endpoint {
@@ -471,17 +477,17 @@ impl Engine {
             }
             if let Some(url) = &manual.token_endpoint {
                 flow.endpoints.token = url.clone();
+                flow.endpoints.device_authorization = None;
+            }
+            if let Some(url) = &manual.device_authorization_endpoint {
+                flow.endpoints.device_authorization = Some(url.clone());
             }
             if let Some(issuer) = &manual.issuer {
                 flow.endpoints.issuer = Some(issuer.clone());
                 pin = Some(Pin { issuer: issuer.clone(), source: PinSource::Registered });
             }
         }
-        let device_authorization = manual
-            .as_ref()
-            .and_then(|manual| manual.device_authorization_endpoint.clone())
-            .or_else(|| metadata.and_then(|metadata| metadata.device_authorization_endpoint.as_ref()).map(|url| url.to_string()));
-        Ok(Plan { server, entry, manual, provider, config, flow, pin, remote: remote_url(server), device_authorization })
+        Ok(Plan { server, entry, manual, provider, config, flow, pin, remote: remote_url(server) })
     }
 
     /// What a sign-in for `binding` would use, found without the network: the client id and where
@@ -504,14 +510,20 @@ impl Engine {
             }
             _ => None,
         };
-        let client =
-            ClientRegistration { client_id: client_id.clone(), client_secret: self.client_secret(binding).await?, auth_method, source };
+        let client = ClientRegistration {
+            client_id: client_id.clone(),
+            client_secret: self.client_secret(binding).await?,
+            auth_method,
+            source,
+            client_key: None,
+        };
         let mut as_metadata = AuthServerMetadata::default();
         if let Some(metadata) = entry.and_then(|entry| entry.server_metadata.as_ref()) {
             as_metadata.token_endpoint_auth_methods_supported = metadata.token_endpoint_auth_methods_supported.clone();
         }
         let mut endpoint = TokenEndpoint { provider, flow, client, config, http: self.http.clone() };
         settle_client_auth(&mut endpoint, &as_metadata);
+        self.add_client_key(binding, &mut endpoint).await?;
         let missing_secret = check_secret(binding, &endpoint).err();
         Ok(Readiness { client: Some((client_id, source)), missing_secret, redirect, discovers })
     }
@@ -577,6 +589,7 @@ impl Engine {
                     client_secret: overrides.client_secret.clone(),
                     auth_method: None,
                     source: RegistrationSource::CommandLine,
+                    client_key: None,
                 },
                 None,
             ),
@@ -589,6 +602,7 @@ impl Engine {
                             client_secret: None,
                             auth_method: None,
                             source: RegistrationSource::Dynamic,
+                            client_key: None,
                         },
                         Some((endpoint.clone(), found.metadata.clone())),
                     ),
@@ -618,7 +632,6 @@ impl Engine {
             expected_iss: found.metadata.issuer.clone(),
             iss_required,
             dynamic,
-            device_authorization: found.metadata.device_authorization_endpoint.clone(),
             grant: Grant::AuthorizationCode,
         })
     }
@@ -660,12 +673,27 @@ impl Engine {
     /// `binding`'s client secret. A server's first provider also takes `<server>.client_secret`,
     /// which every provider of a server used before each had its own.
     async fn client_secret(&self, binding: &Binding) -> anyhow::Result<Option<SecretString>> {
-        let name = binding.client_secret_name();
-        let shared = format!("{}.client_secret", binding.server);
-        match self.secret(&name).await? {
-            None if name != shared && binding.provider_index() == Some(0) => self.secret(&shared).await,
-            found => Ok(found),
+        Ok(self.client_credential(binding, &binding.client_secret_name(), "client_secret").await?.map(|(_, secret)| secret))
+    }
+
+    /// For a client that authenticates with `private_key_jwt`: its private key, named like its
+    /// client secret would be.
+    async fn add_client_key(&self, binding: &Binding, endpoint: &mut TokenEndpoint) -> anyhow::Result<()> {
+        if endpoint.client_auth() == ClientAuth::PrivateKeyJwt {
+            endpoint.client.client_key = self.client_credential(binding, &binding.client_key_name(), "client_key").await?;
         }
+        Ok(())
+    }
+
+    /// The stored secret `name` of `binding`'s client, or for a server's first provider the
+    /// server-wide `<server>.<kind>`; with the name it was found under.
+    async fn client_credential(&self, binding: &Binding, name: &str, kind: &str) -> anyhow::Result<Option<(String, SecretString)>> {
+        let shared = format!("{}.{kind}", binding.server);
+        let found = match self.secret(name).await? {
+            None if name != shared && binding.provider_index() == Some(0) => self.secret(&shared).await?.map(|value| (shared, value)),
+            found => found.map(|value| (name.to_string(), value)),
+        };
+        Ok(found)
     }
 
     pub(crate) async fn secret(&self, name: &str) -> anyhow::Result<Option<SecretString>> {
@@ -711,7 +739,7 @@ impl Engine {
     /// Ask the device authorization endpoint for a user code (RFC 8628) as `target`'s client.
     pub async fn start_device(&self, target: &Target) -> anyhow::Result<device::Pending> {
         let server = &target.id.server;
-        let Some(url) = &target.device_authorization else {
+        let Some(url) = &target.endpoint.flow.endpoints.device_authorization else {
             return Err(TargetError::NoDeviceEndpoint { server: server.clone() }.into());
         };
         if target.dynamic.is_some() {
@@ -784,7 +812,6 @@ struct Plan<'a> {
     flow: Flow,
     pin: Option<Pin>,
     remote: Option<Url>,
-    device_authorization: Option<String>,
 }
 
 fn needs_discovery(flow: &Flow) -> bool {
@@ -794,7 +821,9 @@ fn needs_discovery(flow: &Flow) -> bool {
 /// A pre-registered client with a secret (or one it needs): what issuer binding protects.
 fn is_confidential(client: &ClientRegistration) -> bool {
     matches!(client.source, RegistrationSource::Catalog | RegistrationSource::Manual | RegistrationSource::CommandLine)
-        && (client.client_secret.is_some() || client.auth_method.is_some_and(|method| method != ClientAuth::None))
+        && (client.client_secret.is_some()
+            || client.client_key.is_some()
+            || client.auth_method.is_some_and(|method| method != ClientAuth::None))
 }
 
 /// Refuse an authorization server other than the one `pin` binds the client to.
@@ -879,6 +908,9 @@ fn apply_discovered(flow: &mut Flow, metadata: &AuthServerMetadata) {
     if let Some(url) = &metadata.revocation_endpoint {
         flow.endpoints.revocation = Some(plugins::RevocationEndpoint { url: url.clone(), client_auth: flow.client_auth });
     }
+    if flow.endpoints.device_authorization.is_none() {
+        flow.endpoints.device_authorization = metadata.device_authorization_endpoint.clone();
+    }
 }
 
 /// MCP 2026-07-28 (SEP-2207): ask for `offline_access` when the server lists it, so a refresh
@@ -913,6 +945,12 @@ fn settle_client_auth(endpoint: &mut TokenEndpoint, metadata: &AuthServerMetadat
 
 fn check_secret(binding: &Binding, endpoint: &TokenEndpoint) -> Result<(), TargetError> {
     let method = endpoint.client_auth();
+    if method == ClientAuth::PrivateKeyJwt {
+        if endpoint.client.client_key.is_none() {
+            return Err(TargetError::MissingKey { server: binding.server.clone(), name: binding.client_key_name() });
+        }
+        return Ok(());
+    }
     if method != ClientAuth::None && endpoint.client.client_secret.is_none() {
         return Err(TargetError::MissingSecret {
             server: binding.server.clone(),
@@ -980,6 +1018,7 @@ mod tests {
             client_secret: secret.map(|s| SecretString::from(s.to_string())),
             auth_method,
             source,
+            client_key: None,
         };
         assert!(is_confidential(&client(RegistrationSource::Catalog, Some("s"), None)));
         assert!(is_confidential(&client(RegistrationSource::Manual, None, Some(ClientAuth::Basic))));

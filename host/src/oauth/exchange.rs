@@ -43,6 +43,10 @@ pub enum ExchangeError {
     Failed { endpoint: String, failure: Failure },
     #[error("the client authenticates with {method} but has no client secret")]
     MissingSecret { method: &'static str },
+    #[error("the client authenticates with private_key_jwt but has no private key")]
+    MissingKey,
+    #[error(transparent)]
+    Key(#[from] super::client_key::KeyError),
     #[error("the provider has no revocation endpoint")]
     NoRevocation,
     /// The provider's `prepare-request` refused to revoke each token the credential has.
@@ -153,17 +157,13 @@ impl TokenEndpoint {
         TokenContext { kind, requested_scopes: scopes.to_vec(), callback, config: self.config.clone() }
     }
 
-    /// Ask the token endpoint for a grant that contract 0.1 cannot name: RFC 8628's device code
-    /// or RFC 6749 §4.4's client credentials. The request is sent as its RFC defines it, without
-    /// `prepare-request` (a 0.1 provider reshapes requests for the grants it knows, and might drop
-    /// fields it has never seen); the answer, a token response like any other, is read by
-    /// `read-token-response` as the first token of a grant (`authorization-code`), so the
-    /// provider's error codes and token quirks still apply.
-    pub async fn request_grant(&self, form: Params, scopes: &[String]) -> Result<TokenSet, ExchangeError> {
-        let url = &self.flow.endpoints.token;
-        let request = apply_client_auth(standard_request(url, &form), &self.client, self.client_auth())?;
-        let context = self.context(RequestKind::AuthorizationCode, scopes, Vec::new());
-        self.send_token_request(request, url, context).await
+    /// Poll the token endpoint with a device code (RFC 8628 §3.4).
+    pub async fn device_code(&self, device_code: &str, resource: Option<&str>, scopes: &[String]) -> Result<TokenSet, ExchangeError> {
+        let mut form: Params =
+            vec![("grant_type".into(), "urn:ietf:params:oauth:grant-type:device_code".into()), ("device_code".into(), device_code.into())];
+        self.push_resource(&mut form, resource);
+        let context = self.context(RequestKind::DeviceCode, scopes, Vec::new());
+        self.token_request(&self.flow.endpoints.token, "the token endpoint", form, context).await
     }
 
     /// The client's own token (RFC 6749 §4.4), for unattended use.
@@ -173,7 +173,8 @@ impl TokenEndpoint {
             form.push(("scope".into(), scopes.join(&self.flow.scope_separator)));
         }
         self.push_resource(&mut form, resource);
-        self.request_grant(form, scopes).await
+        let context = self.context(RequestKind::ClientCredentials, scopes, Vec::new());
+        self.token_request(&self.flow.endpoints.token, "the token endpoint", form, context).await
     }
 
     /// A request to an endpoint that no provider hook shapes (RFC 8628's device authorization
@@ -185,10 +186,6 @@ impl TokenEndpoint {
 
     async fn token_request(&self, url: &str, name: &'static str, form: Params, context: TokenContext) -> Result<TokenSet, ExchangeError> {
         let request = self.prepare(url, name, form, &context, Some(self.client_auth())).await?;
-        self.send_token_request(request, url, context).await
-    }
-
-    async fn send_token_request(&self, request: HttpRequest, url: &str, context: TokenContext) -> Result<TokenSet, ExchangeError> {
         let endpoint = url.to_string();
         let response = self.http.send(&request).await.map_err(ExchangeError::Send)?;
         let provider = self.provider.clone();
@@ -253,6 +250,28 @@ pub fn apply_client_auth(mut request: HttpRequest, client: &ClientRegistration, 
             add_body_fields(&mut request, &[("client_id", &client.client_id), ("client_secret", &secret)]);
         }
         ClientAuth::None => add_body_fields(&mut request, &[("client_id", &client.client_id)]),
+        ClientAuth::PrivateKeyJwt => {
+            let (name, key) = client.client_key.as_ref().ok_or(ExchangeError::MissingKey)?;
+            // The endpoint the assertion is for (RFC 7523 §3: the token endpoint, for a token request).
+            let audience = url::Url::parse(&request.url).map_or_else(
+                |_| request.url.clone(),
+                |mut url| {
+                    url.set_query(None);
+                    url.set_fragment(None);
+                    url.to_string()
+                },
+            );
+            let assertion = super::client_key::assertion(name, key, &client.client_id, &audience)?;
+            without_authorization(&mut request);
+            add_body_fields(
+                &mut request,
+                &[
+                    ("client_id", &client.client_id),
+                    ("client_assertion_type", super::client_key::ASSERTION_TYPE),
+                    ("client_assertion", &assertion),
+                ],
+            );
+        }
     }
     Ok(request)
 }
@@ -304,6 +323,7 @@ mod tests {
             client_secret: secret.map(|s| s.to_string().into()),
             auth_method: None,
             source: RegistrationSource::CommandLine,
+            client_key: None,
         }
     }
 

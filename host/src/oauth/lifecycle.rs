@@ -23,8 +23,11 @@ use crate::catalog::Binding;
 use crate::plugins::FailureKind;
 use crate::store::{Credential, CredentialId, Grant, Status};
 
-/// Refresh this long before expiry.
+/// Refresh this long before expiry, unless the provider's flow says otherwise (`refresh-ahead`).
 pub const REFRESH_SKEW: Duration = Duration::from_secs(60);
+/// The most a provider's `refresh-ahead` is taken as: more would refresh short-lived tokens on
+/// every use.
+const LONGEST_REFRESH_AHEAD: Duration = Duration::from_secs(60 * 60);
 /// Attempts for a refresh that fails transiently, in one call.
 const ATTEMPTS: u32 = 3;
 
@@ -246,7 +249,7 @@ impl Engine {
                 RefreshError::NeedsReauthorization { server, reason: reason.clone(), command: target.binding.authorize_command() }.into()
             );
         }
-        if !due(&credential, SystemTime::now()) {
+        if !due(&credential, SystemTime::now(), target.refresh_ahead()) {
             return Ok(credential.tokens.access_token.clone());
         }
         let fresh = self.refresh_target(target, Some(SystemTime::now())).await?;
@@ -277,7 +280,7 @@ impl Engine {
             .map_err(|error| RefreshError::Store { server: server.clone(), error })?
             .ok_or(RefreshError::NotAuthorized { server: server.clone(), command: target.binding.authorize_command() })?;
         if let Some(at) = only_if_due_at
-            && !due(&stored, at)
+            && !due(&stored, at, target.refresh_ahead())
         {
             return Ok(stored);
         }
@@ -467,9 +470,17 @@ async fn revoke_at_provider(target: &Target, credential: &Credential, report: &m
     }
 }
 
-/// Whether `credential`'s access token expires within [`REFRESH_SKEW`] of `now`.
-pub fn due(credential: &Credential, now: SystemTime) -> bool {
-    credential.tokens.expires_at.is_some_and(|at| at <= now + REFRESH_SKEW)
+/// Whether `credential`'s access token expires within `ahead` of `now`.
+pub fn due(credential: &Credential, now: SystemTime, ahead: Duration) -> bool {
+    credential.tokens.expires_at.is_some_and(|at| at <= now + ahead)
+}
+
+impl Target {
+    /// How long before expiry this credential is refreshed: the provider's `refresh-ahead`
+    /// (bounded), else [`REFRESH_SKEW`].
+    pub fn refresh_ahead(&self) -> Duration {
+        self.endpoint.flow.refresh_ahead.map_or(REFRESH_SKEW, |seconds| Duration::from_secs(seconds.into()).min(LONGEST_REFRESH_AHEAD))
+    }
 }
 
 fn transient(error: &ExchangeError) -> bool {

@@ -11,6 +11,7 @@
 //! - [`callback`]: the loopback redirect listener and pasted redirect URLs;
 //! - [`authorize`]: PKCE, `state`, `resource`, `iss`, and the code exchange;
 //! - [`device`]: the device authorization grant (RFC 8628), for machines without a browser;
+//! - [`client_key`]: `private_key_jwt`, client assertions signed with the user's stored key;
 //! - [`exchange`]: token, refresh and revocation requests through the provider's hooks, and the
 //!   grants no browser takes part in (device code, client credentials);
 //! - [`engine`]: catalog, plugins, store and manual registrations turned into a [`engine::Target`]
@@ -24,6 +25,7 @@
 pub mod access;
 pub mod authorize;
 pub mod callback;
+pub mod client_key;
 pub mod clock;
 pub mod device;
 pub mod discovery;

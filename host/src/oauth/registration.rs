@@ -25,6 +25,10 @@ pub struct ClientRegistration {
     #[serde(default, skip_serializing_if = "Option::is_none", with = "optional_auth")]
     pub auth_method: Option<ClientAuth>,
     pub source: RegistrationSource,
+    /// For `private_key_jwt`: the stored secret that holds the client's private key, and the key.
+    /// Never written anywhere with the registration.
+    #[serde(skip)]
+    pub client_key: Option<(String, SecretString)>,
 }
 
 /// Where a client registration came from.
@@ -73,6 +77,7 @@ pub fn auth_method_name(auth: ClientAuth) -> &'static str {
         ClientAuth::Basic => "client_secret_basic",
         ClientAuth::Post => "client_secret_post",
         ClientAuth::None => "none",
+        ClientAuth::PrivateKeyJwt => "private_key_jwt",
     }
 }
 
@@ -81,6 +86,7 @@ pub fn parse_auth_method(name: &str) -> Option<ClientAuth> {
         "client_secret_basic" => Some(ClientAuth::Basic),
         "client_secret_post" => Some(ClientAuth::Post),
         "none" => Some(ClientAuth::None),
+        "private_key_jwt" => Some(ClientAuth::PrivateKeyJwt),
         _ => None,
     }
 }
@@ -98,6 +104,7 @@ pub fn metadata_document_client(url: &str) -> ClientRegistration {
         client_secret: None,
         auth_method: Some(ClientAuth::None),
         source: RegistrationSource::MetadataDocument,
+        client_key: None,
     }
 }
 
@@ -144,6 +151,7 @@ pub async fn register_dynamically(
         client_secret,
         auth_method: Some(auth_method),
         source: RegistrationSource::Dynamic,
+        client_key: None,
     })
 }
 

@@ -1,19 +1,85 @@
-//! Host-side bindings for the `latchkey:provider@0.1.0` contract, generated from `wit/`.
+//! Host-side bindings for every published version of the `latchkey:provider` contract, each
+//! generated from its own folder (`wit/since_vX.Y.Z/`). The current version's types are the host's
+//! own; a component of an older version is called through its version's bindings and its types are
+//! converted in one place ([`super::since_v0_1`]).
 
-wasmtime::component::bindgen!({
-    path: "../wit",
-    world: "provider-component",
-    additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
-});
+/// Contract 0.1.0, as published.
+pub mod v0_1 {
+    wasmtime::component::bindgen!({
+        path: "../wit/since_v0.1.0",
+        world: "provider-component",
+        additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
+    });
+}
 
-pub use latchkey::provider::types::*;
+/// Contract 0.2.0: the current one.
+pub mod v0_2 {
+    wasmtime::component::bindgen!({
+        path: "../wit/since_v0.2.0",
+        world: "provider-component",
+        additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
+    });
+}
+
+pub use v0_2::latchkey::provider::types::*;
 
 /// The contract package this host implements.
 pub const CONTRACT_PACKAGE: &str = "latchkey:provider";
-/// The contract version this host implements. Components built for any 0.1.x version load.
-pub const CONTRACT_VERSION: &str = "0.1.0";
 /// The interface a provider component must export (without its version).
 pub const PROVIDER_INTERFACE: &str = "latchkey:provider/provider";
+
+/// A contract version this host loads components of. The one source of the version strings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Contract {
+    V0_1,
+    V0_2,
+}
+
+impl Contract {
+    /// What new components are built for (the SDK's version).
+    pub const CURRENT: Contract = Contract::V0_2;
+    pub const ALL: [Contract; 2] = [Contract::V0_1, Contract::V0_2];
+
+    /// The version as published: `0.2.0`.
+    pub fn version(self) -> &'static str {
+        match self {
+            Contract::V0_1 => "0.1.0",
+            Contract::V0_2 => "0.2.0",
+        }
+    }
+
+    /// `latchkey:provider@0.2.0`.
+    pub fn package(self) -> String {
+        format!("{CONTRACT_PACKAGE}@{}", self.version())
+    }
+
+    /// The contract a component that exports the interface at `version` is loaded as, by the
+    /// component model's semver rule: for 0.x the minor version must match (0.1.7 is 0.1), from
+    /// 1.0 on the major version.
+    pub fn of(version: &str) -> Option<Contract> {
+        let parts = |v: &str| -> Option<(u64, u64)> {
+            let mut it = v.split(['.', '-', '+']);
+            Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+        };
+        let (major, minor) = parts(version)?;
+        Contract::ALL.into_iter().find(|contract| {
+            let (ours_major, ours_minor) = parts(contract.version()).expect("a published version");
+            if major == 0 { ours_major == 0 && minor == ours_minor } else { major == ours_major }
+        })
+    }
+
+    /// Every version this host loads, for messages: `latchkey:provider@0.1.0 and @0.2.0`.
+    pub fn supported() -> String {
+        let versions: Vec<String> = Contract::ALL.iter().map(|contract| format!("@{}", contract.version())).collect();
+        format!("{CONTRACT_PACKAGE}{}", versions.join(" and "))
+    }
+}
+
+impl std::fmt::Display for Contract {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.version())
+    }
+}
 
 /// The functions of the provider interface. A call looks up and type-checks only the one it runs
 /// (see [`super::sandbox::call`]); the whole interface is checked once, when the component loads.
@@ -61,6 +127,7 @@ impl std::fmt::Display for ClientAuth {
             ClientAuth::Basic => "client_secret_basic",
             ClientAuth::Post => "client_secret_post",
             ClientAuth::None => "none",
+            ClientAuth::PrivateKeyJwt => "private_key_jwt",
         })
     }
 }

@@ -50,13 +50,13 @@ pub enum Problem {
 
     #[error(
         "a component built for another world: it does not export `{expected}` (it exports {found}); \
-         providers implement the `provider-component` world of latchkey's wit/provider.wit"
+         providers implement the `provider-component` world of latchkey's wit/since_v0.2.0/provider.wit"
     )]
     WrongWorld { expected: String, found: String },
 
     #[error(
         "built for contract {found}, but this latchkey supports {supported}; rebuild the provider \
-         against latchkey-provider-sdk for {supported}, or use a latchkey release that supports {found}"
+         with latchkey-provider-sdk, which builds for the newest of them, or use a latchkey release that supports {found}"
     )]
     UnsupportedContract { found: String, supported: String },
 

@@ -1,7 +1,8 @@
 //! The provider runtime: sandboxed WebAssembly components that carry each OAuth provider's quirks.
 //!
 //! - [`runtime`]: the process's one wasmtime engine; checking, compiling (with the [`cache`]) and
-//!   pre-linking components against the contract in `wit/provider.wit`.
+//!   pre-linking components against their version of the contract (`wit/since_vX.Y.Z/`), each
+//!   published version's [`bindings`], converted to the current types in [`since_v0_1`].
 //! - [`sandbox`]: one hook call, in a fresh store with deny-all WASI, fuel, a deadline and a memory cap.
 //! - [`provider`]: a loaded provider and its typed hooks, whose output is checked.
 //! - [`registry`]: the built-in providers plus the drop-ins from the providers folder; a drop-in
@@ -23,14 +24,15 @@ pub mod replacements;
 pub mod runtime;
 pub mod sandbox;
 pub mod scaffold;
+mod since_v0_1;
 pub mod vectors;
 pub mod watch;
 
 use std::sync::Arc;
 
 pub use bindings::{
-    ClientAuth, ConfigKey, Endpoints, Failure, FailureKind, Flow, HttpRequest, HttpResponse, LoopbackRedirect, Params, Pkce, ProviderInfo,
-    Redirect, RefreshPolicy, RequestKind, RevocationEndpoint, TokenContext, TokenSet,
+    ClientAuth, ConfigKey, Contract, Endpoints, Failure, FailureKind, Flow, HttpRequest, HttpResponse, LoopbackRedirect, Params, Pkce,
+    ProviderInfo, Redirect, RefreshPolicy, RequestKind, RevocationEndpoint, TokenContext, TokenSet,
 };
 pub use error::{Origin, PluginError, Problem};
 pub use provider::{CallError, Provider};

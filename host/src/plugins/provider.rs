@@ -13,11 +13,12 @@ use std::sync::Arc;
 use wasmtime::component::{ComponentNamedList, Lift, Lower};
 
 use super::bindings::{
-    Failure, Flow, Hook, HttpRequest, HttpResponse, LoopbackRedirect, Params, ProviderInfo, Redirect, RefreshPolicy, TokenContext, TokenSet,
+    Contract, Failure, Flow, Hook, HttpRequest, HttpResponse, LoopbackRedirect, Params, ProviderInfo, Redirect, RefreshPolicy,
+    TokenContext, TokenSet, v0_1::latchkey::provider::types as v0_1,
 };
 use super::error::{Origin, PluginError, Problem};
 use super::runtime::{Prepared, Runtime};
-use super::sandbox;
+use super::{sandbox, since_v0_1};
 
 /// Authorization-request parameters that only the host sets: a provider that returns one of these
 /// from `authorize-params` is refused, so a plugin can never weaken PKCE, `state` or the redirect.
@@ -121,11 +122,22 @@ impl Provider {
         Ok(resolved)
     }
 
+    /// The contract version the component was built for.
+    pub fn contract(&self) -> Contract {
+        self.prepared.contract
+    }
+
     pub fn configure(&self, config: &Params) -> Result<Flow, CallError> {
-        let result: Result<Flow, String> = self.call(Hook::Configure, (config.as_slice(),))?;
+        let result: Result<Flow, String> = match self.contract() {
+            Contract::V0_1 => self.call::<_, Result<v0_1::Flow, String>>(Hook::Configure, (config.as_slice(),))?.map(Flow::from),
+            Contract::V0_2 => self.call(Hook::Configure, (config.as_slice(),))?,
+        };
         let flow = result.map_err(|message| self.refused(Hook::Configure, message))?;
         if let Redirect::Loopback(loopback) = &flow.redirect {
             check_loopback(loopback).map_err(|message| self.invalid(Hook::Configure, message))?;
+        }
+        if let Some(device) = &flow.endpoints.device_authorization {
+            check_device_endpoint(device, &flow.endpoints.token).map_err(|message| self.invalid(Hook::Configure, message))?;
         }
         Ok(flow)
     }
@@ -142,7 +154,13 @@ impl Provider {
     /// The provider's reshaping of `request`, which must still go to `request`'s origin; `endpoint`
     /// names the endpoint in errors ("the token endpoint").
     pub fn prepare_request(&self, context: &TokenContext, request: &HttpRequest, endpoint: &str) -> Result<HttpRequest, CallError> {
-        let result: Result<HttpRequest, String> = self.call(Hook::PrepareRequest, (context, request))?;
+        if self.contract() == Contract::V0_1 && since_v0_1::needs_no_reshaping(context.kind) {
+            return Ok(request.clone());
+        }
+        let result: Result<HttpRequest, String> = match self.contract() {
+            Contract::V0_1 => self.call(Hook::PrepareRequest, (&since_v0_1::token_context(context), request))?,
+            Contract::V0_2 => self.call(Hook::PrepareRequest, (context, request))?,
+        };
         let prepared = result.map_err(|message| self.refused(Hook::PrepareRequest, message))?;
         let allowed = url::Url::parse(&request.url).map(|url| url.origin().ascii_serialization()).unwrap_or_default();
         let asked = match url::Url::parse(&prepared.url) {
@@ -177,7 +195,10 @@ impl Provider {
 
     /// The normalised token set, or the provider's classification of the failure.
     pub fn read_token_response(&self, context: &TokenContext, response: &HttpResponse) -> Result<Result<TokenSet, Failure>, CallError> {
-        Ok(self.call(Hook::ReadTokenResponse, (context, response))?)
+        Ok(match self.contract() {
+            Contract::V0_1 => self.call(Hook::ReadTokenResponse, (&since_v0_1::token_context(context), response))?,
+            Contract::V0_2 => self.call(Hook::ReadTokenResponse, (context, response))?,
+        })
     }
 
     pub fn read_revocation_response(&self, response: &HttpResponse) -> Result<Result<(), Failure>, CallError> {
@@ -280,13 +301,36 @@ pub fn check_loopback(redirect: &LoopbackRedirect) -> Result<(), String> {
     Ok(())
 }
 
+/// A provider's device authorization endpoint is on its token endpoint's origin: the client
+/// authenticates at both, so both must be the one authorization server.
+fn check_device_endpoint(device: &str, token: &str) -> Result<(), String> {
+    let origin = |url: &str| url::Url::parse(url).ok().map(|url| url.origin().ascii_serialization());
+    match (origin(device), origin(token)) {
+        (Some(device), Some(token)) if device == token => Ok(()),
+        (Some(device), Some(token)) => Err(format!(
+            "its device authorization endpoint is on {device}, not on its token endpoint's origin {token}; the client's \
+             credentials go to both, so they must be one server"
+        )),
+        (None, _) => Err("its device authorization endpoint is not a URL".into()),
+        // A flow whose token endpoint the catalog gives has no device endpoint of its own to check
+        // against; the catalog's replaces it.
+        (Some(_), None) => Ok(()),
+    }
+}
+
 /// The origins the host sends requests to on a provider's behalf under `flow`: its token, refresh,
-/// revocation and userinfo endpoints' (the authorization endpoint is the browser's), in order,
+/// revocation, userinfo and device authorization endpoints' (the authorization endpoint is the
+/// browser's), in order,
 /// each once. Endpoints the flow leaves to the catalog are left out.
 pub fn request_origins(flow: &Flow) -> Vec<String> {
     let endpoints = &flow.endpoints;
-    let urls =
-        [Some(&endpoints.token), endpoints.refresh.as_ref(), endpoints.revocation.as_ref().map(|r| &r.url), endpoints.userinfo.as_ref()];
+    let urls = [
+        Some(&endpoints.token),
+        endpoints.refresh.as_ref(),
+        endpoints.revocation.as_ref().map(|r| &r.url),
+        endpoints.userinfo.as_ref(),
+        endpoints.device_authorization.as_ref(),
+    ];
     let mut origins: Vec<String> = Vec::new();
     for url in urls.into_iter().flatten().filter_map(|url| url::Url::parse(url).ok()) {
         let origin = url.origin().ascii_serialization();

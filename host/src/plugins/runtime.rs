@@ -13,7 +13,7 @@ use std::time::Duration;
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, types::ComponentItem};
 use wasmtime::{Config, Engine};
 
-use super::bindings::{CONTRACT_PACKAGE, CONTRACT_VERSION, Hook, PROVIDER_INTERFACE, ProviderComponent, ProviderComponentPre};
+use super::bindings::{CONTRACT_PACKAGE, Contract, Hook, PROVIDER_INTERFACE, v0_1, v0_2};
 use super::cache::CompiledCache;
 use super::error::{Origin, PluginError, Problem};
 use super::sandbox::{Limits, Sandbox};
@@ -40,6 +40,8 @@ pub struct Runtime {
 #[derive(Clone)]
 pub struct Prepared {
     pub(crate) pre: InstancePre<Sandbox>,
+    /// The contract version the component was built for, whose bindings its calls go through.
+    pub contract: Contract,
     /// Where each [`Hook`] is among the component's exports, in the order of [`Hook::ALL`].
     hooks: Vec<ComponentExportIndex>,
     /// Lower-case hex SHA-256 of the component's bytes.
@@ -65,7 +67,11 @@ impl Runtime {
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| anyhow::anyhow!("linking WASI: {e}"))?;
-        ProviderComponent::add_to_linker::<Sandbox, wasmtime::component::HasSelf<Sandbox>>(&mut linker, |state| state)
+        // Each version's `types` interface, which components import (it has no functions).
+        v0_1::ProviderComponent::add_to_linker::<Sandbox, wasmtime::component::HasSelf<Sandbox>>(&mut linker, |state| state)
+            .and_then(|()| {
+                v0_2::ProviderComponent::add_to_linker::<Sandbox, wasmtime::component::HasSelf<Sandbox>>(&mut linker, |state| state)
+            })
             .map_err(|e| anyhow::anyhow!("linking the provider contract: {e}"))?;
 
         let cache = match cache_dir {
@@ -93,17 +99,24 @@ impl Runtime {
         check_header(bytes).map_err(fail)?;
         let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes));
         let (component, from_cache) = self.compile(&sha256, bytes).map_err(|e| fail(Problem::Invalid(e)))?;
-        check_exports(&self.engine, &component).map_err(fail)?;
+        let contract = check_exports(&self.engine, &component).map_err(fail)?;
         check_imports(&self.engine, &component).map_err(fail)?;
         let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| fail(Problem::Invalid(format!("{e:#}"))))?;
-        // Type-checks every export against the contract, once; calls then check only their own.
-        let pre = ProviderComponentPre::new(instance_pre).map_err(|e| {
+        // Type-checks every export against its version of the contract, once; calls then check
+        // only their own.
+        let mismatch = |e: wasmtime::Error| {
             fail(Problem::Invalid(format!(
-                "its exports do not match {CONTRACT_PACKAGE}@{CONTRACT_VERSION} ({e:#}); rebuild it with the current SDK"
+                "its exports do not match {} ({e:#}); rebuild it with an SDK of that version, or with the current one ({})",
+                contract.package(),
+                Contract::CURRENT.package()
             )))
-        })?;
-        let hooks = hook_indices(&component).map_err(fail)?;
-        Ok(Prepared { pre: pre.instance_pre().clone(), hooks, sha256, from_cache })
+        };
+        let pre = match contract {
+            Contract::V0_1 => v0_1::ProviderComponentPre::new(instance_pre).map_err(mismatch)?.instance_pre().clone(),
+            Contract::V0_2 => v0_2::ProviderComponentPre::new(instance_pre).map_err(mismatch)?.instance_pre().clone(),
+        };
+        let hooks = hook_indices(&component, contract).map_err(fail)?;
+        Ok(Prepared { pre, contract, hooks, sha256, from_cache })
     }
 
     fn compile(&self, sha256: &str, bytes: &[u8]) -> Result<(Component, bool), String> {
@@ -131,8 +144,8 @@ impl Prepared {
 
 /// The export index of every hook, looked up the way the generated bindings look them up (so a
 /// compatible 0.1.x interface is found under the 0.1.0 name).
-fn hook_indices(component: &Component) -> Result<Vec<ComponentExportIndex>, Problem> {
-    let interface_name = format!("{PROVIDER_INTERFACE}@{CONTRACT_VERSION}");
+fn hook_indices(component: &Component, contract: Contract) -> Result<Vec<ComponentExportIndex>, Problem> {
+    let interface_name = format!("{PROVIDER_INTERFACE}@{}", contract.version());
     let missing = |name: &str| Problem::Invalid(format!("it does not export `{name}`; rebuild it with the current SDK"));
     let interface = component.get_export_index(None, &interface_name).ok_or_else(|| missing(&interface_name))?;
     Hook::ALL.iter().map(|hook| component.get_export_index(Some(&interface), hook.name()).ok_or_else(|| missing(hook.name()))).collect()
@@ -246,14 +259,14 @@ fn check_header(bytes: &[u8]) -> Result<(), Problem> {
     Ok(())
 }
 
-/// The component must export `latchkey:provider/provider` at a version this host implements.
-fn check_exports(engine: &Engine, component: &Component) -> Result<(), Problem> {
+/// The component must export `latchkey:provider/provider` at a version this host implements;
+/// which one it is.
+fn check_exports(engine: &Engine, component: &Component) -> Result<Contract, Problem> {
     let exports: Vec<String> = component.component_type().exports(engine).map(|(name, _)| name.to_string()).collect();
     let provider_exports: Vec<&String> = exports.iter().filter(|name| name.split('@').next() == Some(PROVIDER_INTERFACE)).collect();
-    let supported = format!("{CONTRACT_PACKAGE}@{CONTRACT_VERSION}");
     match provider_exports.first() {
         None => Err(Problem::WrongWorld {
-            expected: format!("{PROVIDER_INTERFACE}@{CONTRACT_VERSION}"),
+            expected: format!("{PROVIDER_INTERFACE}@{}", Contract::CURRENT.version()),
             found: if exports.is_empty() {
                 "nothing".to_string()
             } else {
@@ -262,28 +275,12 @@ fn check_exports(engine: &Engine, component: &Component) -> Result<(), Problem> 
         }),
         Some(name) => {
             let version = name.split_once('@').map(|(_, version)| version).unwrap_or("");
-            if is_compatible(version) {
-                Ok(())
-            } else {
+            Contract::of(version).ok_or_else(|| {
                 let found =
                     if version.is_empty() { format!("{CONTRACT_PACKAGE} (unversioned)") } else { format!("{CONTRACT_PACKAGE}@{version}") };
-                Err(Problem::UnsupportedContract { found, supported })
-            }
+                Problem::UnsupportedContract { found, supported: Contract::supported() }
+            })
         }
-    }
-}
-
-/// Semver compatibility as the component model's linker applies it: for 0.x the minor version
-/// must match, from 1.0 on the major version.
-fn is_compatible(version: &str) -> bool {
-    let parts = |v: &str| -> Option<(u64, u64)> {
-        let mut it = v.split(['.', '-', '+']);
-        Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
-    };
-    match (parts(version), parts(CONTRACT_VERSION)) {
-        (Some((0, minor)), Some((0, ours))) => minor == ours,
-        (Some((major, _)), Some((ours, _))) => major == ours && major != 0,
-        _ => false,
     }
 }
 
@@ -310,11 +307,14 @@ mod tests {
 
     #[test]
     fn contract_versions_follow_component_model_semver() {
-        assert!(is_compatible("0.1.0"));
-        assert!(is_compatible("0.1.7"));
-        assert!(!is_compatible("0.2.0"));
-        assert!(!is_compatible("1.0.0"));
-        assert!(!is_compatible(""));
+        assert_eq!(Contract::of("0.1.0"), Some(Contract::V0_1));
+        assert_eq!(Contract::of("0.1.7"), Some(Contract::V0_1));
+        assert_eq!(Contract::of("0.2.0"), Some(Contract::V0_2));
+        assert_eq!(Contract::of("0.2.3-pre"), Some(Contract::V0_2));
+        assert_eq!(Contract::of("0.3.0"), None);
+        assert_eq!(Contract::of("1.0.0"), None);
+        assert_eq!(Contract::of(""), None);
+        assert_eq!(Contract::supported(), "latchkey:provider@0.1.0 and @0.2.0");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use wasmtime::{ResourceLimiter, Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::{Hook, latchkey::provider::types};
+use super::bindings::{Hook, v0_1, v0_2};
 use super::error::Problem;
 use super::runtime::{EPOCH_TICK, INSTANCE_WAIT, POOLED_INSTANCES, Prepared, Runtime};
 
@@ -59,7 +59,9 @@ impl WasiView for Sandbox {
     }
 }
 
-impl types::Host for Sandbox {}
+// The contract's `types` interfaces have no functions: nothing to implement.
+impl v0_1::latchkey::provider::types::Host for Sandbox {}
+impl v0_2::latchkey::provider::types::Host for Sandbox {}
 
 /// Caps linear memory and remembers whether the cap was hit, so the error can say so.
 struct MemoryCap {
@@ -219,7 +221,9 @@ mod tests {
         let callers: Vec<_> = (0..POOLED_INSTANCES * 2)
             .map(|_| {
                 let (runtime, prepared) = (runtime.clone(), prepared.clone());
-                std::thread::spawn(move || call::<(), types::ProviderInfo>(&runtime, &prepared, Hook::Info, ()).map(|info| info.id))
+                std::thread::spawn(move || {
+                    call::<(), super::super::bindings::ProviderInfo>(&runtime, &prepared, Hook::Info, ()).map(|info| info.id)
+                })
             })
             .collect();
         drop(held);

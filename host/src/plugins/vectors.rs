@@ -41,7 +41,9 @@
 //! | `read-revocation-response` | `response` | `{"revoked": true}` or `{"failure": {…}}` |
 //! | `merge-refreshed` | `config`, `policy`, `previous`, `fresh` | `{"token": {…}}` |
 //!
-//! - `context.kind` is `authorization-code` (the default), `refresh-token` or `revocation`.
+//! - `context.kind` is `authorization-code` (the default), `refresh-token`, `revocation`,
+//!   `device-code` or `client-credentials` (the last two are new in contract 0.2; a 0.1
+//!   component gets them as the host sends them: unreshaped, and read as `authorization-code`).
 //! - `request` has `method` (default `POST`), `url`, `headers` and a body; `response` has
 //!   `status` (default 200), `headers` and a body.
 //! - `policy` is `keep-previous`, `rotate` or `rotate-single-use`; without it, the policy of the
@@ -53,9 +55,10 @@
 //! `expires_in`, `expires_at`, `refresh_token`, `refresh_token_expires_in`, `scopes`, `id_token`
 //! and `extra`; a failure has `kind` (`reauthorize`, `misconfigured`, `retry`, `other`), `code`,
 //! `retry_after` and `message_contains`; a flow has `endpoints` (`issuer`, `authorization`,
-//! `token`, `refresh`, `revocation` as `{"url", "client_auth"}`, `userinfo`),
-//! `scope_separator`, `pkce`, `client_auth` (`basic`, `post`, `none`), `refresh`, `redirect`
-//! (`"https-only"` or `{"loopback": {"host", "port", "path"}}`) and `send_resource`.
+//! `token`, `refresh`, `revocation` as `{"url", "client_auth"}`, `userinfo`,
+//! `device_authorization`), `scope_separator`, `pkce`, `client_auth` (`basic`, `post`, `none`,
+//! `private-key-jwt`), `refresh`, `redirect` (`"https-only"` or `{"loopback": {"host", "port",
+//! "path"}}`), `send_resource` and `refresh_ahead`.
 //!
 //! Comparison: an object checks only the fields it lists (`null` means "must be absent"), so a
 //! vector states what its example shows. Name/value lists and JSON bodies are compared whole,
@@ -466,6 +469,7 @@ fn flow_json(flow: &Flow) -> Value {
                 "client_auth": name_of(CLIENT_AUTH, revocation.client_auth),
             })),
             "userinfo": endpoints.userinfo,
+            "device_authorization": endpoints.device_authorization,
         },
         "scope_separator": flow.scope_separator,
         "pkce": name_of(PKCE, flow.pkce),
@@ -473,6 +477,7 @@ fn flow_json(flow: &Flow) -> Value {
         "refresh": name_of(POLICIES, flow.refresh),
         "redirect": redirect,
         "send_resource": flow.send_resource,
+        "refresh_ahead": flow.refresh_ahead,
     })
 }
 
@@ -672,7 +677,8 @@ fn token_from_json(value: &Value, what: &str) -> Result<TokenSet, String> {
 // The contract's enums by the names vectors use (the WIT names).
 
 const PKCE: &[(&str, Pkce)] = &[("required", Pkce::Required), ("supported", Pkce::Supported), ("unsupported", Pkce::Unsupported)];
-const CLIENT_AUTH: &[(&str, ClientAuth)] = &[("basic", ClientAuth::Basic), ("post", ClientAuth::Post), ("none", ClientAuth::None)];
+const CLIENT_AUTH: &[(&str, ClientAuth)] =
+    &[("basic", ClientAuth::Basic), ("post", ClientAuth::Post), ("none", ClientAuth::None), ("private-key-jwt", ClientAuth::PrivateKeyJwt)];
 const POLICIES: &[(&str, RefreshPolicy)] = &[
     ("keep-previous", RefreshPolicy::KeepPrevious),
     ("rotate", RefreshPolicy::Rotate),
@@ -682,6 +688,8 @@ const REQUEST_KINDS: &[(&str, RequestKind)] = &[
     ("authorization-code", RequestKind::AuthorizationCode),
     ("refresh-token", RequestKind::RefreshToken),
     ("revocation", RequestKind::Revocation),
+    ("device-code", RequestKind::DeviceCode),
+    ("client-credentials", RequestKind::ClientCredentials),
 ];
 const FAILURE_KINDS: &[(&str, FailureKind)] = &[
     ("reauthorize", FailureKind::Reauthorize),

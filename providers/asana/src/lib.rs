@@ -38,6 +38,7 @@ impl Provider for Asana {
                 refresh: None,
                 revocation: Some(RevocationEndpoint { url: "https://app.asana.com/-/oauth_revoke".into(), client_auth: ClientAuth::Post }),
                 userinfo: Some("https://app.asana.com/api/1.0/openid_connect/userinfo".into()),
+                device_authorization: None,
             },
             Pkce::Supported,
             ClientAuth::Post,

@@ -60,6 +60,7 @@ impl Provider for Atlassian {
                     client_auth: ClientAuth::Post,
                 }),
                 userinfo: Some("https://api.atlassian.com/me".into()),
+                device_authorization: None,
             },
             Pkce::Supported,
             ClientAuth::Post,

@@ -70,6 +70,7 @@ impl Provider for Auth0 {
                 refresh: None,
                 revocation: Some(RevocationEndpoint { url: format!("{base}/oauth/revoke"), client_auth: ClientAuth::Post }),
                 userinfo: Some(format!("{base}/userinfo")),
+                device_authorization: None,
             },
             Pkce::Supported,
             ClientAuth::Post,

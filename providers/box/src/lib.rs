@@ -43,6 +43,7 @@ impl Provider for BoxProvider {
                 refresh: None,
                 revocation: Some(RevocationEndpoint { url: "https://api.box.com/oauth2/revoke".into(), client_auth: ClientAuth::Post }),
                 userinfo: None,
+                device_authorization: None,
             },
             Pkce::Unsupported,
             ClientAuth::Post,

@@ -55,6 +55,7 @@ impl Provider for Discord {
                     client_auth: ClientAuth::Basic,
                 }),
                 userinfo: None,
+                device_authorization: None,
             },
             Pkce::Supported,
             ClientAuth::Basic,

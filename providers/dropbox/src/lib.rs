@@ -78,6 +78,7 @@ impl Provider for Dropbox {
                     client_auth: ClientAuth::None,
                 }),
                 userinfo: None,
+                device_authorization: None,
             },
             Pkce::Supported,
             ClientAuth::Post,

@@ -45,6 +45,7 @@ impl Provider for Figma {
                 refresh: Some("https://api.figma.com/v1/oauth/refresh".into()),
                 revocation: None,
                 userinfo: None,
+                device_authorization: None,
             },
             Pkce::Supported,
             ClientAuth::Basic,

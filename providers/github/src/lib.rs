@@ -131,6 +131,8 @@ impl Provider for GitHub {
                 refresh: None,
                 revocation,
                 userinfo: Some(format!("{api}/user")),
+                // https://docs.github.com/en/apps/oauth-apps/building-oauth-apps/authorizing-oauth-apps#device-flow
+                device_authorization: Some(format!("{base}/login/device/code")),
             },
             scope_separator: " ".into(),
             // Supported (S256) since July 2025, for OAuth Apps and GitHub Apps alike.
@@ -142,6 +144,7 @@ impl Provider for GitHub {
             },
             redirect: shape::loopback("127.0.0.1", None),
             send_resource: false,
+            refresh_ahead: None,
         })
     }
 

@@ -43,6 +43,7 @@ impl Provider for GitLab {
                 refresh: None,
                 revocation: Some(RevocationEndpoint { url: format!("{base}/oauth/revoke"), client_auth: ClientAuth::Post }),
                 userinfo: Some(format!("{base}/oauth/userinfo")),
+                device_authorization: None,
             },
             scope_separator: " ".into(),
             pkce: Pkce::Supported,
@@ -50,6 +51,7 @@ impl Provider for GitLab {
             refresh: RefreshPolicy::RotateSingleUse,
             redirect: shape::fixed_port_loopback(config, "127.0.0.1")?,
             send_resource: false,
+            refresh_ahead: None,
         })
     }
 }

@@ -61,6 +61,8 @@ impl Provider for Google {
                 refresh: None,
                 revocation: Some(RevocationEndpoint { url: "https://oauth2.googleapis.com/revoke".into(), client_auth: ClientAuth::None }),
                 userinfo: Some("https://openidconnect.googleapis.com/v1/userinfo".into()),
+                // https://developers.google.com/identity/protocols/oauth2/limited-input-device
+                device_authorization: Some("https://oauth2.googleapis.com/device/code".into()),
             },
             scope_separator: " ".into(),
             pkce: Pkce::Supported,
@@ -70,6 +72,7 @@ impl Provider for Google {
             redirect: shape::loopback("127.0.0.1", None),
             // Google does not implement RFC 8707 resource indicators.
             send_resource: false,
+            refresh_ahead: None,
         })
     }
 

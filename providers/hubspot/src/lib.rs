@@ -73,6 +73,7 @@ impl Provider for HubSpot {
                     client_auth: ClientAuth::None,
                 }),
                 userinfo: None,
+                device_authorization: None,
             },
             Pkce::Supported,
             ClientAuth::Post,

@@ -54,6 +54,7 @@ impl Provider for Linear {
                         client_auth: ClientAuth::Post,
                     }),
                     userinfo: None,
+                    device_authorization: None,
                 },
                 Pkce::Supported,
                 ClientAuth::Post,

@@ -164,6 +164,8 @@ impl Provider for Microsoft {
                 refresh: None,
                 revocation: None,
                 userinfo: Some(format!("https://{graph}/oidc/userinfo")),
+                // https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-device-code
+                device_authorization: Some(format!("{base}/oauth2/v2.0/devicecode")),
             },
             scope_separator: " ".into(),
             pkce: Pkce::Supported,
@@ -172,6 +174,7 @@ impl Provider for Microsoft {
             // Entra ID ignores the port when it matches http://localhost redirect URIs.
             redirect: shape::loopback("localhost", None),
             send_resource: false,
+            refresh_ahead: None,
         })
     }
 

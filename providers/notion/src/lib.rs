@@ -75,6 +75,7 @@ impl Provider for Notion {
                     client_auth: ClientAuth::Basic,
                 }),
                 userinfo: None,
+                device_authorization: None,
             },
             // Not documented; an unknown PKCE parameter is not worth a failed exchange.
             Pkce::Unsupported,

@@ -64,6 +64,7 @@ impl Provider for Okta {
                 refresh: None,
                 revocation: Some(RevocationEndpoint { url: format!("{base}/revoke"), client_auth: ClientAuth::Basic }),
                 userinfo: Some(format!("{base}/userinfo")),
+                device_authorization: None,
             },
             Pkce::Supported,
             ClientAuth::Basic,

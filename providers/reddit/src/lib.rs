@@ -62,6 +62,7 @@ impl Provider for Reddit {
                     client_auth: ClientAuth::Basic,
                 }),
                 userinfo: Some("https://oauth.reddit.com/api/v1/me".into()),
+                device_authorization: None,
             },
             Pkce::Unsupported,
             ClientAuth::Basic,

@@ -84,6 +84,7 @@ impl Provider for Salesforce {
                 refresh: None,
                 revocation: Some(RevocationEndpoint { url: format!("{base}/revoke"), client_auth: ClientAuth::None }),
                 userinfo: Some(format!("{base}/userinfo")),
+                device_authorization: None,
             },
             Pkce::Supported,
             ClientAuth::Post,

@@ -31,6 +31,7 @@ pub fn registered_app(
         refresh,
         redirect: shape::fixed_port_loopback(config, "localhost")?,
         send_resource: false,
+        refresh_ahead: None,
     })
 }
 
@@ -46,6 +47,7 @@ pub fn standard_flow(endpoints: Endpoints) -> Flow {
         refresh: RefreshPolicy::Rotate,
         redirect: shape::loopback("127.0.0.1", None),
         send_resource: true,
+        refresh_ahead: None,
     }
 }
 

@@ -40,11 +40,12 @@ pub mod standard;
 
 pub use config::{Config, config_key};
 
-/// Bindings generated from `wit/provider.wit` (the `latchkey:provider@0.1.0` package).
+/// Bindings generated from `wit/since_v0.2.0/provider.wit` (the `latchkey:provider@0.2.0`
+/// package).
 pub mod bindings {
     wit_bindgen::generate!({
         world: "provider-component",
-        path: "wit",
+        path: "wit/since_v0.2.0",
         pub_export_macro: true,
         export_macro_name: "__export_provider_component",
         default_bindings_module: "latchkey_provider_sdk::bindings",
@@ -57,7 +58,7 @@ pub use bindings::latchkey::provider::types::{
 };
 
 /// The contract version this SDK builds components for.
-pub const CONTRACT: &str = "latchkey:provider@0.1.0";
+pub const CONTRACT: &str = "latchkey:provider@0.2.0";
 
 /// An OAuth provider's deviations from standard OAuth 2.0. See the crate documentation.
 pub trait Provider {
@@ -134,7 +135,7 @@ macro_rules! export_provider {
                 }
             }
 
-            // Only components carry the exports: their names (`latchkey:provider/provider@0.1.0#info`)
+            // Only components carry the exports: their names (`latchkey:provider/provider@0.2.0#info`)
             // are not valid symbols for native linkers, and native builds exist only for tests.
             #[cfg(target_arch = "wasm32")]
             $crate::bindings::__export_provider_component! { Exported with_types_in $crate::bindings }

@@ -214,6 +214,7 @@ impl Provider for Slack {
                 refresh: None,
                 revocation: Some(RevocationEndpoint { url: "https://slack.com/api/auth.revoke".into(), client_auth: ClientAuth::None }),
                 userinfo: None,
+                device_authorization: None,
             },
             scope_separator: ",".into(),
             pkce: if pkce { Pkce::Required } else { Pkce::Unsupported },
@@ -221,6 +222,7 @@ impl Provider for Slack {
             refresh: if pkce || rotation { RefreshPolicy::RotateSingleUse } else { RefreshPolicy::KeepPrevious },
             redirect,
             send_resource: false,
+            refresh_ahead: None,
         })
     }
 

@@ -43,6 +43,7 @@ impl Provider for Spotify {
                 refresh: None,
                 revocation: None,
                 userinfo: None,
+                device_authorization: None,
             },
             scope_separator: " ".into(),
             pkce: Pkce::Supported,
@@ -50,6 +51,7 @@ impl Provider for Spotify {
             refresh: RefreshPolicy::Rotate,
             redirect: shape::loopback("127.0.0.1", None),
             send_resource: false,
+            refresh_ahead: None,
         })
     }
 

@@ -28,6 +28,7 @@ impl Provider for Standard {
             refresh: None,
             revocation: None,
             userinfo: None,
+            device_authorization: None,
         }))
     }
 }

@@ -57,6 +57,7 @@ impl Provider for Strava {
                     client_auth: ClientAuth::None,
                 }),
                 userinfo: None,
+                device_authorization: None,
             },
             scope_separator: ",".into(),
             pkce: Pkce::Unsupported,
@@ -64,6 +65,7 @@ impl Provider for Strava {
             refresh: RefreshPolicy::Rotate,
             redirect: shape::loopback("localhost", None),
             send_resource: false,
+            refresh_ahead: None,
         })
     }
 

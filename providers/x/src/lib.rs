@@ -64,6 +64,7 @@ impl Provider for X {
                 refresh: None,
                 revocation: Some(RevocationEndpoint { url: "https://api.x.com/2/oauth2/revoke".into(), client_auth }),
                 userinfo: None,
+                device_authorization: None,
             },
             scope_separator: " ".into(),
             pkce: Pkce::Required,
@@ -71,6 +72,7 @@ impl Provider for X {
             refresh: RefreshPolicy::RotateSingleUse,
             redirect: shape::fixed_port_loopback(config, "127.0.0.1")?,
             send_resource: false,
+            refresh_ahead: None,
         })
     }
 

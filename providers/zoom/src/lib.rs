@@ -64,6 +64,7 @@ impl Provider for Zoom {
                 refresh: None,
                 revocation: Some(RevocationEndpoint { url: "https://zoom.us/oauth/revoke".into(), client_auth: ClientAuth::Basic }),
                 userinfo: None,
+                device_authorization: None,
             },
             Pkce::Supported,
             ClientAuth::Basic,

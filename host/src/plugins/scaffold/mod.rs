@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use super::bindings::{CONTRACT_PACKAGE, CONTRACT_VERSION};
+use super::bindings::Contract;
 use super::provider::check_id;
 
 /// The SDK's package name, as its Cargo.toml declares it.
@@ -100,7 +100,7 @@ pub fn create(id: &str, dir: &Path, sdk: &SdkSource) -> anyhow::Result<Created> 
         ("type_name", type_name(id)),
         ("crate", crate_name),
         ("artefact", artefact.clone()),
-        ("contract", format!("{CONTRACT_PACKAGE}@{CONTRACT_VERSION}")),
+        ("contract", Contract::CURRENT.package()),
         ("sdk_dependency", sdk.dependency()),
     ];
     let mut files = Vec::new();
