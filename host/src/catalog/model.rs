@@ -281,6 +281,10 @@ pub struct OAuth {
     pub scopes: Vec<Located<String>>,
     #[serde(default)]
     pub providers: Vec<Located<OAuthProvider>>,
+    /// Which of the user's accounts the server uses (`oauth authorize <server> --account <name>`);
+    /// without it, the default account. `gateway run --servers <server>@<account>` overrides it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<Located<String>>,
     /// Docker's older shape, `oauth: {enabled: true, provider: <Docker Desktop app>}`: a remote
     /// server that signs its user in through the authorization server it names (RFC 9728
     /// discovery). `enabled: false` means no OAuth at all. Read by the parser, not kept.

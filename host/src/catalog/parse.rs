@@ -356,6 +356,7 @@ fn check_server(source: &Source, key: Located<String>, raw: RawServer, problems:
     if problems.count() > before {
         return None;
     }
+    let account = raw.oauth.as_ref().and_then(|oauth| oauth.account.as_ref()).map(|account| account.to_string());
     Some(Server {
         name,
         title: raw.title,
@@ -368,7 +369,7 @@ fn check_server(source: &Source, key: Located<String>, raw: RawServer, problems:
         ignored,
         source: source.clone(),
         line: key.line(),
-        account: None,
+        account,
     })
 }
 
@@ -624,6 +625,11 @@ fn check_oauth(server: &str, oauth: &Located<OAuth>, kind: &Kind, secrets: &[Sec
             problems.at(oauth, "`oauth` says `enabled: false` but lists `providers`; remove one");
         }
         return;
+    }
+    if let Some(account) = &oauth.account
+        && let Err(error) = crate::store::validate_account_name(account)
+    {
+        problems.at(account, error.to_string());
     }
     for scope in &oauth.scopes {
         if scope.is_empty() || scope.contains(char::is_whitespace) {

@@ -719,3 +719,19 @@ fn a_provider_entry_names_its_grant_and_an_unknown_one_lists_the_known() {
     assert_eq!(line, 11);
     assert!(message.contains("password") && message.contains("authorization_code") && message.contains("client_credentials"), "{message}");
 }
+
+#[test]
+fn an_entry_names_the_account_it_uses_and_a_bad_name_is_a_problem() {
+    let entry = |account: &str| {
+        format!(
+            "servers:\n  mail:\n    command: [mail]\n    secrets:\n      - {{name: mail.token, env: TOKEN}}\n    oauth:\n      account: \"{account}\"\n      providers:\n        - provider: google\n          secret: mail.token\n"
+        )
+    };
+    let servers = servers(&entry("work"));
+    assert_eq!(servers[0].account.as_deref(), Some("work"));
+    assert_eq!(servers[0].served_name(), "mail-work");
+    assert_eq!(servers[0].bindings()[0].account.as_deref(), Some("work"), "its credential is the account's");
+    let (line, _, message) = problem(&entry("two words"));
+    assert_eq!(line, 7);
+    assert!(message.contains("`two words` is not a valid account name"), "{message}");
+}

@@ -92,14 +92,14 @@ impl Default for Naming {
 /// The catalog server a `--servers` entry names: `gmail`, or `gmail@work` for one of the user's
 /// accounts.
 fn select(catalog: &crate::catalog::Catalog, selector: &str) -> anyhow::Result<crate::catalog::Server> {
-    let (name, account) = match selector.split_once('@') {
+    match selector.split_once('@') {
         Some((name, account)) => {
             crate::store::validate_account_name(account)?;
-            (name, Some(account.to_string()))
+            Ok(catalog.server(name)?.for_account(Some(account.to_string())))
         }
-        None => (selector, None),
-    };
-    Ok(catalog.server(name)?.for_account(account))
+        // The catalog entry's own `oauth.account`, if it names one.
+        None => Ok(catalog.server(selector)?.clone()),
+    }
 }
 
 /// The gateway. Cheap to clone: every HTTP session gets a clone.

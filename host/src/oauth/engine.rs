@@ -293,12 +293,17 @@ impl Engine {
     }
 
     /// The binding of catalog server `server` that `provider` names (a provider id, or the secret
-    /// that receives its token), or its only one; for `account`, or the default account.
+    /// that receives its token), or its only one; for `account`, else the account the catalog
+    /// entry names (`oauth.account`), else the default one.
     pub fn binding(&self, server: &str, provider: Option<&str>, account: Option<&str>) -> anyhow::Result<Binding> {
-        if let Some(account) = account {
-            crate::store::validate_account_name(account)?;
+        let binding = self.catalog.server(server)?.binding(provider)?;
+        match account {
+            Some(account) => {
+                crate::store::validate_account_name(account)?;
+                Ok(binding.for_account(Some(account.to_string())))
+            }
+            None => Ok(binding),
         }
-        Ok(self.catalog.server(server)?.binding(provider)?.for_account(account.map(str::to_string)))
     }
 
     /// `binding`'s target, resolved once per process: later calls get the same one without a

@@ -207,12 +207,14 @@ impl Engine {
     }
 
     /// Refresh the credential of `server`'s binding that `provider` names, or of each of its
-    /// bindings, for `account` (else the default account).
+    /// bindings, for `account` (else the catalog entry's `oauth.account`, else the default account).
     pub async fn refresh_server(&self, server: &str, provider: Option<&str>, account: Option<&str>) -> anyhow::Result<Vec<Credential>> {
+        let mut entry = self.catalog().server(server)?.clone();
         if let Some(account) = account {
             crate::store::validate_account_name(account)?;
+            entry = entry.for_account(Some(account.to_string()));
         }
-        let entry = &self.catalog().server(server)?.for_account(account.map(str::to_string));
+        let entry = &entry;
         let bindings = match provider {
             Some(_) => vec![entry.binding(provider)?],
             None => entry.bindings(),

@@ -122,7 +122,7 @@ const BAD_CLIENT: &str = "the authorization server rejected the client: check th
 const BAD_REQUEST: &str = "the authorization server rejected the request: check the client's configuration";
 const UNAVAILABLE: &str = "the authorization server is temporarily unavailable";
 
-/// RFC 6749 §5.2 error codes (and the transient ones of §4.1.2.1 and RFC 8628), sorted into what
+/// RFC 6749 §5.2 error codes (and the transient ones of §4.1.2.1 and RFC 8628 §3.5's), sorted into what
 /// the user or host should do.
 pub const RFC6749_ERRORS: &[ErrorRule] = &[
     ErrorRule::new(
@@ -138,7 +138,9 @@ pub const RFC6749_ERRORS: &[ErrorRule] = &[
     ErrorRule::new("redirect_uri_mismatch", FailureKind::Misconfigured, BAD_REQUEST),
     ErrorRule::new("temporarily_unavailable", FailureKind::Retry, UNAVAILABLE),
     ErrorRule::new("server_error", FailureKind::Retry, UNAVAILABLE),
-    ErrorRule::new("slow_down", FailureKind::Retry, UNAVAILABLE),
+    ErrorRule::new("slow_down", FailureKind::Retry, "the authorization server asks latchkey to poll more slowly"),
+    ErrorRule::new("authorization_pending", FailureKind::Retry, "the sign-in on the other device is not finished yet"),
+    ErrorRule::new("expired_token", FailureKind::Reauthorize, "the device code expired before the sign-in was finished: sign in again"),
     ErrorRule::new("access_denied", FailureKind::Reauthorize, "access was denied"),
 ];
 
