@@ -472,9 +472,10 @@ impl Engine {
                 let auth = flow.endpoints.revocation.as_ref().map_or(flow.client_auth, |r| r.client_auth);
                 flow.endpoints.revocation = Some(plugins::RevocationEndpoint { url: revocation.to_string(), client_auth: auth });
             }
-            // The provider's device endpoint belongs with the token endpoint the catalog replaced:
-            // only the catalog's own is used.
+            // The provider's device and userinfo endpoints belong with the server the catalog
+            // replaced: only the catalog's own are used.
             flow.endpoints.device_authorization = metadata.device_authorization_endpoint.as_ref().map(|url| url.to_string());
+            flow.endpoints.userinfo = metadata.userinfo_endpoint.as_ref().map(|url| url.to_string());
         }
         if let Some(manual) = &manual {
             if let Some(url) = &manual.authorization_endpoint {
@@ -483,6 +484,7 @@ impl Engine {
             if let Some(url) = &manual.token_endpoint {
                 flow.endpoints.token = url.clone();
                 flow.endpoints.device_authorization = None;
+                flow.endpoints.userinfo = None;
             }
             if let Some(url) = &manual.device_authorization_endpoint {
                 flow.endpoints.device_authorization = Some(url.clone());
@@ -768,13 +770,21 @@ impl Engine {
 
     /// Store the tokens a grant produced for `target`, as the credential of its binding.
     pub async fn save_tokens(&self, target: &Target, tokens: &plugins::TokenSet, grant: Grant) -> anyhow::Result<Credential> {
+        let stored = super::tokens::to_stored(tokens, std::time::SystemTime::now());
+        // Without an ID token, the userinfo endpoint says who signed in (a client's own token
+        // belongs to no person).
+        let identity = match (target.identity_in(tokens), &target.endpoint.flow.endpoints.userinfo) {
+            (Some(identity), _) => Some(identity),
+            (None, Some(url)) if grant != Grant::ClientCredentials => identity::from_userinfo(&self.http, url, &stored.access_token).await,
+            (None, _) => None,
+        };
         let credential = Credential {
             id: target.id.clone(),
             provider: target.endpoint.provider.id().to_string(),
-            tokens: super::tokens::to_stored(tokens, std::time::SystemTime::now()),
+            tokens: stored,
             status: Status::Authorized,
             grant,
-            identity: target.identity_in(tokens),
+            identity,
             last_refresh_error: None,
         };
         let saved = credential.clone();
@@ -915,6 +925,9 @@ fn apply_discovered(flow: &mut Flow, metadata: &AuthServerMetadata) {
     }
     if flow.endpoints.device_authorization.is_none() {
         flow.endpoints.device_authorization = metadata.device_authorization_endpoint.clone();
+    }
+    if flow.endpoints.userinfo.is_none() {
+        flow.endpoints.userinfo = metadata.userinfo_endpoint.clone();
     }
 }
 
