@@ -591,6 +591,31 @@ fn a_client_that_signs_its_assertions_with_an_ec_or_rsa_key() {
 }
 
 #[test]
+fn a_client_registered_by_hand_with_private_key_jwt() {
+    let (oidc, keys) = oidc_with_client_keys();
+    let lk = Lk::new(StoreKind::File);
+    lk.catalog("bare.yaml", BARE_ENTRY);
+    let (auth, token) = (oidc.url("/auth"), oidc.url("/token"));
+    let register = |extra: &[&str], stdin: &[u8]| {
+        let base =
+            ["oauth", "register", "bare", "--client-id", "jwt-ec-client", "--authorization-endpoint", &auth, "--token-endpoint", &token];
+        let method = ["--issuer", &oidc.issuer, "--scopes", "openid,offline_access", "--auth-method", "private_key_jwt"];
+        lk.run(&[&base[..], &method, extra].concat(), &[], stdin)
+    };
+    let contradiction = register(&["--client-secret-stdin"], b"a-secret\n");
+    assert_eq!(contradiction.code, Some(1), "{contradiction:#?}");
+    assert!(contradiction.stderr.contains("`latchkey secret set bare.client_key < key.pem`"), "{contradiction:#?}");
+    assert!(!lk.home.path().join("registrations.json").exists(), "nothing was registered");
+
+    assert_eq!(register(&[], b"").code, Some(0));
+    lk.set_secret("bare.client_key", &fs::read_to_string(keys.path().join("ec.pem")).unwrap());
+    lk.authorized("bare");
+    let credential = lk.credential("bare");
+    assert_eq!(credential.id.client_id, "jwt-ec-client");
+    assert!(oidc.active(&access_token(&credential)));
+}
+
+#[test]
 fn what_is_not_a_private_key_is_refused_when_stored_and_never_shown() {
     let lk = Lk::new(StoreKind::File);
     let certificate = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUc2VjcmV0LWxvb2tpbmc=\n-----END CERTIFICATE-----\n";

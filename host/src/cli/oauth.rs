@@ -180,6 +180,13 @@ async fn register(engine: &Engine, args: RegisterArgs) -> Result<(), Failure> {
     if client_id.trim().is_empty() {
         return Err(anyhow::anyhow!("--client-id is empty; give the client id the provider's console shows").into());
     }
+    if client_secret_stdin && auth_method.as_deref() == Some("private_key_jwt") {
+        return Err(anyhow::anyhow!(
+            "--auth-method private_key_jwt signs with the client's private key, not a secret; drop --client-secret-stdin and store \
+             the key with `latchkey secret set {server}.client_key < key.pem`"
+        )
+        .into());
+    }
     if client_secret_stdin && auth_method.as_deref() == Some("none") {
         return Err(anyhow::anyhow!(
             "--auth-method none registers a public client, which has no secret; drop --client-secret-stdin, or pick \
