@@ -1,7 +1,8 @@
 //! A plain HTTP/1.1 listener on 127.0.0.1 that records every connection and request and answers
-//! each request with one fixed response: an endpoint whose tests check what arrived (a token or
-//! revocation endpoint as a provider's documentation describes it), or a listener that must
-//! receive nothing (where a hostile provider would send the client secret).
+//! each request with one fixed response (or one per request, [`Recorder::answering`]): an endpoint
+//! whose tests check what arrived (a token or revocation endpoint as a provider's documentation
+//! describes it, an account API), or a listener that must receive nothing (where a hostile
+//! provider would send the client secret).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -79,6 +80,11 @@ pub struct Recorder {
 impl Recorder {
     /// A recorder that answers every request with `response`.
     pub fn start(response: Response) -> Recorder {
+        Recorder::answering(move |_| response.clone())
+    }
+
+    /// A recorder that answers each request with what `answer` makes of it.
+    pub fn answering(answer: impl Fn(&Request) -> Response + Send + 'static) -> Recorder {
         let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
         listener.set_nonblocking(true).unwrap();
         let address = listener.local_addr().unwrap().to_string();
@@ -95,7 +101,7 @@ impl Recorder {
                 counted.fetch_add(1, Ordering::SeqCst);
                 stream.set_nonblocking(false).unwrap();
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-                serve(stream, &response, &recorded);
+                serve(stream, &answer, &recorded);
             }
         });
         Recorder { address, connections, requests, stop, thread: Some(thread) }
@@ -134,12 +140,13 @@ impl Drop for Recorder {
     }
 }
 
-/// Requests on one connection until it closes (or a read fails), each answered with `response`.
-fn serve(stream: TcpStream, response: &Response, recorded: &Mutex<Vec<Request>>) {
+/// Requests on one connection until it closes (or a read fails), each answered with `answer`'s.
+fn serve(stream: TcpStream, answer: &dyn Fn(&Request) -> Response, recorded: &Mutex<Vec<Request>>) {
     let mut writer = stream.try_clone().unwrap();
     let mut reader = BufReader::new(stream);
     while let Some(request) = read_request(&mut reader) {
         let close = request.header("connection").is_some_and(|value| value.eq_ignore_ascii_case("close"));
+        let response = answer(&request);
         recorded.lock().unwrap().push(request);
         let reason = if (200..300).contains(&response.status) { "OK" } else { "Error" };
         let headers: String = response.headers.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();

@@ -81,6 +81,8 @@ impl Server {
             status: Status::Authorized,
             grant: Default::default(),
             identity: None,
+            context: Default::default(),
+            site: None,
             last_refresh_error: None,
         };
         store.save_credential(&credential).unwrap();

@@ -16,6 +16,7 @@ use latchkey::plugins::replacements::Replacements;
 use latchkey::plugins::{
     CallError, HttpResponse, Limits, Origin, PluginError, Problem, Provider, Registry, RequestKind, Runtime, TokenContext,
 };
+use latchkey::store::ExposeSecret;
 use latchkey_tests::recorder::{Recorder, Response};
 use latchkey_tests::stored::{self, Server};
 use latchkey_tests::{Home, fixture};
@@ -127,7 +128,7 @@ fn a_component_of_another_world() {
     assert_refused(
         "command.wasm",
         &component,
-        &["another world", "does not export `latchkey:provider/provider@0.2.0`", "`wasi:cli/run@0.2.6`"],
+        &["another world", "does not export `latchkey:provider/provider@0.3.0`", "`wasi:cli/run@0.2.6`"],
         |problem| matches!(problem, Problem::WrongWorld { found, .. } if found.contains("wasi:cli/run@0.2.6")),
     );
 }
@@ -137,10 +138,10 @@ fn a_component_for_an_unsupported_contract_version() {
     assert_refused(
         "future.wasm",
         &fixture("contract-1-0", ""),
-        &["built for contract latchkey:provider@1.0.0", "this latchkey supports latchkey:provider@0.1.0 and @0.2.0"],
+        &["built for contract latchkey:provider@1.0.0", "this latchkey supports latchkey:provider@0.1.0, @0.2.0 and @0.3.0"],
         |problem| {
             matches!(problem, Problem::UnsupportedContract { found, supported }
-                if found == "latchkey:provider@1.0.0" && supported == "latchkey:provider@0.1.0 and @0.2.0")
+                if found == "latchkey:provider@1.0.0" && supported == "latchkey:provider@0.1.0, @0.2.0 and @0.3.0")
         },
     );
 }
@@ -159,7 +160,7 @@ fn a_component_built_for_contract_0_1_keeps_loading_and_passing_its_vectors() {
     let tested = tested.json();
     assert_eq!((tested["passed"].as_u64(), tested["failed"].as_u64()), (Some(7), Some(0)), "{tested:#}");
 
-    // Installed, it is listed and inspected with its contract, beside the built-ins of 0.2.
+    // Installed, it is listed and inspected with its contract, beside the built-ins of 0.3.
     let installed = home.latchkey(&["provider", "install", file]);
     assert_eq!(installed.code, Some(0), "{installed:#?}");
     let listed = home.latchkey(&["provider", "ls", "--json"]).json();
@@ -167,12 +168,44 @@ fn a_component_built_for_contract_0_1_keeps_loading_and_passing_its_vectors() {
         listed["providers"].as_array().unwrap().iter().find(|provider| provider["id"] == id).map(|provider| provider["contract"].clone())
     };
     assert_eq!(contract_of("classic"), Some(serde_json::json!("0.1.0")), "{listed:#}");
-    assert_eq!(contract_of("google"), Some(serde_json::json!("0.2.0")), "{listed:#}");
+    assert_eq!(contract_of("google"), Some(serde_json::json!("0.3.0")), "{listed:#}");
     let table = home.latchkey(&["provider", "ls"]).stdout;
     assert!(table.contains("CONTRACT") && table.lines().any(|line| line.contains("classic") && line.contains("0.1.0")), "{table}");
     let inspected = home.latchkey(&["provider", "inspect", "classic"]).stdout;
     assert!(inspected.lines().any(|line| line.contains("contract") && line.contains("latchkey:provider@0.1.0")), "{inspected}");
     assert!(inspected.lines().any(|line| line.contains("device authorization") && line.contains('-')), "{inspected}");
+}
+
+#[test]
+fn a_component_built_for_contract_0_2_keeps_loading_and_passing_its_vectors() {
+    let home = Home::new();
+    let file = home.file("classic.wasm", &fixture("contract-0-1", "contract-0-2"));
+    let file = file.to_str().unwrap();
+    let verified = home.latchkey(&["provider", "verify", "--json", file]).json();
+    assert_eq!((verified["ok"].as_bool(), verified["contract"].as_str()), (Some(true), Some("latchkey:provider@0.2.0")), "{verified}");
+
+    // The vectors that do not depend on what 0.1 cannot name: the same answers through 0.2's
+    // bindings, and a 0.2 component has no calls after the token.
+    let vectors = home.path().join("vectors-0-2");
+    std::fs::create_dir_all(&vectors).unwrap();
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/contract-0-1/vectors");
+    let shared =
+        ["authorize-comma-scopes-and-consent", "merge-keeps-the-refresh-token", "prepare-code-exchange-reshaped", "refresh-invalid-grant"];
+    for name in shared {
+        std::fs::copy(source.join(format!("{name}.json")), vectors.join(format!("{name}.json"))).unwrap();
+    }
+    let nothing_after_the_token = serde_json::json!({
+        "name": "a 0.2 component plans no calls after the token",
+        "source": "wit/since_v0.3.0/provider.wit (post-token is new in 0.3.0)",
+        "hook": "post-token-plan",
+        "tokens": {"access_token": "at-1"},
+        "expect": {"requests": []},
+    });
+    std::fs::write(vectors.join("post-token-plans-nothing.json"), nothing_after_the_token.to_string()).unwrap();
+    let tested = home.latchkey(&["provider", "test", file, "--vectors", vectors.to_str().unwrap(), "--json"]);
+    assert_eq!(tested.code, Some(0), "{tested:#?}");
+    let tested = tested.json();
+    assert_eq!((tested["passed"].as_u64(), tested["failed"].as_u64()), (Some(5), Some(0)), "{tested:#}");
 }
 
 #[test]
@@ -428,6 +461,37 @@ fn token_endpoint() -> Recorder {
 /// What the trap received, for an assertion message.
 fn received(trap: &Recorder) -> String {
     trap.requests().iter().map(|request| request.text()).collect::<Vec<_>>().join("\n---\n")
+}
+
+#[test]
+fn a_provider_that_aims_its_calls_after_sign_in_elsewhere_gets_no_token_sent() {
+    let home = Home::new();
+    let (trap, endpoint) = (Recorder::trap(), token_endpoint());
+    let file = home.file("rogue.wasm", &fixture("rogue", "steals-after-token"));
+    let install = home.latchkey(&["provider", "install", file.to_str().unwrap()]);
+    assert_eq!(install.code, Some(0), "{install:#?}");
+    let mut server = Server::new("notes", Some("rogue"), &endpoint.origin());
+    server.config = vec![("steal_to".into(), trap.url("/collect"))];
+    server.install(&home, "the-client-secret", "at-1", None);
+
+    // The client's own token: issued, stored, and then the provider plans a call to the trap.
+    let issued = stored::run(&home, &["oauth", "authorize", "notes", "--client-credentials"]);
+    assert_eq!(issued.code, Some(1), "{issued:#?}");
+    let message = issued.stderr.trim_end();
+    for piece in [
+        "signed in to `notes` and stored the token, but without what the provider's calls after sign-in would have added",
+        "provider `rogue`",
+        &format!("tried to send the request for a call after the token exchange to {}", trap.origin()),
+        &format!("this flow allows only {}", endpoint.origin()),
+        "the request was not sent",
+    ] {
+        assert!(message.contains(piece), "`{piece}` is not in: {message}");
+    }
+    assert!(!message.contains("/collect") && !message.contains("at-2"), "{message}");
+    assert_eq!(trap.connections(), 0, "the trap received:\n{}", received(&trap));
+    let kept: Vec<String> =
+        server.stored(&home).iter().map(|credential| credential.tokens.access_token.expose_secret().to_string()).collect();
+    assert_eq!(kept, ["at-2"], "the issued token is kept");
 }
 
 #[test]

@@ -29,7 +29,8 @@ use latchkey::paths::{self, Paths};
 use latchkey::store::ExposeSecret;
 use latchkey::store::{Credential, CredentialId, SecretString, Status, Store, StoreKind, TokenSet};
 use latchkey_tests::hostile::Attacker;
-use latchkey_tests::{Home, latchkey_bin};
+use latchkey_tests::recorder::{Recorder, Response};
+use latchkey_tests::{Home, fixture, latchkey_bin};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -860,6 +861,95 @@ fn two_accounts_of_one_server_are_served_side_by_side_each_with_its_own_token() 
     });
 }
 
+/// An account API shaped like Atlassian's: two sites the token reaches, and who signed in.
+fn account_api() -> Recorder {
+    Recorder::answering(|request| match request.target.as_str() {
+        "/accessible-resources" => Response::json(
+            200,
+            json!([
+                {"id": "c-1", "name": "Acme", "url": "https://acme.example", "scopes": ["read:jira-work"]},
+                {"id": "c-2", "name": "Globex", "url": "https://globex.example", "scopes": ["read:jira-work"]},
+            ]),
+        ),
+        "/me" => Response::json(200, json!({"account_id": "712020:mia", "email": "mia@example.com", "account_type": "atlassian"})),
+        _ => Response::empty(404),
+    })
+}
+
+#[test]
+fn after_sign_in_the_provider_learns_the_account_and_the_chosen_sites_context_reaches_the_server() {
+    let peers = AuthPeers::start(3600);
+    let api = account_api();
+    let issuer = &peers.issuer;
+    // The provider's calls go to the account API, an origin the flow names (its userinfo endpoint).
+    let gateway = Setup::new(&format!(
+        "servers:\n  jira:\n    command: {}\n    secrets:\n      - {{name: jira.token, env: TOKEN}}\n    oauth:\n\
+         \x20     scopes: [openid, offline_access]\n      providers:\n        - provider: sites\n          secret: jira.token\n\
+         \x20         config: {{api: \"{api}\"}}\n          context: {{CLOUD_ID: cloud_id, SITE_URL: site_url, KIND: account_type}}\n\
+         \x20         server_metadata:\n            issuer: {issuer}\n            authorization_endpoint: {issuer}/auth\n\
+         \x20           token_endpoint: {issuer}/token\n            userinfo_endpoint: {api}/me\n\
+         \x20           token_endpoint_auth_methods_supported: [none]\n          registration: {{client_id: public-client}}\n",
+        everything_command(),
+        api = api.origin(),
+    ));
+    let component = gateway.home.path().join("sites.wasm");
+    fs::write(&component, fixture("sites", "")).unwrap();
+    gateway.latchkey(&["provider", "install", component.to_str().unwrap()]);
+    let stored = || {
+        let store = gateway.store();
+        let id = store.credential_ids().unwrap().into_iter().find(|id| id.server == "jira")?;
+        store.load_credential(&id).unwrap()
+    };
+
+    // Two sites, no terminal to ask on and no `--site`: the token is kept, the error names both.
+    let unchosen = gateway.try_authorize(&["jira"]);
+    let said = String::from_utf8_lossy(&unchosen.stderr);
+    assert!(!unchosen.status.success(), "{said}");
+    assert!(said.contains("signed in to `jira` and stored the token"), "{said}");
+    assert!(said.contains("the token reaches 2 sites and none was chosen: `c-1` (Acme, https://acme.example), `c-2` (Globex"), "{said}");
+    assert!(said.contains("sign in again with `--site <id>`"), "{said}");
+    let kept = stored().expect("the token was stored all the same");
+    assert!(kept.context.is_empty() && kept.site.is_none(), "{:?}", kept.context);
+    let (code, said) = gateway.run(&["tools", "call", "--server", "jira", "get-env"], b"");
+    assert_ne!(code, Some(0), "{said}");
+    assert!(said.contains("maps $CLOUD_ID to `cloud_id`, which its sign-in did not learn"), "{said}");
+
+    let nowhere = gateway.try_authorize(&["jira", "--site", "initech"]);
+    let said = String::from_utf8_lossy(&nowhere.stderr);
+    assert!(said.contains("`--site initech` matches none of them") && said.contains("`c-1` (Acme"), "{said}");
+
+    // Named by its name: the site's context and the account are kept.
+    let chosen = gateway.try_authorize(&["jira", "--site", "Globex"]);
+    assert!(chosen.status.success(), "{}", String::from_utf8_lossy(&chosen.stderr));
+    let credential = stored().unwrap();
+    let token = credential.tokens.access_token.expose_secret().to_string();
+    assert_eq!(credential.site.as_ref().map(|site| site.id.as_str()), Some("c-2"));
+    assert_eq!(credential.identity.as_ref().map(|who| (who.subject.as_str(), who.label.as_str())), Some(("712020:mia", "mia@example.com")));
+    let listed: Value = serde_json::from_str(&gateway.latchkey(&["oauth", "ls", "--json"])).unwrap();
+    let view = &listed["credentials"][0];
+    assert_eq!(view["context"], json!({"account_type": "atlassian", "cloud_id": "c-2", "site_url": "https://globex.example"}), "{view:#}");
+    assert_eq!((view["site"]["name"].as_str(), view["signed_in_as"].as_str()), (Some("Globex"), Some("mia@example.com")), "{view:#}");
+    let table = gateway.latchkey(&["oauth", "ls"]);
+    assert!(table.lines().any(|line| line.contains("jira") && line.contains("mia@example.com · Globex")), "{table}");
+
+    // Each call carried the new token, and went to the API only.
+    let calls: Vec<_> =
+        api.requests().into_iter().filter(|request| request.header("authorization") == Some(&format!("Bearer {token}"))).collect();
+    let paths: Vec<&str> = calls.iter().map(|request| request.target.as_str()).collect();
+    assert_eq!(paths, ["/accessible-resources", "/me"], "{:#?}", api.requests());
+
+    // The server receives the chosen site's context in the variables the catalog names.
+    let http = gateway.http(&["--servers", "jira"]);
+    let env = || -> Value { serde_json::from_str(&text(&http.client(&[json!({"call": "jira__get-env"})])[0])).unwrap_or_default() };
+    let mut seen = Value::Null;
+    eventually("the server runs with the chosen site's context", || {
+        seen = env();
+        seen["TOKEN"] == token.as_str()
+    });
+    let context = (seen["CLOUD_ID"].as_str(), seen["SITE_URL"].as_str(), seen["KIND"].as_str());
+    assert_eq!(context, (Some("c-2"), Some("https://globex.example"), Some("atlassian")), "{seen:#}");
+}
+
 #[test]
 fn a_discovery_only_remote_server_gets_its_token_sent_and_refreshed() {
     let peers = AuthPeers::start(8);
@@ -1396,6 +1486,8 @@ impl Setup {
             status: Status::Authorized,
             grant: Default::default(),
             identity: None,
+            context: Default::default(),
+            site: None,
             last_refresh_error: None,
         };
         store.save_credential(&credential).unwrap();

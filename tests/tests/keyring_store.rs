@@ -25,6 +25,8 @@ fn credential(id: &CredentialId, access: &str) -> Credential {
         status: Status::Authorized,
         grant: Default::default(),
         identity: None,
+        context: Default::default(),
+        site: None,
         last_refresh_error: None,
     }
 }

@@ -333,6 +333,12 @@ pub struct OAuthProvider {
     /// asks for on its own whenever it needs a token.
     #[serde(default)]
     pub grant: Option<CatalogGrant>,
+    /// Environment variables (and `$VAR`s in a remote server's headers) that receive what the
+    /// provider learned after sign-in, by name: `ATLASSIAN_CLOUD_ID: cloud_id`. A name the
+    /// provider's calls after the token did not learn is looked up among what the token response
+    /// kept (Salesforce's `instance_url`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub context: BTreeMap<String, Located<String>>,
     /// Docker declares `env` here but never reads it; accepted so Docker entries load, unused.
     #[serde(default, rename = "env", skip_serializing)]
     _docker_env: Option<IgnoredAny>,

@@ -689,6 +689,16 @@ fn check_oauth(server: &str, oauth: &Located<OAuth>, kind: &Kind, secrets: &[Sec
         if let Some(registration) = &provider.registration {
             problems.check(&registration.client_id, client_id(&registration.client_id));
         }
+        for (variable, name) in &provider.context {
+            problems.check(name, rules::env_name(variable).map_err(|message| format!("context: {message}")));
+            if !crate::plugins::provider::is_context_name(name) {
+                problems.at(name, format!("context name `{name}` is not 1-64 characters of a-z, 0-9 and `_`, as providers name context"));
+            }
+            let declared = secrets.iter().filter_map(|secret| secret.env.as_deref()).any(|env| env.as_str() == variable);
+            if declared {
+                problems.at(name, format!("`{variable}` already receives a secret; give the context its own variable"));
+            }
+        }
     }
 }
 

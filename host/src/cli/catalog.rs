@@ -296,6 +296,9 @@ fn provider_table(server: &str, provider: &OAuthProvider, registered: Option<&st
     if let Some(grant) = provider.grant {
         rows.push(("grant", Grant::from(grant).name().to_string()));
     }
+    for (variable, name) in &provider.context {
+        rows.push(("context", format!("${variable} = {}", **name)));
+    }
     for (name, value) in rows {
         table.add_row(vec![name.to_string(), value]);
     }

@@ -1,6 +1,7 @@
 //! `latchkey oauth register | authorize | ls | refresh | revoke`.
 
 use std::io::{BufRead, IsTerminal, Write};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use clap::{Args, Subcommand};
@@ -14,7 +15,9 @@ use crate::oauth::device::Verification;
 use crate::oauth::engine::{self, Engine, Overrides};
 use crate::oauth::lifecycle::{CredentialView, human_duration};
 use crate::oauth::manual::ManualRegistration;
+use crate::oauth::post_token::{SiteChoice, SiteChooser, describe_site};
 use crate::paths::Paths;
+use crate::plugins::Site;
 use crate::store::{Credential, Grant};
 
 #[derive(Subcommand)]
@@ -129,6 +132,10 @@ pub struct AuthorizeArgs {
     /// and asks again whenever it ends. The catalog's `grant: client_credentials` does the same.
     #[arg(long, conflicts_with_all = ["paste", "no_browser", "redirect_uri"])]
     client_credentials: bool,
+    /// When the token reaches several sites (Atlassian sites, say), the one to use: its id, name
+    /// or address. Without it, latchkey asks on a terminal.
+    #[arg(long)]
+    site: Option<String>,
     #[command(flatten)]
     interaction: InteractionArgs,
 }
@@ -229,7 +236,8 @@ async fn register(engine: &Engine, args: RegisterArgs) -> Result<(), Failure> {
 }
 
 async fn authorize(engine: &Engine, args: AuthorizeArgs) -> Result<(), Failure> {
-    let overrides = Overrides { scopes: args.scopes.as_deref().map(split_scopes), ..Overrides::default() };
+    let site = SiteChoice { named: args.site.clone(), ask: std::io::stdin().is_terminal().then(|| SiteChooser(Arc::new(ask_for_site))) };
+    let overrides = Overrides { scopes: args.scopes.as_deref().map(split_scopes), site, ..Overrides::default() };
     let binding = engine.binding(&args.server, args.provider.as_deref(), args.account.as_deref())?;
     let mut target = engine.target(&binding, &overrides).await?;
     if args.device {
@@ -266,6 +274,22 @@ fn report_authorized(binding: &Binding, credential: &Credential) {
     if !view.refreshable {
         output::warning("no refresh token was issued: authorize again when the access token expires");
     }
+}
+
+/// Ask on the terminal which of `sites` to use: by number, id, name or address.
+fn ask_for_site(sites: &[Site]) -> Option<usize> {
+    let mut err = anstream::stderr();
+    let _ = writeln!(err, "The token reaches {} sites:", sites.len());
+    for (number, site) in sites.iter().enumerate() {
+        let _ = writeln!(err, "  {}. {}", number + 1, describe_site(site));
+    }
+    let _ = write!(err, "Which one should the servers use? [1-{}] ", sites.len());
+    let _ = err.flush();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).ok()?;
+    let answer = line.trim();
+    let by_number = answer.parse::<usize>().ok().and_then(|number| number.checked_sub(1)).filter(|index| *index < sites.len());
+    by_number.or_else(|| sites.iter().position(|site| site.id == answer || site.name == answer || site.url.as_deref() == Some(answer)))
 }
 
 /// Where to go and what to enter, for RFC 8628's user step; a QR code of the address on a
@@ -358,10 +382,16 @@ async fn list(engine: &Engine, as_json: bool) -> Result<(), Failure> {
         };
         table.add_row(vec![
             view.binding.clone().unwrap_or_else(|| view.server.clone()),
-            match (&view.account, &view.signed_in_as) {
-                (Some(account), Some(who)) if account != who => format!("{account} ({who})"),
-                (Some(name), _) | (None, Some(name)) => name.clone(),
-                (None, None) => "-".into(),
+            {
+                let who = match (&view.account, &view.signed_in_as) {
+                    (Some(account), Some(who)) if account != who => format!("{account} ({who})"),
+                    (Some(name), _) | (None, Some(name)) => name.clone(),
+                    (None, None) => "-".into(),
+                };
+                match &view.site {
+                    Some(site) => format!("{who} · {}", site.name),
+                    None => who,
+                }
             },
             view.provider.clone(),
             view.state.replace('-', " "),

@@ -163,6 +163,7 @@ impl Session {
             scopes: args.scopes.as_deref().map(split_scopes),
             client_metadata_url: args.client_metadata_url,
             issuer: args.issuer,
+            site: Default::default(),
         };
         let credential = UrlCredential::new(Arc::new(engine), &url, overrides, Browser(args.interaction));
         let lifecycle = remote::lifecycle(protocol.as_ref());

@@ -19,17 +19,56 @@ use http::{HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::catalog::headers::{self, Piece};
-use crate::catalog::{BindingEntry, Remote, Secret, Server};
+use crate::catalog::{Binding, BindingEntry, OAuthProvider, Remote, Secret, Server};
 use crate::oauth::engine::Engine;
 
-/// The environment variables carrying `server`'s secrets.
+/// The environment variables carrying `server`'s secrets, and what its providers learned after
+/// sign-in that the catalog maps to variables.
 pub async fn secret_env(engine: &Arc<Engine>, server: &Server) -> anyhow::Result<Vec<(String, SecretString)>> {
     let mut env = Vec::new();
     for secret in &server.secrets {
         let Some(variable) = &secret.env else { continue };
         env.push((variable.to_string(), secret_value(engine, server, secret, variable).await?));
     }
+    for (provider, binding) in context_providers(server) {
+        for variable in provider.context.keys() {
+            env.push((variable.clone(), context_value(engine, server, provider, &binding, variable).await?));
+        }
+    }
     Ok(env)
+}
+
+/// `server`'s provider entries that map context to variables, with their bindings.
+fn context_providers(server: &Server) -> impl Iterator<Item = (&OAuthProvider, Binding)> {
+    let providers = server.oauth.iter().flat_map(|oauth| oauth.providers.iter()).map(|provider| &**provider);
+    providers.zip(server.bindings()).filter(|(provider, _)| !provider.context.is_empty())
+}
+
+/// What `$variable` receives of `binding`'s credential: the context the provider learned after
+/// sign-in, else what the token response kept under that name.
+async fn context_value(
+    engine: &Arc<Engine>,
+    server: &Server,
+    provider: &OAuthProvider,
+    binding: &Binding,
+    variable: &str,
+) -> anyhow::Result<SecretString> {
+    let name = provider.context.get(variable).map(|name| name.as_str()).unwrap_or_default();
+    let credential = engine.tokens().stored(binding).await?;
+    let value = credential.as_ref().and_then(|credential| {
+        let learned = credential.context.get(name).map(|value| SecretString::from(value.clone()));
+        learned.or_else(|| credential.tokens.extra.get(name).cloned())
+    });
+    value.ok_or_else(|| {
+        let account = binding.account.as_ref().map(|account| format!(" --account {account}")).unwrap_or_default();
+        anyhow::anyhow!(
+            "server `{}` maps ${variable} to `{name}`, which its sign-in did not learn; sign in again with `latchkey oauth \
+             authorize {}{account}` (the provider's calls after sign-in learn it), or check the name against `latchkey oauth ls \
+             --json`",
+            server.name,
+            server.name
+        )
+    })
 }
 
 /// The headers of `remote` (`server`'s), expanded. Values are marked sensitive: they carry
@@ -75,6 +114,9 @@ pub async fn remote_headers(engine: &Arc<Engine>, server: &Server, remote: &Remo
 async fn variable_value(engine: &Arc<Engine>, server: &Server, variable: &str) -> anyhow::Result<SecretString> {
     if let Some(secret) = server.secrets.iter().find(|secret| secret.env.as_ref().is_some_and(|env| env.as_str() == variable)) {
         return secret_value(engine, server, secret, variable).await;
+    }
+    if let Some((provider, binding)) = context_providers(server).find(|(provider, _)| provider.context.contains_key(variable)) {
+        return context_value(engine, server, provider, &binding, variable).await;
     }
     match server.env.iter().find(|var| var.name.as_str() == variable) {
         Some(var) => Ok(SecretString::from(var.value.clone())),

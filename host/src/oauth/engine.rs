@@ -46,6 +46,7 @@ use super::exchange::{self, TokenEndpoint};
 use super::http::{self, Client};
 use super::identity;
 use super::manual::{ManualRegistration, Registrations};
+use super::post_token::{self, SiteChoice};
 use super::registration::{self, ClientRegistration, RegistrationSource};
 use crate::catalog::{Binding, Catalog, Kind, OAuthProvider, Server};
 use crate::paths::Paths;
@@ -90,6 +91,8 @@ pub struct Target {
     pub dynamic: Option<(String, AuthServerMetadata)>,
     /// The grant the catalog names for this binding (`client_credentials`: no person signs in).
     pub grant: Grant,
+    /// Which site to use when the token reaches several (contract 0.3's `post-token`).
+    pub site: SiteChoice,
 }
 
 impl Target {
@@ -110,6 +113,8 @@ pub struct Overrides {
     pub client_metadata_url: Option<String>,
     /// The issuer `client_id` belongs to (`--issuer`); a client with a secret needs one.
     pub issuer: Option<String>,
+    /// `--site`, and who to ask on a terminal.
+    pub site: SiteChoice,
 }
 
 /// The issuer a client is bound to, and who said so.
@@ -431,6 +436,7 @@ impl Engine {
             iss_required,
             dynamic,
             grant: entry.and_then(|entry| entry.grant).map(Grant::from).unwrap_or_default(),
+            site: overrides.site.clone(),
         })
     }
 
@@ -640,6 +646,7 @@ impl Engine {
             iss_required,
             dynamic,
             grant: Grant::AuthorizationCode,
+            site: overrides.site.clone(),
         })
     }
 
@@ -768,15 +775,24 @@ impl Engine {
         self.save_tokens(target, &tokens, Grant::ClientCredentials).await
     }
 
-    /// Store the tokens a grant produced for `target`, as the credential of its binding.
+    /// Store the tokens a grant produced for `target`, as the credential of its binding, with
+    /// what the provider's calls after the token learned. When those fail (or no site can be
+    /// chosen), the tokens are stored all the same and the error says what is missing.
     pub async fn save_tokens(&self, target: &Target, tokens: &plugins::TokenSet, grant: Grant) -> anyhow::Result<Credential> {
         let stored = super::tokens::to_stored(tokens, std::time::SystemTime::now());
-        // Without an ID token, the userinfo endpoint says who signed in (a client's own token
-        // belongs to no person).
-        let identity = match (target.identity_in(tokens), &target.endpoint.flow.endpoints.userinfo) {
-            (Some(identity), _) => Some(identity),
-            (None, Some(url)) if grant != Grant::ClientCredentials => identity::from_userinfo(&self.http, url, &stored.access_token).await,
-            (None, _) => None,
+        let (learned, unlearned) = match post_token::learn(&self.http, &target.endpoint, tokens, &stored.access_token, &target.site).await {
+            Ok(learned) => (learned, None),
+            Err(error) => (post_token::Learned::default(), Some(error)),
+        };
+        // Without an account from the provider or an ID token, the userinfo endpoint says who
+        // signed in (a client's own token belongs to no person).
+        let identity = match (learned.account, target.identity_in(tokens), &target.endpoint.flow.endpoints.userinfo) {
+            (Some(account), _, _) => Some(account),
+            (None, Some(identity), _) => Some(identity),
+            (None, None, Some(url)) if grant != Grant::ClientCredentials => {
+                identity::from_userinfo(&self.http, url, &stored.access_token).await
+            }
+            (None, None, _) => None,
         };
         let credential = Credential {
             id: target.id.clone(),
@@ -785,12 +801,20 @@ impl Engine {
             status: Status::Authorized,
             grant,
             identity,
+            context: learned.context,
+            site: learned.site,
             last_refresh_error: None,
         };
         let saved = credential.clone();
         self.blocking_store(move |store| store.save_credential(&saved)).await?;
         // A process that keeps targets (the gateway) now has a settled one for this binding.
         self.targets.lock().await.by_binding.remove(&target.binding);
+        if let Some(error) = unlearned {
+            return Err(anyhow::Error::new(error).context(format!(
+                "signed in to `{}` and stored the token, but without what the provider's calls after sign-in would have added",
+                target.id.server
+            )));
+        }
         Ok(credential)
     }
 

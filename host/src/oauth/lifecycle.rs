@@ -10,6 +10,7 @@
 //! credentials grant has no refresh token: its client asks for a new token instead, and the
 //! gateway asks for the first one itself when the catalog names that grant.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use secrecy::{ExposeSecret, SecretString};
@@ -21,7 +22,7 @@ use super::exchange::{self, ExchangeError};
 use super::tokens;
 use crate::catalog::Binding;
 use crate::plugins::FailureKind;
-use crate::store::{Credential, CredentialId, Grant, Status};
+use crate::store::{ChosenSite, Credential, CredentialId, Grant, Status};
 
 /// Refresh this long before expiry, unless the provider's flow says otherwise (`refresh-ahead`).
 pub const REFRESH_SKEW: Duration = Duration::from_secs(60);
@@ -87,6 +88,12 @@ pub struct CredentialView {
     /// Who signed in (the ID token's e-mail, user name or subject), when the server said.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signed_in_as: Option<String>,
+    /// The site chosen among several the token reaches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub site: Option<ChosenSite>,
+    /// What the provider's calls after sign-in learned for the servers (not secret).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub context: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
@@ -116,6 +123,8 @@ impl CredentialView {
                 && matches!(credential.status, Status::Authorized),
             grant: credential.grant.name(),
             signed_in_as: credential.identity.as_ref().map(|identity| identity.label.clone()),
+            site: credential.site.clone(),
+            context: credential.context.clone(),
             reason,
         }
     }

@@ -17,6 +17,7 @@
 //! - [`engine`]: catalog, plugins, store and manual registrations turned into a [`engine::Target`]
 //!   per credential binding, with the issuer each pre-registered client is bound to;
 //! - [`identity`]: who signed in, from the ID token;
+//! - [`post_token`]: the provider's calls after the first token (account, context, site);
 //! - [`access`]: the narrow handles the gateway gets (secrets, tokens by binding);
 //! - [`lifecycle`]: listing, refresh that never loses a token, revocation;
 //! - [`manual`]: clients registered with `latchkey oauth register`;
@@ -35,5 +36,6 @@ pub mod http;
 pub mod identity;
 pub mod lifecycle;
 pub mod manual;
+pub mod post_token;
 pub mod registration;
 pub mod tokens;

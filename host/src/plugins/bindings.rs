@@ -12,7 +12,7 @@ pub mod v0_1 {
     });
 }
 
-/// Contract 0.2.0: the current one.
+/// Contract 0.2.0, as published. Its types are 0.3's; only the world differs.
 pub mod v0_2 {
     wasmtime::component::bindgen!({
         path: "../wit/since_v0.2.0",
@@ -21,34 +21,53 @@ pub mod v0_2 {
     });
 }
 
-pub use v0_2::latchkey::provider::types::*;
+/// Contract 0.3.0: the current one.
+pub mod v0_3 {
+    wasmtime::component::bindgen!({
+        path: "../wit/since_v0.3.0",
+        world: "provider-component",
+        additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
+    });
+}
+
+pub use v0_3::exports::latchkey::provider::post_token::{Account, PostTokenResult, Site};
+pub use v0_3::latchkey::provider::types::*;
 
 /// The contract package this host implements.
 pub const CONTRACT_PACKAGE: &str = "latchkey:provider";
 /// The interface a provider component must export (without its version).
 pub const PROVIDER_INTERFACE: &str = "latchkey:provider/provider";
+/// The interface of calls after the token exchange, from contract 0.3 on (without its version).
+pub const POST_TOKEN_INTERFACE: &str = "latchkey:provider/post-token";
 
 /// A contract version this host loads components of. The one source of the version strings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Contract {
     V0_1,
     V0_2,
+    V0_3,
 }
 
 impl Contract {
     /// What new components are built for (the SDK's version).
-    pub const CURRENT: Contract = Contract::V0_2;
-    pub const ALL: [Contract; 2] = [Contract::V0_1, Contract::V0_2];
+    pub const CURRENT: Contract = Contract::V0_3;
+    pub const ALL: [Contract; 3] = [Contract::V0_1, Contract::V0_2, Contract::V0_3];
 
-    /// The version as published: `0.2.0`.
+    /// The version as published: `0.3.0`.
     pub fn version(self) -> &'static str {
         match self {
             Contract::V0_1 => "0.1.0",
             Contract::V0_2 => "0.2.0",
+            Contract::V0_3 => "0.3.0",
         }
     }
 
-    /// `latchkey:provider@0.2.0`.
+    /// Whether components of this version export the `post-token` interface.
+    pub fn has_post_token(self) -> bool {
+        self >= Contract::V0_3
+    }
+
+    /// `latchkey:provider@0.3.0`.
     pub fn package(self) -> String {
         format!("{CONTRACT_PACKAGE}@{}", self.version())
     }
@@ -68,10 +87,11 @@ impl Contract {
         })
     }
 
-    /// Every version this host loads, for messages: `latchkey:provider@0.1.0 and @0.2.0`.
+    /// Every version this host loads, for messages: `latchkey:provider@0.1.0, @0.2.0 and @0.3.0`.
     pub fn supported() -> String {
         let versions: Vec<String> = Contract::ALL.iter().map(|contract| format!("@{}", contract.version())).collect();
-        format!("{CONTRACT_PACKAGE}{}", versions.join(" and "))
+        let (last, earlier) = versions.split_last().expect("at least one version");
+        format!("{CONTRACT_PACKAGE}{} and {last}", earlier.join(", "))
     }
 }
 
@@ -81,8 +101,8 @@ impl std::fmt::Display for Contract {
     }
 }
 
-/// The functions of the provider interface. A call looks up and type-checks only the one it runs
-/// (see [`super::sandbox::call`]); the whole interface is checked once, when the component loads.
+/// The functions of the contract's interfaces. A call looks up and type-checks only the one it
+/// runs (see [`super::sandbox::call`]); the whole world is checked once, when the component loads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Hook {
     Info,
@@ -92,10 +112,13 @@ pub enum Hook {
     ReadTokenResponse,
     ReadRevocationResponse,
     MergeRefreshed,
+    PostTokenPlan,
+    PostTokenRead,
 }
 
 impl Hook {
-    pub const ALL: [Hook; 7] = [
+    /// The `provider` interface's functions, which every version has.
+    pub const PROVIDER: [Hook; 7] = [
         Hook::Info,
         Hook::Configure,
         Hook::AuthorizeParams,
@@ -104,8 +127,10 @@ impl Hook {
         Hook::ReadRevocationResponse,
         Hook::MergeRefreshed,
     ];
+    /// The `post-token` interface's functions (0.3 on).
+    pub const POST_TOKEN: [Hook; 2] = [Hook::PostTokenPlan, Hook::PostTokenRead];
 
-    /// The function's name in the contract.
+    /// The hook's name in messages: the function's, prefixed by its interface outside `provider`.
     pub fn name(self) -> &'static str {
         match self {
             Hook::Info => "info",
@@ -115,7 +140,14 @@ impl Hook {
             Hook::ReadTokenResponse => "read-token-response",
             Hook::ReadRevocationResponse => "read-revocation-response",
             Hook::MergeRefreshed => "merge-refreshed",
+            Hook::PostTokenPlan => "post-token.plan",
+            Hook::PostTokenRead => "post-token.read",
         }
+    }
+
+    /// The function's name in its interface.
+    pub fn function(self) -> &'static str {
+        self.name().rsplit('.').next().expect("split yields one piece at least")
     }
 }
 

@@ -31,11 +31,11 @@ pub mod watch;
 use std::sync::Arc;
 
 pub use bindings::{
-    ClientAuth, ConfigKey, Contract, Endpoints, Failure, FailureKind, Flow, HttpRequest, HttpResponse, LoopbackRedirect, Params, Pkce,
-    ProviderInfo, Redirect, RefreshPolicy, RequestKind, RevocationEndpoint, TokenContext, TokenSet,
+    Account, ClientAuth, ConfigKey, Contract, Endpoints, Failure, FailureKind, Flow, HttpRequest, HttpResponse, LoopbackRedirect, Params,
+    Pkce, PostTokenResult, ProviderInfo, Redirect, RefreshPolicy, RequestKind, RevocationEndpoint, Site, TokenContext, TokenSet,
 };
 pub use error::{Origin, PluginError, Problem};
-pub use provider::{CallError, Provider};
+pub use provider::{CallError, Provider, request_origins};
 pub use registry::{LookupError, Registry, UnknownProvider};
 pub use runtime::Runtime;
 pub use sandbox::Limits;

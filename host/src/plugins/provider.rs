@@ -13,8 +13,8 @@ use std::sync::Arc;
 use wasmtime::component::{ComponentNamedList, Lift, Lower};
 
 use super::bindings::{
-    Contract, Failure, Flow, Hook, HttpRequest, HttpResponse, LoopbackRedirect, Params, ProviderInfo, Redirect, RefreshPolicy,
-    TokenContext, TokenSet, v0_1::latchkey::provider::types as v0_1,
+    Contract, Failure, Flow, Hook, HttpRequest, HttpResponse, LoopbackRedirect, Params, PostTokenResult, ProviderInfo, Redirect,
+    RefreshPolicy, TokenContext, TokenSet, v0_1::latchkey::provider::types as v0_1,
 };
 use super::error::{Origin, PluginError, Problem};
 use super::runtime::{Prepared, Runtime};
@@ -24,6 +24,10 @@ use super::{sandbox, since_v0_1};
 /// from `authorize-params` is refused, so a plugin can never weaken PKCE, `state` or the redirect.
 pub const HOST_OWNED_AUTHORIZE_PARAMS: &[&str] =
     &["response_type", "client_id", "redirect_uri", "state", "code_challenge", "code_challenge_method", "resource"];
+
+/// The most requests a provider may plan after a token exchange: enough for an account, its sites
+/// and a detail or two, not a crawl.
+pub const MAX_POST_TOKEN_REQUESTS: usize = 8;
 
 /// A provider component that passed its load-time checks.
 #[derive(Clone)]
@@ -51,8 +55,8 @@ pub enum CallError {
 #[derive(Debug, thiserror::Error)]
 #[error(
     "provider `{provider}` ({source_file}) tried to send the request for {endpoint} to {asked}, but this flow allows only \
-     {allowed} (the origin of the endpoint in the catalog's `server_metadata`, else the provider's own); the request was \
-     not sent. A provider may change a request's path, query, method, headers and body, never where it goes: {fix}"
+     {allowed} (the origins of its endpoints: the catalog's `server_metadata`, else the provider's own); the request \
+     was not sent. A provider may change a request's path, query, method, headers and body, never where it goes: {fix}"
 )]
 pub struct Retargeted {
     pub provider: String,
@@ -130,7 +134,7 @@ impl Provider {
     pub fn configure(&self, config: &Params) -> Result<Flow, CallError> {
         let result: Result<Flow, String> = match self.contract() {
             Contract::V0_1 => self.call::<_, Result<v0_1::Flow, String>>(Hook::Configure, (config.as_slice(),))?.map(Flow::from),
-            Contract::V0_2 => self.call(Hook::Configure, (config.as_slice(),))?,
+            Contract::V0_2 | Contract::V0_3 => self.call(Hook::Configure, (config.as_slice(),))?,
         };
         let flow = result.map_err(|message| self.refused(Hook::Configure, message))?;
         if let Redirect::Loopback(loopback) = &flow.redirect {
@@ -159,18 +163,56 @@ impl Provider {
         }
         let result: Result<HttpRequest, String> = match self.contract() {
             Contract::V0_1 => self.call(Hook::PrepareRequest, (&since_v0_1::token_context(context), request))?,
-            Contract::V0_2 => self.call(Hook::PrepareRequest, (context, request))?,
+            Contract::V0_2 | Contract::V0_3 => self.call(Hook::PrepareRequest, (context, request))?,
         };
         let prepared = result.map_err(|message| self.refused(Hook::PrepareRequest, message))?;
         let allowed = url::Url::parse(&request.url).map(|url| url.origin().ascii_serialization()).unwrap_or_default();
-        let asked = match url::Url::parse(&prepared.url) {
+        self.check_origin(Hook::PrepareRequest, &prepared.url, &[allowed], endpoint)?;
+        Ok(prepared)
+    }
+
+    /// The requests the provider wants made with a new token (contract 0.3 on; none before), each
+    /// aimed at one of `origins`: the flow's, as [`request_origins`] lists them.
+    pub fn post_token_plan(&self, tokens: &TokenSet, config: &Params, origins: &[String]) -> Result<Vec<HttpRequest>, CallError> {
+        if !self.contract().has_post_token() {
+            return Ok(Vec::new());
+        }
+        let result: Result<Vec<HttpRequest>, String> = self.call(Hook::PostTokenPlan, (tokens, config.as_slice()))?;
+        let plan = result.map_err(|message| self.refused(Hook::PostTokenPlan, message))?;
+        if plan.len() > MAX_POST_TOKEN_REQUESTS {
+            let message = format!("it planned {} requests; at most {MAX_POST_TOKEN_REQUESTS} are made", plan.len());
+            return Err(self.invalid(Hook::PostTokenPlan, message));
+        }
+        for request in &plan {
+            self.check_origin(Hook::PostTokenPlan, &request.url, origins, "a call after the token exchange")?;
+        }
+        Ok(plan)
+    }
+
+    /// What the answers to the planned requests say: who signed in, context, sites to choose from.
+    pub fn post_token_read(
+        &self,
+        tokens: &TokenSet,
+        config: &Params,
+        responses: &[HttpResponse],
+    ) -> Result<Result<PostTokenResult, Failure>, CallError> {
+        let result: Result<PostTokenResult, Failure> = self.call(Hook::PostTokenRead, (tokens, config.as_slice(), responses))?;
+        if let Ok(read) = &result {
+            check_post_token_result(read).map_err(|message| self.invalid(Hook::PostTokenRead, message))?;
+        }
+        Ok(result)
+    }
+
+    /// `url` goes to one of `allowed`; otherwise the request is refused, naming origins only (a
+    /// URL may carry a token in its path or query).
+    fn check_origin(&self, hook: Hook, url: &str, allowed: &[String], endpoint: &str) -> Result<(), CallError> {
+        let asked = match url::Url::parse(url) {
             Ok(url) if matches!(url.scheme(), "http" | "https") && url.username().is_empty() && url.password().is_none() => {
                 url.origin().ascii_serialization()
             }
-            // Not echoed: it may carry a token.
-            _ => return Err(self.invalid(Hook::PrepareRequest, "the URL it returned is not an http(s) URL without user info".into())),
+            _ => return Err(self.invalid(hook, "the URL it returned is not an http(s) URL without user info".into())),
         };
-        if asked != allowed {
+        if !allowed.contains(&asked) {
             let fix = match &self.origin {
                 Origin::File(_) => {
                     format!("remove it (`latchkey provider remove {}`), or ask its author to fix `prepare-request`", self.info.id)
@@ -186,18 +228,18 @@ impl Provider {
                 source_file: self.origin.to_string(),
                 endpoint: endpoint.to_string(),
                 asked,
-                allowed,
+                allowed: allowed.join(", "),
                 fix,
             })));
         }
-        Ok(prepared)
+        Ok(())
     }
 
     /// The normalised token set, or the provider's classification of the failure.
     pub fn read_token_response(&self, context: &TokenContext, response: &HttpResponse) -> Result<Result<TokenSet, Failure>, CallError> {
         Ok(match self.contract() {
             Contract::V0_1 => self.call(Hook::ReadTokenResponse, (&since_v0_1::token_context(context), response))?,
-            Contract::V0_2 => self.call(Hook::ReadTokenResponse, (context, response))?,
+            Contract::V0_2 | Contract::V0_3 => self.call(Hook::ReadTokenResponse, (context, response))?,
         })
     }
 
@@ -276,6 +318,34 @@ fn check_issuer(issuer: &str) -> Result<(), String> {
         return refuse("has a query, fragment or user info");
     }
     Ok(())
+}
+
+/// What `post-token.read` returns is shown to people and chosen from by id: ids present and
+/// distinct, names and labels present, context names plain.
+fn check_post_token_result(result: &PostTokenResult) -> Result<(), String> {
+    if let Some(account) = &result.account
+        && (account.subject.trim().is_empty() || account.label.trim().is_empty())
+    {
+        return Err("its account has an empty subject or label".into());
+    }
+    let mut ids: Vec<&str> = result.sites.iter().map(|site| site.id.as_str()).collect();
+    if let Some(site) = result.sites.iter().find(|site| site.id.trim().is_empty() || site.name.trim().is_empty()) {
+        return Err(format!("a site has an empty id or name (id `{}`)", site.id));
+    }
+    ids.sort_unstable();
+    if let Some(pair) = ids.windows(2).find(|pair| pair[0] == pair[1]) {
+        return Err(format!("site id `{}` occurs twice, so `--site` could not tell them apart", pair[0]));
+    }
+    let names = result.context.iter().chain(result.sites.iter().flat_map(|site| &site.context)).map(|(name, _)| name);
+    if let Some(name) = names.into_iter().find(|name| !is_context_name(name)) {
+        return Err(format!("context name `{name}` is not 1-64 characters of a-z, 0-9 and `_`"));
+    }
+    Ok(())
+}
+
+/// Context names are what catalogs map to environment variables: `cloud_id`, `instance_url`.
+pub fn is_context_name(name: &str) -> bool {
+    (1..=64).contains(&name.len()) && name.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'_')
 }
 
 /// Host names a loopback redirect may use: the ones that stay on this machine (RFC 8252 §7.3).

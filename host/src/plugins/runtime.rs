@@ -13,7 +13,7 @@ use std::time::Duration;
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, types::ComponentItem};
 use wasmtime::{Config, Engine};
 
-use super::bindings::{CONTRACT_PACKAGE, Contract, Hook, PROVIDER_INTERFACE, v0_1, v0_2};
+use super::bindings::{CONTRACT_PACKAGE, Contract, Hook, POST_TOKEN_INTERFACE, PROVIDER_INTERFACE, v0_1, v0_2, v0_3};
 use super::cache::CompiledCache;
 use super::error::{Origin, PluginError, Problem};
 use super::sandbox::{Limits, Sandbox};
@@ -42,7 +42,8 @@ pub struct Prepared {
     pub(crate) pre: InstancePre<Sandbox>,
     /// The contract version the component was built for, whose bindings its calls go through.
     pub contract: Contract,
-    /// Where each [`Hook`] is among the component's exports, in the order of [`Hook::ALL`].
+    /// Where each [`Hook`] is among the component's exports, in the order of [`Hook::PROVIDER`]
+    /// then, for components that have them, [`Hook::POST_TOKEN`].
     hooks: Vec<ComponentExportIndex>,
     /// Lower-case hex SHA-256 of the component's bytes.
     pub sha256: String,
@@ -71,6 +72,9 @@ impl Runtime {
         v0_1::ProviderComponent::add_to_linker::<Sandbox, wasmtime::component::HasSelf<Sandbox>>(&mut linker, |state| state)
             .and_then(|()| {
                 v0_2::ProviderComponent::add_to_linker::<Sandbox, wasmtime::component::HasSelf<Sandbox>>(&mut linker, |state| state)
+            })
+            .and_then(|()| {
+                v0_3::ProviderComponent::add_to_linker::<Sandbox, wasmtime::component::HasSelf<Sandbox>>(&mut linker, |state| state)
             })
             .map_err(|e| anyhow::anyhow!("linking the provider contract: {e}"))?;
 
@@ -114,6 +118,7 @@ impl Runtime {
         let pre = match contract {
             Contract::V0_1 => v0_1::ProviderComponentPre::new(instance_pre).map_err(mismatch)?.instance_pre().clone(),
             Contract::V0_2 => v0_2::ProviderComponentPre::new(instance_pre).map_err(mismatch)?.instance_pre().clone(),
+            Contract::V0_3 => v0_3::ProviderComponentPre::new(instance_pre).map_err(mismatch)?.instance_pre().clone(),
         };
         let hooks = hook_indices(&component, contract).map_err(fail)?;
         Ok(Prepared { pre, contract, hooks, sha256, from_cache })
@@ -137,18 +142,29 @@ impl Runtime {
 }
 
 impl Prepared {
-    pub(crate) fn hook_index(&self, hook: Hook) -> &ComponentExportIndex {
-        &self.hooks[hook as usize]
+    /// Where `hook` is; `None` for a hook of an interface the component's version does not have.
+    pub(crate) fn hook_index(&self, hook: Hook) -> Option<&ComponentExportIndex> {
+        self.hooks.get(hook as usize)
     }
 }
 
 /// The export index of every hook, looked up the way the generated bindings look them up (so a
 /// compatible 0.1.x interface is found under the 0.1.0 name).
 fn hook_indices(component: &Component, contract: Contract) -> Result<Vec<ComponentExportIndex>, Problem> {
-    let interface_name = format!("{PROVIDER_INTERFACE}@{}", contract.version());
     let missing = |name: &str| Problem::Invalid(format!("it does not export `{name}`; rebuild it with the current SDK"));
-    let interface = component.get_export_index(None, &interface_name).ok_or_else(|| missing(&interface_name))?;
-    Hook::ALL.iter().map(|hook| component.get_export_index(Some(&interface), hook.name()).ok_or_else(|| missing(hook.name()))).collect()
+    let mut interfaces = vec![(PROVIDER_INTERFACE, &Hook::PROVIDER[..])];
+    if contract.has_post_token() {
+        interfaces.push((POST_TOKEN_INTERFACE, &Hook::POST_TOKEN[..]));
+    }
+    let mut indices = Vec::new();
+    for (interface, hooks) in interfaces {
+        let interface_name = format!("{interface}@{}", contract.version());
+        let interface = component.get_export_index(None, &interface_name).ok_or_else(|| missing(&interface_name))?;
+        for hook in hooks {
+            indices.push(component.get_export_index(Some(&interface), hook.function()).ok_or_else(|| missing(hook.name()))?);
+        }
+    }
+    Ok(indices)
 }
 
 /// Hook calls that may run at the same moment; each slot costs address space reserved when the
@@ -311,10 +327,11 @@ mod tests {
         assert_eq!(Contract::of("0.1.7"), Some(Contract::V0_1));
         assert_eq!(Contract::of("0.2.0"), Some(Contract::V0_2));
         assert_eq!(Contract::of("0.2.3-pre"), Some(Contract::V0_2));
-        assert_eq!(Contract::of("0.3.0"), None);
+        assert_eq!(Contract::of("0.3.0"), Some(Contract::V0_3));
+        assert_eq!(Contract::of("0.4.0"), None);
         assert_eq!(Contract::of("1.0.0"), None);
         assert_eq!(Contract::of(""), None);
-        assert_eq!(Contract::supported(), "latchkey:provider@0.1.0 and @0.2.0");
+        assert_eq!(Contract::supported(), "latchkey:provider@0.1.0, @0.2.0 and @0.3.0");
     }
 
     #[test]

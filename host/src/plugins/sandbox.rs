@@ -13,7 +13,7 @@ use wasmtime::{ResourceLimiter, Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::{Hook, v0_1, v0_2};
+use super::bindings::{Hook, v0_1, v0_2, v0_3};
 use super::error::Problem;
 use super::runtime::{EPOCH_TICK, INSTANCE_WAIT, POOLED_INSTANCES, Prepared, Runtime};
 
@@ -62,6 +62,7 @@ impl WasiView for Sandbox {
 // The contract's `types` interfaces have no functions: nothing to implement.
 impl v0_1::latchkey::provider::types::Host for Sandbox {}
 impl v0_2::latchkey::provider::types::Host for Sandbox {}
+impl v0_3::latchkey::provider::types::Host for Sandbox {}
 
 /// Caps linear memory and remembers whether the cap was hit, so the error can say so.
 struct MemoryCap {
@@ -92,6 +93,9 @@ where
     (R,): ComponentNamedList + Lift,
     R: serde::Serialize,
 {
+    let index = prepared.hook_index(hook).ok_or_else(|| {
+        Problem::Invalid(format!("it was built for contract {}, which has no `{}`", prepared.contract.package(), hook.name()))
+    })?;
     let limits = runtime.limits();
     // Taken before the store and given back after it (locals drop in reverse order).
     let _instance = runtime.instances().take(INSTANCE_WAIT).ok_or(Problem::Busy {
@@ -108,7 +112,7 @@ where
     store.set_epoch_deadline(ticks(limits.deadline));
 
     let outcome = prepared.pre.instantiate(&mut store).and_then(|instance| {
-        let func = instance.get_typed_func::<P, (R,)>(&mut store, prepared.hook_index(hook))?;
+        let func = instance.get_typed_func::<P, (R,)>(&mut store, index)?;
         func.call(&mut store, params)
     });
     let hook = hook.name();

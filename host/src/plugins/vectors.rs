@@ -40,6 +40,8 @@
 //! | `read-token-response` | `config`, `context`, `response` | `{"token": {…}}` or `{"failure": {…}}` |
 //! | `read-revocation-response` | `response` | `{"revoked": true}` or `{"failure": {…}}` |
 //! | `merge-refreshed` | `config`, `policy`, `previous`, `fresh` | `{"token": {…}}` |
+//! | `post-token-plan` | `config`, `tokens` | `{"requests": [{…}, …]}` or `{"error": "…"}` |
+//! | `post-token-read` | `config`, `tokens`, `responses` | `{"result": {…}}` or `{"failure": {…}}` |
 //!
 //! - `context.kind` is `authorization-code` (the default), `refresh-token`, `revocation`,
 //!   `device-code` or `client-credentials` (the last two are new in contract 0.2; a 0.1
@@ -48,8 +50,11 @@
 //!   `status` (default 200), `headers` and a body.
 //! - `policy` is `keep-previous`, `rotate` or `rotate-single-use`; without it, the policy of the
 //!   flow that `configure` returns for `config`, as the host does.
-//! - `previous` and `fresh` are token sets: `access_token` is required, `token_type` defaults to
-//!   `Bearer`, lists to empty and the rest to null.
+//! - `previous`, `fresh` and `tokens` are token sets: `access_token` is required, `token_type`
+//!   defaults to `Bearer`, lists to empty and the rest to null; `responses` is an array of
+//!   responses, one per planned request.
+//! - The `post-token` hooks are new in contract 0.3. A plan is checked as the host checks it: its
+//!   requests may only go to the origins of the endpoints of the flow `configure` returns.
 //!
 //! Expectations use the same shapes: a token set has `access_token`, `token_type`,
 //! `expires_in`, `expires_at`, `refresh_token`, `refresh_token_expires_in`, `scopes`, `id_token`
@@ -58,7 +63,8 @@
 //! `token`, `refresh`, `revocation` as `{"url", "client_auth"}`, `userinfo`,
 //! `device_authorization`), `scope_separator`, `pkce`, `client_auth` (`basic`, `post`, `none`,
 //! `private-key-jwt`), `refresh`, `redirect` (`"https-only"` or `{"loopback": {"host", "port",
-//! "path"}}`), `send_resource` and `refresh_ahead`.
+//! "path"}}`), `send_resource` and `refresh_ahead`; a post-token result has `account` (`{"subject",
+//! "label"}` or null), `context` and `sites` (each `{"id", "name", "url", "context"}`).
 //!
 //! Comparison: an object checks only the fields it lists (`null` means "must be absent"), so a
 //! vector states what its example shows. Name/value lists and JSON bodies are compared whole,
@@ -73,10 +79,10 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::bindings::{
-    ClientAuth, Failure, FailureKind, Flow, HttpRequest, HttpResponse, Params, Pkce, Redirect, RefreshPolicy, RequestKind, TokenContext,
-    TokenSet,
+    ClientAuth, Failure, FailureKind, Flow, HttpRequest, HttpResponse, Params, Pkce, PostTokenResult, Redirect, RefreshPolicy, RequestKind,
+    TokenContext, TokenSet,
 };
-use super::provider::{CallError, Provider};
+use super::provider::{CallError, Provider, request_origins};
 
 /// A vector file that cannot be used, with the reason.
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +113,8 @@ enum Case {
     ReadTokenResponse { context: ContextInput, response: HttpResponse },
     ReadRevocationResponse { response: HttpResponse },
     MergeRefreshed { policy: Option<RefreshPolicy>, previous: Box<TokenSet>, fresh: Box<TokenSet> },
+    PostTokenPlan { tokens: Box<TokenSet> },
+    PostTokenRead { tokens: Box<TokenSet>, responses: Vec<HttpResponse> },
 }
 
 /// What the hook must return: a value to compare against (under `key`), or a refusal or failure.
@@ -232,11 +240,23 @@ struct RawVector {
     previous: Option<Value>,
     #[serde(default)]
     fresh: Option<Value>,
+    #[serde(default)]
+    tokens: Option<Value>,
+    #[serde(default)]
+    responses: Option<Vec<Value>>,
     expect: Value,
 }
 
-const HOOKS: &[&str] =
-    &["configure", "authorize-params", "prepare-request", "read-token-response", "read-revocation-response", "merge-refreshed"];
+const HOOKS: &[&str] = &[
+    "configure",
+    "authorize-params",
+    "prepare-request",
+    "read-token-response",
+    "read-revocation-response",
+    "merge-refreshed",
+    "post-token-plan",
+    "post-token-read",
+];
 
 impl RawVector {
     fn into_case(self) -> Result<(Case, Expect), String> {
@@ -251,6 +271,8 @@ impl RawVector {
             ("policy", self.policy.is_some()),
             ("previous", self.previous.is_some()),
             ("fresh", self.fresh.is_some()),
+            ("tokens", self.tokens.is_some()),
+            ("responses", self.responses.is_some()),
         ];
         let (used, expectations): (&[&str], &[&str]) = match self.hook.as_str() {
             "configure" => (&[], &["flow", "error"]),
@@ -259,6 +281,8 @@ impl RawVector {
             "read-token-response" => (&["context", "response"], &["token", "failure"]),
             "read-revocation-response" => (&["response"], &["revoked", "failure"]),
             "merge-refreshed" => (&["policy", "previous", "fresh"], &["token"]),
+            "post-token-plan" => (&["tokens"], &["requests", "error"]),
+            "post-token-read" => (&["tokens", "responses"], &["result", "failure"]),
             other => return Err(format!("unknown hook `{other}`; hooks are {}", HOOKS.join(", "))),
         };
         if let Some((input, _)) = inputs.iter().find(|(input, given)| *given && !used.contains(input)) {
@@ -279,6 +303,11 @@ impl RawVector {
             "read-revocation-response" => {
                 Case::ReadRevocationResponse { response: response_from_json(&required(&self.response, "response")?)? }
             }
+            "post-token-plan" => Case::PostTokenPlan { tokens: Box::new(token_from_json(&required(&self.tokens, "tokens")?, "tokens")?) },
+            "post-token-read" => Case::PostTokenRead {
+                tokens: Box::new(token_from_json(&required(&self.tokens, "tokens")?, "tokens")?),
+                responses: self.responses.as_deref().unwrap_or_default().iter().map(response_from_json).collect::<Result<_, _>>()?,
+            },
             _ => Case::MergeRefreshed {
                 policy: self.policy.as_deref().map(|policy| parse_named(POLICIES, "policy", policy)).transpose()?,
                 previous: Box::new(token_from_json(&required(&self.previous, "previous")?, "previous")?),
@@ -368,6 +397,28 @@ impl Vector {
                 let merged = provider.merge_refreshed(policy, previous, fresh).map_err(|error| error.to_string())?;
                 Ok(("token".into(), token_json(&merged)))
             }
+            Case::PostTokenPlan { tokens } => {
+                let planned = config.and_then(|config| {
+                    let origins = request_origins(&provider.configure(&config)?);
+                    provider.post_token_plan(tokens, &config, &origins)
+                });
+                let expected = self.expect.value.as_array().cloned().unwrap_or_default();
+                let requests = |requests: Vec<HttpRequest>| -> Value {
+                    let json = requests
+                        .iter()
+                        .enumerate()
+                        .map(|(i, request)| request_json(request, body_key(expected.get(i).unwrap_or(&Value::Null))));
+                    Value::Array(json.collect())
+                };
+                refusal(planned.map(requests), "requests")
+            }
+            Case::PostTokenRead { tokens, responses } => {
+                let config = config.map_err(|error| error.to_string())?;
+                match provider.post_token_read(tokens, &config, responses).map_err(|error| error.to_string())? {
+                    Ok(result) => Ok(("result".into(), post_token_json(&result))),
+                    Err(failure) => Ok(("failure".into(), failure_json(&failure))),
+                }
+            }
         }
     }
 }
@@ -381,7 +432,7 @@ impl ContextInput {
 // Comparison.
 
 /// Fields whose object values are compared whole rather than field by field, at any depth below.
-const WHOLE: &[&str] = &["params", "extra", "headers", "form", "json"];
+const WHOLE: &[&str] = &["params", "extra", "headers", "form", "json", "context"];
 
 fn compare_expectation(expect: &Expect, actual_key: &str, actual: &Value, mismatches: &mut Vec<Mismatch>) {
     if expect.key != actual_key {
@@ -492,6 +543,19 @@ fn token_json(tokens: &TokenSet) -> Value {
         "scopes": tokens.scopes,
         "id_token": tokens.id_token,
         "extra": params_json(&tokens.extra),
+    })
+}
+
+fn post_token_json(result: &PostTokenResult) -> Value {
+    let sites: Vec<Value> = result
+        .sites
+        .iter()
+        .map(|site| json!({"id": site.id, "name": site.name, "url": site.url, "context": params_json(&site.context)}))
+        .collect();
+    json!({
+        "account": result.account.as_ref().map(|account| json!({"subject": account.subject, "label": account.label})),
+        "context": params_json(&result.context),
+        "sites": sites,
     })
 }
 

@@ -34,9 +34,17 @@ pub struct Credential {
     /// or (client credentials) by asking again.
     #[serde(default, skip_serializing_if = "Grant::is_authorization_code")]
     pub grant: Grant,
-    /// Who signed in, when the authorization server said (an OpenID Connect ID token).
+    /// Who signed in, when the authorization server or the provider's calls after the token
+    /// said (an OpenID Connect ID token, the userinfo endpoint, contract 0.3's `post-token`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<Identity>,
+    /// What the provider's calls after the token learned for the servers (Atlassian's
+    /// `cloud_id`); the catalog maps names to environment variables. Not secret.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub context: BTreeMap<String, String>,
+    /// The site the user chose, when the token reaches several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<ChosenSite>,
     /// Why the last refresh failed, kept until one succeeds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_refresh_error: Option<String>,
@@ -88,6 +96,15 @@ pub struct Identity {
     pub subject: String,
     /// For people: the e-mail address, else the user name, else the name, else the subject.
     pub label: String,
+}
+
+/// One of the sites a token reaches, as chosen after sign-in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChosenSite {
+    pub id: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 /// The OAuth grant a credential came from. Absent from records written before latchkey had other
@@ -275,6 +292,8 @@ pub(crate) mod tests {
             status: Status::NeedsReauthorization { reason: "invalid_grant: Token has been revoked".into() },
             grant: Grant::DeviceCode,
             identity: Some(Identity { subject: "1076915035".into(), label: "jane@example.com".into() }),
+            context: Default::default(),
+            site: None,
             last_refresh_error: Some("invalid_grant".into()),
         }
     }

@@ -33,7 +33,7 @@ use std::path::PathBuf;
 pub use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
-pub use self::credential::{Credential, Grant, Identity, LATEST_EXPIRY, Status, TokenSet, expiry_after};
+pub use self::credential::{ChosenSite, Credential, Grant, Identity, LATEST_EXPIRY, Status, TokenSet, expiry_after};
 pub(crate) use self::document::Document;
 pub use self::keyring::{KEYRING_KIND, KeyringError};
 pub use self::lock::CredentialLock;

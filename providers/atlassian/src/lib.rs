@@ -13,21 +13,25 @@
 //! - The callback URL registered in the developer console must match exactly, so the redirect is
 //!   `http://localhost:<redirect_port>/callback`.
 //!
-//! Not expressible in contract 0.1.0: the mandatory post-token call. Every API call goes through
-//! `https://api.atlassian.com/ex/{jira|confluence}/{cloudId}/…`, and the cloud id comes from
-//! `GET https://api.atlassian.com/oauth/token/accessible-resources` after the exchange (the user
-//! may grant several sites and has to pick one). Until a `post-token` interface exists, the
-//! server (or its configuration) has to look the cloud id up itself.
+//! - After the token exchange (contract 0.3's `post-token`): every API call goes through
+//!   `https://api.atlassian.com/ex/{jira|confluence}/{cloudId}/…`, and the cloud id comes from
+//!   `GET https://api.atlassian.com/oauth/token/accessible-resources`. The user may have granted
+//!   several sites, each a [`Site`] whose context is `cloud_id` and `site_url`; one is chosen (a
+//!   prompt, or `--site`). `GET https://api.atlassian.com/me` (the `read:me` scope) says who signed
+//!   in; without that scope it answers 403 and the account is left unknown.
 //!
 //! Sources: <https://developer.atlassian.com/cloud/jira/platform/oauth-2-3lo-apps/>,
 //! <https://developer.atlassian.com/cloud/oauth/getting-started/refresh-tokens/>.
 
+use latchkey_provider_sdk::serde_json::Value;
 use latchkey_provider_sdk::standard::ErrorRule;
 use latchkey_provider_sdk::*;
 
 pub struct Atlassian;
 
 const OFFLINE_ACCESS: &str = "offline_access";
+const ACCESSIBLE_RESOURCES: &str = "https://api.atlassian.com/oauth/token/accessible-resources";
+const ME: &str = "https://api.atlassian.com/me";
 
 impl Provider for Atlassian {
     fn info() -> ProviderInfo {
@@ -90,6 +94,33 @@ impl Provider for Atlassian {
             standard::error_in_with(rules, fields, response)
         })?;
         standard::token_set(&fields, context)
+    }
+
+    fn post_token_plan(_tokens: &TokenSet, _config: &Config) -> Result<Vec<HttpRequest>, String> {
+        Ok(vec![common::api_get(ACCESSIBLE_RESOURCES), common::api_get(ME)])
+    }
+
+    /// The sites the token reaches, each with its cloud id; the person, when `read:me` was granted.
+    fn post_token_read(_tokens: &TokenSet, _config: &Config, responses: &[HttpResponse]) -> Result<PostTokenResult, Failure> {
+        let resources = common::api_json(responses.first(), "Atlassian's accessible-resources")?;
+        let text = |value: &Value, key: &str| value.get(key).and_then(Value::as_str).filter(|text| !text.is_empty()).map(str::to_string);
+        let sites = resources
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|resource| {
+                let (id, url) = (text(resource, "id")?, text(resource, "url"));
+                let mut context = vec![("cloud_id".to_string(), id.clone())];
+                context.extend(url.clone().map(|url| ("site_url".to_string(), url)));
+                Some(Site { name: text(resource, "name").unwrap_or_else(|| id.clone()), id, url, context })
+            })
+            .collect();
+        // Without `read:me`, /me answers 403: who signed in stays unknown, the sites still count.
+        let account = common::api_json(responses.get(1), "Atlassian's /me").ok().and_then(|me| {
+            let label = text(&me, "email").or_else(|| text(&me, "name")).or_else(|| text(&me, "nickname"))?;
+            Some(Account { subject: text(&me, "account_id")?, label })
+        });
+        Ok(PostTokenResult { account, context: Params::new(), sites })
     }
 }
 

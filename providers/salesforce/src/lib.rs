@@ -14,10 +14,13 @@
 //!   causes, told apart by the description: "ip restricted or invalid login hours" is a
 //!   configuration problem, not a lost grant.
 //! - Revocation at `/services/oauth2/revoke` takes the token without client credentials.
+//! - After the token exchange (contract 0.3's `post-token`), the identity URL says who signed in
+//!   (`user_id`, `username`) and which org (`organization_id`), kept as context for the servers.
 //!
 //! Sources: <https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_web_server_flow.htm>,
 //! <https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_refresh_token_flow.htm>,
-//! <https://help.salesforce.com/s/articleView?id=sf.remoteaccess_revoke_token.htm>.
+//! <https://help.salesforce.com/s/articleView?id=sf.remoteaccess_revoke_token.htm>,
+//! <https://help.salesforce.com/s/articleView?id=sf.remoteaccess_using_openid.htm>.
 
 use latchkey_provider_sdk::body::Fields;
 use latchkey_provider_sdk::standard::ErrorRule;
@@ -103,6 +106,22 @@ impl Provider for Salesforce {
     fn read_token_response(context: &TokenContext, response: &HttpResponse) -> Result<TokenSet, Failure> {
         let fields = standard::success_fields(response, salesforce_error)?;
         standard::token_set(&fields, context)
+    }
+
+    /// The identity URL the token response named (`id`), when it is on the login host.
+    fn post_token_plan(tokens: &TokenSet, config: &Config) -> Result<Vec<HttpRequest>, String> {
+        let login = format!("https://{}/", config.host("login_host", LOGIN_HOST)?);
+        let identity = tokens.extra.iter().find(|(name, _)| name == "id").map(|(_, url)| url.as_str());
+        Ok(identity.filter(|url| url.starts_with(&login)).map(common::api_get).into_iter().collect())
+    }
+
+    /// Who signed in, and the org (`organization_id`) the servers work in.
+    fn post_token_read(_tokens: &TokenSet, _config: &Config, responses: &[HttpResponse]) -> Result<PostTokenResult, Failure> {
+        let identity = common::api_json(responses.first(), "Salesforce's identity URL")?;
+        let text = |key: &str| identity.get(key).and_then(|value| value.as_str()).filter(|text| !text.is_empty()).map(str::to_string);
+        let account = text("user_id").map(|subject| Account { label: text("username").unwrap_or_else(|| subject.clone()), subject });
+        let context = ["organization_id", "user_id"].into_iter().filter_map(|key| Some((key.to_string(), text(key)?))).collect();
+        Ok(PostTokenResult { account, context, sites: Vec::new() })
     }
 }
 

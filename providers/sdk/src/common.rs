@@ -1,7 +1,8 @@
 //! What several providers do the same way, written once: the flow most registered apps use, the
 //! config keys that pass straight into the authorization URL, a config key with a fixed set of
-//! values, and revocation endpoints that are not RFC 7009 (a token of the wrong kind refused, a
-//! request without a body, an answer read with the provider's own error shapes).
+//! values, revocation endpoints that are not RFC 7009 (a token of the wrong kind refused, a
+//! request without a body, an answer read with the provider's own error shapes), and the API calls
+//! of `post-token`.
 //!
 //! These are conventions, not the standard, so they live apart from [`crate::standard`]: a
 //! provider opts into each one, and overrides any field of a returned [`Flow`] with struct update
@@ -9,8 +10,8 @@
 
 use crate::body::Fields;
 use crate::{
-    ClientAuth, Config, Endpoints, Failure, Flow, HttpRequest, HttpResponse, Params, Pkce, RefreshPolicy, RequestKind, TokenContext, shape,
-    standard,
+    ClientAuth, Config, Endpoints, Failure, FailureKind, Flow, HttpRequest, HttpResponse, Params, Pkce, RefreshPolicy, RequestKind,
+    TokenContext, shape, standard,
 };
 
 /// The flow of an app registered in a provider's developer console: space-separated scopes, no
@@ -117,6 +118,36 @@ pub fn read_revocation_with(
         return Ok(());
     }
     standard::success_fields(response, find_error).map(|_| ())
+}
+
+/// A `GET` of a provider's JSON API, for [`crate::Provider::post_token_plan`]: the host adds the
+/// access token as the bearer.
+pub fn api_get(url: &str) -> HttpRequest {
+    HttpRequest { method: "GET".into(), url: url.into(), headers: vec![("accept".into(), "application/json".into())], body: Vec::new() }
+}
+
+/// The JSON of an answer to a call planned by `post-token`, or a failure naming `call`: a token
+/// refused (401) means signing in again, 429 and 5xx mean later.
+pub fn api_json(response: Option<&HttpResponse>, call: &str) -> Result<serde_json::Value, Failure> {
+    let Some(response) = response else {
+        return Err(Failure {
+            kind: FailureKind::Other,
+            code: "no_answer".into(),
+            message: format!("{call} got no answer"),
+            retry_after: None,
+        });
+    };
+    let failure = |kind, why: String| Failure {
+        kind,
+        code: format!("http_{}", response.status),
+        message: format!("{call}: {why}"),
+        retry_after: None,
+    };
+    match response.status {
+        200..=299 => serde_json::from_slice(&response.body).map_err(|_| failure(FailureKind::Other, "the answer is not JSON".into())),
+        401 => Err(failure(FailureKind::Reauthorize, "the new token was refused (HTTP 401); sign in again".into())),
+        status => Err(standard::status_failure(response, failure(FailureKind::Other, format!("HTTP {status}")))),
+    }
 }
 
 #[cfg(test)]

@@ -39,26 +39,29 @@ pub mod shape;
 pub mod standard;
 
 pub use config::{Config, config_key};
+/// The JSON crate the SDK reads bodies with, for providers that read API answers.
+pub use serde_json;
 
-/// Bindings generated from `wit/since_v0.2.0/provider.wit` (the `latchkey:provider@0.2.0`
+/// Bindings generated from `wit/since_v0.3.0/provider.wit` (the `latchkey:provider@0.3.0`
 /// package).
 pub mod bindings {
     wit_bindgen::generate!({
         world: "provider-component",
-        path: "wit/since_v0.2.0",
+        path: "wit/since_v0.3.0",
         pub_export_macro: true,
         export_macro_name: "__export_provider_component",
         default_bindings_module: "latchkey_provider_sdk::bindings",
     });
 }
 
+pub use bindings::exports::latchkey::provider::post_token::{Account, PostTokenResult, Site};
 pub use bindings::latchkey::provider::types::{
     ClientAuth, ConfigKey, Endpoints, Failure, FailureKind, Flow, HttpRequest, HttpResponse, LoopbackRedirect, Params, Pkce, ProviderInfo,
     Redirect, RefreshPolicy, RequestKind, RevocationEndpoint, TokenContext, TokenSet,
 };
 
 /// The contract version this SDK builds components for.
-pub const CONTRACT: &str = "latchkey:provider@0.2.0";
+pub const CONTRACT: &str = "latchkey:provider@0.3.0";
 
 /// An OAuth provider's deviations from standard OAuth 2.0. See the crate documentation.
 pub trait Provider {
@@ -97,16 +100,46 @@ pub trait Provider {
     fn merge_refreshed(policy: RefreshPolicy, previous: TokenSet, fresh: TokenSet) -> TokenSet {
         standard::merge_refreshed(policy, previous, fresh)
     }
+
+    /// Requests to make once a grant produced its first token, to the origins of the flow's
+    /// endpoints only; the host sends each with the access token as its bearer unless it sets its
+    /// own `authorization`. Default: none, so [`Provider::post_token_read`] is not called.
+    fn post_token_plan(tokens: &TokenSet, config: &Config) -> Result<Vec<HttpRequest>, String> {
+        let _ = (tokens, config);
+        Ok(Vec::new())
+    }
+
+    /// Read the answers to the planned requests, in order: who signed in, context for the
+    /// servers, sites to choose from. Default: nothing learned.
+    fn post_token_read(tokens: &TokenSet, config: &Config, responses: &[HttpResponse]) -> Result<PostTokenResult, Failure> {
+        let _ = (tokens, config, responses);
+        Ok(PostTokenResult { account: None, context: Params::new(), sites: Vec::new() })
+    }
 }
 
-/// Export a [`Provider`] implementation as the component's `latchkey:provider/provider` interface.
+/// Export a [`Provider`] implementation as the component's `latchkey:provider/provider` and
+/// `latchkey:provider/post-token` interfaces.
 #[macro_export]
 macro_rules! export_provider {
     ($provider:ty) => {
         const _: () = {
+            use $crate::bindings::exports::latchkey::provider::post_token as exported_post_token;
             use $crate::bindings::exports::latchkey::provider::provider as exported;
 
             struct Exported;
+
+            impl exported_post_token::Guest for Exported {
+                fn plan(tokens: $crate::TokenSet, config: $crate::Params) -> Result<Vec<$crate::HttpRequest>, String> {
+                    <$provider as $crate::Provider>::post_token_plan(&tokens, &$crate::Config::new(config))
+                }
+                fn read(
+                    tokens: $crate::TokenSet,
+                    config: $crate::Params,
+                    responses: Vec<$crate::HttpResponse>,
+                ) -> Result<$crate::PostTokenResult, $crate::Failure> {
+                    <$provider as $crate::Provider>::post_token_read(&tokens, &$crate::Config::new(config), &responses)
+                }
+            }
 
             impl exported::Guest for Exported {
                 fn info() -> $crate::ProviderInfo {
@@ -135,7 +168,7 @@ macro_rules! export_provider {
                 }
             }
 
-            // Only components carry the exports: their names (`latchkey:provider/provider@0.2.0#info`)
+            // Only components carry the exports: their names (`latchkey:provider/provider@0.3.0#info`)
             // are not valid symbols for native linkers, and native builds exist only for tests.
             #[cfg(target_arch = "wasm32")]
             $crate::bindings::__export_provider_component! { Exported with_types_in $crate::bindings }

@@ -30,8 +30,13 @@
 //!   and it no longer works). `invalid_auth` means Slack did not recognise the token at all — it
 //!   revoked nothing — and `token_expired` that an expired rotating token cannot revoke the grant
 //!   its refresh token still holds: neither is reported as revoked.
+//! - After the token exchange (contract 0.3's `post-token`), `auth.test` says which workspace the
+//!   token belongs to (`team_id`, `team`, and `team_url`, the workspace's address that links and
+//!   some APIs need) and, for a user token, who signed in. A bot token's `auth.test` names the
+//!   bot, which is nobody's account.
 //!
 //! Sources: <https://docs.slack.dev/authentication/installing-with-oauth>,
+//! <https://docs.slack.dev/reference/methods/auth.test>,
 //! <https://docs.slack.dev/reference/methods/oauth.v2.access>,
 //! <https://docs.slack.dev/authentication/using-token-rotation>,
 //! <https://docs.slack.dev/authentication/using-pkce>.
@@ -292,7 +297,31 @@ impl Provider for Slack {
             Err(failure) => Err(failure),
         }
     }
+
+    fn post_token_plan(_tokens: &TokenSet, _config: &Config) -> Result<Vec<HttpRequest>, String> {
+        Ok(vec![common::api_get(AUTH_TEST)])
+    }
+
+    /// The workspace, and the person when the token is theirs (a bot token's answer has `bot_id`).
+    fn post_token_read(_tokens: &TokenSet, _config: &Config, responses: &[HttpResponse]) -> Result<PostTokenResult, Failure> {
+        let Some(response) = responses.first() else { return Err(misconfigured("no_answer")("auth.test got no answer".into())) };
+        let fields = standard::success_fields(response, slack_error)?;
+        let context = [("team_id", "team_id"), ("team", "team"), ("team_url", "url"), ("enterprise_id", "enterprise_id")]
+            .into_iter()
+            .filter_map(|(name, field)| Some((name.to_string(), fields.string(field).filter(|value| !value.is_empty())?)))
+            .collect();
+        let account = match (fields.string("bot_id"), fields.string("user_id"), fields.string("user")) {
+            (None, Some(subject), Some(user)) => {
+                let label = fields.string("team").map_or_else(|| user.clone(), |team| format!("{user} ({team})"));
+                Some(Account { subject, label })
+            }
+            _ => None,
+        };
+        Ok(PostTokenResult { account, context, sites: Vec::new() })
+    }
 }
+
+const AUTH_TEST: &str = "https://slack.com/api/auth.test";
 
 fn misconfigured(code: &'static str) -> impl Fn(String) -> Failure {
     move |message| Failure { kind: FailureKind::Misconfigured, code: code.into(), message, retry_after: None }
