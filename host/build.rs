@@ -1,5 +1,6 @@
-//! Builds the built-in provider components (`providers/*`) for `wasm32-wasip2` and generates the
-//! table that embeds them in the binary (`src/plugins/builtin.rs` includes it).
+//! Builds the built-in provider components (every crate in `providers/*` but the SDK, so a new
+//! built-in is one new folder) for `wasm32-wasip2` and generates the table that embeds them in
+//! the binary (`src/plugins/builtin.rs` includes it).
 //!
 //! The nested cargo uses its own target folder beside this build's, so it never waits on the lock
 //! of the build that runs this script.
@@ -11,32 +12,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The provider crates embedded in the binary, as (file stem, package).
-const BUILT_IN: &[(&str, &str)] = &[
-    ("standard", "latchkey-provider-standard"),
-    ("google", "latchkey-provider-google"),
-    ("slack", "latchkey-provider-slack"),
-    ("microsoft", "latchkey-provider-microsoft"),
-    ("github", "latchkey-provider-github"),
-    ("atlassian", "latchkey-provider-atlassian"),
-    ("dropbox", "latchkey-provider-dropbox"),
-    ("notion", "latchkey-provider-notion"),
-    ("salesforce", "latchkey-provider-salesforce"),
-    ("linear", "latchkey-provider-linear"),
-    ("zoom", "latchkey-provider-zoom"),
-    ("box", "latchkey-provider-box"),
-    ("gitlab", "latchkey-provider-gitlab"),
-    ("okta", "latchkey-provider-okta"),
-    ("auth0", "latchkey-provider-auth0"),
-    ("spotify", "latchkey-provider-spotify"),
-    ("x", "latchkey-provider-x"),
-    ("reddit", "latchkey-provider-reddit"),
-    ("hubspot", "latchkey-provider-hubspot"),
-    ("strava", "latchkey-provider-strava"),
-    ("figma", "latchkey-provider-figma"),
-    ("asana", "latchkey-provider-asana"),
-    ("discord", "latchkey-provider-discord"),
-];
+/// The folder under `providers/` that is the guest SDK, not a provider.
+const SDK: &str = "sdk";
 
 const TARGET: &str = "wasm32-wasip2";
 const PROFILE: &str = "provider";
@@ -53,9 +30,10 @@ fn main() {
         String::from("/// Built-in provider components: (name, component bytes).\npub static BUILT_IN: &[(&str, &[u8])] = &[\n");
     if std::env::var_os("CARGO_CFG_FUZZING").is_none() {
         let target_dir = providers_target_dir(&out_dir);
-        build_providers(&workspace, &target_dir);
+        let built_in = provider_crates(&workspace);
+        build_providers(&workspace, &target_dir, &built_in);
         let artefacts = target_dir.join(TARGET).join(PROFILE);
-        for (stem, package) in BUILT_IN {
+        for (stem, package) in &built_in {
             let wasm = artefacts.join(format!("{}.wasm", package.replace('-', "_")));
             assert!(wasm.is_file(), "{} was not built", wasm.display());
             table.push_str(&format!("    ({stem:?}, include_bytes!({:?})),\n", wasm.display().to_string()));
@@ -80,11 +58,38 @@ fn providers_target_dir(out_dir: &Path) -> PathBuf {
     target_dir.join("latchkey-providers")
 }
 
-fn build_providers(workspace: &Path, target_dir: &Path) {
+/// Every provider crate, as (folder name, package name), in folder order: `providers/<name>/` with
+/// a `Cargo.toml`, except the SDK. The workspace's `members` take the same folders.
+fn provider_crates(workspace: &Path) -> Vec<(String, String)> {
+    let providers = workspace.join("providers");
+    let mut crates: Vec<(String, String)> = std::fs::read_dir(&providers)
+        .expect("reading providers/")
+        .filter_map(|entry| {
+            let dir = entry.ok()?.path();
+            let stem = dir.file_name()?.to_str()?.to_string();
+            let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).ok()?;
+            (stem != SDK).then(|| (stem, package_name(&manifest, &dir)))
+        })
+        .collect();
+    crates.sort();
+    crates
+}
+
+/// `[package] name` of a provider's manifest: the first `name = "…"` line, which is where `provider
+/// new` and every provider crate put it.
+fn package_name(manifest: &str, dir: &Path) -> String {
+    manifest
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("name").map(str::trim).and_then(|rest| rest.strip_prefix('=')))
+        .map(|value| value.trim().trim_matches('"').to_string())
+        .unwrap_or_else(|| panic!("{} has no `name = \"…\"` line", dir.join("Cargo.toml").display()))
+}
+
+fn build_providers(workspace: &Path, target_dir: &Path, built_in: &[(String, String)]) {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
     command.current_dir(workspace).args(["build", "--profile", PROFILE, "--target", TARGET, "--target-dir"]).arg(target_dir);
-    for (_, package) in BUILT_IN {
+    for (_, package) in built_in {
         command.args(["-p", package]);
     }
     // The host's flags and wrappers (coverage, sanitizers, clippy) are not meant for the guests.

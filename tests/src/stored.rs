@@ -5,7 +5,7 @@
 use std::fs;
 use std::time::{Duration, SystemTime};
 
-use latchkey::store::{Credential, CredentialId, SecretString, Status, Store, StoreKind, TokenSet};
+use latchkey::store::{Credential, CredentialId, SecretString, Store, StoreKind, TokenSet};
 
 use crate::{Home, Run};
 
@@ -65,26 +65,16 @@ impl Server {
         fs::write(dir.join(format!("{}.yaml", self.name)), self.yaml()).unwrap();
         let store = Store::open_kind(&home.paths(), Some(StoreKind::File)).unwrap();
         store.set_secret(&format!("{}.client_secret", self.name), &SecretString::from(secret.to_string())).unwrap();
-        let credential = Credential {
-            id: CredentialId::new(&self.name, &self.issuer, &self.client_id),
-            provider: self.provider.clone().unwrap_or_else(|| "standard".into()),
-            tokens: TokenSet {
-                access_token: access.to_string().into(),
-                token_type: "Bearer".into(),
-                refresh_token: refresh.map(|token| token.to_string().into()),
-                expires_at: Some(SystemTime::now() + Duration::from_secs(3600)),
-                refresh_token_expires_at: None,
-                scopes: self.scopes.clone(),
-                id_token: None,
-                extra: Default::default(),
-            },
-            status: Status::Authorized,
-            grant: Default::default(),
-            identity: None,
-            context: Default::default(),
-            site: None,
-            last_refresh_error: None,
+        let tokens = TokenSet {
+            scopes: self.scopes.clone(),
+            ..TokenSet::bearer(
+                access.to_string().into(),
+                refresh.map(|token| token.to_string().into()),
+                Some(SystemTime::now() + Duration::from_secs(3600)),
+            )
         };
+        let provider = self.provider.clone().unwrap_or_else(|| "standard".into());
+        let credential = Credential::authorized(CredentialId::new(&self.name, &self.issuer, &self.client_id), provider, tokens);
         store.save_credential(&credential).unwrap();
     }
 

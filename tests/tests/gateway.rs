@@ -27,7 +27,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use latchkey::paths::{self, Paths};
 use latchkey::store::ExposeSecret;
-use latchkey::store::{Credential, CredentialId, SecretString, Status, Store, StoreKind, TokenSet};
+use latchkey::store::{Credential, CredentialId, SecretString, Store, StoreKind, TokenSet};
 use latchkey_tests::hostile::Attacker;
 use latchkey_tests::recorder::{Recorder, Response};
 use latchkey_tests::{Home, fixture, latchkey_bin};
@@ -1479,17 +1479,8 @@ impl Setup {
         let store = self.store();
         store.set_secret(&format!("{server}.api_key"), &SecretString::from("api-key-value")).unwrap();
         store.set_secret(&format!("{server}.client_secret"), &SecretString::from(CLIENT_SECRET_MARK)).unwrap();
-        let credential = Credential {
-            id: CredentialId::new(server, LOCAL_ISSUER, "local-client"),
-            provider: "standard".into(),
-            tokens: TokenSet::bearer(SecretString::from(token), None, Some(SystemTime::now() + Duration::from_secs(3600))),
-            status: Status::Authorized,
-            grant: Default::default(),
-            identity: None,
-            context: Default::default(),
-            site: None,
-            last_refresh_error: None,
-        };
+        let tokens = TokenSet::bearer(SecretString::from(token), None, Some(SystemTime::now() + Duration::from_secs(3600)));
+        let credential = Credential::authorized(CredentialId::new(server, LOCAL_ISSUER, "local-client"), "standard", tokens);
         store.save_credential(&credential).unwrap();
     }
 

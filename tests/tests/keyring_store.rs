@@ -9,26 +9,15 @@ use latchkey::store::{Credential, CredentialId, ExposeSecret, SecretString, Stat
 use latchkey_tests::{files_containing, keyring};
 
 fn credential(id: &CredentialId, access: &str) -> Credential {
-    Credential {
-        id: id.clone(),
-        provider: "google".into(),
-        tokens: TokenSet {
-            access_token: SecretString::from(access.to_string()),
-            token_type: "Bearer".into(),
-            refresh_token: Some(SecretString::from(format!("refresh-{access}"))),
-            expires_at: Some(UNIX_EPOCH + Duration::from_secs(1_900_000_000)),
-            refresh_token_expires_at: None,
-            scopes: vec!["openid".into()],
-            id_token: None,
-            extra: Default::default(),
-        },
-        status: Status::Authorized,
-        grant: Default::default(),
-        identity: None,
-        context: Default::default(),
-        site: None,
-        last_refresh_error: None,
-    }
+    let tokens = TokenSet {
+        scopes: vec!["openid".into()],
+        ..TokenSet::bearer(
+            SecretString::from(access.to_string()),
+            Some(SecretString::from(format!("refresh-{access}"))),
+            Some(UNIX_EPOCH + Duration::from_secs(1_900_000_000)),
+        )
+    };
+    Credential::authorized(id.clone(), "google", tokens)
 }
 
 #[test]

@@ -28,7 +28,7 @@ use anyhow::{Context, Result, bail};
 use axum::extract::State;
 use axum::response::IntoResponse;
 use latchkey::paths::Paths;
-use latchkey::store::{Credential, CredentialId, SecretString, Status, Store, StoreKind, TokenSet};
+use latchkey::store::{Credential, CredentialId, SecretString, Store, StoreKind, TokenSet};
 use serde_json::json;
 
 use crate::{mcp, procfs};
@@ -116,19 +116,9 @@ fn seed(home: &Path, issuer: &str, settings: &Settings, books: &Shared) -> Resul
             let expires_at = now + SETTLE + Duration::from_secs_f64(rand::random::<f64>() * settings.lifetime as f64);
             let refresh_token = format!("refresh-{n}");
             books.expiry.insert(refresh_token.clone(), expires_at);
-            Credential {
-                id: CredentialId::new(format!("c{n:05}"), issuer, CLIENT_ID),
-                provider: "standard".into(),
-                tokens: TokenSet::bearer(
-                    SecretString::from(format!("seeded-{n}")),
-                    Some(SecretString::from(refresh_token)),
-                    Some(expires_at),
-                ),
-                status: Status::Authorized,
-                grant: Default::default(),
-                identity: None,
-                last_refresh_error: None,
-            }
+            let tokens =
+                TokenSet::bearer(SecretString::from(format!("seeded-{n}")), Some(SecretString::from(refresh_token)), Some(expires_at));
+            Credential::authorized(CredentialId::new(format!("c{n:05}"), issuer, CLIENT_ID), "standard", tokens)
         })
         .collect();
     drop(books);

@@ -161,6 +161,22 @@ struct EnvelopeIn {
 }
 
 impl Credential {
+    /// A working credential of `provider` for `id`, as a grant just issued `tokens`, with nothing
+    /// else known yet.
+    pub fn authorized(id: CredentialId, provider: impl Into<String>, tokens: TokenSet) -> Credential {
+        Credential {
+            id,
+            provider: provider.into(),
+            tokens,
+            status: Status::Authorized,
+            grant: Grant::default(),
+            identity: None,
+            context: BTreeMap::new(),
+            site: None,
+            last_refresh_error: None,
+        }
+    }
+
     /// The stored form. The result holds the tokens, hence the secret wrapper.
     pub(crate) fn encode(&self) -> SecretString {
         let json =

@@ -23,7 +23,7 @@ impl Provider for Asana {
             display_name: "Asana".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             issuers: vec!["https://app.asana.com/api/1.0".into()],
-            config_keys: vec![shape::redirect_port_key("Port of the http://localhost:<port>/callback redirect URL of the Asana app.")],
+            config_keys: vec![common::redirect_port_key("Port of the http://localhost:<port>/callback redirect URL of the Asana app.")],
             documentation: "https://developers.asana.com/docs/oauth".into(),
         }
     }

@@ -41,7 +41,7 @@ impl Provider for Atlassian {
             version: env!("CARGO_PKG_VERSION").into(),
             issuers: vec!["https://auth.atlassian.com".into()],
             config_keys: vec![
-                shape::redirect_port_key(
+                common::redirect_port_key(
                     "Port of the http://localhost:<port>/callback URL registered as the app's callback URL \
                      (Atlassian matches it exactly).",
                 ),
@@ -73,7 +73,7 @@ impl Provider for Atlassian {
     }
 
     fn authorize_params(scopes: &[String], config: &Config) -> Result<Params, String> {
-        let mut params = standard::scope_param(&shape::with_scope(scopes, OFFLINE_ACCESS), " ");
+        let mut params = standard::scope_param(&common::with_scope(scopes, OFFLINE_ACCESS), " ");
         params.push(("audience".into(), "api.atlassian.com".into()));
         common::pass_through(&mut params, config, &["prompt"]);
         Ok(params)

@@ -52,7 +52,7 @@ impl Provider for Auth0 {
                 config_key("audience", "Identifier of the API the access token is for (without it the token only reads /userinfo).", None),
                 config_key("connection", "Connection to log in with, skipping the login page's choice (such as `github`).", None),
                 config_key("organization", "Id or name of the Auth0 Organization to log into.", None),
-                shape::redirect_port_key("Port of the http://localhost:<port>/callback allowed callback URL of the Auth0 application."),
+                common::redirect_port_key("Port of the http://localhost:<port>/callback allowed callback URL of the Auth0 application."),
             ],
             documentation: "https://auth0.com/docs/api/authentication".into(),
         }
@@ -79,7 +79,7 @@ impl Provider for Auth0 {
     }
 
     fn authorize_params(scopes: &[String], config: &Config) -> Result<Params, String> {
-        let mut params = standard::scope_param(&shape::with_scope(scopes, OFFLINE_ACCESS), " ");
+        let mut params = standard::scope_param(&common::with_scope(scopes, OFFLINE_ACCESS), " ");
         common::pass_through(&mut params, config, &["audience", "connection", "organization"]);
         Ok(params)
     }

@@ -26,7 +26,7 @@ impl Provider for BoxProvider {
             display_name: "Box".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             issuers: Vec::new(),
-            config_keys: vec![shape::redirect_port_key(
+            config_keys: vec![common::redirect_port_key(
                 "Port of the http://localhost:<port>/callback redirect URI set in the Box app's configuration.",
             )],
             documentation: "https://developer.box.com/guides/authentication/oauth2/".into(),

@@ -17,7 +17,7 @@
 //!
 //! Source: <https://discord.com/developers/docs/topics/oauth2>.
 
-use latchkey_provider_sdk::body::Fields;
+use latchkey_provider_sdk::standard::Fields;
 use latchkey_provider_sdk::*;
 
 pub struct Discord;
@@ -34,7 +34,7 @@ impl Provider for Discord {
                 config_key("guild_id", "With the `bot` scope: the server to preselect.", None),
                 config_key("integration_type", "`0` to install to a server, `1` to install to the user.", None),
                 config_key("prompt", "`consent` (always ask) or `none` (skip the screen for an earlier grant).", None),
-                shape::redirect_port_key(
+                common::redirect_port_key(
                     "Port of the http://localhost:<port>/callback redirect registered in the application's OAuth2 settings.",
                 ),
             ],

@@ -24,7 +24,7 @@
 //! <https://www.dropbox.com/developers/documentation/http/documentation#oauth2-token>,
 //! <https://www.dropbox.com/developers/documentation/http/documentation#auth-token-revoke>.
 
-use latchkey_provider_sdk::body::{Fields, header};
+use latchkey_provider_sdk::standard::{Fields, header};
 use latchkey_provider_sdk::*;
 
 pub struct Dropbox;
@@ -47,7 +47,7 @@ impl Provider for Dropbox {
                     "`offline` (a refresh token, so access lasts beyond the 4-hour access token) or `online`.",
                     Some("offline"),
                 ),
-                shape::redirect_port_key("Port of the http://localhost:<port>/callback redirect URI registered in the Dropbox app."),
+                common::redirect_port_key("Port of the http://localhost:<port>/callback redirect URI registered in the Dropbox app."),
                 config_key(
                     "include_granted_scopes",
                     "`user` or `team`: keep the scopes granted earlier in the new token (incremental authorization).",

@@ -15,7 +15,7 @@
 //!
 //! Source: <https://developers.figma.com/docs/rest-api/oauth/>.
 
-use latchkey_provider_sdk::body::Fields;
+use latchkey_provider_sdk::standard::Fields;
 use latchkey_provider_sdk::*;
 use serde_json::Value;
 
@@ -28,7 +28,7 @@ impl Provider for Figma {
             display_name: "Figma".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             issuers: Vec::new(),
-            config_keys: vec![shape::redirect_port_key(
+            config_keys: vec![common::redirect_port_key(
                 "Port of the http://localhost:<port>/callback redirect URL registered for the Figma OAuth app.",
             )],
             documentation: "https://developers.figma.com/docs/rest-api/oauth/".into(),

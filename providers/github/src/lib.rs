@@ -31,8 +31,8 @@
 //! <https://docs.github.com/en/apps/oauth-apps/maintaining-oauth-apps/troubleshooting-oauth-app-access-token-request-errors>,
 //! <https://docs.github.com/en/rest/apps/oauth-applications#delete-an-app-token>.
 
-use latchkey_provider_sdk::body::Fields;
 use latchkey_provider_sdk::standard::ErrorRule;
+use latchkey_provider_sdk::standard::Fields;
 use latchkey_provider_sdk::*;
 
 pub struct GitHub;
@@ -116,36 +116,23 @@ impl Provider for GitHub {
         let app_type = AppType::from_config(config)?;
         let base = config.base_url("base_url", GITHUB_COM)?;
         let api = api_url(&base);
-        let revocation = match config.get("revocation_client_id").filter(|id| !id.is_empty()) {
+        let endpoints = Endpoints::new(format!("{base}/login/oauth/authorize"), format!("{base}/login/oauth/access_token"))
+            .userinfo(format!("{api}/user"))
+            // https://docs.github.com/en/apps/oauth-apps/building-oauth-apps/authorizing-oauth-apps#device-flow
+            .device_authorization(format!("{base}/login/device/code"));
+        let endpoints = match config.get("revocation_client_id").filter(|id| !id.is_empty()) {
             Some(id) if id.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-') => {
-                Some(RevocationEndpoint { url: format!("{api}/applications/{id}/token"), client_auth: ClientAuth::Basic })
+                endpoints.revocation(format!("{api}/applications/{id}/token"), ClientAuth::Basic)
             }
             Some(id) => return Err(format!("config key `revocation_client_id` must be the app's client id, not `{id}`")),
-            None => None,
+            None => endpoints,
         };
-        Ok(Flow {
-            endpoints: Endpoints {
-                issuer: None,
-                authorization: format!("{base}/login/oauth/authorize"),
-                token: format!("{base}/login/oauth/access_token"),
-                refresh: None,
-                revocation,
-                userinfo: Some(format!("{api}/user")),
-                // https://docs.github.com/en/apps/oauth-apps/building-oauth-apps/authorizing-oauth-apps#device-flow
-                device_authorization: Some(format!("{base}/login/device/code")),
-            },
-            scope_separator: " ".into(),
-            // Supported (S256) since July 2025, for OAuth Apps and GitHub Apps alike.
-            pkce: Pkce::Supported,
-            client_auth: ClientAuth::Post,
-            refresh: match app_type {
-                AppType::OAuthApp => RefreshPolicy::KeepPrevious,
-                AppType::GitHubApp => RefreshPolicy::RotateSingleUse,
-            },
-            redirect: shape::loopback("127.0.0.1", None),
-            send_resource: false,
-            refresh_ahead: None,
-        })
+        let refresh = match app_type {
+            AppType::OAuthApp => RefreshPolicy::KeepPrevious,
+            AppType::GitHubApp => RefreshPolicy::RotateSingleUse,
+        };
+        // PKCE (S256) is supported since July 2025, for OAuth Apps and GitHub Apps alike.
+        Ok(Flow::standard(endpoints).pkce(Pkce::Supported).client_auth(ClientAuth::Post).refresh(refresh).send_resource(false))
     }
 
     fn authorize_params(scopes: &[String], config: &Config) -> Result<Params, String> {
@@ -167,7 +154,7 @@ impl Provider for GitHub {
             standard::set_header(&mut request, "accept", "application/json");
             return Ok(request);
         }
-        let (token, hint) = shape::revocation_token(&request)?;
+        let (token, hint) = common::revocation_token(&request)?;
         if hint == "refresh_token" {
             return Err("GitHub's `DELETE /applications/{client_id}/token` revokes an access token, not a refresh token".into());
         }

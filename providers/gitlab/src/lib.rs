@@ -27,7 +27,9 @@ impl Provider for GitLab {
             issuers: vec![GITLAB_COM.into()],
             config_keys: vec![
                 config_key("base_url", "The GitLab instance: https://gitlab.com or a self-managed one's address.", Some(GITLAB_COM)),
-                shape::redirect_port_key("Port of the http://127.0.0.1:<port>/callback redirect URI registered in the GitLab application."),
+                common::redirect_port_key(
+                    "Port of the http://127.0.0.1:<port>/callback redirect URI registered in the GitLab application.",
+                ),
             ],
             documentation: "https://docs.gitlab.com/api/oauth2/".into(),
         }
@@ -35,24 +37,16 @@ impl Provider for GitLab {
 
     fn configure(config: &Config) -> Result<Flow, String> {
         let base = config.base_url("base_url", GITLAB_COM)?;
-        Ok(Flow {
-            endpoints: Endpoints {
-                issuer: Some(base.clone()),
-                authorization: format!("{base}/oauth/authorize"),
-                token: format!("{base}/oauth/token"),
-                refresh: None,
-                revocation: Some(RevocationEndpoint { url: format!("{base}/oauth/revoke"), client_auth: ClientAuth::Post }),
-                userinfo: Some(format!("{base}/oauth/userinfo")),
-                device_authorization: None,
-            },
-            scope_separator: " ".into(),
-            pkce: Pkce::Supported,
-            client_auth: ClientAuth::Post,
-            refresh: RefreshPolicy::RotateSingleUse,
-            redirect: shape::fixed_port_loopback(config, "127.0.0.1")?,
-            send_resource: false,
-            refresh_ahead: None,
-        })
+        let endpoints = Endpoints::new(format!("{base}/oauth/authorize"), format!("{base}/oauth/token"))
+            .issuer(base.clone())
+            .revocation(format!("{base}/oauth/revoke"), ClientAuth::Post)
+            .userinfo(format!("{base}/oauth/userinfo"));
+        Ok(Flow::standard(endpoints)
+            .pkce(Pkce::Supported)
+            .client_auth(ClientAuth::Post)
+            .refresh(RefreshPolicy::RotateSingleUse)
+            .redirect(common::fixed_port_loopback(config, "127.0.0.1")?)
+            .send_resource(false))
     }
 }
 

@@ -15,7 +15,7 @@
 //!
 //! Source: <https://developers.google.com/identity/protocols/oauth2/web-server>.
 
-use latchkey_provider_sdk::body::Fields;
+use latchkey_provider_sdk::standard::Fields;
 use latchkey_provider_sdk::*;
 
 pub struct Google;
@@ -53,27 +53,19 @@ impl Provider for Google {
     }
 
     fn configure(_config: &Config) -> Result<Flow, String> {
-        Ok(Flow {
-            endpoints: Endpoints {
-                issuer: Some(ISSUER.into()),
-                authorization: "https://accounts.google.com/o/oauth2/v2/auth".into(),
-                token: "https://oauth2.googleapis.com/token".into(),
-                refresh: None,
-                revocation: Some(RevocationEndpoint { url: "https://oauth2.googleapis.com/revoke".into(), client_auth: ClientAuth::None }),
-                userinfo: Some("https://openidconnect.googleapis.com/v1/userinfo".into()),
-                // https://developers.google.com/identity/protocols/oauth2/limited-input-device
-                device_authorization: Some("https://oauth2.googleapis.com/device/code".into()),
-            },
-            scope_separator: " ".into(),
-            pkce: Pkce::Supported,
-            client_auth: ClientAuth::Post,
-            refresh: RefreshPolicy::KeepPrevious,
-            // Desktop clients accept a loopback redirect on any port, without registering it.
-            redirect: shape::loopback("127.0.0.1", None),
-            // Google does not implement RFC 8707 resource indicators.
-            send_resource: false,
-            refresh_ahead: None,
-        })
+        let endpoints = Endpoints::new("https://accounts.google.com/o/oauth2/v2/auth", "https://oauth2.googleapis.com/token")
+            .issuer(ISSUER)
+            .revocation("https://oauth2.googleapis.com/revoke", ClientAuth::None)
+            .userinfo("https://openidconnect.googleapis.com/v1/userinfo")
+            // https://developers.google.com/identity/protocols/oauth2/limited-input-device
+            .device_authorization("https://oauth2.googleapis.com/device/code");
+        // Desktop clients take a loopback redirect on any port, as the standard flow has it.
+        // Google does not implement RFC 8707 resource indicators.
+        Ok(Flow::standard(endpoints)
+            .pkce(Pkce::Supported)
+            .client_auth(ClientAuth::Post)
+            .refresh(RefreshPolicy::KeepPrevious)
+            .send_resource(false))
     }
 
     fn authorize_params(scopes: &[String], config: &Config) -> Result<Params, String> {

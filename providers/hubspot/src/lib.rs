@@ -16,8 +16,8 @@
 //! Sources: <https://developers.hubspot.com/docs/api/oauth-quickstart-guide>,
 //! <https://developers.hubspot.com/docs/api-reference/legacy/authentication/oauth-tokens/v1/migration-guide>.
 
-use latchkey_provider_sdk::body::Fields;
 use latchkey_provider_sdk::standard::ErrorRule;
+use latchkey_provider_sdk::standard::Fields;
 use latchkey_provider_sdk::*;
 
 pub struct HubSpot;
@@ -54,7 +54,7 @@ impl Provider for HubSpot {
             issuers: Vec::new(),
             config_keys: vec![
                 config_key("optional_scopes", "Space-separated scopes to install only where the account's subscription has them.", None),
-                shape::redirect_port_key("Port of the http://localhost:<port>/callback redirect URL of the HubSpot app."),
+                common::redirect_port_key("Port of the http://localhost:<port>/callback redirect URL of the HubSpot app."),
             ],
             documentation: "https://developers.hubspot.com/docs/api/oauth-quickstart-guide".into(),
         }

@@ -32,7 +32,9 @@ impl Provider for Linear {
                     Some("user"),
                 ),
                 config_key("prompt", "`consent` to show the consent screen every time (and let the user switch workspaces).", None),
-                shape::redirect_port_key("Port of the http://localhost:<port>/callback redirect URI registered in the Linear application."),
+                common::redirect_port_key(
+                    "Port of the http://localhost:<port>/callback redirect URI registered in the Linear application.",
+                ),
             ],
             documentation: "https://linear.app/developers/oauth-2-0-authentication".into(),
         }
@@ -40,27 +42,10 @@ impl Provider for Linear {
 
     fn configure(config: &Config) -> Result<Flow, String> {
         actor(config)?;
-        Ok(Flow {
-            scope_separator: ",".into(),
-            ..common::registered_app(
-                config,
-                Endpoints {
-                    issuer: None,
-                    authorization: "https://linear.app/oauth/authorize".into(),
-                    token: "https://api.linear.app/oauth/token".into(),
-                    refresh: None,
-                    revocation: Some(RevocationEndpoint {
-                        url: "https://api.linear.app/oauth/revoke".into(),
-                        client_auth: ClientAuth::Post,
-                    }),
-                    userinfo: None,
-                    device_authorization: None,
-                },
-                Pkce::Supported,
-                ClientAuth::Post,
-                RefreshPolicy::RotateSingleUse,
-            )?
-        })
+        let endpoints = Endpoints::new("https://linear.app/oauth/authorize", "https://api.linear.app/oauth/token")
+            .revocation("https://api.linear.app/oauth/revoke", ClientAuth::Post);
+        let flow = common::registered_app(config, endpoints, Pkce::Supported, ClientAuth::Post, RefreshPolicy::RotateSingleUse)?;
+        Ok(flow.scope_separator(","))
     }
 
     fn authorize_params(scopes: &[String], config: &Config) -> Result<Params, String> {

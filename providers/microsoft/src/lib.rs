@@ -23,8 +23,8 @@
 //!
 //! Source: <https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-auth-code-flow>.
 
-use latchkey_provider_sdk::body::Fields;
 use latchkey_provider_sdk::standard::ErrorRule;
+use latchkey_provider_sdk::standard::Fields;
 use latchkey_provider_sdk::*;
 
 pub struct Microsoft;
@@ -154,32 +154,25 @@ impl Provider for Microsoft {
             format!("config key `cloud` must be one of {}, not `{host}`", known.join(", "))
         })?;
         let base = format!("https://{host}/{tenant}");
-        Ok(Flow {
-            endpoints: Endpoints {
-                // Only a tenant id has a fixed issuer; for `common` and friends it depends on the
-                // user's tenant, so it cannot be checked here.
-                issuer: is_tenant_id(tenant).then(|| format!("{base}/v2.0")),
-                authorization: format!("{base}/oauth2/v2.0/authorize"),
-                token: format!("{base}/oauth2/v2.0/token"),
-                refresh: None,
-                revocation: None,
-                userinfo: Some(format!("https://{graph}/oidc/userinfo")),
+        let endpoints = Endpoints {
+            // Only a tenant id has a fixed issuer; for `common` and friends it depends on the
+            // user's tenant, so it cannot be checked here.
+            issuer: is_tenant_id(tenant).then(|| format!("{base}/v2.0")),
+            ..Endpoints::new(format!("{base}/oauth2/v2.0/authorize"), format!("{base}/oauth2/v2.0/token"))
+                .userinfo(format!("https://{graph}/oidc/userinfo"))
                 // https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-device-code
-                device_authorization: Some(format!("{base}/oauth2/v2.0/devicecode")),
-            },
-            scope_separator: " ".into(),
-            pkce: Pkce::Supported,
-            client_auth: ClientAuth::Post,
-            refresh: RefreshPolicy::Rotate,
-            // Entra ID ignores the port when it matches http://localhost redirect URIs.
-            redirect: shape::loopback("localhost", None),
-            send_resource: false,
-            refresh_ahead: None,
-        })
+                .device_authorization(format!("{base}/oauth2/v2.0/devicecode"))
+        };
+        // Entra ID ignores the port when it matches http://localhost redirect URIs.
+        Ok(Flow::standard(endpoints)
+            .pkce(Pkce::Supported)
+            .client_auth(ClientAuth::Post)
+            .redirect(common::loopback("localhost", None))
+            .send_resource(false))
     }
 
     fn authorize_params(scopes: &[String], config: &Config) -> Result<Params, String> {
-        let mut params = vec![("scope".to_string(), shape::with_scope(scopes, OFFLINE_ACCESS).join(" "))];
+        let mut params = vec![("scope".to_string(), common::with_scope(scopes, OFFLINE_ACCESS).join(" "))];
         common::pass_through(&mut params, config, &["prompt", "login_hint", "domain_hint"]);
         Ok(params)
     }
@@ -188,7 +181,7 @@ impl Provider for Microsoft {
         let is_token_request = matches!(context.kind, RequestKind::AuthorizationCode | RequestKind::RefreshToken);
         let mut form = standard::form_fields(&request);
         if is_token_request && !context.requested_scopes.is_empty() && !form.iter().any(|(name, _)| name == "scope") {
-            form.push(("scope".into(), shape::with_scope(&context.requested_scopes, OFFLINE_ACCESS).join(" ")));
+            form.push(("scope".into(), common::with_scope(&context.requested_scopes, OFFLINE_ACCESS).join(" ")));
             request.body = standard::encode_form(&form);
         }
         Ok(request)

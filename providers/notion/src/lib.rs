@@ -23,8 +23,8 @@
 //! <https://developers.notion.com/reference/refresh-a-token>,
 //! <https://developers.notion.com/reference/status-codes>.
 
-use latchkey_provider_sdk::body::Fields;
 use latchkey_provider_sdk::standard::ErrorRule;
+use latchkey_provider_sdk::standard::Fields;
 use latchkey_provider_sdk::*;
 
 pub struct Notion;
@@ -53,7 +53,7 @@ impl Provider for Notion {
             version: env!("CARGO_PKG_VERSION").into(),
             issuers: Vec::new(),
             config_keys: vec![
-                shape::redirect_port_key(
+                common::redirect_port_key(
                     "Port of the http://localhost:<port>/callback redirect URI listed in the connection's OAuth settings.",
                 ),
                 config_key("notion_version", "The `Notion-Version` header sent with the OAuth calls.", Some(DEFAULT_VERSION)),
@@ -96,7 +96,7 @@ impl Provider for Notion {
     /// JSON bodies and the `Notion-Version` header; revocation sends only the token.
     fn prepare_request(context: &TokenContext, mut request: HttpRequest) -> Result<HttpRequest, String> {
         if context.kind == RequestKind::Revocation {
-            let (token, _) = shape::revocation_token(&request)?;
+            let (token, _) = common::revocation_token(&request)?;
             request.body = serde_json::json!({ "token": token }).to_string().into_bytes();
             standard::set_header(&mut request, "content-type", "application/json");
         } else {

@@ -39,7 +39,7 @@ impl Provider for Okta {
                      org authorization server.",
                     Some("default"),
                 ),
-                shape::redirect_port_key("Port of the http://localhost:<port>/callback sign-in redirect URI registered in the Okta app."),
+                common::redirect_port_key("Port of the http://localhost:<port>/callback sign-in redirect URI registered in the Okta app."),
             ],
             documentation: "https://developer.okta.com/docs/guides/implement-grant-type/authcode/main/".into(),
         }
@@ -73,7 +73,7 @@ impl Provider for Okta {
     }
 
     fn authorize_params(scopes: &[String], _config: &Config) -> Result<Params, String> {
-        Ok(standard::scope_param(&shape::with_scope(scopes, OFFLINE_ACCESS), " "))
+        Ok(standard::scope_param(&common::with_scope(scopes, OFFLINE_ACCESS), " "))
     }
 
     /// A refresh names the scopes again.
@@ -81,7 +81,7 @@ impl Provider for Okta {
         if context.kind == RequestKind::RefreshToken && !context.requested_scopes.is_empty() {
             let mut form = standard::form_fields(&request);
             form.retain(|(name, _)| name != "scope");
-            form.push(("scope".into(), shape::with_scope(&context.requested_scopes, OFFLINE_ACCESS).join(" ")));
+            form.push(("scope".into(), common::with_scope(&context.requested_scopes, OFFLINE_ACCESS).join(" ")));
             request.body = standard::encode_form(&form);
         }
         Ok(request)

@@ -17,7 +17,7 @@
 //! Sources: <https://github.com/reddit-archive/reddit/wiki/OAuth2>,
 //! <https://github.com/reddit-archive/reddit/wiki/API>.
 
-use latchkey_provider_sdk::body::Fields;
+use latchkey_provider_sdk::standard::Fields;
 use latchkey_provider_sdk::*;
 
 pub struct Reddit;
@@ -42,7 +42,7 @@ impl Provider for Reddit {
                     "`permanent` (a refresh token, so access lasts) or `temporary` (one hour, no refresh token).",
                     Some("permanent"),
                 ),
-                shape::redirect_port_key("Port of the http://localhost:<port>/callback redirect URI of the Reddit app."),
+                common::redirect_port_key("Port of the http://localhost:<port>/callback redirect URI of the Reddit app."),
             ],
             documentation: "https://github.com/reddit-archive/reddit/wiki/OAuth2".into(),
         }

@@ -22,8 +22,8 @@
 //! <https://help.salesforce.com/s/articleView?id=sf.remoteaccess_revoke_token.htm>,
 //! <https://help.salesforce.com/s/articleView?id=sf.remoteaccess_using_openid.htm>.
 
-use latchkey_provider_sdk::body::Fields;
 use latchkey_provider_sdk::standard::ErrorRule;
+use latchkey_provider_sdk::standard::Fields;
 use latchkey_provider_sdk::*;
 
 pub struct Salesforce;
@@ -60,7 +60,7 @@ impl Provider for Salesforce {
                      (such as acme.my.salesforce.com).",
                     Some(LOGIN_HOST),
                 ),
-                shape::redirect_port_key("Port of the http://localhost:<port>/callback callback URL registered in the connected app."),
+                common::redirect_port_key("Port of the http://localhost:<port>/callback callback URL registered in the connected app."),
                 config_key("prompt", "Salesforce's `prompt` parameter, such as `login consent` or `select_account`.", None),
                 config_key("login_hint", "User name to prefill on the login page.", None),
             ],
@@ -97,7 +97,7 @@ impl Provider for Salesforce {
 
     fn authorize_params(scopes: &[String], config: &Config) -> Result<Params, String> {
         let offline = scopes.iter().any(|scope| scope == "refresh_token" || scope == "offline_access");
-        let scopes = if offline || scopes.is_empty() { scopes.to_vec() } else { shape::with_scope(scopes, "refresh_token") };
+        let scopes = if offline || scopes.is_empty() { scopes.to_vec() } else { common::with_scope(scopes, "refresh_token") };
         let mut params = standard::scope_param(&scopes, " ");
         common::pass_through(&mut params, config, &["prompt", "login_hint"]);
         Ok(params)

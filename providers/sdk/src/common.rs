@@ -1,22 +1,23 @@
-//! What several providers do the same way, written once: the flow most registered apps use, the
+//! Helpers: what several providers do the same way, written once (the building blocks standard
+//! OAuth 2.0 leaves to each provider are in [`crate::standard`]): the flow most registered apps use, the
 //! config keys that pass straight into the authorization URL, a config key with a fixed set of
 //! values, revocation endpoints that are not RFC 7009 (a token of the wrong kind refused, a
 //! request without a body, an answer read with the provider's own error shapes), and the API calls
 //! of `post-token`.
 //!
 //! These are conventions, not the standard, so they live apart from [`crate::standard`]: a
-//! provider opts into each one, and overrides any field of a returned [`Flow`] with struct update
-//! syntax (`Flow { scope_separator: ",".into(), ..common::registered_app(…)? }`).
+//! provider opts into each one, and changes anything of a returned [`Flow`] with its builder
+//! methods (`common::registered_app(…)?.scope_separator(",")`).
 
-use crate::body::Fields;
+use crate::standard::{self, Fields};
 use crate::{
-    ClientAuth, Config, Endpoints, Failure, FailureKind, Flow, HttpRequest, HttpResponse, Params, Pkce, RefreshPolicy, RequestKind,
-    TokenContext, shape, standard,
+    ClientAuth, Config, ConfigKey, Endpoints, Failure, FailureKind, Flow, HttpRequest, HttpResponse, LoopbackRedirect, Params, Pkce,
+    Redirect, RefreshPolicy, RequestKind, TokenContext, config_key,
 };
 
-/// The flow of an app registered in a provider's developer console: space-separated scopes, no
-/// RFC 8707 `resource`, and the exact redirect `http://localhost:<redirect_port>/callback` that
-/// such consoles compare against. What tells these providers apart is the arguments.
+/// The flow of an app registered in a provider's developer console: no RFC 8707 `resource`, and
+/// the exact redirect `http://localhost:<redirect_port>/callback` that such consoles compare
+/// against. What tells these providers apart is the arguments.
 pub fn registered_app(
     config: &Config,
     endpoints: Endpoints,
@@ -24,32 +25,12 @@ pub fn registered_app(
     client_auth: ClientAuth,
     refresh: RefreshPolicy,
 ) -> Result<Flow, String> {
-    Ok(Flow {
-        endpoints,
-        scope_separator: " ".into(),
-        pkce,
-        client_auth,
-        refresh,
-        redirect: shape::fixed_port_loopback(config, "localhost")?,
-        send_resource: false,
-        refresh_ahead: None,
-    })
-}
-
-/// The flow of an authorization server that follows the RFCs and the MCP authorization spec:
-/// PKCE required, HTTP Basic client credentials, rotating refresh tokens, a loopback redirect on
-/// any port of 127.0.0.1 (RFC 8252 §7.3), and `resource` sent (RFC 8707).
-pub fn standard_flow(endpoints: Endpoints) -> Flow {
-    Flow {
-        endpoints,
-        scope_separator: " ".into(),
-        pkce: Pkce::Required,
-        client_auth: ClientAuth::Basic,
-        refresh: RefreshPolicy::Rotate,
-        redirect: shape::loopback("127.0.0.1", None),
-        send_resource: true,
-        refresh_ahead: None,
-    }
+    Ok(Flow::standard(endpoints)
+        .pkce(pkce)
+        .client_auth(client_auth)
+        .refresh(refresh)
+        .redirect(fixed_port_loopback(config, "localhost")?)
+        .send_resource(false))
 }
 
 /// Append the config keys among `keys` that are set to something, unchanged, as authorization
@@ -94,7 +75,7 @@ pub fn reshape_revocation(
     if context.kind != RequestKind::Revocation {
         return Ok(request);
     }
-    let (token, hint) = shape::revocation_token(&request)?;
+    let (token, hint) = revocation_token(&request)?;
     if hint == refused_hint {
         return Err(advice.into());
     }
@@ -148,6 +129,52 @@ pub fn api_json(response: Option<&HttpResponse>, call: &str) -> Result<serde_jso
         401 => Err(failure(FailureKind::Reauthorize, "the new token was refused (HTTP 401); sign in again".into())),
         status => Err(standard::status_failure(response, failure(FailureKind::Other, format!("HTTP {status}")))),
     }
+}
+
+// Small building blocks: the loopback redirect most providers register, scopes a provider must
+// always ask for, and the token that the host puts into a revocation request.
+
+/// The config key of the redirect port, for providers that match the redirect URI exactly, port
+/// included.
+pub const REDIRECT_PORT: &str = "redirect_port";
+
+/// The port suggested for those providers (rclone uses it too, so it is rarely taken).
+pub const DEFAULT_REDIRECT_PORT: &str = "53682";
+
+/// `http://<host>[:<port>]/callback`. `port: None` means any port (RFC 8252 §7.3).
+pub fn loopback(host: &str, port: Option<u16>) -> Redirect {
+    Redirect::Loopback(LoopbackRedirect { host: host.into(), port, path: "/callback".into() })
+}
+
+/// The [`REDIRECT_PORT`] config key; `description` says where the user registers the redirect.
+pub fn redirect_port_key(description: &str) -> ConfigKey {
+    config_key(REDIRECT_PORT, description, Some(DEFAULT_REDIRECT_PORT))
+}
+
+/// `http://<host>:<redirect_port>/callback`, for providers that match the port exactly.
+pub fn fixed_port_loopback(config: &Config, host: &str) -> Result<Redirect, String> {
+    Ok(loopback(host, Some(config.port(REDIRECT_PORT, DEFAULT_REDIRECT_PORT)?)))
+}
+
+/// `scopes` with `required` appended when it is missing (`offline_access` for a refresh token).
+pub fn with_scope(scopes: &[String], required: &str) -> Vec<String> {
+    let mut scopes = scopes.to_vec();
+    if !scopes.iter().any(|scope| scope == required) {
+        scopes.push(required.to_string());
+    }
+    scopes
+}
+
+/// The first value of `name` in a form-encoded request body.
+pub fn form_value(request: &HttpRequest, name: &str) -> Option<String> {
+    form_urlencoded::parse(&request.body).find(|(key, _)| key == name).map(|(_, value)| value.into_owned())
+}
+
+/// The token the host asks to revoke, and its `token_type_hint` (`access_token` or
+/// `refresh_token`), from the RFC 7009 form the host builds.
+pub fn revocation_token(request: &HttpRequest) -> Result<(String, String), String> {
+    let token = form_value(request, "token").ok_or("the revocation request has no `token` field")?;
+    Ok((token, form_value(request, "token_type_hint").unwrap_or_default()))
 }
 
 #[cfg(test)]

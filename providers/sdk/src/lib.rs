@@ -13,7 +13,11 @@
 //!
 //! impl Provider for Acme {
 //!     fn info() -> ProviderInfo { /* id, name, issuers, config keys */ }
-//!     fn configure(config: &Config) -> Result<Flow, String> { /* endpoints, client auth, … */ }
+//!     fn configure(_config: &Config) -> Result<Flow, String> {
+//!         let endpoints = Endpoints::new("https://id.acme.example/authorize", "https://id.acme.example/token");
+//!         // The RFCs' flow, but for what Acme does differently.
+//!         Ok(Flow::standard(endpoints).client_auth(ClientAuth::Post).refresh(RefreshPolicy::KeepPrevious))
+//!     }
 //!     fn authorize_params(scopes: &[String], config: &Config) -> Result<Params, String> {
 //!         let mut params = standard::scope_param(scopes, " ");
 //!         params.push(("prompt".into(), "consent".into()));
@@ -29,30 +33,34 @@
 //! clock or secrets, under fuel, time and memory limits, with a fresh instance for every call: keep
 //! no state between calls, and panic with a message that helps (the host shows it).
 //!
-//! The functions in [`standard`] and [`body`] are plain Rust and also run natively, so a provider's
+//! Two modules hold the building blocks: [`standard`], the RFCs' defaults (the flow, reading token
+//! responses and errors) and [`common`], conventions that several providers share (registered
+//! apps, exact loopback ports, the API calls of `post-token`). The generated bindings are private;
+//! the contract's types are re-exported here, and [`export_provider!`] names the provider whose
+//! hooks the SDK's exports call.
+//!
+//! The functions in [`standard`] and [`common`] are plain Rust and also run natively, so a provider's
 //! logic can be unit-tested with `cargo test` as well as through the host's sandbox.
 
-pub mod body;
 pub mod common;
 mod config;
-pub mod shape;
 pub mod standard;
 
 pub use config::{Config, config_key};
 /// The JSON crate the SDK reads bodies with, for providers that read API answers.
 pub use serde_json;
 
-/// Bindings generated from `wit/since_v0.3.0/provider.wit` (the `latchkey:provider@0.3.0`
-/// package).
-pub mod bindings {
+// The bindings stay private: providers see the contract's types through the re-exports below and
+// implement [`Provider`]; the component's exports are written once, in `component`.
+mod bindings {
     wit_bindgen::generate!({
         world: "provider-component",
         path: "wit/since_v0.3.0",
-        pub_export_macro: true,
-        export_macro_name: "__export_provider_component",
-        default_bindings_module: "latchkey_provider_sdk::bindings",
     });
 }
+
+#[cfg(target_arch = "wasm32")]
+mod component;
 
 pub use bindings::exports::latchkey::provider::post_token::{Account, PostTokenResult, Site};
 pub use bindings::latchkey::provider::types::{
@@ -117,61 +125,46 @@ pub trait Provider {
     }
 }
 
-/// Export a [`Provider`] implementation as the component's `latchkey:provider/provider` and
-/// `latchkey:provider/post-token` interfaces.
+/// A provider's hooks as function pointers: what the component's exports call. Made by
+/// [`export_provider!`]; not for use otherwise.
+#[doc(hidden)]
+pub struct Hooks {
+    pub info: fn() -> ProviderInfo,
+    pub configure: fn(&Config) -> Result<Flow, String>,
+    pub authorize_params: fn(&[String], &Config) -> Result<Params, String>,
+    pub prepare_request: fn(&TokenContext, HttpRequest) -> Result<HttpRequest, String>,
+    pub read_token_response: fn(&TokenContext, &HttpResponse) -> Result<TokenSet, Failure>,
+    pub read_revocation_response: fn(&HttpResponse) -> Result<(), Failure>,
+    pub merge_refreshed: fn(RefreshPolicy, TokenSet, TokenSet) -> TokenSet,
+    pub post_token_plan: fn(&TokenSet, &Config) -> Result<Vec<HttpRequest>, String>,
+    pub post_token_read: fn(&TokenSet, &Config, &[HttpResponse]) -> Result<PostTokenResult, Failure>,
+}
+
+impl Hooks {
+    pub const fn of<P: Provider>() -> Hooks {
+        Hooks {
+            info: P::info,
+            configure: P::configure,
+            authorize_params: P::authorize_params,
+            prepare_request: P::prepare_request,
+            read_token_response: P::read_token_response,
+            read_revocation_response: P::read_revocation_response,
+            merge_refreshed: P::merge_refreshed,
+            post_token_plan: P::post_token_plan,
+            post_token_read: P::post_token_read,
+        }
+    }
+}
+
+/// Make a [`Provider`] implementation the component's provider: the SDK exports the contract's
+/// interfaces and calls its hooks. Once per component.
 #[macro_export]
 macro_rules! export_provider {
     ($provider:ty) => {
-        const _: () = {
-            use $crate::bindings::exports::latchkey::provider::post_token as exported_post_token;
-            use $crate::bindings::exports::latchkey::provider::provider as exported;
-
-            struct Exported;
-
-            impl exported_post_token::Guest for Exported {
-                fn plan(tokens: $crate::TokenSet, config: $crate::Params) -> Result<Vec<$crate::HttpRequest>, String> {
-                    <$provider as $crate::Provider>::post_token_plan(&tokens, &$crate::Config::new(config))
-                }
-                fn read(
-                    tokens: $crate::TokenSet,
-                    config: $crate::Params,
-                    responses: Vec<$crate::HttpResponse>,
-                ) -> Result<$crate::PostTokenResult, $crate::Failure> {
-                    <$provider as $crate::Provider>::post_token_read(&tokens, &$crate::Config::new(config), &responses)
-                }
-            }
-
-            impl exported::Guest for Exported {
-                fn info() -> $crate::ProviderInfo {
-                    <$provider as $crate::Provider>::info()
-                }
-                fn configure(config: $crate::Params) -> Result<$crate::Flow, String> {
-                    <$provider as $crate::Provider>::configure(&$crate::Config::new(config))
-                }
-                fn authorize_params(scopes: Vec<String>, config: $crate::Params) -> Result<$crate::Params, String> {
-                    <$provider as $crate::Provider>::authorize_params(&scopes, &$crate::Config::new(config))
-                }
-                fn prepare_request(context: $crate::TokenContext, request: $crate::HttpRequest) -> Result<$crate::HttpRequest, String> {
-                    <$provider as $crate::Provider>::prepare_request(&context, request)
-                }
-                fn read_token_response(
-                    context: $crate::TokenContext,
-                    response: $crate::HttpResponse,
-                ) -> Result<$crate::TokenSet, $crate::Failure> {
-                    <$provider as $crate::Provider>::read_token_response(&context, &response)
-                }
-                fn read_revocation_response(response: $crate::HttpResponse) -> Result<(), $crate::Failure> {
-                    <$provider as $crate::Provider>::read_revocation_response(&response)
-                }
-                fn merge_refreshed(policy: $crate::RefreshPolicy, previous: $crate::TokenSet, fresh: $crate::TokenSet) -> $crate::TokenSet {
-                    <$provider as $crate::Provider>::merge_refreshed(policy, previous, fresh)
-                }
-            }
-
-            // Only components carry the exports: their names (`latchkey:provider/provider@0.3.0#info`)
-            // are not valid symbols for native linkers, and native builds exist only for tests.
-            #[cfg(target_arch = "wasm32")]
-            $crate::bindings::__export_provider_component! { Exported with_types_in $crate::bindings }
-        };
+        // Read by the SDK's exports (`latchkey_provider_sdk::Hooks`). Only components carry it:
+        // native builds exist only for tests, and may link several providers into one binary.
+        #[cfg(target_arch = "wasm32")]
+        #[unsafe(no_mangle)]
+        static __LATCHKEY_PROVIDER_HOOKS: $crate::Hooks = $crate::Hooks::of::<$provider>();
     };
 }

@@ -1,8 +1,14 @@
-//! Standard OAuth 2.0 behaviour: the defaults of every [`crate::Provider`] hook, and the building
-//! blocks that providers use in their overrides.
+//! Standard OAuth 2.0 behaviour: the defaults of every [`crate::Provider`] hook, the building
+//! blocks that providers use in their overrides, and reading the bodies that authorization servers
+//! send back: JSON (RFC 6749 §5.1), or `application/x-www-form-urlencoded` (GitHub without an
+//! `Accept` header, Facebook's `text/plain`), as [`Fields`].
 
-use crate::body::{Fields, header};
-use crate::{Failure, FailureKind, HttpRequest, HttpResponse, Params, RefreshPolicy, TokenContext, TokenSet};
+use serde_json::{Map, Value};
+
+use crate::{
+    ClientAuth, Endpoints, Failure, FailureKind, Flow, HttpRequest, HttpResponse, LoopbackRedirect, Params, Pkce, Redirect, RefreshPolicy,
+    RevocationEndpoint, TokenContext, TokenSet,
+};
 
 /// Token-response fields that [`read_token_response`] maps onto [`TokenSet`]; everything else is
 /// kept as extra context.
@@ -250,9 +256,210 @@ pub fn set_header(request: &mut HttpRequest, name: &str, value: &str) {
 
 /// Re-encode a form request body as a JSON object (Atlassian and Notion document JSON bodies).
 pub fn form_to_json(mut request: HttpRequest) -> HttpRequest {
-    let object: serde_json::Map<String, serde_json::Value> =
-        form_fields(&request).into_iter().map(|(key, value)| (key, serde_json::Value::String(value))).collect();
-    request.body = serde_json::Value::Object(object).to_string().into_bytes();
+    let object: Map<String, Value> = form_fields(&request).into_iter().map(|(key, value)| (key, Value::String(value))).collect();
+    request.body = Value::Object(object).to_string().into_bytes();
     set_header(&mut request, "content-type", "application/json");
     request
+}
+
+// The flow, from the RFCs' defaults: a provider states only where it differs.
+
+impl Endpoints {
+    /// A provider's authorization and token endpoints, and no others yet.
+    pub fn new(authorization: impl Into<String>, token: impl Into<String>) -> Endpoints {
+        Endpoints {
+            issuer: None,
+            authorization: authorization.into(),
+            token: token.into(),
+            refresh: None,
+            revocation: None,
+            userinfo: None,
+            device_authorization: None,
+        }
+    }
+
+    /// The issuer identifier (checked against RFC 9207's `iss`).
+    pub fn issuer(self, issuer: impl Into<String>) -> Endpoints {
+        Endpoints { issuer: Some(issuer.into()), ..self }
+    }
+
+    /// Where refreshes go instead of the token endpoint (Figma).
+    pub fn refresh_at(self, url: impl Into<String>) -> Endpoints {
+        Endpoints { refresh: Some(url.into()), ..self }
+    }
+
+    /// The revocation endpoint, and how the client authenticates there.
+    pub fn revocation(self, url: impl Into<String>, client_auth: ClientAuth) -> Endpoints {
+        Endpoints { revocation: Some(RevocationEndpoint { url: url.into(), client_auth }), ..self }
+    }
+
+    /// The endpoint that says who signed in.
+    pub fn userinfo(self, url: impl Into<String>) -> Endpoints {
+        Endpoints { userinfo: Some(url.into()), ..self }
+    }
+
+    /// The device authorization endpoint (RFC 8628), on the token endpoint's origin.
+    pub fn device_authorization(self, url: impl Into<String>) -> Endpoints {
+        Endpoints { device_authorization: Some(url.into()), ..self }
+    }
+}
+
+impl Flow {
+    /// The flow the RFCs and the MCP authorization spec describe: space-separated scopes, PKCE
+    /// required (RFC 7636), HTTP Basic client authentication (RFC 6749 §2.3.1), rotating refresh
+    /// tokens (OAuth 2.1), a loopback redirect on any port of 127.0.0.1 (RFC 8252 §7.3), the
+    /// RFC 8707 `resource` sent, and the host's refresh-ahead default. The methods below change
+    /// one thing each.
+    pub fn standard(endpoints: Endpoints) -> Flow {
+        Flow {
+            endpoints,
+            scope_separator: " ".into(),
+            pkce: Pkce::Required,
+            client_auth: ClientAuth::Basic,
+            refresh: RefreshPolicy::Rotate,
+            redirect: Redirect::Loopback(LoopbackRedirect { host: "127.0.0.1".into(), port: None, path: "/callback".into() }),
+            send_resource: true,
+            refresh_ahead: None,
+        }
+    }
+
+    pub fn scope_separator(self, separator: &str) -> Flow {
+        Flow { scope_separator: separator.into(), ..self }
+    }
+
+    pub fn pkce(self, pkce: Pkce) -> Flow {
+        Flow { pkce, ..self }
+    }
+
+    pub fn client_auth(self, client_auth: ClientAuth) -> Flow {
+        Flow { client_auth, ..self }
+    }
+
+    pub fn refresh(self, refresh: RefreshPolicy) -> Flow {
+        Flow { refresh, ..self }
+    }
+
+    pub fn redirect(self, redirect: Redirect) -> Flow {
+        Flow { redirect, ..self }
+    }
+
+    /// Whether to send RFC 8707's `resource`; some providers reject it.
+    pub fn send_resource(self, send_resource: bool) -> Flow {
+        Flow { send_resource, ..self }
+    }
+
+    /// Refresh this many seconds before expiry, for a provider that rejects tokens early.
+    pub fn refresh_ahead(self, seconds: u32) -> Flow {
+        Flow { refresh_ahead: Some(seconds), ..self }
+    }
+}
+
+// Reading response bodies.
+
+/// The top-level fields of a response body, whatever its encoding.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Fields {
+    map: Map<String, Value>,
+}
+
+impl Fields {
+    /// Parse `response`'s body. HTML and other non-token bodies become a [`Failure`] that says
+    /// what arrived, since that almost always means a wrong endpoint URL.
+    pub fn parse(response: &HttpResponse) -> Result<Fields, Failure> {
+        let content_type = header(&response.headers, "content-type").unwrap_or("").to_ascii_lowercase();
+        let text = String::from_utf8_lossy(&response.body);
+        let trimmed = text.trim_start();
+        if trimmed.starts_with('<') || content_type.contains("text/html") {
+            return Err(unexpected_body(response.status, "an HTML page"));
+        }
+        if trimmed.starts_with('{') {
+            return match serde_json::from_str::<Value>(trimmed) {
+                Ok(Value::Object(map)) => Ok(Fields { map }),
+                _ => Err(unexpected_body(response.status, "malformed JSON")),
+            };
+        }
+        if trimmed.is_empty() {
+            return Err(unexpected_body(response.status, "an empty body"));
+        }
+        if content_type.contains("json") {
+            return Err(unexpected_body(response.status, "JSON that is not an object"));
+        }
+        if trimmed.contains('=') && !trimmed.contains(char::is_whitespace) {
+            let map = form_urlencoded::parse(trimmed.as_bytes())
+                .map(|(key, value)| (key.into_owned(), Value::String(value.into_owned())))
+                .collect();
+            return Ok(Fields { map });
+        }
+        Err(unexpected_body(response.status, "plain text"))
+    }
+
+    pub fn from_json(map: Map<String, Value>) -> Fields {
+        Fields { map }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.map.get(key).filter(|value| !value.is_null())
+    }
+
+    /// A string field; numbers and booleans are given as text.
+    pub fn string(&self, key: &str) -> Option<String> {
+        match self.get(key)? {
+            Value::String(text) => Some(text.clone()),
+            Value::Number(number) => Some(number.to_string()),
+            Value::Bool(flag) => Some(flag.to_string()),
+            _ => None,
+        }
+    }
+
+    /// A non-negative integer, sent as a number or as a string (Azure AD v1 and PayPal send
+    /// `"3599"`).
+    pub fn integer(&self, key: &str) -> Option<u64> {
+        match self.get(key)? {
+            Value::Number(number) => number.as_u64().or_else(|| number.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
+            Value::String(text) => text.trim().parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// A nested object (Slack's `authed_user`).
+    pub fn object(&self, key: &str) -> Option<Fields> {
+        match self.get(key)? {
+            Value::Object(map) => Some(Fields { map: map.clone() }),
+            _ => None,
+        }
+    }
+
+    /// Every field not named in `known`, as text (objects and arrays as compact JSON): context to
+    /// keep with the credential.
+    pub fn extra(&self, known: &[&str]) -> Params {
+        self.map
+            .iter()
+            .filter(|(key, value)| !known.contains(&key.as_str()) && !value.is_null())
+            .map(|(key, value)| {
+                let text = match value {
+                    Value::String(text) => text.clone(),
+                    other => other.to_string(),
+                };
+                (key.clone(), text)
+            })
+            .collect()
+    }
+}
+
+/// The first header called `name`, compared case-insensitively.
+pub fn header<'a>(headers: &'a Params, name: &str) -> Option<&'a str> {
+    headers.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str())
+}
+
+fn unexpected_body(status: u16, what: &str) -> Failure {
+    let kind = if status >= 500 || status == 429 { FailureKind::Retry } else { FailureKind::Misconfigured };
+    Failure {
+        kind,
+        code: format!("http_{status}"),
+        message: format!(
+            "the token endpoint answered HTTP {status} with {what} instead of a token response; \
+             check that token_endpoint points at the provider's OAuth token URL"
+        ),
+        retry_after: None,
+    }
 }

@@ -41,8 +41,8 @@
 //! <https://docs.slack.dev/authentication/using-token-rotation>,
 //! <https://docs.slack.dev/authentication/using-pkce>.
 
-use latchkey_provider_sdk::body::Fields;
 use latchkey_provider_sdk::standard::ErrorRule;
+use latchkey_provider_sdk::standard::Fields;
 use latchkey_provider_sdk::*;
 use serde_json::Value;
 
@@ -191,7 +191,7 @@ impl Provider for Slack {
                      and come with single-use refresh tokens.",
                     Some("false"),
                 ),
-                shape::redirect_port_key(
+                common::redirect_port_key(
                     "With `pkce = true`: the port of the http://localhost:<port>/callback redirect URL registered \
                      in the Slack app (Slack matches it exactly).",
                 ),
@@ -210,25 +210,16 @@ impl Provider for Slack {
                         `token` to `user`, or use a Slack app without PKCE for a bot token"
                 .into());
         }
-        let redirect = if pkce { shape::fixed_port_loopback(config, "localhost")? } else { Redirect::HttpsOnly };
-        Ok(Flow {
-            endpoints: Endpoints {
-                issuer: None,
-                authorization: "https://slack.com/oauth/v2/authorize".into(),
-                token: "https://slack.com/api/oauth.v2.access".into(),
-                refresh: None,
-                revocation: Some(RevocationEndpoint { url: "https://slack.com/api/auth.revoke".into(), client_auth: ClientAuth::None }),
-                userinfo: None,
-                device_authorization: None,
-            },
-            scope_separator: ",".into(),
-            pkce: if pkce { Pkce::Required } else { Pkce::Unsupported },
-            client_auth: if pkce { ClientAuth::None } else { ClientAuth::Basic },
-            refresh: if pkce || rotation { RefreshPolicy::RotateSingleUse } else { RefreshPolicy::KeepPrevious },
-            redirect,
-            send_resource: false,
-            refresh_ahead: None,
-        })
+        let redirect = if pkce { common::fixed_port_loopback(config, "localhost")? } else { Redirect::HttpsOnly };
+        let endpoints = Endpoints::new("https://slack.com/oauth/v2/authorize", "https://slack.com/api/oauth.v2.access")
+            .revocation("https://slack.com/api/auth.revoke", ClientAuth::None);
+        Ok(Flow::standard(endpoints)
+            .scope_separator(",")
+            .pkce(if pkce { Pkce::Required } else { Pkce::Unsupported })
+            .client_auth(if pkce { ClientAuth::None } else { ClientAuth::Basic })
+            .refresh(if pkce || rotation { RefreshPolicy::RotateSingleUse } else { RefreshPolicy::KeepPrevious })
+            .redirect(redirect)
+            .send_resource(false))
     }
 
     fn authorize_params(scopes: &[String], config: &Config) -> Result<Params, String> {

@@ -35,24 +35,8 @@ impl Provider for Spotify {
 
     fn configure(config: &Config) -> Result<Flow, String> {
         config.flag("show_dialog")?;
-        Ok(Flow {
-            endpoints: Endpoints {
-                issuer: None,
-                authorization: "https://accounts.spotify.com/authorize".into(),
-                token: "https://accounts.spotify.com/api/token".into(),
-                refresh: None,
-                revocation: None,
-                userinfo: None,
-                device_authorization: None,
-            },
-            scope_separator: " ".into(),
-            pkce: Pkce::Supported,
-            client_auth: ClientAuth::Basic,
-            refresh: RefreshPolicy::Rotate,
-            redirect: shape::loopback("127.0.0.1", None),
-            send_resource: false,
-            refresh_ahead: None,
-        })
+        let endpoints = Endpoints::new("https://accounts.spotify.com/authorize", "https://accounts.spotify.com/api/token");
+        Ok(Flow::standard(endpoints).pkce(Pkce::Supported).send_resource(false))
     }
 
     fn authorize_params(scopes: &[String], config: &Config) -> Result<Params, String> {

@@ -21,15 +21,7 @@ impl Provider for Standard {
 
     fn configure(_config: &Config) -> Result<Flow, String> {
         // Empty endpoints: they come from the catalog's server_metadata or from discovery.
-        Ok(common::standard_flow(Endpoints {
-            issuer: None,
-            authorization: String::new(),
-            token: String::new(),
-            refresh: None,
-            revocation: None,
-            userinfo: None,
-            device_authorization: None,
-        }))
+        Ok(Flow::standard(Endpoints::new("", "")))
     }
 }
 

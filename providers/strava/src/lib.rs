@@ -19,7 +19,7 @@
 //!
 //! Source: <https://developers.strava.com/docs/authentication/>.
 
-use latchkey_provider_sdk::body::Fields;
+use latchkey_provider_sdk::standard::Fields;
 use latchkey_provider_sdk::*;
 use serde_json::Value;
 
@@ -46,27 +46,14 @@ impl Provider for Strava {
 
     fn configure(config: &Config) -> Result<Flow, String> {
         approval_prompt(config)?;
-        Ok(Flow {
-            endpoints: Endpoints {
-                issuer: None,
-                authorization: "https://www.strava.com/oauth/authorize".into(),
-                token: "https://www.strava.com/oauth/token".into(),
-                refresh: None,
-                revocation: Some(RevocationEndpoint {
-                    url: "https://www.strava.com/oauth/deauthorize".into(),
-                    client_auth: ClientAuth::None,
-                }),
-                userinfo: None,
-                device_authorization: None,
-            },
-            scope_separator: ",".into(),
-            pkce: Pkce::Unsupported,
-            client_auth: ClientAuth::Post,
-            refresh: RefreshPolicy::Rotate,
-            redirect: shape::loopback("localhost", None),
-            send_resource: false,
-            refresh_ahead: None,
-        })
+        let endpoints = Endpoints::new("https://www.strava.com/oauth/authorize", "https://www.strava.com/oauth/token")
+            .revocation("https://www.strava.com/oauth/deauthorize", ClientAuth::None);
+        Ok(Flow::standard(endpoints)
+            .scope_separator(",")
+            .pkce(Pkce::Unsupported)
+            .client_auth(ClientAuth::Post)
+            .redirect(common::loopback("localhost", None))
+            .send_resource(false))
     }
 
     fn authorize_params(scopes: &[String], config: &Config) -> Result<Params, String> {

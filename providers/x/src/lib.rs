@@ -15,8 +15,8 @@
 //! Sources: <https://docs.x.com/fundamentals/authentication/oauth-2-0/authorization-code>,
 //! <https://docs.x.com/fundamentals/authentication/oauth-2-0/user-access-token>.
 
-use latchkey_provider_sdk::body::Fields;
 use latchkey_provider_sdk::standard::ErrorRule;
+use latchkey_provider_sdk::standard::Fields;
 use latchkey_provider_sdk::*;
 use serde_json::Value;
 
@@ -45,7 +45,7 @@ impl Provider for X {
                      `public` (a native app or single-page app: client id only).",
                     Some("confidential"),
                 ),
-                shape::redirect_port_key("Port of the http://127.0.0.1:<port>/callback callback URI registered in the X app."),
+                common::redirect_port_key("Port of the http://127.0.0.1:<port>/callback callback URI registered in the X app."),
             ],
             documentation: "https://docs.x.com/fundamentals/authentication/oauth-2-0/authorization-code".into(),
         }
@@ -56,28 +56,17 @@ impl Provider for X {
             "public" => ClientAuth::None,
             _ => ClientAuth::Basic,
         };
-        Ok(Flow {
-            endpoints: Endpoints {
-                issuer: None,
-                authorization: "https://x.com/i/oauth2/authorize".into(),
-                token: "https://api.x.com/2/oauth2/token".into(),
-                refresh: None,
-                revocation: Some(RevocationEndpoint { url: "https://api.x.com/2/oauth2/revoke".into(), client_auth }),
-                userinfo: None,
-                device_authorization: None,
-            },
-            scope_separator: " ".into(),
-            pkce: Pkce::Required,
-            client_auth,
-            refresh: RefreshPolicy::RotateSingleUse,
-            redirect: shape::fixed_port_loopback(config, "127.0.0.1")?,
-            send_resource: false,
-            refresh_ahead: None,
-        })
+        let endpoints = Endpoints::new("https://x.com/i/oauth2/authorize", "https://api.x.com/2/oauth2/token")
+            .revocation("https://api.x.com/2/oauth2/revoke", client_auth);
+        Ok(Flow::standard(endpoints)
+            .client_auth(client_auth)
+            .refresh(RefreshPolicy::RotateSingleUse)
+            .redirect(common::fixed_port_loopback(config, "127.0.0.1")?)
+            .send_resource(false))
     }
 
     fn authorize_params(scopes: &[String], _config: &Config) -> Result<Params, String> {
-        Ok(standard::scope_param(&shape::with_scope(scopes, OFFLINE_ACCESS), " "))
+        Ok(standard::scope_param(&common::with_scope(scopes, OFFLINE_ACCESS), " "))
     }
 
     fn read_token_response(context: &TokenContext, response: &HttpResponse) -> Result<TokenSet, Failure> {

@@ -15,8 +15,8 @@
 //! Sources: <https://developers.zoom.us/docs/integrations/oauth/>,
 //! <https://developers.zoom.us/docs/integrations/oauth-error-messages/>.
 
-use latchkey_provider_sdk::body::Fields;
 use latchkey_provider_sdk::standard::ErrorRule;
+use latchkey_provider_sdk::standard::Fields;
 use latchkey_provider_sdk::*;
 
 pub struct Zoom;
@@ -47,7 +47,7 @@ impl Provider for Zoom {
             display_name: "Zoom".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             issuers: Vec::new(),
-            config_keys: vec![shape::redirect_port_key(
+            config_keys: vec![common::redirect_port_key(
                 "Port of the http://localhost:<port>/callback OAuth redirect URL (and allow list entry) of the Zoom app.",
             )],
             documentation: "https://developers.zoom.us/docs/integrations/oauth/".into(),
