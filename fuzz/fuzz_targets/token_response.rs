@@ -1,5 +1,5 @@
 //! The SDK's reading of token-endpoint and revocation answers (`standard::read_token_response`,
-//! `standard::read_revocation_response`, and `body::Fields` beneath them), natively: what every
+//! `standard::read_revocation_response`, and `standard::Fields` beneath them), natively: what every
 //! provider that keeps the defaults runs on an authorization server's answer.
 //!
 //! An input is an HTTP response written as text: the status code on the first line, then
@@ -11,8 +11,7 @@
 
 #![no_main]
 
-use latchkey_provider_sdk::body::Fields;
-use latchkey_provider_sdk::standard::{self, TOKEN_FIELDS};
+use latchkey_provider_sdk::standard::{self, Fields, TOKEN_FIELDS};
 use latchkey_provider_sdk::{Failure, HttpResponse, RequestKind, TokenContext};
 use libfuzzer_sys::fuzz_target;
 

@@ -951,6 +951,43 @@ fn after_sign_in_the_provider_learns_the_account_and_the_chosen_sites_context_re
 }
 
 #[test]
+fn a_providers_refresh_ahead_refreshes_a_token_that_is_still_valid_by_the_default() {
+    // Both credentials expire in 40 minutes: by latchkey's default (60 s ahead) that is fresh; a
+    // provider that says to refresh 50 minutes ahead gets a new token before the server starts.
+    let token_endpoint = Recorder::start(Response::json(200, json!({"access_token": "at-2", "token_type": "Bearer", "expires_in": 3600})));
+    let origin = token_endpoint.origin();
+    let entry = |name: &str, config: &str| {
+        format!(
+            "  {name}:\n    command: {}\n    secrets:\n      - {{name: {name}.token, env: TOKEN}}\n    oauth:\n      providers:\n\
+             \x20       - provider: sites\n          secret: {name}.token\n          config: {{api: \"{origin}\"{config}}}\n\
+             \x20         server_metadata: {{issuer: \"{origin}\", authorization_endpoint: \"{origin}/authorize\", token_endpoint: \"{origin}/token\", \
+             token_endpoint_auth_methods_supported: [none]}}\n          registration: {{client_id: public-client}}\n",
+            everything_command(),
+        )
+    };
+    let gateway = Setup::new(&format!("servers:\n{}{}", entry("early", ", refresh_ahead: \"3000\""), entry("usual", "")));
+    let component = gateway.home.path().join("sites.wasm");
+    fs::write(&component, fixture("sites", "")).unwrap();
+    gateway.latchkey(&["provider", "install", component.to_str().unwrap()]);
+    for server in ["early", "usual"] {
+        let expires = SystemTime::now() + Duration::from_secs(40 * 60);
+        let tokens = TokenSet::bearer(SecretString::from("at-1"), Some(SecretString::from("rt-1")), Some(expires));
+        let id = CredentialId::new(server, &origin, "public-client");
+        gateway.store().save_credential(&Credential::authorized(id, "sites", tokens)).unwrap();
+    }
+    // `get-env` prints the environment as indented JSON: the `"TOKEN": "…"` line's value.
+    let token = |server: &str| -> String {
+        let (code, said) = gateway.run(&["tools", "call", "--server", server, "get-env"], b"");
+        assert_eq!(code, Some(0), "{said}");
+        let line = said.lines().find(|line| line.trim_start().starts_with("\"TOKEN\"")).unwrap_or_else(|| panic!("no TOKEN in {said}"));
+        line.split_once(':').map(|(_, value)| value.trim().trim_end_matches(',').trim_matches('"').to_string()).unwrap_or_default()
+    };
+    assert_eq!(token("usual"), "at-1", "60 s ahead of a token valid for 40 minutes: not due");
+    assert_eq!(token("early"), "at-2", "50 minutes ahead: due, refreshed before the server started");
+    assert_eq!(token_endpoint.requests().len(), 1, "{:#?}", token_endpoint.requests());
+}
+
+#[test]
 fn a_discovery_only_remote_server_gets_its_token_sent_and_refreshed() {
     let peers = AuthPeers::start(8);
     let gateway = Setup::new(&format!("servers:\n  found:\n    remote: {{url: \"{}\"}}\n", peers.url));

@@ -5,14 +5,20 @@
 //!
 //! Keys: RSA (signed RS256, as Entra's certificate credentials and Okta expect) or EC P-256
 //! (ES256), in PKCS#8 (`PRIVATE KEY`), PKCS#1 (`RSA PRIVATE KEY`) or SEC1 (`EC PRIVATE KEY`) PEM.
+//!
+//! Certificate credentials (Entra ID, Salesforce): when the stored PEM also holds the key's
+//! certificate (`CERTIFICATE`, as a `.pem` exported with its key does), the assertion's header
+//! names it by its thumbprints, `x5t#S256` and `x5t` (RFC 7515 §4.1.8 and §4.1.7), which is how
+//! Entra finds the certificate uploaded to the app registration.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use aws_lc_rs::digest;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{self, EcdsaKeyPair, RsaKeyPair};
 use base64::Engine as _;
-use rustls_pki_types::PrivateKeyDer;
 use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use secrecy::{ExposeSecret, SecretString};
 
 /// RFC 7523 §2.2's `client_assertion_type`.
@@ -75,18 +81,35 @@ impl Key {
     }
 }
 
-/// Check that `value` (the secret `name`) is a key latchkey can sign with, before it is stored.
+/// The thumbprints of the first certificate in `pem`, if it holds one: `x5t#S256` and `x5t`.
+fn thumbprints(name: &str, pem: &str) -> Result<Option<(String, String)>, KeyError> {
+    let Some(first) = CertificateDer::pem_slice_iter(pem.trim().as_bytes()).next() else { return Ok(None) };
+    let der = first.map_err(|_| KeyError { name: name.to_string(), why: "its CERTIFICATE block is not valid PEM" })?;
+    let encode = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let sha256 = digest::digest(&digest::SHA256, der.as_ref());
+    let sha1 = digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, der.as_ref());
+    Ok(Some((encode(sha256.as_ref()), encode(sha1.as_ref()))))
+}
+
+/// Check that `value` (the secret `name`) is a key latchkey can sign with, and a certificate
+/// beside it readable, before it is stored.
 pub fn check(name: &str, value: &SecretString) -> Result<(), KeyError> {
-    Key::parse(name, value.expose_secret()).map(|_| ())
+    Key::parse(name, value.expose_secret())?;
+    thumbprints(name, value.expose_secret()).map(|_| ())
 }
 
 /// A client assertion for `client_id` at `audience` (the endpoint it is sent to), signed with the
 /// key stored as `name`.
 pub fn assertion(name: &str, key: &SecretString, client_id: &str, audience: &str) -> Result<String, KeyError> {
+    let certificate = thumbprints(name, key.expose_secret())?;
     let key = Key::parse(name, key.expose_secret())?;
     let encode = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs());
-    let header = serde_json::json!({"alg": key.algorithm(), "typ": "JWT"});
+    let mut header = serde_json::json!({"alg": key.algorithm(), "typ": "JWT"});
+    if let Some((sha256, sha1)) = certificate {
+        header["x5t#S256"] = sha256.into();
+        header["x5t"] = sha1.into();
+    }
     let claims = serde_json::json!({
         "iss": client_id,
         "sub": client_id,
@@ -130,8 +153,28 @@ mod tests {
         let public = key.public_key().as_ref().to_vec();
         let verifier = UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, public);
         verifier.verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &decode(parts[2])).expect("the signature verifies");
+        assert!(header.get("x5t#S256").is_none() && header.get("x5t").is_none(), "no certificate, no thumbprint: {header}");
         let again = assertion("app.client_key", &SecretString::from(pem), "app", "https://as.example/token").unwrap();
         assert_ne!(again, jwt, "each assertion has its own jti");
+    }
+
+    #[test]
+    fn a_certificate_beside_the_key_is_named_by_its_thumbprints() {
+        let der = b"a certificate's DER bytes, as far as a thumbprint is concerned";
+        let certificate = base64::engine::general_purpose::STANDARD.encode(der);
+        let pem = format!("{}-----BEGIN CERTIFICATE-----\n{certificate}\n-----END CERTIFICATE-----\n", ec_key());
+        let name = "mail.client_key";
+        check(name, &SecretString::from(pem.clone())).unwrap();
+        let jwt = assertion(name, &SecretString::from(pem), "app", "https://login.microsoftonline.com/t/oauth2/v2.0/token").unwrap();
+        let decode = |part: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap();
+        let header: serde_json::Value = serde_json::from_slice(&decode(jwt.split('.').next().unwrap())).unwrap();
+        let encode = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        assert_eq!(header["x5t#S256"], encode(<sha2::Sha256 as sha2::Digest>::digest(der).as_slice()), "{header}");
+        assert_eq!(decode(header["x5t"].as_str().unwrap()).len(), 20, "a SHA-1 thumbprint: {header}");
+
+        let broken = format!("{}-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n", ec_key());
+        let error = check(name, &SecretString::from(broken)).unwrap_err().to_string();
+        assert!(error.contains("its CERTIFICATE block is not valid PEM"), "{error}");
     }
 
     #[test]

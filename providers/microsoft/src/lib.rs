@@ -20,8 +20,13 @@
 //!   `expires_in` is accepted as a string, as Azure AD sends it on some endpoints.
 //! - There is no revocation endpoint: tokens are revoked through Microsoft Graph
 //!   (`revokeSignInSessions`) or by removing consent.
+//! - An app may prove itself with a certificate instead of a secret (`credential: certificate`):
+//!   a `private_key_jwt` client assertion signed with the certificate's key, whose header names
+//!   the certificate by its thumbprint. The host signs; the key and certificate are stored as
+//!   `<server>.client_key` (one PEM holding both).
 //!
-//! Source: <https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-auth-code-flow>.
+//! Sources: <https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-auth-code-flow>,
+//! <https://learn.microsoft.com/en-us/entra/identity-platform/certificate-credentials>.
 
 use latchkey_provider_sdk::standard::ErrorRule;
 use latchkey_provider_sdk::standard::Fields;
@@ -136,6 +141,12 @@ impl Provider for Microsoft {
                 config_key("prompt", "Microsoft's `prompt` parameter: `login`, `consent` or `select_account`.", None),
                 config_key("login_hint", "User name (usually an email address) to preselect on the sign-in page.", None),
                 config_key("domain_hint", "Domain of the user's organization, to skip the account-type choice.", None),
+                config_key(
+                    "credential",
+                    "How the app proves itself: `secret` (a client secret) or `certificate` (a signed assertion; store the \
+                     certificate's key and the certificate as one PEM with `latchkey secret set <server>.client_key`).",
+                    Some("secret"),
+                ),
             ],
             documentation: "https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-auth-code-flow".into(),
         }
@@ -163,10 +174,14 @@ impl Provider for Microsoft {
                 // https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-device-code
                 .device_authorization(format!("{base}/oauth2/v2.0/devicecode"))
         };
+        let client_auth = match common::one_of(config, "credential", "secret", &["secret", "certificate"])? {
+            "certificate" => ClientAuth::PrivateKeyJwt,
+            _ => ClientAuth::Post,
+        };
         // Entra ID ignores the port when it matches http://localhost redirect URIs.
         Ok(Flow::standard(endpoints)
             .pkce(Pkce::Supported)
-            .client_auth(ClientAuth::Post)
+            .client_auth(client_auth)
             .redirect(common::loopback("localhost", None))
             .send_resource(false))
     }
