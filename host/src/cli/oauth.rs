@@ -262,7 +262,7 @@ async fn authorize(engine: &Engine, args: AuthorizeArgs) -> Result<(), Failure> 
             Ok(())
         }
         Err(error) => {
-            exchanged.fail("latchkey could not store the tokens. Check the terminal.").await;
+            exchanged.fail("latchkey could not finish the sign-in. Check the terminal.").await;
             Err(error.into())
         }
     }

@@ -272,7 +272,7 @@ async fn finish(inner: Weak<Inner>, id: String, mut target: Target, pending: Pen
             gateway.signed_in(&sign_in.server, &id, sign_in.clients).await;
         }
         Err(error) => {
-            exchanged.fail("latchkey could not store the tokens; the gateway's log says why.").await;
+            exchanged.fail("latchkey could not finish the sign-in; the gateway's log says why.").await;
             tracing::error!("{}: the tokens could not be stored: {error:#}", sign_in.binding);
         }
     }

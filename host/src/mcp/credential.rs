@@ -96,7 +96,7 @@ impl<S: SignIn> UrlCredential<S> {
         match self.engine.save(&mut target, &exchanged).await {
             Ok(_) => exchanged.confirm("latchkey stored the tokens. You can close this tab.").await,
             Err(error) => {
-                exchanged.fail("latchkey could not store the tokens. Check the terminal.").await;
+                exchanged.fail("latchkey could not finish the sign-in. Check the terminal.").await;
                 return Err(error);
             }
         }
