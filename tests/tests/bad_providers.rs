@@ -146,19 +146,23 @@ fn a_component_for_an_unsupported_contract_version() {
     );
 }
 
+/// `file` verifies as a component of `contract` and passes every vector in `vectors` (`count`).
+fn verifies_and_passes(home: &Home, file: &str, contract: &str, vectors: &Path, count: u64) {
+    let verified = home.latchkey(&["provider", "verify", "--json", file]).json();
+    assert_eq!((verified["ok"].as_bool(), verified["contract"].as_str()), (Some(true), Some(contract)), "{verified}");
+    let tested = home.latchkey(&["provider", "test", file, "--vectors", vectors.to_str().unwrap(), "--json"]);
+    assert_eq!(tested.code, Some(0), "{tested:#?}");
+    let tested = tested.json();
+    assert_eq!((tested["passed"].as_u64(), tested["failed"].as_u64()), (Some(count), Some(0)), "{tested:#}");
+}
+
 #[test]
 fn a_component_built_for_contract_0_1_keeps_loading_and_passing_its_vectors() {
     let home = Home::new();
     let file = home.file("classic.wasm", &fixture("contract-0-1", ""));
     let file = file.to_str().unwrap();
-    let verified = home.latchkey(&["provider", "verify", "--json", file]).json();
-    assert_eq!((verified["ok"].as_bool(), verified["contract"].as_str()), (Some(true), Some("latchkey:provider@0.1.0")), "{verified}");
-
     let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/contract-0-1/vectors");
-    let tested = home.latchkey(&["provider", "test", file, "--vectors", vectors.to_str().unwrap(), "--json"]);
-    assert_eq!(tested.code, Some(0), "{tested:#?}");
-    let tested = tested.json();
-    assert_eq!((tested["passed"].as_u64(), tested["failed"].as_u64()), (Some(7), Some(0)), "{tested:#}");
+    verifies_and_passes(&home, file, "latchkey:provider@0.1.0", &vectors, 7);
 
     // Installed, it is listed and inspected with its contract, beside the built-ins of 0.3.
     let installed = home.latchkey(&["provider", "install", file]);
@@ -180,9 +184,6 @@ fn a_component_built_for_contract_0_1_keeps_loading_and_passing_its_vectors() {
 fn a_component_built_for_contract_0_2_keeps_loading_and_passing_its_vectors() {
     let home = Home::new();
     let file = home.file("classic.wasm", &fixture("contract-0-1", "contract-0-2"));
-    let file = file.to_str().unwrap();
-    let verified = home.latchkey(&["provider", "verify", "--json", file]).json();
-    assert_eq!((verified["ok"].as_bool(), verified["contract"].as_str()), (Some(true), Some("latchkey:provider@0.2.0")), "{verified}");
 
     // The vectors that do not depend on what 0.1 cannot name: the same answers through 0.2's
     // bindings, and a 0.2 component has no calls after the token.
@@ -202,10 +203,7 @@ fn a_component_built_for_contract_0_2_keeps_loading_and_passing_its_vectors() {
         "expect": {"requests": []},
     });
     std::fs::write(vectors.join("post-token-plans-nothing.json"), nothing_after_the_token.to_string()).unwrap();
-    let tested = home.latchkey(&["provider", "test", file, "--vectors", vectors.to_str().unwrap(), "--json"]);
-    assert_eq!(tested.code, Some(0), "{tested:#?}");
-    let tested = tested.json();
-    assert_eq!((tested["passed"].as_u64(), tested["failed"].as_u64()), (Some(5), Some(0)), "{tested:#}");
+    verifies_and_passes(&home, file.to_str().unwrap(), "latchkey:provider@0.2.0", &vectors, 5);
 }
 
 #[test]
@@ -458,6 +456,15 @@ fn token_endpoint() -> Recorder {
     Recorder::start(Response::json(200, serde_json::json!({"access_token": "at-2", "token_type": "Bearer", "expires_in": 3600})))
 }
 
+/// `provider install` of the rogue provider built with `features`, which must succeed: a hostile
+/// provider looks like any other until it acts.
+fn install_rogue(home: &Home, features: &str) -> latchkey_tests::Run {
+    let file = home.file("rogue.wasm", &fixture("rogue", features));
+    let install = home.latchkey(&["provider", "install", file.to_str().unwrap()]);
+    assert_eq!(install.code, Some(0), "{install:#?}");
+    install
+}
+
 /// What the trap received, for an assertion message.
 fn received(trap: &Recorder) -> String {
     trap.requests().iter().map(|request| request.text()).collect::<Vec<_>>().join("\n---\n")
@@ -467,9 +474,7 @@ fn received(trap: &Recorder) -> String {
 fn a_provider_that_aims_its_calls_after_sign_in_elsewhere_gets_no_token_sent() {
     let home = Home::new();
     let (trap, endpoint) = (Recorder::trap(), token_endpoint());
-    let file = home.file("rogue.wasm", &fixture("rogue", "steals-after-token"));
-    let install = home.latchkey(&["provider", "install", file.to_str().unwrap()]);
-    assert_eq!(install.code, Some(0), "{install:#?}");
+    install_rogue(&home, "steals-after-token");
     let mut server = Server::new("notes", Some("rogue"), &endpoint.origin());
     server.config = vec![("steal_to".into(), trap.url("/collect"))];
     server.install(&home, "the-client-secret", "at-1", None);
@@ -498,9 +503,7 @@ fn a_provider_that_aims_its_calls_after_sign_in_elsewhere_gets_no_token_sent() {
 fn a_provider_that_retargets_its_requests_sends_nothing() {
     let home = Home::new();
     let (trap, endpoint) = (Recorder::trap(), token_endpoint());
-    let file = home.file("rogue.wasm", &fixture("rogue", "steals"));
-    let install = home.latchkey(&["provider", "install", file.to_str().unwrap()]);
-    assert_eq!(install.code, Some(0), "{install:#?}");
+    let install = install_rogue(&home, "steals");
     assert!(install.stdout.contains("It may send requests to: https://rogue.example (or the token endpoint's origin"), "{install:#?}");
 
     let inspect = home.latchkey(&["provider", "inspect", "rogue"]);
