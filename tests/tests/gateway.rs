@@ -774,14 +774,10 @@ fn a_client_credentials_server_gets_a_token_with_no_sign_in_and_a_new_one_before
     // Tokens live 8 s; no one runs `oauth authorize`: the gateway asks for the client's own token.
     let peers = AuthPeers::start(8);
     let issuer = &peers.issuer;
-    let gateway = Setup::new(&format!(
-        "servers:\n  robot:\n    command: {}\n    secrets:\n      - {{name: robot.token, env: TOKEN}}\n    oauth:\n\
-         \x20     scopes: ['mcp:tools']\n      providers:\n        - provider: standard\n          secret: robot.token\n\
-         \x20         grant: client_credentials\n          server_metadata:\n            issuer: {issuer}\n\
-         \x20           authorization_endpoint: {issuer}/auth\n            token_endpoint: {issuer}/token\n\
-         \x20           token_endpoint_auth_methods_supported: [client_secret_basic]\n\
-         \x20         registration: {{client_id: service-client}}\n",
-        everything_command(),
+    let gateway = Setup::new(&everything_with_oauth(
+        "robot",
+        "'mcp:tools'",
+        OAuthEntry { grant: Some("client_credentials"), ..OAuthEntry::standard(issuer, "service-client", "client_secret_basic") },
     ));
     gateway.store().set_secret("robot.client_secret", &SecretString::from("service-secret")).unwrap();
     let stored = || {
@@ -811,14 +807,8 @@ fn a_client_credentials_server_gets_a_token_with_no_sign_in_and_a_new_one_before
 fn two_accounts_of_one_server_are_served_side_by_side_each_with_its_own_token() {
     let peers = AuthPeers::start(3600);
     let issuer = &peers.issuer;
-    let gateway = Setup::new(&format!(
-        "servers:\n  notes:\n    command: {}\n    secrets:\n      - {{name: notes.token, env: TOKEN}}\n    oauth:\n\
-         \x20     scopes: [openid, offline_access]\n      providers:\n        - provider: standard\n          secret: notes.token\n\
-         \x20         server_metadata:\n            issuer: {issuer}\n            authorization_endpoint: {issuer}/auth\n\
-         \x20           token_endpoint: {issuer}/token\n            token_endpoint_auth_methods_supported: [none]\n\
-         \x20         registration: {{client_id: public-client}}\n",
-        everything_command(),
-    ));
+    let gateway =
+        Setup::new(&everything_with_oauth("notes", "openid, offline_access", OAuthEntry::standard(issuer, "public-client", "none")));
     for (account, login) in [("work", "alice"), ("home", "bob")] {
         let output = gateway
             .command(latchkey_bin())
@@ -882,15 +872,17 @@ fn after_sign_in_the_provider_learns_the_account_and_the_chosen_sites_context_re
     let api = account_api();
     let issuer = &peers.issuer;
     // The provider's calls go to the account API, an origin the flow names (its userinfo endpoint).
-    let gateway = Setup::new(&format!(
-        "servers:\n  jira:\n    command: {}\n    secrets:\n      - {{name: jira.token, env: TOKEN}}\n    oauth:\n\
-         \x20     scopes: [openid, offline_access]\n      providers:\n        - provider: sites\n          secret: jira.token\n\
-         \x20         config: {{api: \"{api}\"}}\n          context: {{CLOUD_ID: cloud_id, SITE_URL: site_url, KIND: account_type}}\n\
-         \x20         server_metadata:\n            issuer: {issuer}\n            authorization_endpoint: {issuer}/auth\n\
-         \x20           token_endpoint: {issuer}/token\n            userinfo_endpoint: {api}/me\n\
-         \x20           token_endpoint_auth_methods_supported: [none]\n          registration: {{client_id: public-client}}\n",
-        everything_command(),
-        api = api.origin(),
+    let (config, userinfo) = (format!("{{api: \"{}\"}}", api.origin()), api.url("/me"));
+    let gateway = Setup::new(&everything_with_oauth(
+        "jira",
+        "openid, offline_access",
+        OAuthEntry {
+            provider: "sites",
+            config: Some(&config),
+            context: Some("{CLOUD_ID: cloud_id, SITE_URL: site_url, KIND: account_type}"),
+            userinfo: Some(&userinfo),
+            ..OAuthEntry::standard(issuer, "public-client", "none")
+        },
     ));
     let component = gateway.home.path().join("sites.wasm");
     fs::write(&component, fixture("sites", "")).unwrap();
@@ -1613,6 +1605,47 @@ const GATEWAY_TOKEN_VAR: &str = "LATCHKEY_GATEWAY_TOKEN";
 const LOCAL_ISSUER: &str = "http://127.0.0.1:9";
 /// The value of the secret without `env`: it must never reach a server.
 const CLIENT_SECRET_MARK: &str = "client-secret-never-passed";
+
+/// One provider entry of a catalog server, at oidc-provider's `issuer`.
+struct OAuthEntry<'a> {
+    provider: &'a str,
+    issuer: &'a str,
+    client_id: &'a str,
+    /// `token_endpoint_auth_methods_supported`'s one method.
+    auth_method: &'a str,
+    grant: Option<&'a str>,
+    /// The entry's `config:` and `context:`, as YAML flow mappings.
+    config: Option<&'a str>,
+    context: Option<&'a str>,
+    userinfo: Option<&'a str>,
+}
+
+impl<'a> OAuthEntry<'a> {
+    /// The `standard` provider, for `client_id` authenticating with `auth_method`.
+    fn standard(issuer: &'a str, client_id: &'a str, auth_method: &'a str) -> OAuthEntry<'a> {
+        OAuthEntry { provider: "standard", issuer, client_id, auth_method, grant: None, config: None, context: None, userinfo: None }
+    }
+}
+
+/// A catalog with one server `name` running server-everything, whose `$TOKEN` is the token of
+/// `entry` for `scopes` (a YAML flow sequence's content).
+fn everything_with_oauth(name: &str, scopes: &str, entry: OAuthEntry) -> String {
+    let OAuthEntry { provider, issuer, client_id, auth_method, .. } = entry;
+    let line =
+        |key: &str, value: Option<&str>, indent: usize| value.map(|value| format!("{:indent$}{key}: {value}\n", "")).unwrap_or_default();
+    format!(
+        "servers:\n  {name}:\n    command: {}\n    secrets:\n      - {{name: {name}.token, env: TOKEN}}\n    oauth:\n\
+         \x20     scopes: [{scopes}]\n      providers:\n        - provider: {provider}\n          secret: {name}.token\n{}{}{}\
+         \x20         server_metadata:\n            issuer: {issuer}\n            authorization_endpoint: {issuer}/auth\n\
+         \x20           token_endpoint: {issuer}/token\n{}            token_endpoint_auth_methods_supported: [{auth_method}]\n\
+         \x20         registration: {{client_id: {client_id}}}\n",
+        everything_command(),
+        line("grant", entry.grant, 10),
+        line("config", entry.config, 10),
+        line("context", entry.context, 10),
+        line("userinfo_endpoint", entry.userinfo, 12),
+    )
+}
 
 /// A catalog with one local server (`how`: its `command:` or `image:` line) that declares a token
 /// (OAuth, `<name>.token` → `$OAUTH_TOKEN`), an API key (`$API_KEY`), a client secret without

@@ -25,6 +25,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use latchkey::store::{Credential, ExposeSecret, Store, StoreKind};
+use latchkey_tests::recorder::Recorder;
 use latchkey_tests::{Home, Run, files_containing, fixture, keyring, latchkey_bin};
 use serde_json::Value;
 
@@ -348,6 +349,12 @@ impl Lk {
         self.catalog(&format!("{}.yaml", entry.name), &entry.yaml());
     }
 
+    /// [`Lk::add`], with the entry's client secret `secret` stored as `<server>.client_secret`.
+    fn add_with_secret(&self, entry: &Entry, secret: &str) {
+        self.add(entry);
+        self.set_secret(&format!("{}.client_secret", entry.name), secret);
+    }
+
     /// Set up `command` the way every latchkey run in this home is: the home's environment, this
     /// store, the scripted browser; `env` on top.
     fn prepare<'c>(&self, command: &'c mut Command, env: &[(&str, &str)]) -> &'c mut Command {
@@ -434,6 +441,21 @@ impl Lk {
         let mut found = self.credentials(server);
         assert_eq!(found.len(), 1, "expected one credential for {server}");
         found.remove(0)
+    }
+
+    /// `oauth register bare` for `client_id` at `oidc`'s endpoints and issuer, asking for
+    /// `openid offline_access`, with `extra` arguments and `stdin`.
+    fn register_bare(&self, oidc: &Oidc, client_id: &str, extra: &[&str], stdin: &[u8]) -> Run {
+        let (auth, token) = (oidc.url("/auth"), oidc.url("/token"));
+        let base = ["oauth", "register", "bare", "--client-id", client_id, "--authorization-endpoint", &auth, "--token-endpoint", &token];
+        self.run(&[&base[..], &["--issuer", &oidc.issuer, "--scopes", "openid,offline_access"], extra].concat(), &[], stdin)
+    }
+
+    /// `run` was an `oauth register` refused for the reason `why` names, and nothing was registered.
+    fn assert_not_registered(&self, run: &Run, why: &str) {
+        assert_eq!(run.code, Some(1), "{run:#?}");
+        assert!(run.stderr.contains(why), "{run:#?}");
+        assert!(!self.home.path().join("registrations.json").exists(), "nothing was registered");
     }
 
     /// `oauth ls --json`'s entry for `server`.
@@ -533,8 +555,7 @@ fn full_cycle(lk: &Lk, oidc: &Oidc, server: &str, rotates: bool) {
 fn a_confidential_client_with_client_secret_basic_in_the_file_store() {
     let oidc = Oidc::start();
     let lk = Lk::new(StoreKind::File);
-    lk.add(&Entry::new("notes", &oidc, "basic-client", "client_secret_basic"));
-    lk.set_secret("notes.client_secret", "basic-secret");
+    lk.add_with_secret(&Entry::new("notes", &oidc, "basic-client", "client_secret_basic"), "basic-secret");
     full_cycle(&lk, &oidc, "notes", false);
 
     // The file store holds the tokens; the client secret outlives the revocation.
@@ -595,17 +616,10 @@ fn a_client_registered_by_hand_with_private_key_jwt() {
     let (oidc, keys) = oidc_with_client_keys();
     let lk = Lk::new(StoreKind::File);
     lk.catalog("bare.yaml", BARE_ENTRY);
-    let (auth, token) = (oidc.url("/auth"), oidc.url("/token"));
     let register = |extra: &[&str], stdin: &[u8]| {
-        let base =
-            ["oauth", "register", "bare", "--client-id", "jwt-ec-client", "--authorization-endpoint", &auth, "--token-endpoint", &token];
-        let method = ["--issuer", &oidc.issuer, "--scopes", "openid,offline_access", "--auth-method", "private_key_jwt"];
-        lk.run(&[&base[..], &method, extra].concat(), &[], stdin)
+        lk.register_bare(&oidc, "jwt-ec-client", &[&["--auth-method", "private_key_jwt"], extra].concat(), stdin)
     };
-    let contradiction = register(&["--client-secret-stdin"], b"a-secret\n");
-    assert_eq!(contradiction.code, Some(1), "{contradiction:#?}");
-    assert!(contradiction.stderr.contains("`latchkey secret set bare.client_key < key.pem`"), "{contradiction:#?}");
-    assert!(!lk.home.path().join("registrations.json").exists(), "nothing was registered");
+    lk.assert_not_registered(&register(&["--client-secret-stdin"], b"a-secret\n"), "`latchkey secret set bare.client_key < key.pem`");
 
     assert_eq!(register(&[], b"").code, Some(0));
     lk.set_secret("bare.client_key", &fs::read_to_string(keys.path().join("ec.pem")).unwrap());
@@ -635,8 +649,7 @@ fn tokens_land_in_the_real_keyring() {
         return;
     }
     let oidc = Oidc::start();
-    lk.add(&Entry::new("notes", &oidc, "basic-client", "client_secret_basic"));
-    lk.set_secret("notes.client_secret", "basic-secret");
+    lk.add_with_secret(&Entry::new("notes", &oidc, "basic-client", "client_secret_basic"), "basic-secret");
     lk.authorized("notes");
     let credential = lk.credential("notes");
 
@@ -761,17 +774,10 @@ fn a_public_client_registered_by_hand() {
     let oidc = Oidc::start();
     let lk = Lk::new(StoreKind::File);
     lk.catalog("bare.yaml", BARE_ENTRY);
-    let (auth, token) = (oidc.url("/auth"), oidc.url("/token"));
-    let register = |extra: &[&str], stdin: &[u8]| {
-        let base =
-            ["oauth", "register", "bare", "--client-id", "public-client", "--authorization-endpoint", &auth, "--token-endpoint", &token];
-        lk.run(&[&base[..], &["--issuer", &oidc.issuer, "--scopes", "openid,offline_access"], extra].concat(), &[], stdin)
-    };
+    let register = |extra: &[&str], stdin: &[u8]| lk.register_bare(&oidc, "public-client", extra, stdin);
 
     let contradiction = register(&["--auth-method", "none", "--client-secret-stdin"], b"a-secret\n");
-    assert_eq!(contradiction.code, Some(1), "{contradiction:#?}");
-    assert!(contradiction.stderr.contains("public client, which has no secret"), "{contradiction:#?}");
-    assert!(!lk.home.path().join("registrations.json").exists(), "nothing was registered");
+    lk.assert_not_registered(&contradiction, "public client, which has no secret");
 
     // Without the method, the provider's default (a confidential client) asks for a secret.
     assert_eq!(register(&[], b"").code, Some(0));
@@ -815,8 +821,7 @@ fn a_revocation_the_provider_does_not_confirm_keeps_the_credential() {
 fn an_expired_access_token_shows_and_refreshes() {
     let oidc = Oidc::start_with(&[("OIDC_ACCESS_TOKEN_TTL", "2")]);
     let lk = Lk::new(StoreKind::File);
-    lk.add(&Entry::new("notes", &oidc, "basic-client", "client_secret_basic"));
-    lk.set_secret("notes.client_secret", "basic-secret");
+    lk.add_with_secret(&Entry::new("notes", &oidc, "basic-client", "client_secret_basic"), "basic-secret");
     lk.authorized("notes");
     let first = lk.credential("notes");
     thread::sleep(Duration::from_secs(3));
@@ -872,11 +877,31 @@ fn a_refused_refresh_token_marks_the_credential_for_reauthorization() {
 // Several accounts on one server
 
 #[test]
+fn a_providers_own_userinfo_endpoint_gets_no_token_of_the_server_the_catalog_names() {
+    // A dropped-in provider that names a listener of the test's as its userinfo endpoint, and
+    // drops the ID token so that latchkey would ask there who signed in. The catalog points the
+    // server at oidc-provider: its token is that server's, and goes to no endpoint of the provider's.
+    let oidc = Oidc::start();
+    let trap = Recorder::trap();
+    let lk = Lk::new(StoreKind::File);
+    let component = lk.home.file("rogue.wasm", &fixture("rogue", "userinfo-elsewhere"));
+    lk.ok(&["provider", "install", component.to_str().unwrap()]);
+    let mut entry = Entry::new("notes", &oidc, "basic-client", "client_secret_basic");
+    entry.provider = "rogue".into();
+    entry.config = vec![("steal_to".into(), trap.url("/user"))];
+    lk.add_with_secret(&entry, "basic-secret");
+    lk.authorized("notes");
+    let credential = lk.credential("notes");
+    assert!(oidc.active(&access_token(&credential)));
+    assert_eq!(credential.identity, None, "nobody was asked who signed in");
+    assert_eq!(trap.connections(), 0, "the provider's userinfo endpoint received: {:#?}", trap.requests());
+}
+
+#[test]
 fn several_accounts_of_one_server_are_kept_refreshed_and_revoked_apart() {
     let oidc = Oidc::start();
     let lk = Lk::new(StoreKind::File);
-    lk.add(&Entry::new("notes", &oidc, "basic-client", "client_secret_basic"));
-    lk.set_secret("notes.client_secret", "basic-secret");
+    lk.add_with_secret(&Entry::new("notes", &oidc, "basic-client", "client_secret_basic"), "basic-secret");
     // The default account (as before there were several), and two more.
     let signed_in = |login: &str, account: Option<&str>| {
         let extra: Vec<&str> = account.map(|account| vec!["--account", account]).unwrap_or_default();
@@ -1095,8 +1120,7 @@ fn client_credentials_need_no_person_and_are_asked_for_again_on_refresh() {
         grant: Some("client_credentials".into()),
         ..Entry::new("robot", &oidc, "service-client", "client_secret_basic")
     };
-    lk.add(&entry);
-    lk.set_secret("robot.client_secret", "service-secret");
+    lk.add_with_secret(&entry, "service-secret");
     let (run, browser) = lk.authorize("robot", "approve", &[]);
     assert_eq!(run.code, Some(0), "{run:#?}");
     assert!(browser.is_none() && !opened_a_browser(&run), "no person, no browser: {run:#?}");
@@ -1144,8 +1168,7 @@ fn client_credentials_with_a_public_client_are_refused_before_anything_is_sent()
 fn with_a_credential(oidc: &Oidc) -> (Lk, Entry, Credential) {
     let lk = Lk::new(StoreKind::File);
     let entry = Entry::new("notes", oidc, "basic-client", "client_secret_basic");
-    lk.add(&entry);
-    lk.set_secret("notes.client_secret", "basic-secret");
+    lk.add_with_secret(&entry, "basic-secret");
     lk.authorized("notes");
     let credential = lk.credential("notes");
     (lk, entry, credential)
@@ -1200,8 +1223,7 @@ fn a_bad_redirect_is_refused_and_the_browser_is_told() {
 fn stray_requests_to_the_callback_do_not_stop_the_sign_in() {
     let oidc = Oidc::start();
     let lk = Lk::new(StoreKind::File);
-    lk.add(&Entry::new("notes", &oidc, "basic-client", "client_secret_basic"));
-    lk.set_secret("notes.client_secret", "basic-secret");
+    lk.add_with_secret(&Entry::new("notes", &oidc, "basic-client", "client_secret_basic"), "basic-secret");
     let (run, browser) = lk.authorize("notes", "stray-first", &[]);
     assert_eq!(run.code, Some(0), "{run:#?}\nbrowser: {browser:#?}");
     let browser = browser.expect("the browser ran");

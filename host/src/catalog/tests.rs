@@ -706,13 +706,19 @@ fn inherit_env_names_variables_for_a_local_process() {
     assert!(message.contains("`inherit_env` applies to local processes (`command`) only"), "{message}");
 }
 
+/// A local server `mail` whose token comes from one provider entry, with `oauth` lines (each
+/// indented under `oauth:`) and `provider` lines (under the provider entry); the entry's first
+/// provider line is line 10.
+fn oauth_entry(oauth: &str, provider: &str) -> String {
+    format!(
+        "servers:\n  mail:\n    command: [mail]\n    secrets:\n      - {{name: mail.token, env: TOKEN}}\n    oauth:\n{oauth}\
+         \x20     providers:\n        - provider: google\n          secret: mail.token\n{provider}"
+    )
+}
+
 #[test]
 fn a_provider_entry_names_its_grant_and_an_unknown_one_lists_the_known() {
-    let entry = |grant: &str| {
-        format!(
-            "servers:\n  robot:\n    command: [robot]\n    secrets:\n      - {{name: robot.token, env: TOKEN}}\n    oauth:\n      providers:\n        - provider: okta\n          secret: robot.token\n          registration: {{client_id: svc}}\n          grant: {grant}\n"
-        )
-    };
+    let entry = |grant: &str| oauth_entry("", &format!("          registration: {{client_id: svc}}\n          grant: {grant}\n"));
     let servers = servers(&entry("client_credentials"));
     assert_eq!(servers[0].oauth.as_ref().unwrap().providers[0].grant, Some(CatalogGrant::ClientCredentials));
     let (line, _, message) = problem(&entry("password"));
@@ -722,11 +728,7 @@ fn a_provider_entry_names_its_grant_and_an_unknown_one_lists_the_known() {
 
 #[test]
 fn an_entry_names_the_account_it_uses_and_a_bad_name_is_a_problem() {
-    let entry = |account: &str| {
-        format!(
-            "servers:\n  mail:\n    command: [mail]\n    secrets:\n      - {{name: mail.token, env: TOKEN}}\n    oauth:\n      account: \"{account}\"\n      providers:\n        - provider: google\n          secret: mail.token\n"
-        )
-    };
+    let entry = |account: &str| oauth_entry(&format!("      account: \"{account}\"\n"), "");
     let servers = servers(&entry("work"));
     assert_eq!(servers[0].account.as_deref(), Some("work"));
     assert_eq!(servers[0].served_name(), "mail-work");
@@ -734,4 +736,24 @@ fn an_entry_names_the_account_it_uses_and_a_bad_name_is_a_problem() {
     let (line, _, message) = problem(&entry("two words"));
     assert_eq!(line, 7);
     assert!(message.contains("`two words` is not a valid account name"), "{message}");
+}
+
+#[test]
+fn a_provider_entry_maps_context_to_variables_of_its_own() {
+    let entry = |context: &str| oauth_entry("", &format!("          context: {{{context}}}\n"));
+    let servers = servers(&entry("CLOUD_ID: cloud_id, SITE: site_url"));
+    let context = &servers[0].oauth.as_ref().unwrap().providers[0].context;
+    assert_eq!(
+        context.iter().map(|(variable, name)| (variable.as_str(), name.as_str())).collect::<Vec<_>>(),
+        [("CLOUD_ID", "cloud_id"), ("SITE", "site_url")]
+    );
+    for (context, expected) in [
+        ("1CLOUD: cloud_id", "context: `1CLOUD` is not an environment variable name"),
+        ("CLOUD_ID: Cloud-Id", "context name `Cloud-Id` is not 1-64 characters of a-z, 0-9 and `_`"),
+        ("TOKEN: cloud_id", "`TOKEN` already receives a secret; give the context its own variable"),
+    ] {
+        let (line, _, message) = problem(&entry(context));
+        assert_eq!(line, 10, "{message}");
+        assert!(message.contains(expected), "{context}: {message}");
+    }
 }

@@ -21,6 +21,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::catalog::headers::{self, Piece};
 use crate::catalog::{Binding, BindingEntry, OAuthProvider, Remote, Secret, Server};
 use crate::oauth::engine::Engine;
+use crate::store::Credential;
 
 /// The environment variables carrying `server`'s secrets, and what its providers learned after
 /// sign-in that the catalog maps to variables.
@@ -31,8 +32,9 @@ pub async fn secret_env(engine: &Arc<Engine>, server: &Server) -> anyhow::Result
         env.push((variable.to_string(), secret_value(engine, server, secret, variable).await?));
     }
     for (provider, binding) in context_providers(server) {
-        for variable in provider.context.keys() {
-            env.push((variable.clone(), context_value(engine, server, provider, &binding, variable).await?));
+        let credential = engine.tokens().stored(&binding).await?;
+        for (variable, name) in &provider.context {
+            env.push((variable.clone(), context_value(credential.as_ref(), server, &binding, variable, name)?));
         }
     }
     Ok(env)
@@ -44,29 +46,25 @@ fn context_providers(server: &Server) -> impl Iterator<Item = (&OAuthProvider, B
     providers.zip(server.bindings()).filter(|(provider, _)| !provider.context.is_empty())
 }
 
-/// What `$variable` receives of `binding`'s credential: the context the provider learned after
-/// sign-in, else what the token response kept under that name.
-async fn context_value(
-    engine: &Arc<Engine>,
+/// What `$variable` receives of `binding`'s `credential` under the catalog's `name`: the context
+/// the provider learned after sign-in, else what the token response kept under that name.
+fn context_value(
+    credential: Option<&Credential>,
     server: &Server,
-    provider: &OAuthProvider,
     binding: &Binding,
     variable: &str,
+    name: &str,
 ) -> anyhow::Result<SecretString> {
-    let name = provider.context.get(variable).map(|name| name.as_str()).unwrap_or_default();
-    let credential = engine.tokens().stored(binding).await?;
-    let value = credential.as_ref().and_then(|credential| {
+    let value = credential.and_then(|credential| {
         let learned = credential.context.get(name).map(|value| SecretString::from(value.clone()));
         learned.or_else(|| credential.tokens.extra.get(name).cloned())
     });
     value.ok_or_else(|| {
-        let account = binding.account.as_ref().map(|account| format!(" --account {account}")).unwrap_or_default();
         anyhow::anyhow!(
-            "server `{}` maps ${variable} to `{name}`, which its sign-in did not learn; sign in again with `latchkey oauth \
-             authorize {}{account}` (the provider's calls after sign-in learn it), or check the name against `latchkey oauth ls \
-             --json`",
+            "server `{}` maps ${variable} to `{name}`, which its sign-in did not learn; sign in again with `{}` (the provider's \
+             calls after sign-in learn it), or check the name against `latchkey oauth ls --json`",
             server.name,
-            server.name
+            binding.authorize_command()
         )
     })
 }
@@ -116,7 +114,8 @@ async fn variable_value(engine: &Arc<Engine>, server: &Server, variable: &str) -
         return secret_value(engine, server, secret, variable).await;
     }
     if let Some((provider, binding)) = context_providers(server).find(|(provider, _)| provider.context.contains_key(variable)) {
-        return context_value(engine, server, provider, &binding, variable).await;
+        let credential = engine.tokens().stored(&binding).await?;
+        return context_value(credential.as_ref(), server, &binding, variable, &provider.context[variable]);
     }
     match server.env.iter().find(|var| var.name.as_str() == variable) {
         Some(var) => Ok(SecretString::from(var.value.clone())),

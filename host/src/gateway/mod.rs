@@ -164,12 +164,19 @@ impl Gateway {
     /// Each server served for an account other than the default, checked against the accounts
     /// signed in: a misspelt account would otherwise run a server with no credential.
     pub async fn check_accounts(&self) -> anyhow::Result<()> {
+        if self.upstreams().all(|upstream| upstream.server.account.is_none()) {
+            return Ok(());
+        }
+        let signed_in = self.inner.engine.accounts().await?;
         for upstream in self.upstreams() {
             let Some(account) = &upstream.server.account else { continue };
             let server = &upstream.server.name;
-            let known = self.inner.engine.accounts(server).await?;
-            if !known.contains(account) {
-                let listed = if known.is_empty() { "none yet".to_string() } else { known.join(", ") };
+            let known = signed_in.get(server);
+            if !known.is_some_and(|known| known.contains(account)) {
+                let listed = match known {
+                    Some(known) => known.iter().map(String::as_str).collect::<Vec<_>>().join(", "),
+                    None => "none yet".to_string(),
+                };
                 anyhow::bail!(
                     "server `{server}` has no account `{account}` (its accounts: {listed}); sign it in with `latchkey oauth \
                      authorize {server} --account {account}`, or name one of its accounts in --servers"

@@ -125,8 +125,9 @@ struct State {
 enum Step {
     /// Read the stored credential and plan what comes next.
     Check,
-    /// Refresh the token that expires at `expires_at`.
-    Refresh { expires_at: SystemTime },
+    /// Refresh the token that expires at `expires_at`; a stored token no longer due at
+    /// `planned_for` was refreshed by someone else.
+    Refresh { expires_at: SystemTime, planned_for: SystemTime },
 }
 
 /// What one step needs, owned, to run as a task of its own.
@@ -163,7 +164,7 @@ async fn schedule(tokens: Tokens, credentials: Credentials, mut watched: Vec<Wat
                 let run = async {
                     match step {
                         Step::Check => check(&job, state).await,
-                        Step::Refresh { expires_at } => refresh(&job, state, expires_at).await,
+                        Step::Refresh { expires_at, planned_for } => refresh(&job, state, expires_at, planned_for).await,
                     }
                 };
                 (index, matches!(step, Step::Refresh { .. }), AssertUnwindSafe(run).catch_unwind().await.ok())
@@ -245,18 +246,17 @@ async fn check(job: &Job, mut state: State) -> (State, Step, Duration) {
     let remaining = expires_at.duration_since(SystemTime::now()).unwrap_or_default();
     let ahead = tokens.refresh_ahead(binding).await.unwrap_or(REFRESH_SKEW);
     let refresh_at = expires_at.checked_sub((ahead + jitter).min(remaining / 2)).unwrap_or(expires_at);
+    // "Due" as of the token planned for: a stored token that expires later is someone else's
+    // refresh, and is kept as it is.
+    let planned_for = expires_at.checked_sub(ahead).unwrap_or(expires_at);
     let wait = if state.failures > 0 { backoff(state.failures) } else { refresh_at.duration_since(SystemTime::now()).unwrap_or_default() };
-    (state, Step::Refresh { expires_at }, wait)
+    (state, Step::Refresh { expires_at, planned_for }, wait)
 }
 
 /// Refresh the token that expires at `expires_at`, then check again at once.
-async fn refresh(job: &Job, mut state: State, expires_at: SystemTime) -> (State, Step, Duration) {
+async fn refresh(job: &Job, mut state: State, expires_at: SystemTime, planned_for: SystemTime) -> (State, Step, Duration) {
     let Job { tokens, credentials, binding, name, upstream } = job;
     credentials.set(name, "refreshing", None, Some(expires_at));
-    // "Due" as of the token planned for: a stored token that expires later is someone else's
-    // refresh, and is kept as it is.
-    let ahead = tokens.refresh_ahead(binding).await.unwrap_or(REFRESH_SKEW);
-    let planned_for = expires_at.checked_sub(ahead).unwrap_or(expires_at);
     match tokens.refresh(binding, Some(planned_for)).await {
         Ok(fresh) => {
             state.failures = 0;

@@ -10,7 +10,7 @@
 //! credentials grant has no refresh token: its client asks for a new token instead, and the
 //! gateway asks for the first one itself when the catalog names that grant.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
 use secrecy::{ExposeSecret, SecretString};
@@ -85,7 +85,8 @@ pub struct CredentialView {
     pub refreshable: bool,
     /// `authorization_code`, `device_code` or `client_credentials`.
     pub grant: &'static str,
-    /// Who signed in (the ID token's e-mail, user name or subject), when the server said.
+    /// Who signed in (an e-mail address, user name or subject), when the ID token, the userinfo
+    /// endpoint or the provider's calls after sign-in said.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signed_in_as: Option<String>,
     /// The site chosen among several the token reaches.
@@ -190,14 +191,15 @@ impl Engine {
         }
     }
 
-    /// The accounts other than the default that `server` has credentials for, sorted.
-    pub async fn accounts(&self, server: &str) -> anyhow::Result<Vec<String>> {
-        let server = server.to_string();
+    /// Every server's accounts other than the default that credentials are stored for, sorted.
+    pub async fn accounts(&self) -> anyhow::Result<BTreeMap<String, BTreeSet<String>>> {
         self.blocking_store(move |store| {
-            let mut accounts: Vec<String> =
-                store.credential_ids()?.into_iter().filter(|id| id.server == server).filter_map(|id| id.account).collect();
-            accounts.sort();
-            accounts.dedup();
+            let mut accounts: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+            for id in store.credential_ids()? {
+                if let Some(account) = id.account {
+                    accounts.entry(id.server).or_default().insert(account);
+                }
+            }
             Ok(accounts)
         })
         .await

@@ -100,7 +100,9 @@ pub async fn learn(
             .expect("a hook call does not panic")?
     };
     let result = read.map_err(|failure| PostTokenError::Failed { provider: provider.id().to_string(), failure })?;
-    learned(result, choice)
+    // Choosing may wait for a person at the terminal: not on an async worker.
+    let choice = choice.clone();
+    tokio::task::spawn_blocking(move || learned(result, &choice)).await.expect("choosing a site does not panic")
 }
 
 /// The account, the context and the chosen site's context (which wins over the common context).
