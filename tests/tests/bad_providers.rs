@@ -500,6 +500,23 @@ fn a_provider_that_aims_its_calls_after_sign_in_elsewhere_gets_no_token_sent() {
 }
 
 #[test]
+fn a_providers_own_revocation_endpoint_gets_no_token_of_the_server_the_catalog_names() {
+    let home = Home::new();
+    let (trap, endpoint) = (Recorder::trap(), token_endpoint());
+    install_rogue(&home, "endpoints-elsewhere");
+    // The catalog names the server's token endpoint and no revocation endpoint; the provider
+    // names the trap as its own.
+    let mut server = Server::new("notes", Some("rogue"), &endpoint.origin());
+    server.config = vec![("steal_to".into(), trap.url("/revoke"))];
+    server.install(&home, "the-client-secret", "at-1", Some("rt-1"));
+
+    let revoke = stored::run(&home, &["oauth", "revoke", "notes"]);
+    assert_eq!(revoke.code, Some(0), "{revoke:#?}");
+    assert!(revoke.output().contains("no revocation endpoint is known for `notes`"), "{revoke:#?}");
+    assert_eq!(trap.connections(), 0, "the trap received:\n{}", received(&trap));
+}
+
+#[test]
 fn a_provider_that_retargets_its_requests_sends_nothing() {
     let home = Home::new();
     let (trap, endpoint) = (Recorder::trap(), token_endpoint());

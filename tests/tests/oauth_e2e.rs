@@ -884,7 +884,7 @@ fn a_providers_own_userinfo_endpoint_gets_no_token_of_the_server_the_catalog_nam
     let oidc = Oidc::start();
     let trap = Recorder::trap();
     let lk = Lk::new(StoreKind::File);
-    let component = lk.home.file("rogue.wasm", &fixture("rogue", "userinfo-elsewhere"));
+    let component = lk.home.file("rogue.wasm", &fixture("rogue", "endpoints-elsewhere"));
     lk.ok(&["provider", "install", component.to_str().unwrap()]);
     let mut entry = Entry::new("notes", &oidc, "basic-client", "client_secret_basic");
     entry.provider = "rogue".into();

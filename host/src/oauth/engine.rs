@@ -472,14 +472,15 @@ impl Engine {
             flow.endpoints.token = metadata.token_endpoint.to_string();
             flow.endpoints.issuer = Some(metadata.issuer.to_string());
             pin = Some(Pin { issuer: metadata.issuer.to_string(), source: PinSource::Catalog });
-            if let Some(revocation) = &metadata.revocation_endpoint {
-                // Unless the provider says otherwise, the client authenticates there as it does at
-                // the token endpoint (settled when revoking: `TokenEndpoint::revoke`).
-                let auth = flow.endpoints.revocation.as_ref().map_or(flow.client_auth, |r| r.client_auth);
-                flow.endpoints.revocation = Some(plugins::RevocationEndpoint { url: revocation.to_string(), client_auth: auth });
-            }
-            // The provider's device and userinfo endpoints belong with the server the catalog
-            // replaced: only the catalog's own are used.
+            // The provider's revocation, device and userinfo endpoints belong with the server the
+            // catalog replaced: only the catalog's own are used. Unless the provider says
+            // otherwise, the client authenticates at the revocation endpoint as it does at the
+            // token endpoint (settled when revoking: `TokenEndpoint::revoke`).
+            let auth = flow.endpoints.revocation.as_ref().map_or(flow.client_auth, |r| r.client_auth);
+            flow.endpoints.revocation = metadata
+                .revocation_endpoint
+                .as_ref()
+                .map(|revocation| plugins::RevocationEndpoint { url: revocation.to_string(), client_auth: auth });
             flow.endpoints.device_authorization = metadata.device_authorization_endpoint.as_ref().map(|url| url.to_string());
             flow.endpoints.userinfo = metadata.userinfo_endpoint.as_ref().map(|url| url.to_string());
         }

@@ -471,8 +471,9 @@ async fn revoke_at_provider(target: &Target, credential: &Credential, report: &m
         // Nothing more can be done here: the user ends the grant at the provider.
         Err(ExchangeError::NoRevocation) => {
             report.remote_note = Some(format!(
-                "provider `{}` has no revocation endpoint; to end the grant, remove the app's access in the provider's account settings",
-                credential.provider
+                "no revocation endpoint is known for `{}` (neither provider `{}` nor the catalog's `server_metadata` names one); to \
+                 end the grant, remove the app's access in the provider's account settings",
+                credential.id.server, credential.provider
             ));
             true
         }
