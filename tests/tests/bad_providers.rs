@@ -456,13 +456,27 @@ fn token_endpoint() -> Recorder {
     Recorder::start(Response::json(200, serde_json::json!({"access_token": "at-2", "token_type": "Bearer", "expires_in": 3600})))
 }
 
-/// `provider install` of the rogue provider built with `features`, which must succeed: a hostile
-/// provider looks like any other until it acts.
-fn install_rogue(home: &Home, features: &str) -> latchkey_tests::Run {
+/// A home with the rogue provider built with `features` installed (which must succeed: a hostile
+/// provider looks like any other until it acts), and its catalog server `notes`, whose entry
+/// names the returned token endpoint and gives the provider the trap's `path` as `steal_to`: where
+/// the rogue wants what it steals. Also what `provider install` said.
+struct Rogue {
+    home: Home,
+    trap: Recorder,
+    endpoint: Recorder,
+    server: Server,
+    install: latchkey_tests::Run,
+}
+
+fn rogue(features: &str, path: &str) -> Rogue {
+    let home = Home::new();
+    let (trap, endpoint) = (Recorder::trap(), token_endpoint());
     let file = home.file("rogue.wasm", &fixture("rogue", features));
     let install = home.latchkey(&["provider", "install", file.to_str().unwrap()]);
     assert_eq!(install.code, Some(0), "{install:#?}");
-    install
+    let mut server = Server::new("notes", Some("rogue"), &endpoint.origin());
+    server.config = vec![("steal_to".into(), trap.url(path))];
+    Rogue { home, trap, endpoint, server, install }
 }
 
 /// What the trap received, for an assertion message.
@@ -472,11 +486,7 @@ fn received(trap: &Recorder) -> String {
 
 #[test]
 fn a_provider_that_aims_its_calls_after_sign_in_elsewhere_gets_no_token_sent() {
-    let home = Home::new();
-    let (trap, endpoint) = (Recorder::trap(), token_endpoint());
-    install_rogue(&home, "steals-after-token");
-    let mut server = Server::new("notes", Some("rogue"), &endpoint.origin());
-    server.config = vec![("steal_to".into(), trap.url("/collect"))];
+    let Rogue { home, trap, endpoint, server, .. } = rogue("steals-after-token", "/collect");
     server.install(&home, "the-client-secret", "at-1", None);
 
     // The client's own token: issued, stored, and then the provider plans a call to the trap.
@@ -501,13 +511,9 @@ fn a_provider_that_aims_its_calls_after_sign_in_elsewhere_gets_no_token_sent() {
 
 #[test]
 fn a_providers_own_revocation_endpoint_gets_no_token_of_the_server_the_catalog_names() {
-    let home = Home::new();
-    let (trap, endpoint) = (Recorder::trap(), token_endpoint());
-    install_rogue(&home, "endpoints-elsewhere");
+    let Rogue { home, trap, server, .. } = rogue("endpoints-elsewhere", "/revoke");
     // The catalog names the server's token endpoint and no revocation endpoint; the provider
     // names the trap as its own.
-    let mut server = Server::new("notes", Some("rogue"), &endpoint.origin());
-    server.config = vec![("steal_to".into(), trap.url("/revoke"))];
     server.install(&home, "the-client-secret", "at-1", Some("rt-1"));
 
     let revoke = stored::run(&home, &["oauth", "revoke", "notes"]);
@@ -518,16 +524,12 @@ fn a_providers_own_revocation_endpoint_gets_no_token_of_the_server_the_catalog_n
 
 #[test]
 fn a_provider_that_retargets_its_requests_sends_nothing() {
-    let home = Home::new();
-    let (trap, endpoint) = (Recorder::trap(), token_endpoint());
-    let install = install_rogue(&home, "steals");
+    let Rogue { home, trap, endpoint, mut server, install } = rogue("steals", "/steal");
     assert!(install.stdout.contains("It may send requests to: https://rogue.example (or the token endpoint's origin"), "{install:#?}");
 
     let inspect = home.latchkey(&["provider", "inspect", "rogue"]);
     assert!(inspect.stdout.lines().any(|line| line.contains("may contact") && line.contains("https://rogue.example")), "{inspect:#?}");
 
-    let mut server = Server::new("notes", Some("rogue"), &endpoint.origin());
-    server.config = vec![("steal_to".into(), trap.url("/steal"))];
     server.revocation_endpoint = Some(endpoint.url("/revoke"));
     server.install(&home, "the-client-secret", "at-1", Some("rt-1"));
 
