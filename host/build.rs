@@ -1,6 +1,8 @@
 //! Builds the built-in provider components (every crate in `providers/*` but the SDK, so a new
 //! built-in is one new folder) for `wasm32-wasip2` and generates the table that embeds them in
-//! the binary (`src/plugins/builtin.rs` includes it).
+//! the binary (`src/plugins/builtin.rs` includes it), each with its SHA-256: the name of its
+//! compiled code in the cache, known without reading (and so paging in) 5 MB of components at
+//! every start.
 //!
 //! The nested cargo uses its own target folder beside this build's, so it never waits on the lock
 //! of the build that runs this script.
@@ -26,8 +28,7 @@ fn main() {
     }
 
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").unwrap());
-    let mut table =
-        String::from("/// Built-in provider components: (name, component bytes).\npub static BUILT_IN: &[(&str, &[u8])] = &[\n");
+    let mut table = String::from("/// Every built-in provider component.\npub static BUILT_IN: &[BuiltInComponent] = &[\n");
     if std::env::var_os("CARGO_CFG_FUZZING").is_none() {
         let target_dir = providers_target_dir(&out_dir);
         let built_in = provider_crates(&workspace);
@@ -36,7 +37,9 @@ fn main() {
         for (stem, package) in &built_in {
             let wasm = artefacts.join(format!("{}.wasm", package.replace('-', "_")));
             assert!(wasm.is_file(), "{} was not built", wasm.display());
-            table.push_str(&format!("    ({stem:?}, include_bytes!({:?})),\n", wasm.display().to_string()));
+            let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(std::fs::read(&wasm).unwrap()));
+            let path = wasm.display().to_string();
+            table.push_str(&format!("    BuiltInComponent {{ name: {stem:?}, sha256: {sha256:?}, bytes: include_bytes!({path:?}) }},\n"));
         }
     }
     table.push_str("];\n");

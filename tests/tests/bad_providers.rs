@@ -265,10 +265,16 @@ fn built_ins_load_when_first_used() {
     assert_eq!(registry.get("google").unwrap().id(), "google");
     let loaded: Vec<&str> = registry.loaded().map(|provider| provider.id()).collect();
     assert_eq!(loaded, ["google"]);
-    // Matching an issuer asks the providers in turn, so every built-in has been loaded by a miss.
+    // Matching an issuer asks every provider for its issuers, but keeps loaded only the one that
+    // declares it: a miss loads nothing more, a match just the provider matched.
     assert!(registry.match_issuer("https://id.example.com").is_none());
-    assert_eq!(registry.loaded().count(), registry.providers().count());
+    let loaded: Vec<&str> = registry.loaded().map(|provider| provider.id()).collect();
+    assert_eq!(loaded, ["google"], "a miss kept providers loaded");
+    assert_eq!(registry.match_issuer("https://auth.atlassian.com/").unwrap().id(), "atlassian");
+    let loaded: Vec<&str> = registry.loaded().map(|provider| provider.id()).collect();
+    assert_eq!(loaded, ["atlassian", "google"]);
     assert!(registry.failures().is_empty(), "{:?}", registry.failures());
+    assert_eq!(registry.providers().count(), registry.loaded().count(), "every built-in loads");
 }
 
 #[test]

@@ -4,7 +4,8 @@
 //!
 //! The benchmark seeds a private `LATCHKEY_HOME`: a catalog of remote servers `c00001`…, each
 //! with a pre-registered client of this authorization server, and the file store with one stored
-//! credential each (written at once, through latchkey's own store), whose access tokens were
+//! credential per server and account (`--accounts` each, `a001`…, or the default account alone;
+//! written at once, through latchkey's own store), whose access tokens were
 //! obtained at random times over a `--lifetime` (seconds), so that they expire spread over the
 //! next one (from three minutes on, once the gateway has started), as a day's sign-ins would.
 //! The servers themselves answer nothing (their URL is a `404`): what runs is the gateway's
@@ -35,6 +36,8 @@ use crate::{mcp, procfs};
 
 pub struct Settings {
     pub credentials: usize,
+    /// Accounts per catalog server; 1: the default account alone, one server per credential.
+    pub accounts: usize,
     /// Seconds an access token lives.
     pub lifetime: u64,
     /// Seconds to watch the gateway.
@@ -63,6 +66,25 @@ struct Books {
 }
 
 type Shared = Arc<Mutex<Books>>;
+
+impl Settings {
+    /// How many catalog servers hold the credentials.
+    fn servers(&self) -> usize {
+        self.credentials.div_ceil(self.accounts.max(1))
+    }
+
+    /// Each credential's server and account (`None`: the default account, when servers have one
+    /// account each).
+    fn selectors(&self) -> Vec<(String, Option<String>)> {
+        (0..self.credentials)
+            .map(|n| {
+                let server = format!("c{:05}", n / self.accounts.max(1) + 1);
+                let account = (self.accounts > 1).then(|| format!("a{:03}", n % self.accounts + 1));
+                (server, account)
+            })
+            .collect()
+    }
+}
 
 async fn token(State(books): State<Shared>, body: String) -> axum::response::Response {
     let form: HashMap<String, String> = form_urlencoded::parse(body.as_bytes()).into_owned().collect();
@@ -93,7 +115,7 @@ fn seed(home: &Path, issuer: &str, settings: &Settings, books: &Shared) -> Resul
     let catalogs = home.join("catalogs");
     std::fs::create_dir_all(&catalogs)?;
     // A file per thousand servers: the catalog parser bounds the size of one YAML document.
-    let numbers: Vec<usize> = (1..=settings.credentials).collect();
+    let numbers: Vec<usize> = (1..=settings.servers()).collect();
     for (part, chunk) in numbers.chunks(1000).enumerate() {
         let mut catalog = String::from("servers:\n");
         for n in chunk {
@@ -109,16 +131,22 @@ fn seed(home: &Path, issuer: &str, settings: &Settings, books: &Shared) -> Resul
 
     let now = SystemTime::now();
     let mut books = books.lock().expect("books lock");
-    let credentials: Vec<Credential> = (1..=settings.credentials)
-        .map(|n| {
+    let credentials: Vec<Credential> = settings
+        .selectors()
+        .into_iter()
+        .enumerate()
+        .map(|(n, (server, account))| {
             // Obtained at a random time in the last lifetime: it expires within the next one, from
             // the time the gateway has started and checked them all on.
             let expires_at = now + SETTLE + Duration::from_secs_f64(rand::random::<f64>() * settings.lifetime as f64);
-            let refresh_token = format!("refresh-{n}");
+            let refresh_token = format!("refresh-{}", n + 1);
             books.expiry.insert(refresh_token.clone(), expires_at);
-            let tokens =
-                TokenSet::bearer(SecretString::from(format!("seeded-{n}")), Some(SecretString::from(refresh_token)), Some(expires_at));
-            Credential::authorized(CredentialId::new(format!("c{n:05}"), issuer, CLIENT_ID), "standard", tokens)
+            let tokens = TokenSet::bearer(
+                SecretString::from(format!("seeded-{}", n + 1)),
+                Some(SecretString::from(refresh_token)),
+                Some(expires_at),
+            );
+            Credential::authorized(CredentialId::new(server, issuer, CLIENT_ID).with_account(account), "standard", tokens)
         })
         .collect();
     drop(books);
@@ -149,7 +177,14 @@ pub async fn run(latchkey: &Path, settings: &Settings) -> Result<String> {
     let store_mb = std::fs::metadata(home.path().join("secrets.json"))?.len() as f64 / 1e6;
     eprintln!("seeded {} credentials in {:.1} s ({store_mb:.1} MB store)", settings.credentials, seeding.elapsed().as_secs_f64());
 
-    let servers: Vec<String> = (1..=settings.credentials).map(|n| format!("c{n:05}")).collect();
+    let servers: Vec<String> = settings
+        .selectors()
+        .into_iter()
+        .map(|(server, account)| match account {
+            Some(account) => format!("{server}@{account}"),
+            None => server,
+        })
+        .collect();
     let port = free_port()?;
     let mut gateway = tokio::process::Command::new(latchkey)
         .args(["gateway", "run", "--transport", "http", "--host", "127.0.0.1", "--allow-unauthenticated", "--port"])
@@ -192,9 +227,15 @@ pub async fn run(latchkey: &Path, settings: &Settings) -> Result<String> {
     eprintln!("every credential checked {:.1} s after the gateway started", authorized.as_secs_f64());
 
     let mut table = format!(
-        "\n{} credentials, tokens living {} s and expiring spread over the next {} s; the gateway watched for {} s.\n\n\
-         | t s | gateway RSS MB | refreshes | refreshes/s | /health ms |\n|---:|---:|---:|---:|---:|\n",
-        settings.credentials, settings.lifetime, settings.lifetime, settings.duration
+        "\n{} credentials ({} servers × {} accounts), tokens living {} s and expiring spread over the next {} s; the gateway \
+         watched for {} s.\n\n\
+         | t s | gateway RSS MB | of it anonymous MB | refreshes | refreshes/s | /health ms |\n|---:|---:|---:|---:|---:|---:|\n",
+        settings.credentials,
+        settings.servers(),
+        settings.accounts.max(1),
+        settings.lifetime,
+        settings.lifetime,
+        settings.duration
     );
     let watching = Instant::now();
     let mut counted = books.lock().expect("books lock").refreshes.len();
@@ -208,9 +249,10 @@ pub async fn run(latchkey: &Path, settings: &Settings) -> Result<String> {
         let total = books.lock().expect("books lock").refreshes.len();
         let _ = writeln!(
             table,
-            "| {:.0} | {:.1} | {} | {:.1} | {:.1} |",
+            "| {:.0} | {:.1} | {:.1} | {} | {:.1} | {:.1} |",
             watching.elapsed().as_secs_f64(),
             procfs::status_kib(pid, "VmRSS")? as f64 / 1024.0,
+            procfs::status_kib(pid, "RssAnon")? as f64 / 1024.0,
             total - counted,
             (total - counted) as f64 / settings.every as f64,
             health.as_secs_f64() * 1000.0

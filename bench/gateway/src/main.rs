@@ -56,6 +56,10 @@ struct Args {
     /// credentials: how many OAuth credentials the gateway keeps alive.
     #[arg(long, default_value_t = 10_000)]
     credentials: usize,
+    /// credentials: how many accounts each catalog server has (`--credentials` / this many
+    /// servers, each served once per account, `c00001@a001`…); 1: one server per credential.
+    #[arg(long, default_value_t = 1)]
+    accounts: usize,
     /// credentials: seconds an access token lives.
     #[arg(long, default_value_t = 3600)]
     lifetime: u64,
@@ -198,8 +202,13 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     if args.scenario == Scenario::Credentials {
         let latchkey = args.latchkey.context("--scenario credentials needs --latchkey <the latchkey binary>")?;
-        let settings =
-            credentials::Settings { credentials: args.credentials, lifetime: args.lifetime, duration: args.duration, every: args.every };
+        let settings = credentials::Settings {
+            credentials: args.credentials,
+            accounts: args.accounts,
+            lifetime: args.lifetime,
+            duration: args.duration,
+            every: args.every,
+        };
         print!("{}", credentials::run(&latchkey, &settings).await?);
         return Ok(());
     }

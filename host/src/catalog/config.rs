@@ -27,6 +27,7 @@
 //! shape Docker's volume mounts, which latchkey does not make, and stop the start with that said.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -47,7 +48,7 @@ impl ValueFile {
         ValueFile(Document::new(paths.config_dir.join("config.json"), &paths.config_dir.join("locks")))
     }
 
-    pub fn read(&self) -> anyhow::Result<Values> {
+    pub fn read(&self) -> anyhow::Result<Arc<Values>> {
         self.0.read()
     }
 
@@ -56,7 +57,7 @@ impl ValueFile {
         let locked = self.0.lock()?;
         let mut values = locked.read()?;
         values.insert(setting.to_string(), value);
-        locked.write(&values)
+        locked.write(values)
     }
 
     /// Forget `setting`; `false` when it had no value.
@@ -65,7 +66,7 @@ impl ValueFile {
         let mut values = locked.read()?;
         let removed = values.remove(setting).is_some();
         if removed {
-            locked.write(&values)?;
+            locked.write(values)?;
         }
         Ok(removed)
     }

@@ -76,6 +76,7 @@ pub mod user_file;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use bindings::{Binding, BindingError, Entry as BindingEntry};
 pub use model::{
@@ -285,7 +286,7 @@ impl Catalog {
             .servers
             .get_mut(entry.server.as_str())
             .ok_or_else(|| format!("registration for unknown server `{}`; known servers: {known}", entry.server))?;
-        let Some(oauth) = server.oauth.as_mut().filter(|oauth| !oauth.providers.is_empty()) else {
+        let Some(oauth) = server.oauth.as_mut().map(Arc::make_mut).filter(|oauth| !oauth.providers.is_empty()) else {
             return Err(format!("server `{}` has no `oauth.providers` to register a client id for", entry.server));
         };
         let ids = || oauth_provider_ids(oauth);

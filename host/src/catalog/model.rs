@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
@@ -122,7 +123,7 @@ pub struct Server {
     /// Fixed environment variables for a container or local process.
     pub env: Vec<EnvVar>,
     pub secrets: Vec<Secret>,
-    pub oauth: Option<OAuth>,
+    pub oauth: Option<Arc<OAuth>>,
     /// Docker's per-server configuration: the settings the user gives with `latchkey config set`,
     /// which `{{<server>.<key>}}` placeholders in `env` and `command` receive (see [`super::config`]).
     #[serde(skip_serializing_if = "Vec::is_empty")]

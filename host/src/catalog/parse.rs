@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde::de::{self, IgnoredAny, MapAccess, Visitor};
@@ -364,7 +365,7 @@ fn check_server(source: &Source, key: Located<String>, raw: RawServer, problems:
         kind: kind?,
         env: raw.env,
         secrets,
-        oauth: raw.oauth.map(Located::into_inner).and_then(OAuth::normalized),
+        oauth: raw.oauth.map(Located::into_inner).and_then(OAuth::normalized).map(Arc::new),
         config: raw.config,
         ignored,
         source: source.clone(),

@@ -25,10 +25,11 @@ use rmcp::model::ProtocolVersion;
 use rmcp::transport::common::http_header::HEADER_SESSION_ID;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
 use serde_json::json;
 
 use super::Gateway;
-use super::refresh::Credentials;
+use super::refresh::{CredentialHealth, Credentials};
 use super::relayed::{Message, Relayed};
 use super::sessions::{Limits, Sessions};
 use super::upstream::Health;
@@ -313,22 +314,42 @@ struct HealthState {
     sessions: Arc<Sessions>,
 }
 
-async fn health(State(HealthState { gateway, credentials, sessions }): State<HealthState>) -> impl IntoResponse {
+/// What `/health` answers, serialized as it stands: a gateway of 10 000 servers answers about
+/// 2 MB, which went through a `serde_json::Value` tree of some 100 000 small allocations before.
+#[derive(Serialize)]
+struct HealthReport<'a> {
+    status: &'static str,
+    upstreams: BTreeMap<&'a str, Health>,
+    credentials: BTreeMap<String, CredentialHealth>,
+    sessions: SessionsReport,
+}
+
+#[derive(Serialize)]
+struct SessionsReport {
+    open: usize,
+    max: usize,
+    idle_timeout_seconds: u64,
+    notified_clients: usize,
+}
+
+async fn health(State(HealthState { gateway, credentials, sessions }): State<HealthState>) -> Response {
     let upstreams: BTreeMap<&str, Health> = gateway.upstreams().map(|upstream| (upstream.name(), upstream.health())).collect();
     let credentials = credentials.snapshot();
     let degraded = upstreams.values().any(|health| health.state == "failed")
         || credentials.values().any(|credential| matches!(credential.state, "needs-reauthorization" | "not-authorized" | "error"));
-    axum::Json(json!({
-        "status": if degraded { "degraded" } else { "ok" },
-        "upstreams": upstreams,
-        "credentials": credentials,
-        "sessions": {
-            "open": sessions.open(),
-            "max": sessions.limits().max_sessions,
-            "idle_timeout_seconds": sessions.limits().idle_timeout.as_secs(),
-            "notified_clients": gateway.clients(),
+    let limits = sessions.limits();
+    axum::Json(HealthReport {
+        status: if degraded { "degraded" } else { "ok" },
+        upstreams,
+        credentials,
+        sessions: SessionsReport {
+            open: sessions.open(),
+            max: limits.max_sessions,
+            idle_timeout_seconds: limits.idle_timeout.as_secs(),
+            notified_clients: gateway.clients(),
         },
-    }))
+    })
+    .into_response()
 }
 
 #[cfg(test)]

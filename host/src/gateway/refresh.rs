@@ -143,7 +143,8 @@ struct Job {
 async fn schedule(tokens: Tokens, credentials: Credentials, mut watched: Vec<Watched>) {
     let mut due: BinaryHeap<Reverse<(Instant, usize)>> = (0..watched.len()).map(|index| Reverse((Instant::now(), index))).collect();
     let mut running = JoinSet::new();
-    // A refresh rewrites the store, which may hold thousands of credentials.
+    // A refresh rewrites the store, which may hold thousands of credentials; the first checks of
+    // thousands of credentials, alongside the upstreams' starts, leave a peak behind too.
     let freed = Freed::watch();
     loop {
         if running.is_empty() && due.is_empty() {
@@ -167,15 +168,13 @@ async fn schedule(tokens: Tokens, credentials: Credentials, mut watched: Vec<Wat
                         Step::Refresh { expires_at, planned_for } => refresh(&job, state, expires_at, planned_for).await,
                     }
                 };
-                (index, matches!(step, Step::Refresh { .. }), AssertUnwindSafe(run).catch_unwind().await.ok())
+                (index, AssertUnwindSafe(run).catch_unwind().await.ok())
             });
         }
         let next_due = due.peek().map(|Reverse((at, _))| *at).filter(|_| running.len() < IN_FLIGHT);
         tokio::select! {
-            Some(Ok((index, refreshed, outcome))) = running.join_next() => {
-                if refreshed {
-                    freed.note();
-                }
+            Some(Ok((index, outcome))) = running.join_next() => {
+                freed.note();
                 let entry = &mut watched[index];
                 let wait = match outcome {
                     Some((state, next, wait)) => {

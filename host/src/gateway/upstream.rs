@@ -116,7 +116,8 @@ enum State {
     },
     /// The last start failed; the next is tried from `retry_at` on.
     Failed {
-        reason: String,
+        /// Shared with [`Health::error`]: thousands of servers that cannot start hold it once each.
+        reason: Arc<str>,
         retry_at: Instant,
         failures: u32,
     },
@@ -157,9 +158,9 @@ type Ready<'a> = (RwLockReadGuard<'a, State>, Link, Option<Arc<RemoteClient>>, u
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Health {
     /// `not started`, `starting`, `running`, `restarting`, `failed`.
-    pub state: String,
+    pub state: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub error: Option<Arc<str>>,
     pub restarts: u32,
 }
 
@@ -207,7 +208,7 @@ impl Upstream {
             generations: AtomicU64::new(0),
             left_out: AtomicBool::new(false),
             refused_credential: AtomicBool::new(false),
-            health: StdMutex::new(Health { state: "not started".into(), ..Health::default() }),
+            health: StdMutex::new(Health { state: "not started", ..Health::default() }),
         })
     }
 
@@ -220,9 +221,9 @@ impl Upstream {
         self.health.lock().expect("health lock").clone()
     }
 
-    fn set_health(&self, state: &str, error: Option<String>) {
+    fn set_health(&self, state: &'static str, error: Option<Arc<str>>) {
         let mut health = self.health.lock().expect("health lock");
-        health.state = state.to_string();
+        health.state = state;
         health.error = error;
     }
 
@@ -379,8 +380,9 @@ impl Upstream {
         }
         std::mem::replace(&mut *state, State::Stopped).stop().await;
         self.refused_credential.store(true, Ordering::Relaxed);
-        *state = State::Failed { reason: reason.to_string(), retry_at: Instant::now() + backoff(1), failures: 1 };
-        self.set_health("failed", Some(reason.to_string()));
+        let reason: Arc<str> = reason.into();
+        *state = State::Failed { reason: reason.clone(), retry_at: Instant::now() + backoff(1), failures: 1 };
+        self.set_health("failed", Some(reason));
     }
 
     /// The connection of run `generation` closed: unless a newer run has replaced it already,
@@ -395,7 +397,7 @@ impl Upstream {
         }
         tracing::warn!("{}: the connection to the server closed ({error}); restarting it", self.name());
         self.health.lock().expect("health lock").restarts += 1;
-        self.set_health("restarting", Some(error.to_string()));
+        self.set_health("restarting", Some(error.to_string().into()));
         let upstream = self.clone();
         tokio::spawn(async move {
             if let Err(error) = upstream.ready().await {
@@ -417,7 +419,7 @@ impl Upstream {
                         return Ok((state, link, remote, generation));
                     }
                     State::Failed { reason, retry_at, .. } if Instant::now() < *retry_at => {
-                        return Err(UpstreamError::Start { server: self.name().to_string(), reason: reason.clone() });
+                        return Err(UpstreamError::Start { server: self.name().to_string(), reason: reason.to_string() });
                     }
                     _ => {}
                 }
@@ -434,7 +436,7 @@ impl Upstream {
         let failures = match &*state {
             State::Running { service, stale: false, .. } if !service.is_closed() => return Ok(()),
             State::Failed { reason, retry_at, .. } if Instant::now() < *retry_at => {
-                return Err(UpstreamError::Start { server: self.name().to_string(), reason: reason.clone() });
+                return Err(UpstreamError::Start { server: self.name().to_string(), reason: reason.to_string() });
             }
             State::Failed { failures, .. } => *failures,
             _ => 0,
@@ -460,8 +462,9 @@ impl Upstream {
             Err(_) => format!("it did not answer `initialize` within {} s (the gateway's --timeout)", self.timeout.as_secs()),
         };
         let failures = failures.saturating_add(1);
-        *state = State::Failed { reason: reason.clone(), retry_at: Instant::now() + backoff(failures), failures };
-        self.set_health("failed", Some(reason.clone()));
+        let shared: Arc<str> = reason.as_str().into();
+        *state = State::Failed { reason: shared.clone(), retry_at: Instant::now() + backoff(failures), failures };
+        self.set_health("failed", Some(shared));
         Err(UpstreamError::Start { server: self.name().to_string(), reason })
     }
 

@@ -31,7 +31,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -147,6 +147,23 @@ fn same_origin_redirects() -> reqwest::redirect::Policy {
 
 const MAX_REDIRECTS: usize = 10;
 
+/// The HTTP client of every remote MCP server in the process: one connection pool and TLS
+/// configuration, where a client per server held its own (a gateway of thousands of remote
+/// servers, thousands). Nothing in it is a server's: tokens and headers go on each request.
+fn http_client() -> anyhow::Result<reqwest::Client> {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    if let Some(client) = CLIENT.get() {
+        return Ok(client.clone());
+    }
+    let client = reqwest::Client::builder()
+        .redirect(same_origin_redirects())
+        .connect_timeout(Duration::from_secs(10))
+        .user_agent(concat!("latchkey/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("building the HTTP client")?;
+    Ok(CLIENT.get_or_init(|| client).clone())
+}
+
 /// One remote MCP server, and how latchkey talks to it.
 pub struct Remote<H, A> {
     url: Url,
@@ -160,13 +177,7 @@ pub struct Remote<H, A> {
 
 impl<H: ClientHandler + Clone, A: Authorizer> Remote<H, A> {
     pub fn new(url: &Url, handler: H, lifecycle: ClientLifecycleMode, authorizer: Arc<A>) -> anyhow::Result<Remote<H, A>> {
-        let http = reqwest::Client::builder()
-            .redirect(same_origin_redirects())
-            .connect_timeout(Duration::from_secs(10))
-            .user_agent(concat!("latchkey/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .context("building the HTTP client")?;
-        Ok(Remote { url: url.clone(), handler, lifecycle, authorizer, http, headers: HashMap::new() })
+        Ok(Remote { url: url.clone(), handler, lifecycle, authorizer, http: http_client()?, headers: HashMap::new() })
     }
 
     /// Send `headers` with every request. An `Authorization` among them goes out only while the

@@ -69,11 +69,13 @@ pub struct Engine {
 }
 
 /// The targets [`Engine::resolve`] keeps, and the provider registry they were made with: a reload
-/// of the drop-in providers (a long-running gateway) starts afresh.
+/// of the drop-in providers (a long-running gateway) starts afresh. One per binding of the default
+/// account: a binding's accounts differ only in whose tokens they are, so a server served for a
+/// hundred accounts keeps one target, not a hundred (~2 KB each).
 #[derive(Default)]
 struct Targets {
     registry: Option<Arc<plugins::Registry>>,
-    by_binding: HashMap<Binding, Target>,
+    by_binding: HashMap<Binding, Arc<Target>>,
 }
 
 /// One credential's flow: who to ask, as which client, for what.
@@ -96,6 +98,15 @@ pub struct Target {
 }
 
 impl Target {
+    /// This target, for `account`'s tokens (the target of a binding is the same for every account
+    /// but in whose credential it names).
+    fn for_account(&self, account: Option<String>) -> Target {
+        let mut target = self.clone();
+        target.binding.account.clone_from(&account);
+        target.id.account = account;
+        target
+    }
+
     /// Who `tokens` belong to, when they carry an ID token from this target's issuer for its
     /// client.
     pub fn identity_in(&self, tokens: &plugins::TokenSet) -> Option<Identity> {
@@ -311,23 +322,25 @@ impl Engine {
         }
     }
 
-    /// `binding`'s target, resolved once per process: later calls get the same one without a
-    /// plugin call, a store read or a discovery. A target whose client is not settled yet (it
-    /// will be registered dynamically) is not kept.
+    /// `binding`'s target, resolved once per process (and binding, whichever account): later calls
+    /// get the same one without a plugin call, a store read or a discovery. A target whose client
+    /// is not settled yet (it will be registered dynamically) is not kept.
     pub async fn resolve(&self, binding: &Binding) -> anyhow::Result<Target> {
         let mut targets = self.targets.lock().await;
         let registry = self.registry.current();
         if !targets.registry.as_ref().is_some_and(|kept| Arc::ptr_eq(kept, &registry)) {
             *targets = Targets { registry: Some(registry), by_binding: HashMap::new() };
         }
-        if let Some(target) = targets.by_binding.get(binding) {
-            return Ok(target.clone());
+        let shared = binding.clone().for_account(None);
+        if let Some(target) = targets.by_binding.get(&shared) {
+            return Ok(target.for_account(binding.account.clone()));
         }
-        let target = self.target(binding, &Overrides::default()).await?;
+        let target = self.target(&shared, &Overrides::default()).await?;
+        let for_account = target.for_account(binding.account.clone());
         if target.dynamic.is_none() {
-            targets.by_binding.insert(binding.clone(), target.clone());
+            targets.by_binding.insert(shared, Arc::new(target));
         }
-        Ok(target)
+        Ok(for_account)
     }
 
     /// The target for `binding`, resolved now (with `overrides` from the command line).
@@ -809,7 +822,7 @@ impl Engine {
         let saved = credential.clone();
         self.blocking_store(move |store| store.save_credential(&saved)).await?;
         // A process that keeps targets (the gateway) now has a settled one for this binding.
-        self.targets.lock().await.by_binding.remove(&target.binding);
+        self.targets.lock().await.by_binding.remove(&target.binding.clone().for_account(None));
         if let Some(error) = unlearned {
             return Err(anyhow::Error::new(error).context(format!(
                 "signed in to `{}` and stored the token, but without what the provider's calls after sign-in would have added",

@@ -16,6 +16,7 @@ use super::bindings::{
     Contract, Failure, Flow, Hook, HttpRequest, HttpResponse, LoopbackRedirect, Params, PostTokenResult, ProviderInfo, Redirect,
     RefreshPolicy, TokenContext, TokenSet, v0_1::latchkey::provider::types as v0_1,
 };
+use super::builtin::BuiltInComponent;
 use super::error::{Origin, PluginError, Problem};
 use super::runtime::{Prepared, Runtime};
 use super::{sandbox, since_v0_1};
@@ -71,6 +72,18 @@ impl Provider {
     /// Prepare `bytes` and call `info()` under the runtime's limits.
     pub fn load(runtime: &Arc<Runtime>, origin: Origin, bytes: &[u8]) -> Result<Provider, PluginError> {
         let prepared = runtime.prepare(&origin, bytes)?;
+        Provider::from_prepared(runtime, origin, prepared)
+    }
+
+    /// A built-in: [`Provider::load`] without hashing its bytes again.
+    pub(crate) fn load_built_in(runtime: &Arc<Runtime>, component: &BuiltInComponent) -> Result<Provider, PluginError> {
+        let origin = Origin::BuiltIn(component.name.to_string());
+        let prepared = runtime.prepare_hashed(&origin, component.bytes, component.sha256.to_string())?;
+        Provider::from_prepared(runtime, origin, prepared)
+    }
+
+    /// Call `info()` of a prepared component and check its default configuration.
+    fn from_prepared(runtime: &Arc<Runtime>, origin: Origin, prepared: Prepared) -> Result<Provider, PluginError> {
         let info: ProviderInfo = sandbox::call(runtime, &prepared, Hook::Info, ()).map_err(|problem| PluginError::new(&origin, problem))?;
         validate_info(&info).map_err(|message| PluginError::new(&origin, Problem::InvalidOutput { hook: Hook::Info.name(), message }))?;
         let provider = Provider { runtime: runtime.clone(), prepared, origin, info };

@@ -99,9 +99,14 @@ impl Runtime {
 
     /// Check and prepare a component. Every problem names `origin` and says how to fix it.
     pub fn prepare(&self, origin: &Origin, bytes: &[u8]) -> Result<Prepared, PluginError> {
+        self.prepare_hashed(origin, bytes, hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes)))
+    }
+
+    /// [`Runtime::prepare`] for `bytes` whose SHA-256 is known already (a built-in's): with its
+    /// compiled code in the cache, the bytes are not read beyond their header.
+    pub fn prepare_hashed(&self, origin: &Origin, bytes: &[u8], sha256: String) -> Result<Prepared, PluginError> {
         let fail = |problem| PluginError::new(origin, problem);
         check_header(bytes).map_err(fail)?;
-        let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes));
         let (component, from_cache) = self.compile(&sha256, bytes).map_err(|e| fail(Problem::Invalid(e)))?;
         let contract = check_exports(&self.engine, &component).map_err(fail)?;
         check_imports(&self.engine, &component).map_err(fail)?;

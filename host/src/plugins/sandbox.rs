@@ -204,8 +204,8 @@ mod tests {
         use super::super::error::Origin;
 
         let runtime = Runtime::new(None, Limits::default()).unwrap();
-        let (name, bytes) = BUILT_IN.iter().find(|(name, _)| *name == "standard").unwrap();
-        let prepared = runtime.prepare(&Origin::BuiltIn(name.to_string()), bytes).unwrap();
+        let standard = BUILT_IN.iter().find(|component| component.name == "standard").unwrap();
+        let prepared = runtime.prepare(&Origin::BuiltIn(standard.name.to_string()), standard.bytes).unwrap();
 
         // Every instance in use, by calls that have instantiated and not yet returned.
         let held: Vec<_> = (0..POOLED_INSTANCES)

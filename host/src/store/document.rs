@@ -90,9 +90,9 @@ impl<V: Serialize + DeserializeOwned + Clone> Document<V> {
         &self.path
     }
 
-    /// The entries as last written; none when the file does not exist yet.
-    pub(crate) fn read(&self) -> anyhow::Result<Entries<V>> {
-        Ok(self.entries()?.as_ref().clone())
+    /// The entries as last written (shared, not copied); none when the file does not exist yet.
+    pub(crate) fn read(&self) -> anyhow::Result<Arc<Entries<V>>> {
+        self.entries()
     }
 
     /// The entry `key`, as last written.
@@ -185,16 +185,19 @@ impl<V: Serialize + DeserializeOwned + Clone> Locked<'_, V> {
         Ok(Arc::try_unwrap(entries).unwrap_or_else(|shared| shared.as_ref().clone()))
     }
 
-    /// Replace the file with `entries`, atomically (see the module comment).
-    pub(crate) fn write(&self, entries: &Entries<V>) -> anyhow::Result<()> {
+    /// Replace the file with `entries`, atomically (see the module comment), and keep them as the
+    /// cached entries (taken, not copied: a copy of thousands of entries per change was most of a
+    /// gateway's memory churn while refreshing).
+    pub(crate) fn write(&self, entries: Entries<V>) -> anyhow::Result<()> {
         let path = &self.document.path;
         let dir = path.parent().context("a store file needs a parent folder")?;
         paths::create_private_dir(dir)?;
-        let layout = LayoutOut { version: VERSION, entries };
+        let layout = LayoutOut { version: VERSION, entries: &entries };
         let mut bytes = serde_json::to_vec_pretty(&layout).context("cannot encode the store")?;
         bytes.push(b'\n');
         paths::write_private_atomically(path, &bytes)?;
-        let written = fs::metadata(path).ok().map(|metadata| (Stamp::of(&metadata), Arc::new(entries.clone())));
+        drop(bytes);
+        let written = fs::metadata(path).ok().map(|metadata| (Stamp::of(&metadata), Arc::new(entries)));
         *self.document.cache.lock().expect("document cache lock") = written;
         Ok(())
     }

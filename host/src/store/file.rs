@@ -47,7 +47,7 @@ impl FileStore {
         let locked = self.document.lock()?;
         let mut entries = locked.read()?;
         entries.extend(values.into_iter().map(|(name, value)| (name.key(), FileEntry { name, value })));
-        locked.write(&entries)
+        locked.write(entries)
     }
 
     pub(crate) fn delete(&self, name: &Name) -> anyhow::Result<bool> {
@@ -56,11 +56,11 @@ impl FileStore {
         if entries.remove(&name.key()).is_none() {
             return Ok(false);
         }
-        locked.write(&entries)?;
+        locked.write(entries)?;
         Ok(true)
     }
 
     pub(crate) fn names(&self) -> anyhow::Result<Vec<Name>> {
-        Ok(self.document.read()?.into_values().map(|entry| entry.name).collect())
+        Ok(self.document.read()?.values().map(|entry| entry.name.clone()).collect())
     }
 }

@@ -100,7 +100,7 @@ impl KeyringStore {
         let mut names = locked.read()?;
         let added = names.insert(key.clone(), name.clone()).is_none();
         if added {
-            locked.write(&names)?;
+            locked.write(names.clone())?;
         }
         let Err(error) = entry.set_password(value.expose_secret()) else {
             return Ok(());
@@ -108,7 +108,7 @@ impl KeyringStore {
         let error = anyhow::Error::new(classify(error, "store", name));
         if added {
             names.remove(&key);
-            if let Err(undo) = locked.write(&names) {
+            if let Err(undo) = locked.write(names) {
                 return Err(error.context(format!(
                     "and {} still lists {name} without a value ({undo:#}); `latchkey secret rm` or a later set clears it",
                     self.index.path().display()
@@ -129,13 +129,13 @@ impl KeyringStore {
         let mut names = locked.read()?;
         let was_listed = names.remove(&name.key()).is_some();
         if was_listed {
-            locked.write(&names)?;
+            locked.write(names)?;
         }
         Ok(had_value || was_listed)
     }
 
     pub(crate) fn names(&self) -> anyhow::Result<Vec<Name>> {
-        Ok(self.index.read()?.into_values().collect())
+        Ok(self.index.read()?.values().cloned().collect())
     }
 }
 
