@@ -3,9 +3,10 @@
 //! glibc's malloc gives threads arenas of their own (up to eight per core) and keeps what is freed
 //! in them for later. A gateway runs for weeks and its peaks pass: a burst of sessions that end,
 //! the start of thousands of upstreams, or token refreshes that each rewrite a file store of
-//! thousands of credentials from a blocking thread. Without a limit, each thread's arena held its own copy of such a peak (10 000
-//! credentials: 435 MB resident after a few minutes of refreshes). So the gateway uses two arenas
-//! ([`limit_arenas`]), and hands free pages back ([`Freed`]) after memory was freed in bulk.
+//! thousands of credentials from a blocking thread. Without a limit, each thread's arena held its
+//! own copy of such a peak (10 000 credentials: 435 MB resident after a few minutes of
+//! refreshes). So the gateway uses two arenas ([`limit_arenas`]), and hands free pages back
+//! ([`Freed`]) after memory was freed in bulk.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

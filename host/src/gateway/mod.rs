@@ -196,6 +196,7 @@ impl Gateway {
 
     /// Start every upstream in the background, [`STARTS_AT_ONCE`] at a time, calling `failed`
     /// for each one that does not start (as it happens); the gateway serves the rest.
+    ///
     /// One task walks them all (a task per upstream, waiting its turn, cost ~1 KB each), and hands
     /// back what the starts freed (thousands of starts that failed leave ~15 MB in the heap).
     pub fn start_all(&self, failed: impl Fn(&str, &upstream::UpstreamError) + Clone + Send + 'static) {

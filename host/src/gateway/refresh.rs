@@ -143,9 +143,11 @@ struct Job {
 async fn schedule(tokens: Tokens, credentials: Credentials, mut watched: Vec<Watched>) {
     let mut due: BinaryHeap<Reverse<(Instant, usize)>> = (0..watched.len()).map(|index| Reverse((Instant::now(), index))).collect();
     let mut running = JoinSet::new();
-    // A refresh rewrites the store, which may hold thousands of credentials; the first checks of
-    // thousands of credentials, alongside the upstreams' starts, leave a peak behind too.
+    // A refresh rewrites the store, which may hold thousands of credentials; the first pass (as
+    // many steps as there are credentials, each one's first check), alongside the upstreams'
+    // starts, leaves a peak behind too. Later checks free little and ask for no trim.
     let freed = Freed::watch();
+    let mut first_checks_left = watched.len();
     loop {
         if running.is_empty() && due.is_empty() {
             return;
@@ -168,13 +170,17 @@ async fn schedule(tokens: Tokens, credentials: Credentials, mut watched: Vec<Wat
                         Step::Refresh { expires_at, planned_for } => refresh(&job, state, expires_at, planned_for).await,
                     }
                 };
-                (index, AssertUnwindSafe(run).catch_unwind().await.ok())
+                (index, matches!(step, Step::Refresh { .. }), AssertUnwindSafe(run).catch_unwind().await.ok())
             });
         }
         let next_due = due.peek().map(|Reverse((at, _))| *at).filter(|_| running.len() < IN_FLIGHT);
         tokio::select! {
-            Some(Ok((index, outcome))) = running.join_next() => {
-                freed.note();
+            Some(Ok((index, refreshed, outcome))) = running.join_next() => {
+                let first_pass_done = first_checks_left == 1;
+                first_checks_left = first_checks_left.saturating_sub(1);
+                if refreshed || first_pass_done {
+                    freed.note();
+                }
                 let entry = &mut watched[index];
                 let wait = match outcome {
                     Some((state, next, wait)) => {
