@@ -95,7 +95,7 @@ pub fn run(command: GatewayCommand) -> Result<(), Failure> {
         let naming = Naming { separator: (!no_prefix).then_some(separator) };
         let gateway = Gateway::new(engine, &servers, naming, Duration::from_secs(timeout))?;
         gateway.check_accounts().await?;
-        let containers = gateway.upstreams().any(|upstream| matches!(upstream.server.kind, crate::catalog::Kind::Image { .. }));
+        let containers = gateway.upstreams().any(|upstream| matches!(upstream.entry().kind, crate::catalog::Kind::Image { .. }));
         if containers && let Ok(docker) = gateway::container::connect().await {
             match gateway::container::remove_leftovers(&docker, &paths).await {
                 Ok(0) | Err(_) => {}

@@ -57,6 +57,7 @@ use rmcp::transport::common::http_header::HEADER_SESSION_ID;
 use rmcp::{ErrorData as McpError, Peer, RoleServer, ServerHandler};
 use tokio::sync::mpsc;
 
+use crate::catalog::{Catalog, Server};
 use crate::oauth::engine::Engine;
 use upstream::{Event, Upstream, UpstreamError};
 
@@ -89,16 +90,18 @@ impl Default for Naming {
     }
 }
 
-/// The catalog server a `--servers` entry names: `gmail`, or `gmail@work` for one of the user's
-/// accounts.
-fn select(catalog: &crate::catalog::Catalog, selector: &str) -> anyhow::Result<crate::catalog::Server> {
+/// The catalog server a `--servers` entry names, and the account it is served for: `gmail` (the
+/// entry's own `oauth.account`, if it names one), or `gmail@work` for one of the user's accounts.
+fn select<'a>(catalog: &'a Catalog, selector: &str) -> anyhow::Result<(&'a Server, Option<String>)> {
     match selector.split_once('@') {
         Some((name, account)) => {
             crate::store::validate_account_name(account)?;
-            Ok(catalog.server(name)?.for_account(Some(account.to_string())))
+            Ok((catalog.server(name)?, Some(account.to_string())))
         }
-        // The catalog entry's own `oauth.account`, if it names one.
-        None => Ok(catalog.server(selector)?.clone()),
+        None => {
+            let server = catalog.server(selector)?;
+            Ok((server, server.account.clone()))
+        }
     }
 }
 
@@ -126,13 +129,13 @@ impl Gateway {
     pub fn new(engine: Arc<Engine>, servers: &[String], naming: Naming, timeout: Duration) -> anyhow::Result<Gateway> {
         let (events, receiver) = mpsc::unbounded_channel::<(String, Event)>();
         let mut upstreams = BTreeMap::new();
-        let selected: Vec<crate::catalog::Server> = if servers.is_empty() {
-            engine.catalog().servers().cloned().collect()
+        let selected: Vec<(&Server, Option<String>)> = if servers.is_empty() {
+            engine.catalog().servers().map(|server| (server, server.account.clone())).collect()
         } else {
             servers.iter().map(|selector| select(engine.catalog(), selector)).collect::<anyhow::Result<_>>()?
         };
-        for server in &selected {
-            let name = server.served_name();
+        for (server, account) in &selected {
+            let name = server.served_name_for(account.as_deref());
             if let Some(separator) = naming.separator.as_deref().filter(|separator| separator.is_empty() || name.contains(*separator)) {
                 anyhow::bail!(
                     "server `{name}` contains the separator `{separator}`, so the names of its tools would be ambiguous; run the \
@@ -140,12 +143,15 @@ impl Gateway {
                 );
             }
         }
-        for server in selected {
-            let name = server.served_name();
+        // One copy of each catalog entry, whatever the number of accounts it is served for.
+        let mut entries: HashMap<&str, Arc<Server>> = HashMap::new();
+        for (server, account) in selected {
+            let name = server.served_name_for(account.as_deref());
             if upstreams.contains_key(&name) {
                 anyhow::bail!("`{name}` is named twice in --servers; name each server (and account) once");
             }
-            upstreams.insert(name, Upstream::new(server, engine.clone(), events.clone(), timeout));
+            let entry = entries.entry(server.name.as_str()).or_insert_with(|| Arc::new(server.clone())).clone();
+            upstreams.insert(name, Upstream::new(entry, account, engine.clone(), events.clone(), timeout));
         }
         let gateway = Gateway {
             inner: Arc::new(Inner {
@@ -164,13 +170,13 @@ impl Gateway {
     /// Each server served for an account other than the default, checked against the accounts
     /// signed in: a misspelt account would otherwise run a server with no credential.
     pub async fn check_accounts(&self) -> anyhow::Result<()> {
-        if self.upstreams().all(|upstream| upstream.server.account.is_none()) {
+        if self.upstreams().all(|upstream| upstream.account().is_none()) {
             return Ok(());
         }
         let signed_in = self.inner.engine.accounts().await?;
         for upstream in self.upstreams() {
-            let Some(account) = &upstream.server.account else { continue };
-            let server = &upstream.server.name;
+            let Some(account) = upstream.account() else { continue };
+            let server = &upstream.entry().name;
             let known = signed_in.get(server);
             if !known.is_some_and(|known| known.contains(account)) {
                 let listed = match known {

@@ -89,10 +89,10 @@ const IN_FLIGHT: usize = 32;
 /// refreshed.
 pub fn spawn(gateway: &Gateway) -> Credentials {
     let credentials = Credentials::default();
-    let watched: Vec<Watched> = gateway
+    let mut watched: Vec<Watched> = gateway
         .upstreams()
         .flat_map(|upstream| {
-            upstream.server.bindings().into_iter().map(move |binding| Watched {
+            upstream.server().bindings().into_iter().map(move |binding| Watched {
                 binding,
                 upstream: upstream.clone(),
                 state: State::default(),
@@ -100,6 +100,9 @@ pub fn spawn(gateway: &Gateway) -> Credentials {
             })
         })
         .collect();
+    // Collected without knowing how many there are, so grown by doubling: kept for good, the
+    // spare room would be up to half as much again.
+    watched.shrink_to_fit();
     tokio::spawn(schedule(gateway.engine().tokens(), credentials.clone(), watched));
     credentials
 }

@@ -23,6 +23,7 @@
 //! cut it short. A server that a list had to leave out announces itself with list-changed
 //! notifications once it is up.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
@@ -102,18 +103,9 @@ type RemoteClient = Remote<Handler, CatalogCredential>;
 
 enum State {
     Stopped,
-    /// `generation` tells this run from later ones, so that a failure seen on an old connection
-    /// never stops a newer one; `remote` is set for a remote server.
-    Running {
-        /// A local server's processes; first, so that they end before the connection is dropped.
-        tree: Option<ProcessTree>,
-        service: RunningService<RoleClient, Handler>,
-        /// A server on stdio (a local process or a container): the hot path to it.
-        relay: Option<Relay>,
-        remote: Option<Arc<RemoteClient>>,
-        stale: bool,
-        generation: u64,
-    },
+    /// Boxed, so that an upstream that is not running (thousands that have not started, or
+    /// failed to) holds only the small variants.
+    Running(Box<Running>),
     /// The last start failed; the next is tried from `retry_at` on.
     Failed {
         /// Shared with [`Health::error`]: thousands of servers that cannot start hold it once each.
@@ -124,22 +116,41 @@ enum State {
 }
 
 /// A started server.
-struct Launched {
-    service: RunningService<RoleClient, Handler>,
-    relay: Option<Relay>,
-    /// Remote servers.
-    remote: Option<Arc<RemoteClient>>,
-    /// Local servers.
+struct Running {
+    /// A local server's processes; first, so that they end before the connection is dropped.
     tree: Option<ProcessTree>,
+    service: RunningService<RoleClient, Handler>,
+    /// A server on stdio (a local process or a container): the hot path to it.
+    relay: Option<Relay>,
+    /// A remote server's client.
+    remote: Option<Arc<RemoteClient>>,
+    /// Its credentials changed: restart (or reconnect) before the next request.
+    stale: bool,
+    /// Tells this run from later ones, so that a failure seen on an old connection never stops
+    /// a newer one.
+    generation: u64,
+}
+
+impl Running {
+    /// Whether requests can go out through it now.
+    fn current(&self) -> bool {
+        !self.stale && !self.service.is_closed()
+    }
 }
 
 impl State {
     /// End a running server: its processes first, then its connection.
     async fn stop(self) {
-        if let State::Running { tree, service, .. } = self {
+        if let State::Running(running) = self {
+            let Running { tree, service, .. } = *running;
             drop(tree);
             let _ = service.cancel().await;
         }
+    }
+
+    /// Whether it is run `generation`.
+    fn is_run(&self, generation: u64) -> bool {
+        matches!(self, State::Running(running) if running.generation == generation)
     }
 }
 
@@ -165,7 +176,11 @@ pub struct Health {
 }
 
 pub struct Upstream {
-    pub server: Server,
+    /// The catalog entry, shared by every account it is served for: a server served for a
+    /// hundred accounts holds one entry, not a hundred copies (see [`Upstream::server`]).
+    entry: Arc<Server>,
+    /// The account it is served for; `None`: the default one.
+    account: Option<String>,
     /// [`Server::served_name`].
     name: String,
     engine: Arc<Engine>,
@@ -197,10 +212,13 @@ pub enum UpstreamError {
 }
 
 impl Upstream {
-    pub fn new(server: Server, engine: Arc<Engine>, events: Events, timeout: Duration) -> Arc<Upstream> {
+    /// The upstream of catalog `entry` served for `account` (the entry's own, or one that
+    /// `--servers gmail@work` names).
+    pub fn new(entry: Arc<Server>, account: Option<String>, engine: Arc<Engine>, events: Events, timeout: Duration) -> Arc<Upstream> {
         Arc::new(Upstream {
-            name: server.served_name(),
-            server,
+            name: entry.served_name_for(account.as_deref()),
+            entry,
+            account,
             engine,
             events,
             timeout,
@@ -217,6 +235,27 @@ impl Upstream {
         &self.name
     }
 
+    /// The catalog entry as the catalog has it: its name and kind are the upstream's.
+    pub fn entry(&self) -> &Server {
+        &self.entry
+    }
+
+    /// The account it is served for; `None`: the default one.
+    pub fn account(&self) -> Option<&str> {
+        self.account.as_deref()
+    }
+
+    /// The catalog entry served for the upstream's account, as the pipeline takes it (its
+    /// bindings, secrets and tokens are the account's): the entry itself for the entry's own
+    /// account, else a copy made for the moment (a start, a sign-in) and not kept.
+    pub fn server(&self) -> Cow<'_, Server> {
+        if self.entry.account == self.account {
+            Cow::Borrowed(&self.entry)
+        } else {
+            Cow::Owned(self.entry.for_account(self.account.clone()))
+        }
+    }
+
     pub fn health(&self) -> Health {
         self.health.lock().expect("health lock").clone()
     }
@@ -231,7 +270,7 @@ impl Upstream {
     /// could not start (say, for want of a token) is tried again at once.
     pub async fn credentials_changed(&self) {
         match &mut *self.state.write().await {
-            State::Running { stale, .. } => *stale = true,
+            State::Running(running) => running.stale = true,
             State::Failed { retry_at, .. } => *retry_at = Instant::now(),
             State::Stopped => {}
         }
@@ -310,8 +349,8 @@ impl Upstream {
     /// of `protocol_version` as they are.
     pub(super) fn relays_now(&self, protocol_version: &ProtocolVersion) -> bool {
         self.state.try_read().is_ok_and(|state| {
-            matches!(&*state, State::Running { relay: Some(relay), service, stale: false, .. }
-                if !service.is_closed() && relay.answers_fit(protocol_version))
+            matches!(&*state, State::Running(running)
+                if running.current() && running.relay.as_ref().is_some_and(|relay| relay.answers_fit(protocol_version)))
         })
     }
 
@@ -375,7 +414,7 @@ impl Upstream {
     /// `/health` says what to run and calls fail at once.
     async fn refused(&self, generation: u64, reason: &str) {
         let mut state = self.state.write().await;
-        if !matches!(&*state, State::Running { generation: current, .. } if *current == generation) {
+        if !state.is_run(generation) {
             return;
         }
         std::mem::replace(&mut *state, State::Stopped).stop().await;
@@ -390,7 +429,7 @@ impl Upstream {
     async fn crashed(self: &Arc<Self>, generation: u64, error: &ServiceError) {
         {
             let mut state = self.state.write().await;
-            if !matches!(&*state, State::Running { generation: current, .. } if *current == generation) {
+            if !state.is_run(generation) {
                 return;
             }
             *state = State::Stopped;
@@ -413,9 +452,9 @@ impl Upstream {
             {
                 let state = self.state.read().await;
                 match &*state {
-                    State::Running { service, relay, remote, stale: false, generation, .. } if !service.is_closed() => {
-                        let link = Link { peer: service.peer().clone(), relay: relay.clone() };
-                        let (remote, generation) = (remote.clone(), *generation);
+                    State::Running(running) if running.current() => {
+                        let link = Link { peer: running.service.peer().clone(), relay: running.relay.clone() };
+                        let (remote, generation) = (running.remote.clone(), running.generation);
                         return Ok((state, link, remote, generation));
                     }
                     State::Failed { reason, retry_at, .. } if Instant::now() < *retry_at => {
@@ -434,7 +473,7 @@ impl Upstream {
     async fn restart(&self) -> Result<(), UpstreamError> {
         let mut state = self.state.write().await;
         let failures = match &*state {
-            State::Running { service, stale: false, .. } if !service.is_closed() => return Ok(()),
+            State::Running(running) if running.current() => return Ok(()),
             State::Failed { reason, retry_at, .. } if Instant::now() < *retry_at => {
                 return Err(UpstreamError::Start { server: self.name().to_string(), reason: reason.to_string() });
             }
@@ -444,10 +483,10 @@ impl Upstream {
         // Calls in flight held the read lock, so none is cut off here.
         std::mem::replace(&mut *state, State::Stopped).stop().await;
         self.set_health("starting", None);
-        let reason = match tokio::time::timeout(self.timeout, self.launch()).await {
-            Ok(Ok(Launched { service, relay, remote, tree })) => {
-                let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
-                *state = State::Running { tree, service, relay, remote, stale: false, generation };
+        let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
+        let reason = match tokio::time::timeout(self.timeout, self.launch(generation)).await {
+            Ok(Ok(running)) => {
+                *state = State::Running(Box::new(running));
                 self.refused_credential.store(false, Ordering::Relaxed);
                 self.set_health("running", None);
                 if self.left_out.swap(false, Ordering::Relaxed) {
@@ -472,12 +511,14 @@ impl Upstream {
         Handler { server: self.name().to_string(), events: self.events.clone() }
     }
 
-    async fn launch(&self) -> Result<Launched, String> {
+    /// Start the server as run `generation`.
+    async fn launch(&self, generation: u64) -> Result<Running, String> {
         let handler = self.handler();
-        match &self.server.kind {
+        let server = self.server();
+        match &server.kind {
             Kind::Command { inherit_env, .. } => {
-                let resolved = self.resolved()?;
-                let env = inject::secret_env(&self.engine, &self.server).await.map_err(|e| format!("{e:#}"))?;
+                let resolved = self.resolved(&server)?;
+                let env = inject::secret_env(&self.engine, &server).await.map_err(|e| format!("{e:#}"))?;
                 let Some((program, arguments)) = resolved.command.split_first().filter(|(program, _)| !program.is_empty()) else {
                     return Err("its `command` names no program once its settings are filled in; check `latchkey config ls`".into());
                 };
@@ -493,12 +534,12 @@ impl Upstream {
                 // flight: closing stdin is not enough for a server that is busy.
                 let (tree, stdout, stdin) = process_tree::spawn(process).map_err(|e| format!("cannot run `{program}`: {e}"))?;
                 let (service, relay) = serve_relayed(handler, stdout, stdin).await?;
-                Ok(Launched { service, relay: Some(relay), remote: None, tree: Some(tree) })
+                Ok(Running { tree: Some(tree), service, relay: Some(relay), remote: None, stale: false, generation })
             }
             Kind::Remote { remote } => {
                 let url = Url::parse(remote.url.as_str()).map_err(|e| format!("its URL `{}` is not valid: {e}", remote.url.as_str()))?;
-                let headers = inject::remote_headers(&self.engine, &self.server, remote).await.map_err(|e| format!("{e:#}"))?;
-                let credential = CatalogCredential::load(&self.engine, &self.server).await.map_err(|e| format!("{e:#}"))?;
+                let headers = inject::remote_headers(&self.engine, &server, remote).await.map_err(|e| format!("{e:#}"))?;
+                let credential = CatalogCredential::load(&self.engine, &server).await.map_err(|e| format!("{e:#}"))?;
                 let client = Remote::new(&url, handler, ClientLifecycleMode::Initialize, Arc::new(credential))
                     .map_err(|e| format!("{e:#}"))?
                     .with_headers(headers);
@@ -508,25 +549,24 @@ impl Upstream {
                     }
                     format!("{error:#}")
                 })?;
-                Ok(Launched { service, relay: None, remote: Some(Arc::new(client)), tree: None })
+                Ok(Running { tree: None, service, relay: None, remote: Some(Arc::new(client)), stale: false, generation })
             }
             Kind::Image { image, .. } => {
-                let resolved = self.resolved()?;
-                let env = inject::secret_env(&self.engine, &self.server).await.map_err(|e| format!("{e:#}"))?;
-                let (stdout, stdin) = super::container::start(&self.server, image, &resolved, &env, self.engine.paths())
-                    .await
-                    .map_err(|e| format!("{e:#}"))?;
+                let resolved = self.resolved(&server)?;
+                let env = inject::secret_env(&self.engine, &server).await.map_err(|e| format!("{e:#}"))?;
+                let (stdout, stdin) =
+                    super::container::start(&server, image, &resolved, &env, self.engine.paths()).await.map_err(|e| format!("{e:#}"))?;
                 let (service, relay) = serve_relayed(handler, stdout, stdin).await?;
-                Ok(Launched { service, relay: Some(relay), remote: None, tree: None })
+                Ok(Running { tree: None, service, relay: Some(relay), remote: None, stale: false, generation })
             }
-            Kind::Poci { .. } => Err(self.server.kind.refusal(self.name()).unwrap_or_default()),
+            Kind::Poci { .. } => Err(server.kind.refusal(self.name()).unwrap_or_default()),
         }
     }
 
     /// The entry's `env` and `command` with its settings (`latchkey config set`) filled in.
-    fn resolved(&self) -> Result<Resolved, String> {
+    fn resolved(&self, server: &Server) -> Result<Resolved, String> {
         let values = ValueFile::new(self.engine.paths()).read().map_err(|e| format!("{e:#}"))?;
-        config::resolve(&self.server, &values)
+        config::resolve(server, &values)
     }
 }
 

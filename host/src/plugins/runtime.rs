@@ -103,11 +103,11 @@ impl Runtime {
     }
 
     /// [`Runtime::prepare`] for `bytes` whose SHA-256 is known already (a built-in's): with its
-    /// compiled code in the cache, the bytes are not read beyond their header.
+    /// compiled code in the cache, the bytes are not read at all, so a built-in's embedded bytes
+    /// stay out of memory (the kernel maps a binary's pages as they are first read).
     pub fn prepare_hashed(&self, origin: &Origin, bytes: &[u8], sha256: String) -> Result<Prepared, PluginError> {
         let fail = |problem| PluginError::new(origin, problem);
-        check_header(bytes).map_err(fail)?;
-        let (component, from_cache) = self.compile(&sha256, bytes).map_err(|e| fail(Problem::Invalid(e)))?;
+        let (component, from_cache) = self.compile(&sha256, bytes).map_err(fail)?;
         let contract = check_exports(&self.engine, &component).map_err(fail)?;
         check_imports(&self.engine, &component).map_err(fail)?;
         let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| fail(Problem::Invalid(format!("{e:#}"))))?;
@@ -129,13 +129,16 @@ impl Runtime {
         Ok(Prepared { pre, contract, hooks, sha256, from_cache })
     }
 
-    fn compile(&self, sha256: &str, bytes: &[u8]) -> Result<(Component, bool), String> {
+    /// The compiled component: from the cache (whose code was compiled from these very bytes,
+    /// checked then), else checked and compiled now.
+    fn compile(&self, sha256: &str, bytes: &[u8]) -> Result<(Component, bool), Problem> {
         if let Some(cache) = &self.cache
             && let Some(component) = cache.load(&self.engine, sha256)
         {
             return Ok((component, true));
         }
-        let component = Component::new(&self.engine, bytes).map_err(|e| format!("{e:#}"))?;
+        check_header(bytes)?;
+        let component = Component::new(&self.engine, bytes).map_err(|e| Problem::Invalid(format!("{e:#}")))?;
         if let Some(cache) = &self.cache {
             // A cache that cannot be written only costs speed; the component still loads.
             if let Err(error) = cache.store(sha256, &component) {
