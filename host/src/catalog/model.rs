@@ -147,14 +147,9 @@ impl Server {
         Server { account, ..self.clone() }
     }
 
-    /// The name the gateway serves it under: the catalog's, with `-<account>` for an account
-    /// other than the default (tool names allow no `@`).
-    pub fn served_name(&self) -> String {
-        self.served_name_for(self.account.as_deref())
-    }
-
-    /// [`Server::served_name`] when served for `account`.
-    pub fn served_name_for(&self, account: Option<&str>) -> String {
+    /// The name the gateway serves it under for `account`: the catalog's, with `-<account>` for an
+    /// account other than the default (tool names allow no `@`).
+    pub fn served_name(&self, account: Option<&str>) -> String {
         match account {
             Some(account) => format!("{}-{}", self.name, account.replace(['@', '+'], "-")),
             None => self.name.clone(),

@@ -731,7 +731,7 @@ fn an_entry_names_the_account_it_uses_and_a_bad_name_is_a_problem() {
     let entry = |account: &str| oauth_entry(&format!("      account: \"{account}\"\n"), "");
     let servers = servers(&entry("work"));
     assert_eq!(servers[0].account.as_deref(), Some("work"));
-    assert_eq!(servers[0].served_name(), "mail-work");
+    assert_eq!(servers[0].served_name(servers[0].account.as_deref()), "mail-work");
     assert_eq!(servers[0].bindings()[0].account.as_deref(), Some("work"), "its credential is the account's");
     let (line, _, message) = problem(&entry("two words"));
     assert_eq!(line, 7);

@@ -135,7 +135,7 @@ impl Gateway {
             servers.iter().map(|selector| select(engine.catalog(), selector)).collect::<anyhow::Result<_>>()?
         };
         for (server, account) in &selected {
-            let name = server.served_name_for(account.as_deref());
+            let name = server.served_name(account.as_deref());
             if let Some(separator) = naming.separator.as_deref().filter(|separator| separator.is_empty() || name.contains(*separator)) {
                 anyhow::bail!(
                     "server `{name}` contains the separator `{separator}`, so the names of its tools would be ambiguous; run the \
@@ -146,7 +146,7 @@ impl Gateway {
         // One copy of each catalog entry, whatever the number of accounts it is served for.
         let mut entries: HashMap<&str, Arc<Server>> = HashMap::new();
         for (server, account) in selected {
-            let name = server.served_name_for(account.as_deref());
+            let name = server.served_name(account.as_deref());
             if upstreams.contains_key(&name) {
                 anyhow::bail!("`{name}` is named twice in --servers; name each server (and account) once");
             }

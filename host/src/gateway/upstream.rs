@@ -216,7 +216,7 @@ impl Upstream {
     /// `--servers gmail@work` names).
     pub fn new(entry: Arc<Server>, account: Option<String>, engine: Arc<Engine>, events: Events, timeout: Duration) -> Arc<Upstream> {
         Arc::new(Upstream {
-            name: entry.served_name_for(account.as_deref()),
+            name: entry.served_name(account.as_deref()),
             entry,
             account,
             engine,
