@@ -109,12 +109,71 @@ pub fn write_atomically(path: &Path, bytes: &[u8], permissions: Option<fs::Permi
     if let Some(permissions) = permissions {
         temp.as_file().set_permissions(permissions).with_context(|| format!("cannot set the permissions of {}", path.display()))?;
     }
-    temp.persist(path).map_err(|e| e.error).with_context(|| format!("cannot replace {}", path.display()))?;
+    // Kept (on Windows: no longer marked temporary, which would spare it the disk) and renamed with
+    // the standard library, which uses POSIX rename semantics where Windows has them.
+    let temp = temp.into_temp_path().keep().with_context(|| format!("cannot write {}", path.display()))?;
+    if let Err(error) = replace(&temp, path) {
+        let _ = fs::remove_file(&temp);
+        return Err(error);
+    }
     #[cfg(unix)]
     if let Ok(folder) = fs::File::open(dir) {
         let _ = folder.sync_all();
     }
     Ok(())
+}
+
+/// How long a replace waits for the programs that have the file open to close it (Windows).
+#[cfg(windows)]
+const OPEN_ELSEWHERE_WAIT: Duration = Duration::from_secs(5);
+
+/// Rename `from` over `to`.
+///
+/// On Windows a file that is open cannot always be replaced: without POSIX rename semantics (older
+/// Windows, some file systems, Wine) any handle on it refuses the rename, even a reader's that
+/// only takes the file's size and times or shares deletion. Readers of latchkey's files hold them
+/// for milliseconds (another thread checking the store's stamp, `latchkey auth status` reading
+/// it), so the rename is tried again for a while, as npm's graceful-fs does on Windows, rather
+/// than fail a write such as a refreshed token's.
+#[cfg(windows)]
+fn replace(from: &Path, to: &Path) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match fs::rename(from, to) {
+            Err(error) if open_elsewhere(&error) && started.elapsed() < OPEN_ELSEWHERE_WAIT => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            Err(error) if open_elsewhere(&error) => {
+                return Err(error).with_context(|| {
+                    format!(
+                        "cannot replace {0}: Windows refused for {1} s, because another program has it open (an \
+                         editor, a backup or antivirus scan) or it is read-only; close that program or clear the \
+                         attribute (`attrib -r {0}`), and try again",
+                        to.display(),
+                        OPEN_ELSEWHERE_WAIT.as_secs()
+                    )
+                });
+            }
+            renamed => return renamed.with_context(|| format!("cannot replace {}", to.display())),
+        }
+    }
+}
+
+/// Rename `from` over `to`.
+#[cfg(not(windows))]
+fn replace(from: &Path, to: &Path) -> anyhow::Result<()> {
+    fs::rename(from, to).with_context(|| format!("cannot replace {}", to.display()))
+}
+
+/// Whether a rename failed because the file is open somewhere (access denied, sharing or lock
+/// violation), rather than for good. A read-only file is refused with the same error: it is
+/// waited for too, and named in the advice when the wait ends.
+#[cfg(windows)]
+fn open_elsewhere(error: &std::io::Error) -> bool {
+    use windows_sys::Win32::Foundation::{ERROR_ACCESS_DENIED, ERROR_LOCK_VIOLATION, ERROR_SHARING_VIOLATION};
+    error.raw_os_error().is_some_and(|code| [ERROR_ACCESS_DENIED, ERROR_SHARING_VIOLATION, ERROR_LOCK_VIOLATION].contains(&(code as u32)))
 }
 
 /// Remove the temporary files in `dir` that no write will finish: those whose writer (the process
@@ -225,6 +284,24 @@ mod tests {
         let mut expected = vec![own.clone(), ".latchkey".into(), "notes.latchkey-1-x".into(), ".editor-swap".into(), "secrets.json".into()];
         expected.sort();
         assert_eq!(left, expected);
+    }
+
+    /// A reader that has the file open when it is replaced (another thread checking its stamp,
+    /// another process reading it) does not fail the write. On Windows without POSIX rename
+    /// semantics, as under Wine, the rename waits for the reader to close it.
+    #[test]
+    fn a_file_open_for_reading_is_replaced_once_the_reader_closes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secrets.json");
+        write_private_atomically(&path, b"old").unwrap();
+        let reader = fs::File::open(&path).unwrap();
+        let closed = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            drop(reader);
+        });
+        write_private_atomically(&path, b"new").unwrap();
+        closed.join().unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"new");
     }
 
     /// On Windows a private folder and the private files in it grant the current user alone, and
