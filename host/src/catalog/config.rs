@@ -27,7 +27,6 @@
 //! shape Docker's volume mounts, which latchkey does not make, and stop the start with that said.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -48,27 +47,22 @@ impl ValueFile {
         ValueFile(Document::new(paths.config_dir.join("config.json"), &paths.config_dir.join("locks")))
     }
 
-    pub fn read(&self) -> anyhow::Result<Arc<Values>> {
-        self.0.read()
+    pub fn read(&self) -> anyhow::Result<Values> {
+        self.0.read(Values::clone)
     }
 
     /// Store `value` for `setting`, replacing an earlier one.
     pub fn set(&self, setting: &str, value: Value) -> anyhow::Result<()> {
-        let locked = self.0.lock()?;
-        let mut values = locked.read()?;
-        values.insert(setting.to_string(), value);
-        locked.write(values)
+        self.0.lock()?.change(|values| {
+            values.insert(setting.to_string(), value);
+            true
+        })?;
+        Ok(())
     }
 
     /// Forget `setting`; `false` when it had no value.
     pub fn remove(&self, setting: &str) -> anyhow::Result<bool> {
-        let locked = self.0.lock()?;
-        let mut values = locked.read()?;
-        let removed = values.remove(setting).is_some();
-        if removed {
-            locked.write(values)?;
-        }
-        Ok(removed)
+        self.0.lock()?.change(|values| values.remove(setting).is_some())
     }
 }
 

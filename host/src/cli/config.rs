@@ -76,7 +76,7 @@ fn read_value(setting: &str) -> anyhow::Result<String> {
 
 fn list(paths: &Paths, values: &ValueFile, as_json: bool) -> Result<(), Failure> {
     let catalog = Catalog::load(paths)?;
-    let listed = config::list(catalog.servers(), &*values.read()?);
+    let listed = config::list(catalog.servers(), &values.read()?);
     if as_json {
         output::json(&json!({ "settings": listed }));
         return Ok(());

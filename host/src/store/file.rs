@@ -44,23 +44,18 @@ impl FileStore {
 
     /// Set every entry of `values` in one write of the file.
     pub(crate) fn set_all(&self, values: impl IntoIterator<Item = (Name, SecretString)>) -> anyhow::Result<()> {
-        let locked = self.document.lock()?;
-        let mut entries = locked.read()?;
-        entries.extend(values.into_iter().map(|(name, value)| (name.key(), FileEntry { name, value })));
-        locked.write(entries)
+        self.document.lock()?.change(|entries| {
+            entries.extend(values.into_iter().map(|(name, value)| (name.key(), FileEntry { name, value })));
+            true
+        })?;
+        Ok(())
     }
 
     pub(crate) fn delete(&self, name: &Name) -> anyhow::Result<bool> {
-        let locked = self.document.lock()?;
-        let mut entries = locked.read()?;
-        if entries.remove(&name.key()).is_none() {
-            return Ok(false);
-        }
-        locked.write(entries)?;
-        Ok(true)
+        self.document.lock()?.change(|entries| entries.remove(&name.key()).is_some())
     }
 
     pub(crate) fn names(&self) -> anyhow::Result<Vec<Name>> {
-        Ok(self.document.read()?.values().map(|entry| entry.name.clone()).collect())
+        self.document.read(|entries| entries.values().map(|entry| entry.name.clone()).collect())
     }
 }

@@ -97,23 +97,16 @@ impl KeyringStore {
         let entry = self.entry(name, "store")?;
         let key = name.key();
         let locked = self.index.lock()?;
-        let mut names = locked.read()?;
-        let added = names.insert(key.clone(), name.clone()).is_none();
-        if added {
-            locked.write(names.clone())?;
-        }
+        let added = locked.change(|names| names.insert(key.clone(), name.clone()).is_none())?;
         let Err(error) = entry.set_password(value.expose_secret()) else {
             return Ok(());
         };
         let error = anyhow::Error::new(classify(error, "store", name));
-        if added {
-            names.remove(&key);
-            if let Err(undo) = locked.write(names) {
-                return Err(error.context(format!(
-                    "and {} still lists {name} without a value ({undo:#}); `latchkey secret rm` or a later set clears it",
-                    self.index.path().display()
-                )));
-            }
+        if added && let Err(undo) = locked.change(|names| names.remove(&key).is_some()) {
+            return Err(error.context(format!(
+                "and {} still lists {name} without a value ({undo:#}); `latchkey secret rm` or a later set clears it",
+                self.index.path().display()
+            )));
         }
         Err(error)
     }
@@ -126,16 +119,12 @@ impl KeyringStore {
             Err(Error::NoEntry) => false,
             Err(error) => return Err(classify(error, "remove", name).into()),
         };
-        let mut names = locked.read()?;
-        let was_listed = names.remove(&name.key()).is_some();
-        if was_listed {
-            locked.write(names)?;
-        }
+        let was_listed = locked.change(|names| names.remove(&name.key()).is_some())?;
         Ok(had_value || was_listed)
     }
 
     pub(crate) fn names(&self) -> anyhow::Result<Vec<Name>> {
-        Ok(self.index.read()?.values().cloned().collect())
+        self.index.read(|names| names.values().cloned().collect())
     }
 }
 
