@@ -68,13 +68,6 @@ struct Cached<V> {
     writing: bool,
 }
 
-impl<V> Cached<V> {
-    /// Whether these are the entries of the file stamped `stamp`.
-    fn current(&self, stamp: &Option<Stamp>) -> bool {
-        self.writing || self.stamp == *stamp
-    }
-}
-
 /// What tells one version of a file from another: a replaced file is a new file (identity and
 /// change time), and a rewritten one has a new size or modification time.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -128,7 +121,7 @@ impl<V: Serialize + DeserializeOwned + Clone> Document<V> {
         // entries; a stale cache is parsed once, by the first reader, and the others wait for it
         // rather than parse too.
         let mut cache = self.cache.lock().expect("document cache lock");
-        let cached = self.current(&mut cache, self.stamp()?)?;
+        let cached = self.current(&mut cache)?;
         Ok(look(&cached.entries))
     }
 
@@ -137,11 +130,17 @@ impl<V: Serialize + DeserializeOwned + Clone> Document<V> {
         self.read(|entries| entries.get(key).cloned())
     }
 
-    /// The kept entries, read again first unless they came from the file stamped `stamp`
-    /// (stamped before the read: a file replaced in between is read again next time).
-    fn current<'a>(&self, cache: &'a mut Option<Cached<V>>, stamp: Option<Stamp>) -> anyhow::Result<&'a mut Cached<V>> {
+    /// The kept entries, read again first unless they came from the file as it is now (stamped
+    /// before the read: a file replaced in between is read again next time).
+    fn current<'a>(&self, cache: &'a mut Option<Cached<V>>) -> anyhow::Result<&'a mut Cached<V>> {
+        let stamp = match cache {
+            // This process is writing the file: its entries are the ones to read, and the file is
+            // not looked at (on Windows a look holds a handle, which holds up the write's rename).
+            Some(cached) if cached.writing => cached.stamp.clone(),
+            _ => self.stamp()?,
+        };
         let cached = match cache.take() {
-            Some(cached) if cached.current(&stamp) => cached,
+            Some(cached) if cached.stamp == stamp => cached,
             _ => Cached { entries: if stamp.is_some() { self.parse()? } else { Entries::new() }, stamp, writing: false },
         };
         Ok(cache.insert(cached))
@@ -214,7 +213,7 @@ impl<V: Serialize + DeserializeOwned + Clone> Locked<'_, V> {
         let document = self.document;
         let encoded = {
             let mut cache = document.cache.lock().expect("document cache lock");
-            let cached = document.current(&mut cache, document.stamp()?)?;
+            let cached = document.current(&mut cache)?;
             if !change(&mut cached.entries) {
                 return Ok(false);
             }
