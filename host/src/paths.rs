@@ -89,9 +89,24 @@ pub fn write_private_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()>
     write_atomically(path, bytes, None)
 }
 
+/// [`write_private_atomically`], with the contents written by `write` (buffered), for a file too
+/// large to hold twice in memory: a store of thousands of credentials is copied from the old file
+/// to the new one. An error from `write` leaves the file as it was.
+pub fn write_private_atomically_with(path: &Path, write: impl FnOnce(&mut dyn Write) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    write_atomically_with(path, None, write)
+}
+
 /// [`write_private_atomically`], with `permissions` for the new file instead of the private
 /// default (a file someone else's program owns keeps the mode it had).
 pub fn write_atomically(path: &Path, bytes: &[u8], permissions: Option<fs::Permissions>) -> anyhow::Result<()> {
+    write_atomically_with(path, permissions, |file| file.write_all(bytes).with_context(|| format!("cannot write {}", path.display())))
+}
+
+fn write_atomically_with(
+    path: &Path,
+    permissions: Option<fs::Permissions>,
+    write: impl FnOnce(&mut dyn Write) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let dir = path.parent().context("a file to write needs a parent folder")?;
     remove_stale_temporaries(dir);
     let mut temp = tempfile::Builder::new()
@@ -105,7 +120,11 @@ pub fn write_atomically(path: &Path, bytes: &[u8], permissions: Option<fs::Permi
         owner_only::restrict_to_current_user(temp.path(), false)
             .with_context(|| format!("cannot make {} private (an access list for you alone)", temp.path().display()))?;
     }
-    temp.write_all(bytes).and_then(|_| temp.as_file().sync_all()).with_context(|| format!("cannot write {}", path.display()))?;
+    let mut buffered = std::io::BufWriter::with_capacity(64 << 10, temp.as_file_mut());
+    write(&mut buffered)?;
+    buffered.flush().with_context(|| format!("cannot write {}", path.display()))?;
+    drop(buffered);
+    temp.as_file().sync_all().with_context(|| format!("cannot write {}", path.display()))?;
     if let Some(permissions) = permissions {
         temp.as_file().set_permissions(permissions).with_context(|| format!("cannot set the permissions of {}", path.display()))?;
     }

@@ -48,7 +48,7 @@ impl ValueFile {
     }
 
     pub fn read(&self) -> anyhow::Result<Values> {
-        self.0.read(Values::clone)
+        self.0.entries_as()
     }
 
     /// Store `value` for `setting`, replacing an earlier one.
@@ -62,7 +62,7 @@ impl ValueFile {
 
     /// Forget `setting`; `false` when it had no value.
     pub fn remove(&self, setting: &str) -> anyhow::Result<bool> {
-        self.0.lock()?.change(|values| values.remove(setting).is_some())
+        self.0.lock()?.change(|values| values.remove(setting))
     }
 }
 

@@ -29,7 +29,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::Gateway;
-use super::refresh::{CredentialHealth, Credentials};
+use super::refresh::Credentials;
 use super::relayed::{Message, Relayed};
 use super::sessions::{Limits, Sessions};
 use super::upstream::Health;
@@ -320,7 +320,7 @@ struct HealthState {
 struct HealthReport<'a> {
     status: &'static str,
     upstreams: BTreeMap<&'a str, Health>,
-    credentials: BTreeMap<String, CredentialHealth>,
+    credentials: &'a Credentials,
     sessions: SessionsReport,
 }
 
@@ -334,14 +334,12 @@ struct SessionsReport {
 
 async fn health(State(HealthState { gateway, credentials, sessions }): State<HealthState>) -> Response {
     let upstreams: BTreeMap<&str, Health> = gateway.upstreams().map(|upstream| (upstream.name(), upstream.health())).collect();
-    let credentials = credentials.snapshot();
-    let degraded = upstreams.values().any(|health| health.state == "failed")
-        || credentials.values().any(|credential| matches!(credential.state, "needs-reauthorization" | "not-authorized" | "error"));
+    let degraded = upstreams.values().any(|health| health.state == "failed") || credentials.any_unusable();
     let limits = sessions.limits();
     axum::Json(HealthReport {
         status: if degraded { "degraded" } else { "ok" },
         upstreams,
-        credentials,
+        credentials: &credentials,
         sessions: SessionsReport {
             open: sessions.open(),
             max: limits.max_sessions,

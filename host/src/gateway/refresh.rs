@@ -15,7 +15,7 @@
 //! periodically, so authorizing while the gateway runs is picked up without a restart.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BinaryHeap;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -38,43 +38,82 @@ const RECHECK: Duration = Duration::from_secs(30);
 const NO_EXPIRY_RECHECK: Duration = Duration::from_secs(3600);
 
 /// A credential's state as `/health` shows it.
-#[derive(Clone, Debug, Serialize)]
-pub struct CredentialHealth {
+struct CredentialHealth {
     /// `authorized`, `refreshing`, `retrying`, `needs-reauthorization`, `not-authorized`, `error`.
-    pub state: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub expires_in: Option<i64>,
+    state: &'static str,
+    detail: Option<String>,
+    expires_at: Option<SystemTime>,
 }
 
-/// Every OAuth server's credential state, shared with `/health`.
-#[derive(Clone, Default)]
+/// Every watched credential's state, shared with `/health`, which serializes it where it is (with
+/// 10 000 credentials, a copy for each `/health` was ~1.5 MB of small allocations).
+///
+/// A credential has a slot, its number in name order, made at start with its name: a check changes
+/// its slot in place. (A map filled by the first pass of checks left its nodes scattered among
+/// that pass's short-lived allocations: with 10 000 credentials, heap pages that could not be
+/// handed back.)
+#[derive(Clone)]
 pub struct Credentials {
-    states: Arc<StdMutex<BTreeMap<String, CredentialHealth>>>,
+    /// `/health`'s names: the server, and which provider when it has several.
+    names: Arc<[Box<str>]>,
+    /// By slot; `None` until the credential's first check.
+    states: Arc<StdMutex<Vec<Option<CredentialHealth>>>>,
 }
 
 impl Credentials {
-    pub fn snapshot(&self) -> BTreeMap<String, CredentialHealth> {
-        self.states.lock().expect("credentials lock").clone()
+    /// Slots for the credentials named `names`, in that order (sorted).
+    fn new(names: Vec<Box<str>>) -> Credentials {
+        let states = names.iter().map(|_| None).collect();
+        Credentials { names: names.into(), states: Arc::new(StdMutex::new(states)) }
     }
 
-    fn set(&self, server: &str, state: &'static str, detail: Option<String>, expires_at: Option<SystemTime>) {
-        let expires_in = expires_at.map(|at| match at.duration_since(SystemTime::now()) {
-            Ok(left) => left.as_secs() as i64,
-            Err(past) => -(past.duration().as_secs() as i64),
-        });
-        let mut states = self.states.lock().expect("credentials lock");
-        let previous = states.insert(server.to_string(), CredentialHealth { state, detail: detail.clone(), expires_in });
+    /// Whether a credential needs the user, or failed.
+    pub fn any_unusable(&self) -> bool {
+        let states = self.states.lock().expect("credentials lock");
+        states.iter().flatten().any(|credential| matches!(credential.state, "needs-reauthorization" | "not-authorized" | "error"))
+    }
+
+    fn set(&self, slot: usize, state: &'static str, detail: Option<String>, expires_at: Option<SystemTime>) {
+        let (Some(name), mut states) = (self.names.get(slot), self.states.lock().expect("credentials lock")) else { return };
+        let Some(kept) = states.get_mut(slot) else { return };
+        let previous = kept.replace(CredentialHealth { state, detail: detail.clone(), expires_at });
         // Say it once per change, loudly when the user must act.
         if previous.is_none_or(|p| p.state != state) {
             match state {
                 "needs-reauthorization" | "not-authorized" | "error" => {
-                    tracing::error!("{server}: {state}: {}", detail.unwrap_or_default())
+                    tracing::error!("{name}: {state}: {}", detail.unwrap_or_default())
                 }
-                _ => tracing::info!("{server}: {state}"),
+                _ => tracing::info!("{name}: {state}"),
             }
         }
+    }
+}
+
+/// The states by name, of the credentials checked so far.
+impl Serialize for Credentials {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let states = self.states.lock().expect("credentials lock");
+        serializer.collect_map(self.names.iter().zip(states.iter()).filter_map(|(name, state)| Some((name, state.as_ref()?))))
+    }
+}
+
+impl Serialize for CredentialHealth {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("state", self.state)?;
+        if let Some(detail) = &self.detail {
+            map.serialize_entry("detail", detail)?;
+        }
+        // As of now: the seconds left (negative: past), not as of the last check.
+        if let Some(at) = self.expires_at {
+            let expires_in = match at.duration_since(SystemTime::now()) {
+                Ok(left) => left.as_secs() as i64,
+                Err(past) => -(past.duration().as_secs() as i64),
+            };
+            map.serialize_entry("expires_in", &expires_in)?;
+        }
+        map.end()
     }
 }
 
@@ -88,31 +127,36 @@ const IN_FLIGHT: usize = 32;
 /// entry while it waits (a task each cost ~5 KB of future), and a task only while it is checked or
 /// refreshed.
 pub fn spawn(gateway: &Gateway) -> Credentials {
-    let credentials = Credentials::default();
-    let mut watched: Vec<Watched> = gateway
+    let mut named: Vec<(Box<str>, Watched)> = gateway
         .upstreams()
         .flat_map(|upstream| {
-            upstream.server().bindings().into_iter().map(move |binding| Watched {
-                binding,
-                upstream: upstream.clone(),
-                state: State::default(),
-                next: Step::Check,
+            upstream.bindings().into_iter().enumerate().map(move |(binding, named)| {
+                let watched = Watched { binding, upstream: upstream.clone(), state: State::default(), next: Step::Check };
+                (named.to_string().into_boxed_str(), watched)
             })
         })
         .collect();
-    // Collected without knowing how many there are, so grown by doubling: kept for good, the
-    // spare room would be up to half as much again.
-    watched.shrink_to_fit();
+    named.sort_by(|(a, _), (b, _)| a.cmp(b));
+    // Each credential's slot is its place in name order.
+    let (names, watched): (Vec<Box<str>>, Vec<Watched>) = named.into_iter().unzip();
+    let credentials = Credentials::new(names);
     tokio::spawn(schedule(gateway.engine().tokens(), credentials.clone(), watched));
     credentials
 }
 
-/// One credential the scheduler keeps alive.
+/// One credential the scheduler keeps alive: the upstream's binding number `binding`, made again
+/// for each step rather than kept (10 000 credentials kept ~2 MB of bindings).
 struct Watched {
-    binding: Binding,
+    binding: usize,
     upstream: Arc<Upstream>,
     state: State,
     next: Step,
+}
+
+impl Watched {
+    fn binding(&self) -> Option<Binding> {
+        self.upstream.bindings().into_iter().nth(self.binding)
+    }
 }
 
 /// What a credential's steps carry from one to the next.
@@ -138,8 +182,8 @@ struct Job {
     tokens: Tokens,
     credentials: Credentials,
     binding: Binding,
-    /// `/health`'s name for the credential: the server, and which provider when it has several.
-    name: String,
+    /// The credential's slot in [`Credentials`].
+    slot: usize,
     upstream: Arc<Upstream>,
 }
 
@@ -158,13 +202,10 @@ async fn schedule(tokens: Tokens, credentials: Credentials, mut watched: Vec<Wat
         while running.len() < IN_FLIGHT && due.peek().is_some_and(|Reverse((at, _))| *at <= Instant::now()) {
             let Some(Reverse((_, index))) = due.pop() else { break };
             let entry = &watched[index];
-            let job = Job {
-                tokens: tokens.clone(),
-                credentials: credentials.clone(),
-                binding: entry.binding.clone(),
-                name: entry.binding.to_string(),
-                upstream: entry.upstream.clone(),
-            };
+            // An upstream's server does not change, so its bindings are the ones counted at start.
+            let Some(binding) = entry.binding() else { continue };
+            let job =
+                Job { tokens: tokens.clone(), credentials: credentials.clone(), slot: index, binding, upstream: entry.upstream.clone() };
             let (state, step) = (entry.state, entry.next);
             running.spawn(async move {
                 let run = async {
@@ -193,7 +234,8 @@ async fn schedule(tokens: Tokens, credentials: Credentials, mut watched: Vec<Wat
                     // A step that panicked: the credential is looked at again later rather than
                     // forgotten.
                     None => {
-                        tracing::error!("{}: checking the credential failed unexpectedly; trying again", entry.binding);
+                        let name = entry.binding().map(|binding| binding.to_string()).unwrap_or_default();
+                        tracing::error!("{name}: checking the credential failed unexpectedly; trying again");
                         entry.next = Step::Check;
                         RECHECK
                     }
@@ -216,7 +258,7 @@ async fn sleep_until_due(at: Option<Instant>) {
 /// Read the stored credential, say what state it is in, and plan the next step: a refresh shortly
 /// before it expires, or another check later.
 async fn check(job: &Job, mut state: State) -> (State, Step, Duration) {
-    let Job { tokens, credentials, binding, name, upstream } = job;
+    let Job { tokens, credentials, binding, slot, upstream } = job;
     // A remote server without an `oauth` section that was never signed in may need no OAuth at
     // all: it is not asked for an authorization server, and nothing is reported.
     if binding.entry == BindingEntry::Discovery && !tokens.any_for(&binding.server).await.unwrap_or(true) {
@@ -225,11 +267,11 @@ async fn check(job: &Job, mut state: State) -> (State, Step, Duration) {
     let stored = match tokens.stored_or_issued(binding).await {
         Ok(Some(credential)) => credential,
         Ok(None) => {
-            credentials.set(name, "not-authorized", Some(format!("run `{}`", binding.authorize_command())), None);
+            credentials.set(*slot, "not-authorized", Some(format!("run `{}`", binding.authorize_command())), None);
             return (state, Step::Check, RECHECK);
         }
         Err(error) => {
-            credentials.set(name, "error", Some(format!("{error:#}")), None);
+            credentials.set(*slot, "error", Some(format!("{error:#}")), None);
             return (state, Step::Check, RECHECK);
         }
     };
@@ -240,15 +282,15 @@ async fn check(job: &Job, mut state: State) -> (State, Step, Duration) {
     }
     state.last_seen = stored.tokens.expires_at;
     if let Status::NeedsReauthorization { reason } = &stored.status {
-        credentials.set(name, "needs-reauthorization", Some(format!("{reason}; run `{}`", binding.authorize_command())), None);
+        credentials.set(*slot, "needs-reauthorization", Some(format!("{reason}; run `{}`", binding.authorize_command())), None);
         return (state, Step::Check, RECHECK);
     }
     let Some(expires_at) = stored.tokens.expires_at else {
-        credentials.set(name, "authorized", Some("the token has no expiry".into()), None);
+        credentials.set(*slot, "authorized", Some("the token has no expiry".into()), None);
         return (state, Step::Check, NO_EXPIRY_RECHECK);
     };
     if state.failures == 0 {
-        credentials.set(name, "authorized", None, Some(expires_at));
+        credentials.set(*slot, "authorized", None, Some(expires_at));
     }
     let jitter = Duration::from_secs_f64(rand::random::<f64>() * 10.0);
     let remaining = expires_at.duration_since(SystemTime::now()).unwrap_or_default();
@@ -263,8 +305,8 @@ async fn check(job: &Job, mut state: State) -> (State, Step, Duration) {
 
 /// Refresh the token that expires at `expires_at`, then check again at once.
 async fn refresh(job: &Job, mut state: State, expires_at: SystemTime, planned_for: SystemTime) -> (State, Step, Duration) {
-    let Job { tokens, credentials, binding, name, upstream } = job;
-    credentials.set(name, "refreshing", None, Some(expires_at));
+    let Job { tokens, credentials, binding, slot, upstream } = job;
+    credentials.set(*slot, "refreshing", None, Some(expires_at));
     match tokens.refresh(binding, Some(planned_for)).await {
         Ok(fresh) => {
             state.failures = 0;
@@ -272,16 +314,38 @@ async fn refresh(job: &Job, mut state: State, expires_at: SystemTime, planned_fo
             if fresh.tokens.expires_at != Some(expires_at) {
                 upstream.credentials_changed().await;
             }
-            credentials.set(name, "authorized", None, fresh.tokens.expires_at);
+            credentials.set(*slot, "authorized", None, fresh.tokens.expires_at);
         }
         Err(RefreshError::NeedsReauthorization { reason, .. }) => {
-            credentials.set(name, "needs-reauthorization", Some(format!("{reason}; run `{}`", binding.authorize_command())), None);
+            credentials.set(*slot, "needs-reauthorization", Some(format!("{reason}; run `{}`", binding.authorize_command())), None);
         }
         Err(error) => {
             state.failures = state.failures.saturating_add(1);
             let status = if error.is_transient() { "retrying" } else { "error" };
-            credentials.set(name, status, Some(error.to_string()), Some(expires_at));
+            credentials.set(*slot, status, Some(error.to_string()), Some(expires_at));
         }
     }
     (state, Step::Check, Duration::ZERO)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::Credentials;
+
+    #[test]
+    fn health_shows_the_states_with_the_time_left_as_of_the_answer() {
+        let credentials = Credentials::new(vec!["chat".into(), "mail".into(), "unchecked".into()]);
+        credentials.set(1, "authorized", None, Some(SystemTime::now() + Duration::from_secs(10)));
+        credentials.set(0, "not-authorized", Some("run `latchkey oauth authorize chat`".into()), None);
+        assert!(credentials.any_unusable());
+        std::thread::sleep(Duration::from_millis(1100));
+        let shown = serde_json::to_value(&credentials).unwrap();
+        assert_eq!(shown["chat"], serde_json::json!({"state": "not-authorized", "detail": "run `latchkey oauth authorize chat`"}));
+        assert_eq!(shown["mail"]["state"], "authorized");
+        assert!(shown.get("unchecked").is_none(), "a credential not checked yet has no state: {shown}");
+        let left = shown["mail"]["expires_in"].as_i64().unwrap();
+        assert!((0..=8).contains(&left), "expires_in is the time left now, not at the check: {shown}");
+    }
 }

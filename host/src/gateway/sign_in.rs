@@ -109,7 +109,7 @@ impl Gateway {
     /// lack of one) and a refresh did not help.
     pub(super) async fn sign_in_needed(&self, upstream: &Upstream) -> Option<Binding> {
         let tokens = self.inner.engine.tokens();
-        for binding in upstream.server().bindings() {
+        for binding in upstream.bindings() {
             if binding.entry == BindingEntry::Discovery {
                 if upstream.refused_credential() {
                     return Some(binding);

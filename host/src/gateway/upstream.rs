@@ -46,7 +46,7 @@ use super::process_tree::{self, ProcessTree};
 use super::relay::{self, Relay};
 use super::wire::Envelope;
 use crate::catalog::config::{self, Resolved, ValueFile};
-use crate::catalog::{Kind, Server};
+use crate::catalog::{Binding, Kind, Server};
 use crate::mcp::catalog_credential::CatalogCredential;
 use crate::mcp::remote::{Failure, Refusal, RefusedSession, Remote};
 use crate::oauth::engine::Engine;
@@ -243,6 +243,12 @@ impl Upstream {
     /// The account it is served for; `None`: the default one.
     pub fn account(&self) -> Option<&str> {
         self.account.as_deref()
+    }
+
+    /// The server's OAuth bindings, for the upstream's account ([`Server::bindings`] of
+    /// [`Upstream::server`], without copying the entry).
+    pub fn bindings(&self) -> Vec<Binding> {
+        self.entry.bindings().into_iter().map(|binding| binding.for_account(self.account.clone())).collect()
     }
 
     /// The catalog entry served for the upstream's account, as the pipeline takes it (its

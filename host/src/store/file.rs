@@ -13,7 +13,7 @@ use super::names::Name;
 
 pub(crate) const FILE_NAME: &str = "secrets.json";
 
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Serialize, Deserialize)]
 struct FileEntry {
     #[serde(flatten)]
     name: Name,
@@ -45,17 +45,20 @@ impl FileStore {
     /// Set every entry of `values` in one write of the file.
     pub(crate) fn set_all(&self, values: impl IntoIterator<Item = (Name, SecretString)>) -> anyhow::Result<()> {
         self.document.lock()?.change(|entries| {
-            entries.extend(values.into_iter().map(|(name, value)| (name.key(), FileEntry { name, value })));
+            for (name, value) in values {
+                entries.insert(name.key(), FileEntry { name, value });
+            }
             true
         })?;
         Ok(())
     }
 
     pub(crate) fn delete(&self, name: &Name) -> anyhow::Result<bool> {
-        self.document.lock()?.change(|entries| entries.remove(&name.key()).is_some())
+        self.document.lock()?.change(|entries| entries.remove(&name.key()))
     }
 
     pub(crate) fn names(&self) -> anyhow::Result<Vec<Name>> {
-        self.document.read(|entries| entries.values().map(|entry| entry.name.clone()).collect())
+        // Each entry is read as its name alone: listing decodes no value.
+        Ok(self.document.entries_as::<Name>()?.into_values().collect())
     }
 }

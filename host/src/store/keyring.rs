@@ -97,12 +97,12 @@ impl KeyringStore {
         let entry = self.entry(name, "store")?;
         let key = name.key();
         let locked = self.index.lock()?;
-        let added = locked.change(|names| names.insert(key.clone(), name.clone()).is_none())?;
+        let added = locked.change(|names| names.insert(key.clone(), name.clone()))?;
         let Err(error) = entry.set_password(value.expose_secret()) else {
             return Ok(());
         };
         let error = anyhow::Error::new(classify(error, "store", name));
-        if added && let Err(undo) = locked.change(|names| names.remove(&key).is_some()) {
+        if added && let Err(undo) = locked.change(|names| names.remove(&key)) {
             return Err(error.context(format!(
                 "and {} still lists {name} without a value ({undo:#}); `latchkey secret rm` or a later set clears it",
                 self.index.path().display()
@@ -119,12 +119,12 @@ impl KeyringStore {
             Err(Error::NoEntry) => false,
             Err(error) => return Err(classify(error, "remove", name).into()),
         };
-        let was_listed = locked.change(|names| names.remove(&name.key()).is_some())?;
+        let was_listed = locked.change(|names| names.remove(&name.key()))?;
         Ok(had_value || was_listed)
     }
 
     pub(crate) fn names(&self) -> anyhow::Result<Vec<Name>> {
-        self.index.read(|names| names.values().cloned().collect())
+        Ok(self.index.entries_as::<Name>()?.into_values().collect())
     }
 }
 
