@@ -74,8 +74,8 @@ impl Credentials {
     }
 
     fn set(&self, slot: usize, state: &'static str, detail: Option<String>, expires_at: Option<SystemTime>) {
-        let (Some(name), mut states) = (self.names.get(slot), self.states.lock().expect("credentials lock")) else { return };
-        let Some(kept) = states.get_mut(slot) else { return };
+        let mut states = self.states.lock().expect("credentials lock");
+        let (Some(name), Some(kept)) = (self.names.get(slot), states.get_mut(slot)) else { return };
         let previous = kept.replace(CredentialHealth { state, detail: detail.clone(), expires_at });
         // Say it once per change, loudly when the user must act.
         if previous.is_none_or(|p| p.state != state) {

@@ -606,6 +606,22 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_written_over_several_lines_is_put_on_one_at_the_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let document: Document<Vec<String>> = Document::new(dir.path().join("document.json"), &dir.path().join("locks"));
+        // An object or list value, as the pretty-printed layout of an earlier latchkey wrote it.
+        let earlier = "{\n  \"version\": 1,\n  \"entries\": {\n    \"a\": [\n      \"x\",\n      \"y\"\n    ]\n  }\n}\n";
+        crate::paths::write_private_atomically(document.path(), earlier.as_bytes()).unwrap();
+        assert_eq!(document.get("a").unwrap(), Some(vec!["x".to_string(), "y".to_string()]));
+        assert!(document.lock().unwrap().change(|entries| entries.insert("b".into(), vec![])).unwrap());
+        assert_eq!(
+            fs::read_to_string(document.path()).unwrap(),
+            "{\n  \"version\": 1,\n  \"entries\": {\n    \"a\": [\"x\",\"y\"],\n    \"b\": []\n  }\n}\n"
+        );
+        assert_eq!(document.get("a").unwrap(), Some(vec!["x".to_string(), "y".to_string()]));
+    }
+
+    #[test]
     fn a_damaged_entry_is_named_without_its_value_and_the_others_still_read() {
         let dir = tempfile::tempdir().unwrap();
         let document = document(&dir);
