@@ -1,6 +1,7 @@
 //! Checks of single values: URLs, names, container limits. Each returns the advice to show when the
 //! value is wrong; the caller adds the file and line.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use url::{Host, Url};
@@ -10,7 +11,8 @@ use crate::plugins::provider::check_id;
 /// An endpoint latchkey will send requests (and tokens) to: https, or http to a loopback address
 /// (a local test server, RFC 8252's native-app case). No credentials in the URL, no fragment.
 pub fn endpoint(url: &str) -> Result<(), String> {
-    let parsed = Url::parse(url).map_err(|error| format!("`{url}` is not a URL ({error}); write an absolute https:// URL"))?;
+    let parsed =
+        Url::parse(url).map_err(|error| format!("`{}` is not a URL ({error}); write an absolute https:// URL", without_userinfo(url)))?;
     // Checked first, so that no message below repeats the password.
     if !parsed.username().is_empty() || parsed.password().is_some() {
         let mut shown = parsed.clone();
@@ -30,7 +32,8 @@ pub fn endpoint(url: &str) -> Result<(), String> {
                  (plain http is accepted only for loopback addresses such as http://127.0.0.1:8080)"
             ));
         }
-        scheme => return Err(format!("`{url}` has scheme `{scheme}`; write an https:// URL")),
+        // A URL without `//` has no user name to the parser, but may still have been meant to.
+        scheme => return Err(format!("`{}` has scheme `{scheme}`; write an https:// URL", without_userinfo(url))),
     }
     if parsed.fragment().is_some() {
         return Err(format!("`{url}` has a fragment (`#…`), which an endpoint may not have; remove it"));
@@ -45,6 +48,21 @@ pub fn issuer(url: &str) -> Result<(), String> {
         return Err(format!("issuer `{url}` has a query (`?…`), which RFC 8414 forbids; remove it"));
     }
     Ok(())
+}
+
+/// `url` as a message may quote it when the parser could not say which part is the password: what
+/// stands before the last `@` of its authority (`https://user:password@host`) becomes `…`.
+fn without_userinfo(url: &str) -> Cow<'_, str> {
+    let scheme = url.split_once(':').map(|(scheme, _)| scheme).filter(|scheme| {
+        scheme.starts_with(|c: char| c.is_ascii_alphabetic()) && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    });
+    let after_scheme = scheme.map_or(0, |scheme| scheme.len() + 1);
+    let start = url.len() - url[after_scheme..].trim_start_matches(['/', '\\']).len();
+    let authority = url[start..].split(['/', '\\', '?', '#']).next().unwrap_or_default();
+    match authority.rfind('@') {
+        Some(at) => Cow::Owned(format!("{}…{}", &url[..start], &url[start + at..])),
+        None => Cow::Borrowed(url),
+    }
 }
 
 fn is_loopback(url: &Url) -> bool {
@@ -163,6 +181,22 @@ mod tests {
         let plain_with_password = endpoint("http://user:pw@example.com/token").unwrap_err();
         assert!(!plain_with_password.contains("pw") && plain_with_password.contains("password"), "{plain_with_password}");
         assert!(endpoint("https://example.com/token#x").unwrap_err().contains("fragment"));
+    }
+
+    #[test]
+    fn a_password_in_a_url_the_parser_refuses_is_not_repeated() {
+        for (url, shown) in [
+            ("https://alice:hunter2@exa mple.com/token", "`https://…@exa mple.com/token` is not a URL"),
+            ("https:alice:hunter2@exa mple.com", "`https:…@exa mple.com` is not a URL"),
+            ("https://alice:hunter2@@ho st/a@b", "`https://…@ho st/a@b` is not a URL"),
+            ("alice:hunter2@example.com/token", "`alice:…@example.com/token` has scheme `alice`"),
+        ] {
+            let message = endpoint(url).unwrap_err();
+            assert!(message.contains(shown) && !message.contains("hunter2"), "{url}: {message}");
+        }
+        // Without an `@` in the authority, the URL is quoted whole, an `@` in its path included.
+        let message = endpoint("https://exa mple.com/@alice").unwrap_err();
+        assert!(message.contains("`https://exa mple.com/@alice` is not a URL"), "{message}");
     }
 
     #[test]
