@@ -12,10 +12,11 @@
 //! `/mcp` sessions end and are limited ([`super::sessions`]); a new session beyond the limit gets
 //! `503 Service Unavailable` with `Retry-After` and a JSON-RPC error saying what to do.
 
-use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -32,7 +33,7 @@ use super::Gateway;
 use super::refresh::Credentials;
 use super::relayed::{Message, Relayed};
 use super::sessions::{Limits, Sessions};
-use super::upstream::Health;
+use super::upstream::{Health, Upstream};
 use super::wire::Envelope;
 
 /// The environment variable that sets the front door's bearer token.
@@ -314,16 +315,6 @@ struct HealthState {
     sessions: Arc<Sessions>,
 }
 
-/// What `/health` answers, serialized as it stands: a gateway of 10 000 servers answers about
-/// 2 MB, which went through a `serde_json::Value` tree of some 100 000 small allocations before.
-#[derive(Serialize)]
-struct HealthReport<'a> {
-    status: &'static str,
-    upstreams: BTreeMap<&'a str, Health>,
-    credentials: &'a Credentials,
-    sessions: SessionsReport,
-}
-
 #[derive(Serialize)]
 struct SessionsReport {
     open: usize,
@@ -333,21 +324,121 @@ struct SessionsReport {
 }
 
 async fn health(State(HealthState { gateway, credentials, sessions }): State<HealthState>) -> Response {
-    let upstreams: BTreeMap<&str, Health> = gateway.upstreams().map(|upstream| (upstream.name(), upstream.health())).collect();
-    let degraded = upstreams.values().any(|health| health.state == "failed") || credentials.any_unusable();
+    let upstreams: Vec<Arc<Upstream>> = gateway.upstreams().cloned().collect();
+    let degraded = upstreams.iter().any(|upstream| upstream.health().state == "failed") || credentials.any_unusable();
     let limits = sessions.limits();
-    axum::Json(HealthReport {
+    let body = HealthBody {
         status: if degraded { "degraded" } else { "ok" },
-        upstreams,
-        credentials: &credentials,
+        // Each upstream's health as of the chunk that holds it.
+        upstreams: upstreams.into_iter().map(|upstream| {
+            let health = upstream.health();
+            (UpstreamName(upstream), health)
+        }),
+        credentials,
         sessions: SessionsReport {
             open: sessions.open(),
             max: limits.max_sessions,
             idle_timeout_seconds: limits.idle_timeout.as_secs(),
             notified_clients: gateway.clients(),
         },
-    })
-    .into_response()
+        part: Part::Start,
+    };
+    ([(header::CONTENT_TYPE, "application/json")], Body::from_stream(futures::stream::iter(body))).into_response()
+}
+
+struct UpstreamName(Arc<Upstream>);
+
+impl AsRef<str> for UpstreamName {
+    fn as_ref(&self) -> &str {
+        self.0.name()
+    }
+}
+
+/// `/health`'s body, written a chunk at a time as the client reads it: with 10 000 credentials or
+/// servers it is about 2 MB, which as one buffer was the largest allocation of a gateway's life
+/// (and a monitor asks for it again and again). The credentials' lock is held for a chunk at a
+/// time.
+struct HealthBody<U> {
+    status: &'static str,
+    upstreams: U,
+    credentials: Credentials,
+    sessions: SessionsReport,
+    part: Part,
+}
+
+/// Where [`HealthBody`] has got to.
+enum Part {
+    Start,
+    Upstreams {
+        first: bool,
+    },
+    /// `next`: the credential's slot to go on from.
+    Credentials {
+        next: usize,
+        first: bool,
+    },
+    End,
+}
+
+/// A chunk of `/health` is sent once it holds this many bytes.
+const HEALTH_CHUNK: usize = 32 * 1024;
+
+impl<K: AsRef<str>, U: Iterator<Item = (K, Health)>> Iterator for HealthBody<U> {
+    type Item = Result<Vec<u8>, Infallible>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let mut chunk = Vec::with_capacity(HEALTH_CHUNK + 1024);
+        while chunk.len() < HEALTH_CHUNK {
+            match &mut self.part {
+                Part::Start => {
+                    chunk.extend_from_slice(b"{\"status\":");
+                    json(&mut chunk, self.status);
+                    chunk.extend_from_slice(b",\"upstreams\":{");
+                    self.part = Part::Upstreams { first: true };
+                }
+                Part::Upstreams { first } => match self.upstreams.next() {
+                    Some((name, health)) => entry(&mut chunk, first, name.as_ref(), &health),
+                    None => {
+                        chunk.extend_from_slice(b"},\"credentials\":{");
+                        self.part = Part::Credentials { next: 0, first: true };
+                    }
+                },
+                Part::Credentials { next, first } => {
+                    let written = self.credentials.each_from(*next, |name, state| {
+                        entry(&mut chunk, first, name, state);
+                        chunk.len() < HEALTH_CHUNK
+                    });
+                    match written {
+                        Some(slot) => *next = slot,
+                        None => {
+                            chunk.extend_from_slice(b"},\"sessions\":");
+                            json(&mut chunk, &self.sessions);
+                            chunk.push(b'}');
+                            self.part = Part::End;
+                        }
+                    }
+                }
+                Part::End => break,
+            }
+        }
+        (!chunk.is_empty()).then_some(Ok(chunk))
+    }
+}
+
+/// `"key":value` into `out`, after a comma unless it is its object's first entry.
+fn entry(out: &mut Vec<u8>, first: &mut bool, key: &str, value: &impl Serialize) {
+    if !std::mem::take(first) {
+        out.push(b',');
+    }
+    json(out, key);
+    out.push(b':');
+    json(out, value);
+}
+
+/// `value` as JSON into `out`. Nothing in `/health` can fail to serialize (no map has keys that
+/// are not strings), and a `Vec` takes every write.
+fn json(out: &mut Vec<u8>, value: &(impl Serialize + ?Sized)) {
+    serde_json::to_writer(out, value).expect("health values are JSON");
 }
 
 #[cfg(test)]
@@ -360,5 +451,46 @@ mod tests {
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"abcd"));
         assert!(!constant_time_eq(b"", b"a"));
+    }
+
+    /// The body of `/health` for `upstreams` and `credentials`, as its chunks.
+    fn health_chunks(upstreams: Vec<(&'static str, Health)>, credentials: &Credentials) -> Vec<Vec<u8>> {
+        let sessions = SessionsReport { open: 2, max: 100, idle_timeout_seconds: 600, notified_clients: 1 };
+        let body =
+            HealthBody { status: "ok", upstreams: upstreams.into_iter(), credentials: credentials.clone(), sessions, part: Part::Start };
+        body.map(|chunk| chunk.unwrap()).collect()
+    }
+
+    #[test]
+    fn health_is_written_a_chunk_at_a_time_and_reads_as_one_document() {
+        let running = Health { state: "running", error: None, restarts: 0 };
+        let failed = Health { state: "failed", error: Some("it \"exited\"".into()), restarts: 3 };
+        let names: Vec<Box<str>> = (0..5000).map(|n| format!("server-{n:04}.account").into()).collect();
+        let credentials = Credentials::new(names);
+        // Every other credential checked: the others are left out, as not checked yet.
+        for slot in (0..5000).step_by(2) {
+            credentials.set(slot, "not-authorized", Some(format!("run `latchkey oauth authorize server-{slot:04}`")), None);
+        }
+        let chunks = health_chunks(vec![("a", running), ("b\"c", failed)], &credentials);
+        assert!(chunks.len() > 3, "{} chunks", chunks.len());
+        assert!(chunks.iter().all(|chunk| chunk.len() < HEALTH_CHUNK + 1024), "a chunk outgrew its size");
+        let text = String::from_utf8(chunks.concat()).unwrap();
+        // Each once, where a chunk ends as anywhere else (a JSON map would hide a repeated key).
+        assert_eq!(text.matches("\"server-").count(), 2500);
+        let health: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(health["status"], "ok");
+        assert_eq!(health["upstreams"]["a"], json!({"state": "running", "restarts": 0}));
+        assert_eq!(health["upstreams"]["b\"c"], json!({"state": "failed", "error": "it \"exited\"", "restarts": 3}));
+        let shown = health["credentials"].as_object().unwrap();
+        assert_eq!(shown.len(), 2500);
+        for slot in (0..5000).step_by(2) {
+            let name = format!("server-{slot:04}.account");
+            assert_eq!(shown[&name]["detail"], format!("run `latchkey oauth authorize server-{slot:04}`"), "{name}");
+        }
+        assert_eq!(health["sessions"], json!({"open": 2, "max": 100, "idle_timeout_seconds": 600, "notified_clients": 1}));
+        // With nothing to show, still a whole document.
+        let empty: serde_json::Value = serde_json::from_slice(&health_chunks(vec![], &Credentials::new(vec![])).concat()).unwrap();
+        assert_eq!(empty["upstreams"], json!({}));
+        assert_eq!(empty["credentials"], json!({}));
     }
 }

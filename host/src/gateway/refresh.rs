@@ -38,15 +38,16 @@ const RECHECK: Duration = Duration::from_secs(30);
 const NO_EXPIRY_RECHECK: Duration = Duration::from_secs(3600);
 
 /// A credential's state as `/health` shows it.
-struct CredentialHealth {
+pub struct CredentialHealth {
     /// `authorized`, `refreshing`, `retrying`, `needs-reauthorization`, `not-authorized`, `error`.
     state: &'static str,
     detail: Option<String>,
     expires_at: Option<SystemTime>,
 }
 
-/// Every watched credential's state, shared with `/health`, which serializes it where it is (with
-/// 10 000 credentials, a copy for each `/health` was ~1.5 MB of small allocations).
+/// Every watched credential's state, shared with `/health`, which writes it out where it is, a
+/// chunk at a time (with 10 000 credentials, a copy for each `/health` was ~1.5 MB of small
+/// allocations).
 ///
 /// A credential has a slot, its number in name order, made at start with its name: a check changes
 /// its slot in place. (A map filled by the first pass of checks left its nodes scattered among
@@ -62,9 +63,24 @@ pub struct Credentials {
 
 impl Credentials {
     /// Slots for the credentials named `names`, in that order (sorted).
-    fn new(names: Vec<Box<str>>) -> Credentials {
+    pub(super) fn new(names: Vec<Box<str>>) -> Credentials {
         let states = names.iter().map(|_| None).collect();
         Credentials { names: names.into(), states: Arc::new(StdMutex::new(states)) }
+    }
+
+    /// Hand `write` the name and state of each credential checked so far, in name order from slot
+    /// `from` on, under the lock, until it returns `false`; the slot to go on from, or `None` when
+    /// every one was handed. `/health` writes them a chunk at a time.
+    pub fn each_from(&self, from: usize, mut write: impl FnMut(&str, &CredentialHealth) -> bool) -> Option<usize> {
+        let states = self.states.lock().expect("credentials lock");
+        for (slot, state) in states.iter().enumerate().skip(from) {
+            if let Some(state) = state
+                && !write(&self.names[slot], state)
+            {
+                return Some(slot + 1);
+            }
+        }
+        None
     }
 
     /// Whether a credential needs the user, or failed.
@@ -73,7 +89,7 @@ impl Credentials {
         states.iter().flatten().any(|credential| matches!(credential.state, "needs-reauthorization" | "not-authorized" | "error"))
     }
 
-    fn set(&self, slot: usize, state: &'static str, detail: Option<String>, expires_at: Option<SystemTime>) {
+    pub(super) fn set(&self, slot: usize, state: &'static str, detail: Option<String>, expires_at: Option<SystemTime>) {
         let mut states = self.states.lock().expect("credentials lock");
         let (Some(name), Some(kept)) = (self.names.get(slot), states.get_mut(slot)) else { return };
         let previous = kept.replace(CredentialHealth { state, detail: detail.clone(), expires_at });
@@ -86,14 +102,6 @@ impl Credentials {
                 _ => tracing::info!("{name}: {state}"),
             }
         }
-    }
-}
-
-/// The states by name, of the credentials checked so far.
-impl Serialize for Credentials {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let states = self.states.lock().expect("credentials lock");
-        serializer.collect_map(self.names.iter().zip(states.iter()).filter_map(|(name, state)| Some((name, state.as_ref()?))))
     }
 }
 
@@ -341,7 +349,10 @@ mod tests {
         credentials.set(0, "not-authorized", Some("run `latchkey oauth authorize chat`".into()), None);
         assert!(credentials.any_unusable());
         std::thread::sleep(Duration::from_millis(1100));
-        let shown = serde_json::to_value(&credentials).unwrap();
+        let mut shown = serde_json::Map::new();
+        let all = credentials.each_from(0, |name, state| shown.insert(name.into(), serde_json::to_value(state).unwrap()).is_none());
+        assert_eq!(all, None);
+        let shown = serde_json::Value::Object(shown);
         assert_eq!(shown["chat"], serde_json::json!({"state": "not-authorized", "detail": "run `latchkey oauth authorize chat`"}));
         assert_eq!(shown["mail"]["state"], "authorized");
         assert!(shown.get("unchecked").is_none(), "a credential not checked yet has no state: {shown}");
