@@ -324,16 +324,14 @@ struct SessionsReport {
 }
 
 async fn health(State(HealthState { gateway, credentials, sessions }): State<HealthState>) -> Response {
-    let upstreams: Vec<Arc<Upstream>> = gateway.upstreams().cloned().collect();
-    let degraded = upstreams.iter().any(|upstream| upstream.health().state == "failed") || credentials.any_unusable();
+    // Read once, so that `status` and the upstreams' states agree (~40 bytes an upstream).
+    let upstreams: Vec<(UpstreamName, Health)> =
+        gateway.upstreams().map(|upstream| (UpstreamName(upstream.clone()), upstream.health())).collect();
+    let degraded = upstreams.iter().any(|(_, health)| health.state == "failed") || credentials.any_unusable();
     let limits = sessions.limits();
     let body = HealthBody {
         status: if degraded { "degraded" } else { "ok" },
-        // Each upstream's health as of the chunk that holds it.
-        upstreams: upstreams.into_iter().map(|upstream| {
-            let health = upstream.health();
-            (UpstreamName(upstream), health)
-        }),
+        upstreams: upstreams.into_iter(),
         credentials,
         sessions: SessionsReport {
             open: sessions.open(),
